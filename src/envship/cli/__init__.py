@@ -1,0 +1,71 @@
+"""The `envship` command line: parses, calls the library, prints. No logic lives here."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+
+from ..errors import EnvshipError
+
+__all__ = ["app", "run", "console", "err_console", "state"]
+
+app = typer.Typer(
+    name="envship",
+    help="Ship a Python environment and its code to a cluster as content-addressed layers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+class _State:
+    verbose: bool = False
+
+
+state = _State()
+
+
+@app.callback()
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show progress details and tracebacks."),
+) -> None:
+    state.verbose = verbose
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _register() -> None:
+    # Each area registers its own commands; importing the module is enough.
+    from . import node_cmds, pack_cmds, spark_cmds, store_cmds  # noqa: F401
+
+
+def run() -> None:
+    """Run the CLI; an EnvshipError becomes a short red message and exit code 1."""
+    _register()
+    try:
+        app(standalone_mode=False)
+    except EnvshipError as exc:
+        if state.verbose:
+            err_console.print_exception()
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("[red]aborted[/]")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

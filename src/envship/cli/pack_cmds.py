@@ -1,0 +1,7 @@
+"""CLI commands: pack."""
+
+from __future__ import annotations
+
+from . import app  # noqa: F401
+
+__all__: list[str] = []

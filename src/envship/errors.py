@@ -1,0 +1,46 @@
+"""Exception hierarchy: every failure a user can act on is an ``EnvshipError``."""
+
+from __future__ import annotations
+
+__all__ = [
+    "EnvshipError",
+    "SnapshotError",
+    "PackError",
+    "ManifestError",
+    "StoreError",
+    "NodeError",
+    "EngineError",
+    "RemoteError",
+]
+
+
+class EnvshipError(Exception):
+    """Base class; the CLI prints the message in one or two lines and exits non-zero."""
+
+
+class SnapshotError(EnvshipError):
+    """The target environment cannot be read (not a venv, python not runnable, bad metadata)."""
+
+
+class PackError(EnvshipError):
+    """A layer could not be built or written (unreadable file, unwritable output dir)."""
+
+
+class ManifestError(EnvshipError):
+    """A manifest is missing, damaged, of an unknown schema, or does not match its env id."""
+
+
+class StoreError(EnvshipError):
+    """A store could not be read or written (auth, not found, unreachable, corrupt blob)."""
+
+
+class NodeError(EnvshipError):
+    """The node runtime could not fetch, verify, unpack or assemble an env."""
+
+
+class EngineError(EnvshipError):
+    """An engine adapter (Spark, Dask, Ray, YARN) could not start or check the env."""
+
+
+class RemoteError(EnvshipError):
+    """A function could not be shipped to, or run inside, an env."""

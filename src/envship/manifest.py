@@ -1,0 +1,216 @@
+"""The manifest: what an env is made of; its canonical JSON hash is the env id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ManifestError
+
+__all__ = [
+    "SCHEMA",
+    "LAYER_KINDS",
+    "SOURCES",
+    "PythonInfo",
+    "LayerRef",
+    "Distribution",
+    "Excluded",
+    "Manifest",
+    "canonical_json",
+]
+
+SCHEMA = "envship.manifest/1"
+LAYER_KINDS = ("python", "deps", "code")
+SOURCES = ("index", "editable", "local", "vcs", "archive", "unknown")
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the exact bytes the env id is computed from."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class PythonInfo:
+    implementation: str  # "cpython"
+    version: str  # "3.11.7"
+    abi: str  # "cp311"
+    platform: str  # "manylinux_2_36_x86_64" / "linux_x86_64"
+
+    @property
+    def major_minor(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    kind: str  # one of LAYER_KINDS
+    digest: str  # "sha256:<hex>" of the blob bytes
+    size: int  # blob size in bytes
+    files: int  # regular files in the layer
+    url: str | None = None  # presigned variants only; never part of the env id
+
+    @property
+    def hex(self) -> str:
+        return self.digest.split(":", 1)[1]
+
+
+@dataclass(frozen=True)
+class Distribution:
+    name: str
+    version: str
+    source: str  # one of SOURCES
+    layer: str  # kind of the layer holding it
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A distribution of the environment left out of the env, and why."""
+
+    name: str
+    version: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    python: PythonInfo
+    layers: tuple[LayerRef, ...]
+    distributions: tuple[Distribution, ...] = ()
+    entry_points: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    excluded: tuple[Excluded, ...] = ()
+
+    # -- identity ---------------------------------------------------------------
+    def hashed_dict(self) -> dict[str, Any]:
+        """The part the env id covers: everything but presigned layer URLs."""
+        return {
+            "schema": SCHEMA,
+            "python": {
+                "implementation": self.python.implementation,
+                "version": self.python.version,
+                "abi": self.python.abi,
+                "platform": self.python.platform,
+            },
+            "layers": [
+                {"kind": lay.kind, "digest": lay.digest, "size": lay.size, "files": lay.files}
+                for lay in self.layers
+            ],
+            "distributions": [
+                {"name": d.name, "version": d.version, "source": d.source, "layer": d.layer}
+                for d in self.distributions
+            ],
+            "entry_points": {g: dict(sorted(eps.items())) for g, eps in self.entry_points.items()},
+            "excluded": [
+                {"name": e.name, "version": e.version, "reason": e.reason} for e in self.excluded
+            ],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.hashed_dict()
+        for out, lay in zip(data["layers"], self.layers, strict=True):
+            if lay.url is not None:
+                out["url"] = lay.url
+        return data
+
+    def to_json(self) -> bytes:
+        return canonical_json(self.to_dict())
+
+    @property
+    def env_id(self) -> str:
+        """sha256 (hex) of the canonical JSON of :meth:`hashed_dict`."""
+        return hashlib.sha256(canonical_json(self.hashed_dict())).hexdigest()
+
+    def layer(self, kind: str) -> LayerRef | None:
+        return next((lay for lay in self.layers if lay.kind == kind), None)
+
+    # -- loading ----------------------------------------------------------------
+    @classmethod
+    def from_json(cls, data: bytes | str, *, source: str = "manifest") -> Manifest:
+        try:
+            obj = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ManifestError(f"{source}: not valid JSON ({exc}); re-create it with `envship pack`.") from exc
+        return cls.from_dict(obj, source=source)
+
+    @classmethod
+    def from_dict(cls, obj: Any, *, source: str = "manifest") -> Manifest:
+        def fail(what: str) -> ManifestError:
+            return ManifestError(f"{source}: {what}; re-create it with `envship pack`.")
+
+        if not isinstance(obj, dict):
+            raise fail("expected a JSON object")
+        schema = obj.get("schema")
+        if schema != SCHEMA:
+            raise fail(f"unknown schema {schema!r} (this envship reads {SCHEMA!r})")
+        try:
+            py = obj["python"]
+            python = PythonInfo(
+                implementation=_str(py, "implementation"),
+                version=_str(py, "version"),
+                abi=_str(py, "abi"),
+                platform=_str(py, "platform"),
+            )
+            layers = tuple(_layer(x) for x in _list(obj, "layers"))
+            dists = tuple(
+                Distribution(_str(d, "name"), _str(d, "version"), _str(d, "source"), _str(d, "layer"))
+                for d in _list(obj, "distributions")
+            )
+            eps_raw = obj.get("entry_points", {})
+            if not isinstance(eps_raw, dict):
+                raise TypeError("entry_points must be an object")
+            eps: dict[str, dict[str, str]] = {}
+            for group, items in eps_raw.items():
+                if not isinstance(items, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in items.items()
+                ):
+                    raise TypeError(f"entry_points[{group!r}] must map names to strings")
+                eps[str(group)] = dict(items)
+            excluded = tuple(
+                Excluded(_str(e, "name"), _str(e, "version"), _str(e, "reason"))
+                for e in obj.get("excluded", [])
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise fail(f"bad field: {exc}") from exc
+        kinds = [lay.kind for lay in layers]
+        if len(set(kinds)) != len(kinds):
+            raise fail(f"duplicate layer kinds {kinds}")
+        return cls(python, layers, dists, eps, excluded)
+
+
+def _str(obj: Any, key: str) -> str:
+    if not isinstance(obj, dict):
+        raise TypeError(f"expected an object holding {key!r}")
+    value = obj[key]
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{key!r} must be a non-empty string")
+    return value
+
+
+def _int(obj: dict[str, Any], key: str) -> int:
+    value = obj[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise TypeError(f"{key!r} must be a non-negative integer")
+    return value
+
+
+def _list(obj: dict[str, Any], key: str) -> list[Any]:
+    value = obj.get(key, [])
+    if not isinstance(value, list):
+        raise TypeError(f"{key!r} must be a list")
+    return value
+
+
+def _layer(obj: Any) -> LayerRef:
+    kind = _str(obj, "kind")
+    if kind not in LAYER_KINDS:
+        raise ValueError(f"unknown layer kind {kind!r} (expected one of {', '.join(LAYER_KINDS)})")
+    digest = _str(obj, "digest")
+    algo, _, hexpart = digest.partition(":")
+    if algo != "sha256" or len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
+        raise ValueError(f"layer digest {digest!r} is not 'sha256:<64 hex>'")
+    url = obj.get("url")
+    if url is not None and not isinstance(url, str):
+        raise TypeError("layer 'url' must be a string")
+    return LayerRef(kind, digest, _int(obj, "size"), _int(obj, "files"), url)
