@@ -1,0 +1,105 @@
+"""Test helpers: build real venvs with uv, write sample projects, run commands."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HOST_PYTHON = sys.executable
+
+
+def uv_bin() -> str:
+    """uv from the test venv (installed with the test extras), else from PATH."""
+    here = Path(sys.executable).parent / "uv"
+    if here.exists():
+        return str(here)
+    found = shutil.which("uv")
+    if not found:
+        pytest.fail("uv is not installed: run ./scripts/test, which installs it")
+    return found
+
+
+def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    """Run a command, failing the test with its output when it fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    if proc.returncode != 0:
+        pytest.fail(f"command failed ({proc.returncode}): {cmd}\n{proc.stdout}\n{proc.stderr}")
+    return proc  # type: ignore[no-any-return]
+
+
+def make_venv(
+    path: Path, packages: Sequence[str] = (), editable: Sequence[Path] = ()
+) -> Path:
+    """Create a venv at *path* with uv and install *packages* (+ *editable* projects) into it."""
+    run([uv_bin(), "venv", "-q", "--seed", "-p", HOST_PYTHON, str(path)])
+    py = path / "bin" / "python"
+    args: list[str] = list(packages)
+    for proj in editable:
+        args += ["-e", str(proj)]
+    if args:
+        run([uv_bin(), "pip", "install", "-q", "-p", str(py), *args])
+    return py
+
+
+def write_sample_project(root: Path, name: str = "mylib", backend: str = "setuptools") -> Path:
+    """A small installable project `name` with a module, a data value and a console script."""
+    root.mkdir(parents=True, exist_ok=True)
+    pkg = root / "src" / name
+    pkg.mkdir(parents=True, exist_ok=True)
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent(
+            f'''\
+            """Sample package used by envship's tests."""
+            VALUE = 1
+
+
+            def hello() -> str:
+                return "hello from {name} %d" % VALUE
+
+
+            def main() -> None:
+                print(hello())
+            '''
+        )
+    )
+    (pkg / "extra.py").write_text("def double(x):\n    return 2 * x\n")
+    if backend == "setuptools":
+        build = (
+            '[build-system]\nrequires = ["setuptools>=64"]\n'
+            'build-backend = "setuptools.build_meta"\n'
+        )
+    elif backend == "hatchling":
+        build = '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+    else:
+        raise ValueError(backend)
+    hatch_cfg = f'\n[tool.hatch.build.targets.wheel]\npackages = ["src/{name}"]\n'
+    (root / "pyproject.toml").write_text(
+        build
+        + textwrap.dedent(
+            f"""\
+            [project]
+            name = "{name}"
+            version = "0.1.0"
+
+            [project.scripts]
+            {name}-hello = "{name}:main"
+            """
+        )
+        + (hatch_cfg if backend == "hatchling" else "")
+    )
+    (root / ".gitignore").write_text("*.log\nscratch/\n")
+    return root
+
+
+@dataclass(frozen=True)
+class SampleEnv:
+    venv: Path  # the venv prefix
+    python: Path  # its interpreter
+    project: Path  # the editable project's root
