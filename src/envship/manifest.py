@@ -131,7 +131,9 @@ class Manifest:
         try:
             obj = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ManifestError(f"{source}: not valid JSON ({exc}); re-create it with `envship pack`.") from exc
+            raise ManifestError(
+                f"{source}: not valid JSON ({exc}); re-create it with `envship pack`."
+            ) from exc
         return cls.from_dict(obj, source=source)
 
     @classmethod
@@ -154,7 +156,9 @@ class Manifest:
             )
             layers = tuple(_layer(x) for x in _list(obj, "layers"))
             dists = tuple(
-                Distribution(_str(d, "name"), _str(d, "version"), _str(d, "source"), _str(d, "layer"))
+                Distribution(
+                    _str(d, "name"), _str(d, "version"), _str(d, "source"), _str(d, "layer")
+                )
                 for d in _list(obj, "distributions")
             )
             eps_raw = obj.get("entry_points", {})

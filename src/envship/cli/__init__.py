@@ -32,7 +32,9 @@ state = _State()
 
 @app.callback()
 def _main(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show progress details and tracebacks."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Show progress details and tracebacks."
+    ),
 ) -> None:
     state.verbose = verbose
     logging.basicConfig(
