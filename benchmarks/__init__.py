@@ -1,0 +1,1 @@
+"""Benchmarks: envship against cluster-pack, venv-pack and pex, with physical floors."""
