@@ -103,3 +103,55 @@ class SampleEnv:
     venv: Path  # the venv prefix
     python: Path  # its interpreter
     project: Path  # the editable project's root
+
+
+@dataclass(frozen=True)
+class MotoServer:
+    """A real S3 API (moto_server) on 127.0.0.1; talk to it with s3fs + `endpoint_url`."""
+
+    endpoint: str
+    proc: subprocess.Popen[bytes]
+
+    def storage_options(self) -> dict[str, object]:
+        return {"endpoint_url": self.endpoint}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_moto_server(timeout: float = 30.0) -> MotoServer:
+    """Start `moto_server` on a free port and wait until it answers.
+
+    Callers set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (dummies) and AWS_DEFAULT_REGION in
+    the environment, and call `.stop()` at the end.
+    """
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).parent / "moto_server"
+    proc = subprocess.Popen(
+        [str(exe), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
+            return MotoServer(endpoint, proc)
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"moto_server did not start on {endpoint}")
+            time.sleep(0.1)

@@ -1,0 +1,19 @@
+"""Content-addressed env store over fsspec: publish, fetch, tag, presign, collect garbage."""
+
+from __future__ import annotations
+
+from .core import Store, open_store
+from .gc import GcResult
+from .listing import EnvInfo
+from .presign import PresignResult
+from .publish import LayerUpload, PublishResult
+
+__all__ = [
+    "Store",
+    "open_store",
+    "PublishResult",
+    "LayerUpload",
+    "GcResult",
+    "EnvInfo",
+    "PresignResult",
+]

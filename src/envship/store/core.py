@@ -1,0 +1,138 @@
+"""`Store`: one content-addressed store of envs at an fsspec URL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+from ..manifest import Manifest
+from . import gc as _gc
+from . import retry
+from .fetch import fetch_blob, read_manifest
+from .fs import StoreLocation, open_location
+from .listing import EnvInfo, list_envs
+from .presign import PresignResult, presign
+from .publish import Progress, PublishResult, publish
+from .tags import ENV_ID_RE, list_env_ids, list_tags, read_tag, set_tag
+from .transfer import ProgressFn
+
+__all__ = ["Store", "open_store"]
+
+
+class Store:
+    """Blobs, manifests and tags under one store root (layout: docs/formats.md)."""
+
+    def __init__(self, location: StoreLocation, policy: retry.RetryPolicy) -> None:
+        self.location = location
+        self.policy = policy
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    @property
+    def url(self) -> str:
+        """The store URL, without credentials."""
+        return self.location.url
+
+    @property
+    def storage_options(self) -> Mapping[str, Any]:
+        return self.location.storage_options
+
+    # -- addresses ----------------------------------------------------------------
+    def env_uri(self, env_id: str) -> str:
+        return self.location.url_of("envs", f"{env_id}.json")
+
+    def blob_url(self, digest: str) -> str:
+        self.location.blob_path(digest)  # validates the digest
+        return self.location.url_of("blobs", "sha256", f"{digest.split(':', 1)[1]}.tar.gz")
+
+    def tag_uri(self, name: str) -> str:
+        return self.location.url_of("tags", f"{name}.json")
+
+    # -- writing ------------------------------------------------------------------
+    def publish(
+        self,
+        manifest: Manifest,
+        blobs: Mapping[str, Path],
+        progress: Progress | None = None,
+        *,
+        provenance: bool = True,
+    ) -> PublishResult:
+        """Upload the blobs the store lacks, then the manifest; see :mod:`.publish`."""
+        return publish(
+            self.location, manifest, blobs, policy=self.policy, progress=progress,
+            provenance=provenance,
+        )
+
+    def set_tag(self, name: str, env_id: str) -> str:
+        return set_tag(self.location, name, env_id, self.policy)
+
+    def gc(
+        self,
+        *,
+        keep: int | None = None,
+        older_than: float | None = None,
+        grace: float = _gc.DEFAULT_GRACE,
+        dry_run: bool = False,
+    ) -> _gc.GcResult:
+        return _gc.collect(
+            self.location, self.policy, keep=keep, older_than=older_than, grace=grace,
+            dry_run=dry_run,
+        )
+
+    def presign(self, env_id: str, expires: int = 3600, output: Path | None = None
+                ) -> PresignResult:
+        return presign(self.location, env_id, self.policy, expires=expires, output=output)
+
+    # -- reading ------------------------------------------------------------------
+    def read_manifest(self, env_id: str) -> Manifest:
+        return read_manifest(self.location, env_id, self.policy)
+
+    def fetch_blob(self, digest: str, dest: Path, progress: ProgressFn | None = None) -> Path:
+        return fetch_blob(self.location, digest, Path(dest), self.policy, progress)
+
+    def read_tag(self, name: str) -> str:
+        return read_tag(self.location, name, self.policy)
+
+    def tags(self) -> dict[str, str]:
+        return list_tags(self.location, self.policy)
+
+    def env_ids(self) -> list[str]:
+        return list_env_ids(self.location, self.policy)
+
+    def list_envs(self) -> list[EnvInfo]:
+        return list_envs(self.location, self.policy)
+
+    def resolve(self, ref: str) -> str:
+        """An env id from a full id, a unique id prefix (≥ 6 hex digits) or a tag name."""
+        if ENV_ID_RE.fullmatch(ref):
+            return ref
+        if len(ref) >= 6 and all(c in "0123456789abcdef" for c in ref):
+            found = [e for e in self.env_ids() if e.startswith(ref)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise StoreError(f"env id prefix {ref!r} is ambiguous in store {self.url}")
+        tags = self.tags()
+        if ref in tags:
+            return tags[ref]
+        raise StoreError(
+            f"no env or tag {ref!r} in store {self.url}; see `envship store ls {self.url}`"
+        )
+
+
+def open_store(
+    url: str | Path,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    retry_timeout: float | None = None,
+) -> Store:
+    """Open the store at *url*: a local path or any fsspec URL (s3://, gs://, hdfs://, ...).
+
+    *retry_timeout* bounds the time spent retrying transient errors (default: the
+    ``ENVSHIP_STORE_RETRY_TIMEOUT`` environment variable, else 30 s).
+    """
+    location = open_location(str(url), storage_options)
+    return Store(location, retry.RetryPolicy.from_env(retry_timeout))

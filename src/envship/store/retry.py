@@ -1,0 +1,165 @@
+"""Retry transient store errors with exponential backoff inside a bounded total time."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from ..errors import StoreError
+from .fs import StoreLocation
+
+__all__ = ["RetryPolicy", "is_transient", "call", "as_store_error", "DEFAULT_RETRY_SECONDS"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_RETRY_SECONDS = 30.0
+RETRY_ENV = "ENVSHIP_STORE_RETRY_TIMEOUT"
+
+_TRANSIENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "ETIMEDOUT", "EHOSTUNREACH",
+        "ENETUNREACH", "ENETDOWN", "EPIPE", "EAGAIN", "EBUSY", "EREMOTEIO",
+    )
+    if hasattr(errno, name)
+)
+# Exception class names (botocore, aiohttp, requests, urllib3, fsspec) that mean "try again".
+_TRANSIENT_NAMES = frozenset(
+    {
+        "EndpointConnectionError", "ConnectionClosedError", "ConnectTimeoutError",
+        "ReadTimeoutError", "HTTPClientError", "ClientConnectionError", "ClientOSError",
+        "ServerDisconnectedError", "ServerTimeoutError", "ClientPayloadError",
+        "FSTimeoutError", "IncompleteRead", "ProtocolError", "ChunkedEncodingError",
+        "ResponseParserError", "ProxyConnectionError", "ConnectionError",
+    }
+)
+_THROTTLE_CODES = frozenset(
+    {
+        "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
+        "TooManyRequests", "RequestTimeout", "ServiceUnavailable", "InternalError",
+        "TooManyRequestsException", "ProvisionedThroughputExceededException",
+    }
+)
+_FATAL = (PermissionError, FileNotFoundError, FileExistsError, IsADirectoryError,
+          NotADirectoryError)
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        meta = response.get("ResponseMetadata", {})
+        code = meta.get("HTTPStatusCode") if isinstance(meta, dict) else None
+        return code if isinstance(code, int) else None
+    status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _one_transient(exc: BaseException) -> bool | None:
+    """True/False when *exc* alone decides; None to look at its cause."""
+    if isinstance(exc, _FATAL):
+        return False
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return True
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code in _THROTTLE_CODES:
+            return True
+    status = _status(exc)
+    if status is not None:
+        return status >= 500 or status in (408, 429)
+    if any(cls.__name__ in _TRANSIENT_NAMES for cls in type(exc).__mro__):
+        return True
+    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+        return True
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Connection reset/refused, timeouts, 5xx and throttling: worth another attempt."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        verdict = _one_transient(current)
+        if verdict is not None:
+            return verdict
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff starts at *initial* seconds, doubles up to *cap*, stops after *total* seconds."""
+
+    total: float = DEFAULT_RETRY_SECONDS
+    initial: float = 0.2
+    cap: float = 5.0
+
+    @classmethod
+    def from_env(cls, total: float | None = None) -> RetryPolicy:
+        if total is None:
+            raw = os.environ.get(RETRY_ENV, "")
+            try:
+                total = float(raw) if raw else DEFAULT_RETRY_SECONDS
+            except ValueError:
+                raise StoreError(
+                    f"{RETRY_ENV}={raw!r} is not a number of seconds"
+                ) from None
+        return cls(total=max(0.0, total))
+
+
+def as_store_error(exc: BaseException, what: str, loc: StoreLocation) -> StoreError:
+    """One clear message for a failed store operation; never carries credentials."""
+    detail = loc.scrub(f"{type(exc).__name__}: {exc}".strip())
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, PermissionError) or _status(exc) in (401, 403):
+        return StoreError(
+            f"{what} in store {loc.url}: access denied ({detail}); check the credentials "
+            "(storage options, environment variables or config files) and their permissions"
+        )
+    if isinstance(exc, FileNotFoundError):
+        return StoreError(
+            f"{what} in store {loc.url}: not found ({detail}); check that the store URL is "
+            "right and that its bucket/directory exists"
+        )
+    if is_transient(exc):
+        return StoreError(
+            f"{what} in store {loc.url}: the store is unreachable or failing ({detail}); "
+            f"gave up after retrying; check the network/endpoint, or raise {RETRY_ENV}"
+        )
+    return StoreError(f"{what} in store {loc.url}: {detail}")
+
+
+def call(fn: Callable[[], T], what: str, loc: StoreLocation, policy: RetryPolicy) -> T:
+    """Run *fn*, retrying transient errors until *policy.total* seconds have passed."""
+    deadline = time.monotonic() + policy.total
+    delay = policy.initial
+    attempt = 1
+    while True:
+        try:
+            return fn()
+        except StoreError:
+            raise
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            pause = min(delay * (0.5 + random.random()), policy.cap, left)
+            log.info(
+                "%s in %s failed (attempt %d: %s); retrying in %.1fs",
+                what, loc.url, attempt, loc.scrub(str(exc)) or type(exc).__name__, pause,
+            )
+            time.sleep(pause)
+            delay = min(delay * 2, policy.cap)
+            attempt += 1

@@ -1,0 +1,184 @@
+"""Streaming, all-or-nothing transfers between local files and a store location."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+from .fs import StoreLocation
+
+__all__ = [
+    "CHUNK",
+    "TEMP_MARK",
+    "upload_file",
+    "write_bytes",
+    "download_file",
+    "temp_name",
+]
+
+CHUNK = 1 << 20  # 1 MiB: read/hash/write unit, so memory stays flat for any blob size
+PART = 8 << 20  # object-store part size (a multiple of CHUNK, ≥ S3's 5 MiB minimum)
+TEMP_MARK = ".tmp-"
+
+ProgressFn = Callable[[int], None]
+
+
+def temp_name(path: str) -> str:
+    """A hidden sibling of *path* (same directory, so rename is atomic)."""
+    head, _, name = path.rpartition("/")
+    return f"{head}/.{name}{TEMP_MARK}{uuid.uuid4().hex[:12]}"
+
+
+def _ensure_parent(loc: StoreLocation, path: str) -> None:
+    if not loc.object_store:
+        loc.fs.makedirs(path.rpartition("/")[0], exist_ok=True)
+
+
+def _abandon(f: Any) -> None:
+    """Throw away a half-written file without committing it (no final object appears)."""
+    with contextlib.suppress(Exception):
+        f.discard()  # s3fs: aborts the multipart upload
+    with contextlib.suppress(Exception):
+        # fsspec's buffered files commit on close()/__del__; mark closed so nothing is sent.
+        f.closed = True
+    with contextlib.suppress(Exception):
+        raw = getattr(f, "f", None)  # local files: close the OS handle
+        if raw is not None:
+            raw.close()
+
+
+def _stream(src: Any, dst: Any, progress: ProgressFn | None) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    total = 0
+    while True:
+        chunk = src.read(CHUNK)
+        if not chunk:
+            break
+        digest.update(chunk)
+        dst.write(chunk)
+        total += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    return total, digest.hexdigest()
+
+
+def _fsync(f: Any) -> None:
+    with contextlib.suppress(Exception):
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _finish(loc: StoreLocation, tmp: str, final: str, size: int) -> None:
+    """Rename *tmp* onto *final*; a concurrent writer that got there first is fine."""
+    try:
+        loc.fs.mv(tmp, final)
+    except Exception:
+        # Some filesystems (HDFS) refuse to rename onto an existing file: if an identical
+        # copy is already in place, keep it.
+        with contextlib.suppress(Exception):
+            if loc.fs.info(final).get("size") == size:
+                loc.fs.rm(tmp)
+                return
+        raise
+
+
+def _remove(loc: StoreLocation, path: str) -> None:
+    with contextlib.suppress(Exception):
+        loc.fs.rm(path)
+
+
+def upload_file(
+    loc: StoreLocation,
+    local: Path,
+    final: str,
+    expect_hex: str | None = None,
+    progress: ProgressFn | None = None,
+) -> int:
+    """Copy *local* to *final*; hash while streaming; never leave a partial *final*.
+
+    Object stores get the bytes at the final key directly (a PUT or a completed multipart
+    upload is atomic; an interrupted one is never visible). Other filesystems get a hidden
+    temporary sibling renamed into place. Returns the bytes sent.
+    """
+    _ensure_parent(loc, final)
+    target = final if loc.object_store else temp_name(final)
+    with open(local, "rb") as src:
+        kwargs: dict[str, Any] = {"block_size": PART} if loc.object_store else {}
+        dst = loc.fs.open(target, "wb", **kwargs)
+        try:
+            size, hexdigest = _stream(src, dst, progress)
+            if expect_hex is not None and hexdigest != expect_hex:
+                raise StoreError(
+                    f"local blob {local} changed while uploading: sha256 {hexdigest}, "
+                    f"expected {expect_hex}; pack again"
+                )
+            if not loc.object_store:
+                _fsync(dst)
+        except BaseException:
+            _abandon(dst)
+            if not loc.object_store:
+                _remove(loc, target)
+            raise
+        dst.close()
+    if not loc.object_store:
+        try:
+            _finish(loc, target, final, size)
+        except BaseException:
+            _remove(loc, target)
+            raise
+    return size
+
+
+def write_bytes(loc: StoreLocation, final: str, data: bytes) -> None:
+    """Write a small file (manifest, tag) so readers see either nothing/old or all of it."""
+    _ensure_parent(loc, final)
+    if loc.object_store:
+        loc.fs.pipe_file(final, data)
+        return
+    tmp = temp_name(final)
+    try:
+        with loc.fs.open(tmp, "wb") as f:
+            f.write(data)
+            _fsync(f)
+        _finish(loc, tmp, final, len(data))
+    except BaseException:
+        _remove(loc, tmp)
+        raise
+
+
+def download_file(
+    loc: StoreLocation,
+    path: str,
+    dest: Path,
+    expect_hex: str,
+    what: str,
+    progress: ProgressFn | None = None,
+) -> int:
+    """Stream *path* to *dest*, verifying sha256; only a verified file ever reaches *dest*."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}{TEMP_MARK}{uuid.uuid4().hex[:12]}"
+    try:
+        with loc.fs.open(path, "rb", block_size=PART) as src, open(tmp, "wb") as out:
+            size, hexdigest = _stream(src, out, progress)
+        if hexdigest != expect_hex:
+            raise StoreError(
+                f"{what} in store {loc.url} is corrupt: its sha256 is {hexdigest}, expected "
+                f"{expect_hex}; delete {loc.url_of(*_rel(loc, path))} and ship the env again"
+            )
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return size
+
+
+def _rel(loc: StoreLocation, path: str) -> tuple[str, ...]:
+    rel = path[len(loc.root) :].lstrip("/") if path.startswith(loc.root) else path
+    return tuple(rel.split("/"))
