@@ -46,7 +46,7 @@ def _main(
 
 def _register() -> None:
     # Each area registers its own commands; importing the module is enough.
-    from . import node_cmds, pack_cmds, spark_cmds, store_cmds  # noqa: F401
+    from . import engine_cmds, node_cmds, pack_cmds, spark_cmds, store_cmds  # noqa: F401
 
 
 def run() -> None:

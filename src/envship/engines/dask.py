@@ -1,0 +1,273 @@
+"""Dask: start a distributed scheduler and workers inside an env and check that they are in it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EngineError
+from .exec import EnvRef, command, process_environ, resolve_env_id
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = ["worker_command", "scheduler_command", "cluster", "check", "cli_options"]
+
+log = logging.getLogger(__name__)
+
+_WORKER_MODULE = "distributed.cli.dask_worker"
+_SCHEDULER_MODULE = "distributed.cli.dask_scheduler"
+
+
+def cli_options(opts: Mapping[str, object]) -> list[str]:
+    """``{"nthreads": 2, "nanny": False, "resources": "GPU=1"}`` -> dask CLI flags.
+
+    ``True`` gives ``--name``, ``False`` gives ``--no-name`` (dask's on/off switches), ``None``
+    is left out, a list or tuple repeats the flag.
+    """
+    out: list[str] = []
+    for key, value in opts.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None:
+            continue
+        if value is True:
+            out.append(flag)
+        elif value is False:
+            out.append("--no-" + key.replace("_", "-"))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                out += [flag, str(item)]
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+def worker_command(
+    env: EnvRef,
+    scheduler_address: str,
+    *,
+    node_script_path: str | None = None,
+    python: str | None = None,
+    extra_args: Sequence[str] = (),
+    **worker_opts: object,
+) -> list[str]:
+    """The argv of a ``dask worker`` started inside *env*, connecting to *scheduler_address*.
+
+    *worker_opts* become ``dask worker`` options (``nthreads=2`` -> ``--nthreads 2``);
+    *extra_args* are passed through as they are. See :func:`envship.engines.exec.command`
+    for *node_script_path* and *python*.
+    """
+    if not scheduler_address:
+        raise EngineError("no scheduler address: pass e.g. 'tcp://10.0.0.5:8786'")
+    argv = ["python", "-m", _WORKER_MODULE, scheduler_address, *cli_options(worker_opts)]
+    return command(env, [*argv, *extra_args], node_script_path=node_script_path, python=python)
+
+
+def scheduler_command(
+    env: EnvRef,
+    *,
+    node_script_path: str | None = None,
+    python: str | None = None,
+    extra_args: Sequence[str] = (),
+    **scheduler_opts: object,
+) -> list[str]:
+    """The argv of a ``dask scheduler`` started inside *env* (options as in worker_command)."""
+    argv = ["python", "-m", _SCHEDULER_MODULE, *cli_options(scheduler_opts), *extra_args]
+    return command(env, argv, node_script_path=node_script_path, python=python)
+
+
+@dataclass(frozen=True)
+class _Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _start(name: str, argv: list[str], environ: dict[str, str], workdir: Path) -> _Proc:
+    log_path = workdir / f"{name}.log"
+    log.info("starting %s: %s", name, " ".join(argv))
+    with open(log_path, "wb") as out:
+        # A session of its own: stopping the cluster signals the whole process tree.
+        popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environ,
+            cwd=workdir,
+            start_new_session=True,
+        )
+    return _Proc(name, popen, log_path)
+
+
+def _stop(procs: Sequence[_Proc], grace: float = 10.0) -> None:
+    for proc in procs:
+        _signal_group(proc.popen, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.popen.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop after SIGTERM; killing it", proc.name)
+        # Kill what is left of the group (a nanny's worker child, a stuck process).
+        _signal_group(proc.popen, signal.SIGKILL)
+        proc.popen.wait()
+
+
+def _signal_group(popen: subprocess.Popen[bytes], sig: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(popen.pid, sig)
+
+
+def _wait_scheduler(proc: _Proc, scheduler_file: Path, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise EngineError(
+                f"the Dask scheduler exited with code {proc.popen.returncode} before it was "
+                f"ready; its output ends with:\n{proc.tail()}"
+            )
+        try:
+            info = json.loads(scheduler_file.read_text())
+            return str(info["address"])
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.1)
+    raise EngineError(
+        f"the Dask scheduler was not ready after {timeout:.0f}s (log {proc.log_path}); "
+        "fetching a large env for the first time may need a longer start_timeout"
+    )
+
+
+@contextmanager
+def cluster(
+    env: EnvRef,
+    n_workers: int = 2,
+    *,
+    threads_per_worker: int = 1,
+    host: str = "127.0.0.1",
+    cache_dir: str | os.PathLike[str] | None = None,
+    node_script_path: str | None = None,
+    python: str | None = None,
+    worker_opts: Mapping[str, object] | None = None,
+    start_timeout: float = 300.0,
+    check_env: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> Iterator[Client]:
+    """Start a scheduler and *n_workers* worker processes inside *env* on this machine.
+
+    Yields a connected ``distributed.Client`` (this process needs ``distributed``, not the
+    env's packages). Every process starts through the node runtime, so the env is fetched and
+    assembled once into the node cache (*cache_dir*, else ``$ENVSHIP_CACHE``). On exit the
+    client is closed and every process started here is stopped.
+    """
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise EngineError(
+            "envship.dask.cluster needs `distributed` in this Python: pip install 'envship[dask]'"
+        ) from exc
+    if n_workers < 1:
+        raise EngineError(f"n_workers must be at least 1, got {n_workers}")
+    proc_env = process_environ(cache_dir, environ)
+    procs: list[_Proc] = []
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="envship-dask-")))
+        stack.callback(_stop, procs)
+        scheduler_file = workdir / "scheduler.json"
+        sched = _start(
+            "scheduler",
+            scheduler_command(
+                env,
+                node_script_path=node_script_path,
+                python=python,
+                host=host,
+                port=0,
+                dashboard=False,
+                scheduler_file=str(scheduler_file),
+            ),
+            proc_env,
+            workdir,
+        )
+        procs.append(sched)
+        address = _wait_scheduler(sched, scheduler_file, start_timeout)
+        log.info("Dask scheduler at %s", address)
+        opts: dict[str, Any] = {
+            "nthreads": threads_per_worker,
+            "host": host,
+            "dashboard": False,
+            **(worker_opts or {}),
+        }
+        for i in range(n_workers):
+            wdir = workdir / f"worker-{i}"
+            wdir.mkdir()
+            argv = worker_command(
+                env,
+                address,
+                node_script_path=node_script_path,
+                python=python,
+                name=f"envship-worker-{i}",
+                local_directory=str(wdir),
+                **opts,
+            )
+            procs.append(_start(f"worker-{i}", argv, proc_env, workdir))
+        client = Client(address, timeout=f"{start_timeout}s")  # type: ignore[no-untyped-call]
+        stack.callback(client.close)
+        _wait_workers(client, procs, n_workers, start_timeout)
+        if check_env:
+            check(client, env)
+        yield client
+
+
+def _wait_workers(client: Client, procs: Sequence[_Proc], n: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while len(client.scheduler_info(n_workers=-1).get("workers", {})) < n:
+        for proc in procs:
+            if proc.popen.poll() is not None:
+                raise EngineError(
+                    f"Dask {proc.name} exited with code {proc.popen.returncode} while starting; "
+                    f"its output ends with:\n{proc.tail()}"
+                )
+        if time.monotonic() > deadline:
+            raise EngineError(f"fewer than {n} Dask workers connected within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+def check(client: Client, env: EnvRef) -> dict[str, str]:
+    """Check that every worker of *client* runs inside *env*; return ``{worker: env id}``.
+
+    Each worker reports ``ENVSHIP_ENV_ID``, which the node runtime sets. Raises EngineError
+    naming the workers that run another env or none.
+    """
+    expected = resolve_env_id(env)
+    # os.getenv pickles by reference and runs on the worker: the worker's own environment.
+    reported: dict[str, str | None] = client.run(os.getenv, "ENVSHIP_ENV_ID")
+    if not reported:
+        raise EngineError("no Dask worker is connected to the scheduler: nothing to check")
+    wrong = {addr: got for addr, got in sorted(reported.items()) if got != expected}
+    if wrong:
+        detail = ", ".join(
+            f"{addr} ({'env ' + got[:12] if got else 'not started by envship'})"
+            for addr, got in wrong.items()
+        )
+        raise EngineError(
+            f"{len(wrong)} of {len(reported)} Dask workers do not run inside env "
+            f"{expected[:12]}: {detail}; start them with `envship dask-worker ENV_URI SCHEDULER`"
+        )
+    return {addr: str(got) for addr, got in reported.items()}

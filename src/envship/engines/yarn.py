@@ -1,0 +1,231 @@
+"""YARN: a skein application spec that localizes the layers as archives and runs inside the env."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from ..errors import EngineError
+from ..manifest import Manifest
+from .exec import NODE_SCRIPT_NAME, EnvRef, env_uri
+
+if TYPE_CHECKING:
+    import skein
+
+__all__ = [
+    "YarnResources",
+    "yarn_resources",
+    "bootstrap_script",
+    "application_spec",
+    "submit",
+    "node_script_file",
+    "MANIFEST_NAME",
+]
+
+MANIFEST_NAME = "envship-manifest.json"  # localized name of the manifest in each container
+_LAYER_PREFIX = "envship-layer-"
+_STATE_DIR = ".envship"  # per-container node cache and mini store, under the container's cwd
+
+
+@dataclass(frozen=True)
+class YarnResources:
+    """What a container needs: resource name -> (source URL, "file" | "archive"), and a script."""
+
+    files: Mapping[str, tuple[str, str]]
+    script: str
+    env_id: str
+
+
+def _store_root_and_id(uri: str) -> tuple[str, str]:
+    base = uri.split("?", 1)[0]
+    head, _, name = base.rstrip("/").rpartition("/")
+    root, _, envs = head.rpartition("/")
+    env_id = name[: -len(".json")] if name.endswith(".json") else ""
+    if envs != "envs" or len(env_id) != 64:
+        raise EngineError(
+            f"{uri}: YARN needs an env URI of the form <store>/envs/<env-id>.json on a "
+            "filesystem Hadoop can read (hdfs://, s3a://, abfs://, file://...); "
+            "use the URI `envship ship` printed"
+        )
+    return root, env_id
+
+
+def _hadoop_url(url: str, schemes: Mapping[str, str]) -> str:
+    """Map fsspec schemes to Hadoop's (s3:// -> s3a://); make local paths absolute file://."""
+    parts = urlsplit(url)
+    if not parts.scheme:
+        return "file://" + os.path.abspath(url)
+    new = schemes.get(parts.scheme)
+    return new + url[len(parts.scheme) :] if new else url
+
+
+def _load_manifest(env: EnvRef) -> Manifest:
+    manifest = getattr(env, "manifest", None)
+    if isinstance(manifest, Manifest):
+        return manifest
+    uri = env_uri(env)
+    try:
+        import fsspec
+
+        with fsspec.open(uri, "rb") as fh:
+            data = fh.read()
+    except (OSError, ValueError) as exc:
+        raise EngineError(f"cannot read the manifest at {uri}: {exc}") from exc
+    return Manifest.from_json(data, source=uri)
+
+
+def bootstrap_script(manifest: Manifest, env_id: str, command: str) -> str:
+    """The container script: link the unpacked layers into a node cache, then run *command*.
+
+    YARN has already unpacked every layer archive into the container's working directory, so
+    the node runtime only assembles the env view there (nothing is downloaded again).
+    """
+    lines = [
+        "set -e",
+        f'ENVSHIP_CACHE="$PWD/{_STATE_DIR}/cache"; export ENVSHIP_CACHE',
+        f'mkdir -p "$ENVSHIP_CACHE/layers" "{_STATE_DIR}/store/envs"',
+        f'cp {MANIFEST_NAME} "{_STATE_DIR}/store/envs/{env_id}.json"',
+    ]
+    for lay in manifest.layers:
+        lines.append(f'ln -sfn "$PWD/{_LAYER_PREFIX}{lay.hex}" "$ENVSHIP_CACHE/layers/{lay.hex}"')
+    python = "python3"
+    py_layer = manifest.layer("python")
+    if py_layer is not None:
+        # No Python needed on the node: the shipped interpreter runs the node runtime.
+        interp = f"python/bin/python{manifest.python.major_minor}"
+        python = f'"$PWD/{_LAYER_PREFIX}{py_layer.hex}/{interp}"'
+    lines.append(
+        f'exec {python} {NODE_SCRIPT_NAME} "{_STATE_DIR}/store/envs/{env_id}.json" -- {command}'
+    )
+    return "\n".join(lines) + "\n"
+
+
+def yarn_resources(
+    env: EnvRef,
+    command: str | Sequence[str],
+    *,
+    node_script: str | os.PathLike[str] | None = None,
+    schemes: Mapping[str, str] | None = None,
+) -> YarnResources:
+    """The files to localize and the script to run, without needing skein.
+
+    *schemes* maps fsspec URL schemes to Hadoop ones (default ``{"s3": "s3a", "gs": "gs"}``).
+    """
+    root, env_id = _store_root_and_id(env_uri(env))
+    manifest = _load_manifest(env)
+    if manifest.env_id != env_id:
+        raise EngineError(f"the manifest of {env_uri(env)} does not match its env id")
+    scheme_map = {"s3": "s3a"} if schemes is None else dict(schemes)
+    cmd = command if isinstance(command, str) else shlex.join(command)
+    if not cmd.strip():
+        raise EngineError("no command to run in the YARN containers")
+    script_path = os.fspath(node_script) if node_script is not None else str(node_script_file())
+    files: dict[str, tuple[str, str]] = {
+        NODE_SCRIPT_NAME: (_hadoop_url(script_path, scheme_map), "file"),
+        MANIFEST_NAME: (_hadoop_url(f"{root}/envs/{env_id}.json", scheme_map), "file"),
+    }
+    for lay in manifest.layers:
+        blob = f"{root}/blobs/sha256/{lay.hex}.tar.gz"
+        files[_LAYER_PREFIX + lay.hex] = (_hadoop_url(blob, scheme_map), "archive")
+    return YarnResources(files, bootstrap_script(manifest, env_id, cmd), env_id)
+
+
+def application_spec(
+    env: EnvRef,
+    command: str | Sequence[str],
+    *,
+    name: str = "envship",
+    queue: str = "default",
+    instances: int = 1,
+    memory: str | int = "2 GiB",
+    vcores: int = 1,
+    env_vars: Mapping[str, str] | None = None,
+    node_script: str | os.PathLike[str] | None = None,
+    schemes: Mapping[str, str] | None = None,
+    max_attempts: int = 1,
+    tags: Sequence[str] = (),
+    file_systems: Sequence[str] | None = None,
+) -> skein.ApplicationSpec:
+    """A skein ``ApplicationSpec`` with one service, ``envship``, running *command* in *env*.
+
+    Layers are YARN archive resources (PRIVATE visibility: YARN's localizer keeps them per node
+    across applications of the same user); the node runtime and the manifest are file
+    resources. The spec holds URLs only: on a Kerberized cluster skein obtains delegation tokens
+    for the default filesystem and *file_systems* (default: the store's, if not local).
+    """
+    try:
+        import skein
+    except ImportError as exc:
+        raise EngineError(
+            "envship.yarn.application_spec needs skein: pip install 'envship[yarn]'"
+        ) from exc
+    res = yarn_resources(env, command, node_script=node_script, schemes=schemes)
+    files = {
+        dest: skein.File(source=src, type=kind, visibility="private")
+        for dest, (src, kind) in res.files.items()
+    }
+    if file_systems is None:
+        store_url = res.files[MANIFEST_NAME][0]
+        parts = urlsplit(store_url)
+        file_systems = [] if parts.scheme == "file" else [f"{parts.scheme}://{parts.netloc}"]
+    service = skein.Service(
+        resources=skein.Resources(memory=memory, vcores=vcores),
+        script=res.script,
+        instances=instances,
+        files=files,
+        env=dict(env_vars or {}),
+        max_restarts=0,
+    )
+    return skein.ApplicationSpec(
+        name=name,
+        queue=queue,
+        services={"envship": service},
+        max_attempts=max_attempts,
+        tags=list(tags),
+        file_systems=list(file_systems),
+    )
+
+
+def submit(spec: skein.ApplicationSpec, *, client: skein.Client | None = None) -> str:
+    """Submit *spec* to YARN (a running cluster and skein's driver are needed); return app id."""
+    try:
+        import skein
+    except ImportError as exc:
+        raise EngineError("envship.yarn.submit needs skein: pip install 'envship[yarn]'") from exc
+    try:
+        if client is not None:
+            return str(client.submit(spec))
+        with skein.Client() as own:
+            return str(own.submit(spec))
+    except Exception as exc:  # skein raises its own, grpc and Java errors alike
+        raise EngineError(
+            f"YARN rejected or could not receive the application ({type(exc).__name__}: {exc}); "
+            "check that HADOOP_CONF_DIR points at the cluster and you hold a Kerberos ticket "
+            "(kinit) if the cluster needs one"
+        ) from exc
+
+
+def node_script_file(directory: str | os.PathLike[str] | None = None) -> Path:
+    """Write the single-file node runtime once, content-addressed, and return its path."""
+    from ..node.script import script_text
+
+    text = script_text()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    base = Path(directory) if directory is not None else _home() / "node-script"
+    path = base / digest / NODE_SCRIPT_NAME
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{NODE_SCRIPT_NAME}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return path
+
+
+def _home() -> Path:
+    return Path(os.environ.get("ENVSHIP_HOME") or "~/.local/share/envship").expanduser()
