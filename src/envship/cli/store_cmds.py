@@ -1,7 +1,275 @@
-"""CLI commands: store."""
+"""CLI commands: ship, store ls, tag, gc, presign."""
 
 from __future__ import annotations
 
-from . import app  # noqa: F401
+import datetime as _dt
+import json
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import app, console, err_console
 
 __all__: list[str] = []
+
+store_app = typer.Typer(help="Inspect a store.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+_STORE_OPT_HELP = (
+    "fsspec storage option KEY=VALUE (repeatable; dotted keys nest, e.g. "
+    "client_kwargs.region_name=eu-west-1; values parse as JSON when they can)."
+)
+
+_StoreOpts = Annotated[
+    list[str] | None, typer.Option("--storage-option", "-s", help=_STORE_OPT_HELP)
+]
+_AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+_StoreArg = Annotated[
+    str | None, typer.Argument(help="Store: local path or fsspec URL (default: built-in).")
+]
+
+
+def _options(pairs: list[str] | None) -> dict[str, Any]:
+    from ..store.fs import parse_storage_options
+
+    return parse_storage_options(pairs or [])
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+class _Progress:
+    """Byte counter fed from upload threads, shown as a rich progress bar."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TransferSpeedColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            console=err_console, transient=True,
+        )
+        self.task = self.bar.add_task("upload", total=None)
+        self.sizes: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, digest: str, sent: int, size: int) -> None:
+        with self.lock:
+            if digest not in self.sizes:
+                self.sizes[digest] = size
+                self.bar.update(self.task, total=sum(self.sizes.values()))
+            self.bar.advance(self.task, sent)
+
+
+@app.command()
+def ship(
+    store_url: Annotated[
+        str | None, typer.Argument(help="Store: local path or fsspec URL (default: built-in).")
+    ] = None,
+    python: Annotated[
+        str | None, typer.Option("--python", "-p", help="Interpreter or prefix of the env.")
+    ] = None,
+    with_python: Annotated[
+        bool, typer.Option("--with-python", help="Also ship the interpreter.")
+    ] = False,
+    tag: Annotated[
+        str | None, typer.Option("--tag", "-t", help="Also point tags/NAME.json at the env.")
+    ] = None,
+    storage_option: _StoreOpts = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="As `envship pack`.")] = None,
+    only: Annotated[list[str] | None, typer.Option(help="As `envship pack`.")] = None,
+    include: Annotated[list[str] | None, typer.Option(help="As `envship pack`.")] = None,
+    no_provenance: Annotated[
+        bool, typer.Option("--no-provenance", help="Skip envs/<id>.provenance.json.")
+    ] = False,
+    as_json: _AsJson = False,
+) -> None:
+    """Pack an environment and publish what the store lacks; prints the env URI."""
+    from ..shipping import ship_result
+
+    progress = None if as_json else _Progress()
+    pack_opts: dict[str, Any] = {
+        "python": python,
+        "with_python": with_python,
+        "exclude": tuple(exclude or ()),
+        "only": tuple(only or ()),
+        "include": tuple(include or ()),
+    }
+    if progress is not None:
+        with progress.bar:
+            result = ship_result(
+                store_url, storage_options=_options(storage_option), tag=tag,
+                progress=progress, provenance=not no_provenance, **pack_opts,
+            )
+    else:
+        result = ship_result(
+            store_url, storage_options=_options(storage_option), tag=tag,
+            provenance=not no_provenance, **pack_opts,
+        )
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    pub = result.publish
+    for layer in pub.layers:
+        state = "uploaded" if layer.uploaded else "present"
+        err_console.print(
+            f"  {layer.kind:<6} {layer.digest[7:19]}  {_size(layer.size):>9}  {state}",
+            highlight=False,
+        )
+    err_console.print(
+        f"sent {_size(pub.bytes_sent)} in {pub.seconds:.2f}s", highlight=False, style="dim"
+    )
+    if result.tag_uri:
+        err_console.print(f"tag: {result.tag_uri}", highlight=False)
+    print(pub.env_uri)
+
+
+def _stamp(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+@store_app.command("ls")
+def store_ls(
+    store_url: _StoreArg = None,
+    storage_option: _StoreOpts = None,
+    as_json: _AsJson = False,
+) -> None:
+    """List the envs in a store: id, date, total size, layers, tags."""
+    from rich.table import Table
+
+    from ..shipping import default_store_url
+    from ..store import open_store
+
+    store = open_store(store_url or default_store_url(), _options(storage_option))
+    envs = store.list_envs()
+    if as_json:
+        print(json.dumps([e.to_dict() for e in envs], indent=2))
+        return
+    if not envs:
+        err_console.print(f"no envs in {store.url}", highlight=False)
+        return
+    table = Table(box=None, pad_edge=False)
+    for col in ("env id", "created (UTC)", "size", "layers", "python", "tags"):
+        table.add_column(col)
+    for e in envs:
+        table.add_row(e.env_id[:16], _stamp(e.created), _size(e.size), ",".join(e.layers),
+                      e.python, ",".join(e.tags))
+    console.print(table)
+
+
+def _store_and_env(target: str, env: str | None, options: dict[str, Any]) -> tuple[Any, str]:
+    from ..env import split_env_uri
+    from ..errors import StoreError
+    from ..store import open_store
+
+    try:
+        store_url, kind, ref = split_env_uri(target)
+    except StoreError:
+        store = open_store(target, options)
+        if env is not None:
+            return store, store.resolve(env)
+        ids = store.env_ids()
+        if len(ids) != 1:
+            raise StoreError(
+                f"store {store.url} holds {len(ids)} envs: name one with --env ID (or give an "
+                "env URI)"
+            ) from None
+        return store, ids[0]
+    store = open_store(store_url, options)
+    return store, (store.read_tag(ref) if kind == "tag" else ref)
+
+
+@app.command()
+def tag(
+    target: Annotated[str, typer.Argument(help="Env URI (…/envs/<id>.json) or a store URL.")],
+    name: Annotated[str, typer.Argument(help="Tag name: letters, digits, '.', '_', '-'.")],
+    env: Annotated[
+        str | None, typer.Option("--env", "-e", help="With a store URL: env id, prefix or tag.")
+    ] = None,
+    storage_option: _StoreOpts = None,
+) -> None:
+    """Point tags/NAME.json at an env (replaced atomically); prints the tag URI."""
+    store, env_id = _store_and_env(target, env, _options(storage_option))
+    uri = store.set_tag(name, env_id)
+    err_console.print(f"{name} -> {env_id}", highlight=False)
+    print(uri)
+
+
+@app.command()
+def gc(
+    store_url: _StoreArg = None,
+    keep: Annotated[
+        int | None, typer.Option(help="Keep the N newest envs (tagged ones always).")
+    ] = None,
+    older_than: Annotated[
+        str | None, typer.Option(help="Remove only envs older than this (30m, 12h, 7d, 2w).")
+    ] = None,
+    grace: Annotated[
+        str, typer.Option(help="Never remove blobs younger than this (uploads in flight).")
+    ] = "1h",
+    dry_run: Annotated[bool, typer.Option(help="Show what would go; delete nothing.")] = False,
+    storage_option: _StoreOpts = None,
+    as_json: _AsJson = False,
+) -> None:
+    """Remove old untagged envs (with --keep / --older-than) and unreferenced blobs."""
+    from ..shipping import default_store_url
+    from ..store import open_store
+    from ..store.gc import parse_duration
+
+    store = open_store(store_url or default_store_url(), _options(storage_option))
+    result = store.gc(
+        keep=keep,
+        older_than=parse_duration(older_than) if older_than else None,
+        grace=parse_duration(grace),
+        dry_run=dry_run,
+    )
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    verb = "would remove" if dry_run else "removed"
+    for env_id in result.envs_removed:
+        console.print(f"{verb} env {env_id}", highlight=False)
+    for digest in result.blobs_removed:
+        console.print(f"{verb} blob {digest}", highlight=False)
+    console.print(
+        f"{verb} {len(result.envs_removed)} env(s), {len(result.blobs_removed)} blob(s), "
+        f"{_size(result.bytes_freed)}; {result.blobs_kept_young} unreferenced blob(s) kept "
+        "(younger than the grace period)",
+        highlight=False,
+    )
+
+
+@app.command()
+def presign(
+    env_uri: Annotated[str, typer.Argument(help="Env URI (…/envs/<id>.json) or tag URI.")],
+    expires: Annotated[int, typer.Option(help="Validity in seconds.")] = 3600,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write it here, not in the store.")
+    ] = None,
+    storage_option: _StoreOpts = None,
+) -> None:
+    """Write a manifest whose layers carry presigned HTTPS URLs; print a URL (or path) of it.
+
+    Nodes given that URL need neither credentials nor s3fs (`envship exec URL -- …`).
+    """
+    store, env_id = _store_and_env(env_uri, None, _options(storage_option))
+    result = store.presign(env_id, expires=expires, output=output)
+    err_console.print(
+        f"presigned manifest: {result.location} (valid {expires}s)", highlight=False
+    )
+    print(result.url)
