@@ -1,0 +1,166 @@
+"""`envship exec` / `python -m envship.node`: run a command inside an env, fetching it if needed."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import cache
+from .errors import NodeError
+
+__all__ = ["main", "USAGE"]
+
+USAGE = """\
+usage: {prog} [-v] [--cache DIR] [--python PY] ENV_REF -- CMD [ARG...]
+
+Run CMD inside the env ENV_REF: fetch and verify its layers into the node cache if they are
+not there yet, assemble its view (a small venv), then exec CMD with the view's bin/ first on
+PATH. CMD replaces this process: its exit code and signals pass through unchanged.
+
+ENV_REF  env URI (<store>/envs/<env-id>.json: local path, file://, http(s)://, or any fsspec
+         URL when fsspec is installed), tag URI (<store>/tags/<name>.json), a packed env
+         directory, or a presigned manifest (<env-id>.presigned.json).
+
+options:
+  -v, --verbose    one line per fetched layer on stderr
+  --cache DIR      node cache (default: $ENVSHIP_CACHE, else ~/.cache/envship)
+  --python PY      interpreter to use when the env has no python layer
+                   (default: $ENVSHIP_PYTHON, else python3.X / python3 on PATH)
+  -h, --help       show this help
+"""
+
+
+class _Usage(Exception):
+    pass
+
+
+def _parse(argv: list[str]) -> tuple[bool, str | None, str | None, str, list[str]]:
+    verbose, cache_dir, python = False, None, None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-v", "--verbose"):
+            verbose = True
+        elif arg in ("--cache", "--python"):
+            if i + 1 >= len(argv):
+                raise _Usage(f"{arg} needs a value")
+            i += 1
+            if arg == "--cache":
+                cache_dir = argv[i]
+            else:
+                python = argv[i]
+        elif arg.startswith("--cache="):
+            cache_dir = arg.split("=", 1)[1]
+        elif arg.startswith("--python="):
+            python = arg.split("=", 1)[1]
+        elif arg == "--":
+            raise _Usage("ENV_REF is missing before '--'")
+        elif arg.startswith("-") and arg != "-":
+            raise _Usage(f"unknown option {arg}")
+        else:
+            break
+        i += 1
+    if i >= len(argv):
+        raise _Usage("ENV_REF is missing")
+    ref = argv[i]
+    cmd = argv[i + 1 :]
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise _Usage("no command given after ENV_REF --")
+    return verbose, cache_dir, python, ref, cmd
+
+
+def _quick_env_id(ref: str) -> str | None:
+    env_id = cache.ref_env_id(ref)
+    if env_id is None and "://" not in ref:
+        try:  # a packed env directory: envs/ holds its one manifest
+            names = [n for n in os.listdir(os.path.join(ref, "envs")) if n.endswith(".json")]
+        except OSError:
+            return None
+        if len(names) == 1 and ".presigned." not in names[0]:
+            env_id = cache.ref_env_id(names[0])
+    return env_id
+
+
+def _find(cmd: str, path: str) -> str | None:
+    if "/" in cmd:
+        return cmd
+    for d in path.split(os.pathsep):
+        cand = os.path.join(d or ".", cmd)
+        if os.access(cand, os.X_OK) and not os.path.isdir(cand):
+            return cand
+    return None
+
+
+def _log(message: str) -> None:
+    sys.stderr.write(f"envship: {message}\n")
+    sys.stderr.flush()
+
+
+def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, verbose: bool) -> int:
+    """Prepare *ref* and exec *cmd* in its view; returns only on failure."""
+    root = cache.cache_root(cache_dir)
+    env_id = _quick_env_id(ref)
+    lock: int | None = None
+    view: str | None = None
+    if env_id is not None:
+        # Shared lock first, then look: a pruner holds it exclusively while it removes a view.
+        lock = cache.acquire(cache.lock_path(root, "env-" + env_id), shared=True)
+        view = cache.fast_view(root, env_id)
+    for _ in range(3):
+        if view is not None:
+            break
+        from .runtime import ensure_view
+
+        path, real_id = ensure_view(ref, root, python, _log if verbose else None)
+        if real_id != env_id:
+            cache.release(lock)
+            env_id = real_id
+            lock = cache.acquire(cache.lock_path(root, "env-" + env_id), shared=True)
+        view = cache.fast_view(root, env_id)  # pruned in between? then build it again
+    if view is None or env_id is None or lock is None:
+        raise NodeError(f"env view for {ref} keeps disappearing; is the cache being pruned?")
+    env = dict(os.environ)
+    bindir = os.path.join(view, "bin")
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", os.defpath)
+    env["VIRTUAL_ENV"] = view
+    env["ENVSHIP_ENV_ID"] = env_id
+    env.pop("PYTHONHOME", None)
+    exe = _find(cmd[0], env["PATH"])
+    if exe is None:
+        sys.stderr.write(f"envship exec: {cmd[0]}: command not found in the env or on PATH\n")
+        return 127
+    # The shared lock survives exec: the view stays "in use" (safe from prune) while CMD runs.
+    os.set_inheritable(lock, True)
+    try:
+        os.execve(exe, cmd, env)
+    except OSError as exc:
+        sys.stderr.write(f"envship exec: cannot run {exe}: {exc.strerror}\n")
+        return 126
+    return 126  # not reached
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m envship.node") -> int:
+    """Entry point of `envship exec`, `python -m envship.node` and the single-file form."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE.format(prog=prog))
+        return 0
+    try:
+        verbose, cache_dir, python, ref, cmd = _parse(args)
+    except _Usage as exc:
+        sys.stderr.write(USAGE.format(prog=prog).split("\n\n", 1)[0] + "\n")
+        sys.stderr.write(f"{prog}: error: {exc}\n")
+        return 2
+    try:
+        return run(ref, cmd, cache_dir, python, verbose)
+    except NodeError as exc:
+        sys.stderr.write(f"{prog}: error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

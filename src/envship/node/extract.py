@@ -1,0 +1,161 @@
+"""Safe layer extraction: a tar.gz stream into a fresh directory, refusing anything that escapes."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import time
+
+from .errors import NodeError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Readable(Protocol):
+        def read(self, n: int = -1, /) -> bytes: ...
+
+__all__ = ["Limits", "extract_layer"]
+
+_DATA_FILTER = getattr(tarfile, "data_filter", None)  # 3.9.17+, 3.10.12+, 3.11.4+, 3.12+
+
+
+class Limits:
+    """Upper bounds for one layer; defaults can be raised with environment variables."""
+
+    __slots__ = ("member", "total", "members")
+
+    def __init__(self, member: int, total: int, members: int) -> None:
+        self.member = member
+        self.total = total
+        self.members = members
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        from .fetch import env_int
+
+        return cls(
+            member=env_int("ENVSHIP_NODE_MAX_MEMBER", 8 << 30),
+            total=env_int("ENVSHIP_NODE_MAX_LAYER", 64 << 30),
+            members=env_int("ENVSHIP_NODE_MAX_FILES", 2_000_000),
+        )
+
+
+def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> int:
+    """Unpack the tar.gz *stream* into the empty directory *dest*; return the bytes written.
+
+    Refuses (NodeError naming *layer* and the member) absolute names, ``..``, links leaving the
+    layer, devices/fifos, duplicates and oversized members; nothing is written outside *dest*.
+    """
+    root = os.path.realpath(dest)
+    delay = float(os.environ.get("ENVSHIP_NODE_TEST_UNPACK_DELAY") or 0)  # documented test hook
+    seen: set[str] = set()
+    files: set[str] = set()
+    made_dirs: set[str] = {""}
+    has_links = False
+    total = 0
+    count = 0
+
+    def fail(member: str, why: str) -> NodeError:
+        return NodeError(
+            f"layer {layer}: refusing member {member!r}: {why}; the layer blob is unsafe, "
+            "nothing from it was used"
+        )
+
+    def clean(name: str, member: str) -> str:
+        if not name or name.startswith("/") or "\\" in name or "\0" in name:
+            raise fail(member, "absolute or malformed path")
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if not parts:
+            return ""
+        if ".." in parts:
+            raise fail(member, "path contains '..'")
+        return "/".join(parts)
+
+    def inside(path: str) -> bool:
+        real = os.path.realpath(path)
+        return real == root or real.startswith(root + os.sep)
+
+    try:
+        tar = tarfile.open(  # type: ignore[call-overload]  # noqa: SIM115 - closed below
+            fileobj=stream, mode="r|gz", bufsize=1 << 20
+        )
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise NodeError(f"layer {layer}: not a tar.gz blob ({exc})") from None
+    try:
+        for member in tar:
+            count += 1
+            if count > limits.members:
+                raise fail(member.name, f"more than {limits.members} members")
+            name = clean(member.name, member.name)
+            if name in seen:
+                raise fail(member.name, "duplicate member")
+            seen.add(name)
+            if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+                raise fail(member.name, "device, fifo or other special file")
+            if _DATA_FILTER is not None:
+                try:
+                    _DATA_FILTER(member, root)
+                except tarfile.FilterError as exc:
+                    raise fail(member.name, str(exc)) from None
+            if not name:
+                continue
+            path = os.path.join(root, name)
+            parent = os.path.dirname(name)
+            if parent not in made_dirs:
+                os.makedirs(os.path.join(root, parent), 0o755, exist_ok=True)
+                made_dirs.add(parent)
+            if has_links and not inside(os.path.join(root, parent)):
+                raise fail(member.name, "its directory is a link leaving the layer")
+            if member.isdir():
+                if name not in made_dirs:
+                    os.mkdir(path, 0o755)
+                    made_dirs.add(name)
+                continue
+            if member.issym():
+                target = member.linkname
+                if not target or target.startswith("/") or "\0" in target:
+                    raise fail(member.name, f"symlink to absolute path {target!r}")
+                resolved = os.path.normpath(os.path.join(root, parent, target))
+                if not (resolved == root or resolved.startswith(root + os.sep)):
+                    raise fail(member.name, f"symlink {target!r} points outside the layer")
+                os.symlink(target, path)
+                has_links = True
+                if not inside(path):  # e.g. through another link: `d -> .`, `t -> d/..`
+                    os.unlink(path)
+                    raise fail(member.name, f"symlink {target!r} points outside the layer")
+                continue
+            if member.islnk():
+                target = clean(member.linkname, member.name)
+                if target not in files:
+                    raise fail(member.name, f"hard link to {member.linkname!r}, not a file here")
+                os.link(os.path.join(root, target), path)
+                files.add(name)
+                continue
+            if member.size > limits.member:
+                raise fail(member.name, f"{member.size} bytes, over the {limits.member} limit")
+            total += member.size
+            if total > limits.total:
+                raise fail(member.name, f"layer over the {limits.total} bytes limit")
+            mode = 0o755 if member.mode & 0o111 else 0o644
+            src = tar.extractfile(member)
+            assert src is not None
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+            with os.fdopen(fd, "wb") as out:
+                remaining = member.size
+                while remaining > 0:
+                    chunk = src.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        raise fail(member.name, "truncated")
+                    out.write(chunk)
+                    remaining -= len(chunk)
+            files.add(name)
+            if delay:
+                time.sleep(delay)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        if isinstance(exc, FileExistsError):
+            raise NodeError(f"layer {layer}: member {exc.filename!r} written twice") from None
+        raise NodeError(f"layer {layer}: damaged or unreadable tar ({exc})") from None
+    finally:
+        tar.close()
+    return total

@@ -1,0 +1,163 @@
+"""Read bytes from a URL: local paths, file://, http(s):// (urllib), anything fsspec opens."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+from .errors import NodeError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+__all__ = [
+    "open_url",
+    "read_url",
+    "safe_url",
+    "local_path",
+    "HashingReader",
+    "is_local",
+    "env_int",
+    "parse_size",
+]
+
+_RETRIES = 3
+
+
+def safe_url(url: str) -> str:
+    """*url* without query string or user info: presigned signatures never reach logs or errors."""
+    if "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    rest = rest.split("?", 1)[0].split("#", 1)[0]
+    host, sep, path = rest.partition("/")
+    host = host.rsplit("@", 1)[-1]
+    return f"{scheme}://{host}{sep}{path}"
+
+
+def is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def local_path(url: str) -> str:
+    if url.startswith("file://"):
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise NodeError(f"{url}: file:// URLs must point to this host")
+        return unquote(parts.path)
+    return url
+
+
+def open_url(url: str) -> BinaryIO:
+    """Open *url* for streaming reads; transient HTTP errors are retried with backoff."""
+    if is_local(url):
+        path = local_path(url)
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            raise NodeError(f"{path}: not found; check the env URI and the store") from None
+        except OSError as exc:
+            raise NodeError(f"{path}: cannot read ({exc.strerror})") from None
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("http", "https"):
+        return _open_http(url)
+    try:
+        import fsspec
+    except ImportError:
+        raise NodeError(
+            f"{safe_url(url)}: reading {scheme}:// URLs needs fsspec (and its {scheme} "
+            "backend) on this node; install it, or use a presigned env "
+            "(`envship store presign`) whose layers are plain HTTPS URLs"
+        ) from None
+    try:
+        return fsspec.open(url, "rb").open()  # type: ignore[no-any-return]
+    except FileNotFoundError:
+        raise NodeError(f"{safe_url(url)}: not found; check the env URI and the store") from None
+    except (OSError, ValueError) as exc:
+        raise NodeError(f"{safe_url(url)}: cannot read ({type(exc).__name__})") from None
+
+
+def _open_http(url: str) -> BinaryIO:
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, headers={"User-Agent": "envship-node"})
+    delay = 0.5
+    for attempt in range(_RETRIES):
+        last = attempt == _RETRIES - 1
+        try:
+            return urllib.request.urlopen(req, timeout=60)  # type: ignore[no-any-return]
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                raise NodeError(f"{safe_url(url)}: not found (HTTP 404)") from None
+            if exc.code in (401, 403):
+                raise NodeError(
+                    f"{safe_url(url)}: access denied (HTTP {exc.code}); a presigned URL may "
+                    "have expired: presign the env again"
+                ) from None
+            if exc.code < 500 or last:
+                raise NodeError(f"{safe_url(url)}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            if last:
+                reason = getattr(exc, "reason", exc)
+                raise NodeError(f"{safe_url(url)}: cannot connect ({reason})") from None
+        time.sleep(delay)
+        delay *= 2
+    raise AssertionError("unreachable")
+
+
+def read_url(url: str, limit: int = 64 << 20) -> bytes:
+    """The whole (small) object at *url*: manifests and tags."""
+    with open_url(url) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise NodeError(f"{safe_url(url)}: larger than {limit} bytes; not a manifest")
+    return bytes(data)
+
+
+class HashingReader:
+    """A read-only stream that sha256-hashes and counts what passes through it."""
+
+    def __init__(self, raw: BinaryIO, limit: int) -> None:
+        self._raw = raw
+        self._limit = limit
+        self.sha256 = hashlib.sha256()
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n) if n is not None and n >= 0 else self._raw.read()
+        self.count += len(data)
+        if self.count > self._limit:
+            raise NodeError(f"blob is larger than the {self._limit} bytes the manifest says")
+        self.sha256.update(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return parse_size(value)
+    except ValueError:
+        raise NodeError(f"${name}={value!r} is not a size (like 500M, 20G)") from None
+
+
+def parse_size(text: str) -> int:
+    """'20G' -> 20 * 2**30; plain integers are bytes."""
+    text = text.strip().upper().rstrip("B").rstrip("I")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)

@@ -1,0 +1,167 @@
+"""Node cache listing and LRU eviction that never removes what a running env view uses."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from . import cache
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["CacheEntry", "list_cache", "prune", "auto_prune"]
+
+
+class CacheEntry:
+    """One layer or env view in the node cache."""
+
+    __slots__ = ("kind", "name", "path", "size", "last_use", "in_use", "layers")
+
+    def __init__(
+        self, kind: str, name: str, path: str, size: int, last_use: float, in_use: bool,
+        layers: tuple[str, ...] = (),
+    ) -> None:
+        self.kind = kind  # "layer" | "env"
+        self.name = name  # layer hex / env id
+        self.path = path
+        self.size = size
+        self.last_use = last_use
+        self.in_use = in_use
+        self.layers = layers  # env views: the layer hexes they use
+
+    def as_dict(self) -> dict[str, object]:
+        return {s: getattr(self, s) for s in self.__slots__ if s != "layers" or self.kind == "env"}
+
+
+def _names(parent: str) -> list[str]:
+    try:
+        return sorted(
+            n for n in os.listdir(parent)
+            if not n.startswith(".") and os.path.isdir(os.path.join(parent, n))
+        )
+    except FileNotFoundError:
+        return []
+
+
+def _in_use(root: str, env_id: str) -> bool:
+    fd = cache.acquire(cache.lock_path(root, "env-" + env_id), blocking=False)
+    cache.release(fd)
+    return fd is None
+
+
+def _layer_size(path: str) -> int:
+    try:
+        with open(os.path.join(path, ".envship-size"), encoding="ascii") as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return sum(
+            os.lstat(os.path.join(d, n)).st_size for d, _, ns in os.walk(path) for n in ns
+        )
+
+
+def list_cache(root: str) -> list[CacheEntry]:
+    """Every committed layer and env view, with size, last use and whether a process uses it."""
+    views: list[CacheEntry] = []
+    for env_id in _names(os.path.join(root, "envs")):
+        path = cache.view_dir(root, env_id)
+        try:
+            with open(os.path.join(path, "envship-layers"), encoding="ascii") as f:
+                layers = tuple(line.strip() for line in f if line.strip())
+        except OSError:
+            layers = ()
+        views.append(
+            CacheEntry("env", env_id, path, 0, os.stat(path).st_mtime, _in_use(root, env_id),
+                       layers)
+        )
+    out: list[CacheEntry] = []
+    for hex_ in _names(os.path.join(root, "layers")):
+        path = cache.layer_dir(root, hex_)
+        users = [v for v in views if hex_ in v.layers]
+        last = max([os.stat(path).st_mtime] + [v.last_use for v in users])
+        out.append(
+            CacheEntry("layer", hex_, path, _layer_size(path), last, any(v.in_use for v in users))
+        )
+    return out + views
+
+
+def _evict(entry: CacheEntry) -> None:
+    parent = os.path.dirname(entry.path)
+    trash = os.path.join(parent, f"{cache.TRASH_PREFIX}{entry.name}-{os.getpid()}")
+    os.rename(entry.path, trash)  # readers never see a half-removed directory
+    cache.remove_tree(trash)
+
+
+def _evict_views(root: str, views: list[CacheEntry]) -> bool:
+    """Remove all *views*, or none if a process runs in one of them (it holds a shared lock)."""
+    fds: list[int] = []
+    try:
+        for v in views:
+            fd = cache.acquire(cache.lock_path(root, "env-" + v.name), blocking=False)
+            if fd is None:
+                return False
+            fds.append(fd)
+        for v in views:  # still holding the locks: no process can start in them meanwhile
+            _evict(v)
+        return True
+    finally:
+        for fd in fds:
+            cache.release(fd)
+
+
+def prune(
+    root: str, max_size: int | None = None, *, blocking: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> list[CacheEntry] | None:
+    """Remove leftovers, then least recently used layers (and their views) until the layers
+    total at most *max_size* bytes. Layers of an env view a process runs in are kept.
+
+    Returns what was removed, or None if not *blocking* and an env is being prepared.
+    """
+    gfd = cache.acquire(cache.lock_path(root, cache.GLOBAL_LOCK), blocking=blocking)
+    if gfd is None:
+        return None
+    removed: list[CacheEntry] = []
+    try:
+        # No env is being prepared (we hold the global lock): every temp dir is a leftover.
+        for sub in ("layers", "envs"):
+            parent = os.path.join(root, sub)
+            for n in os.listdir(parent) if os.path.isdir(parent) else []:
+                if n.startswith((cache.TMP_PREFIX, cache.TRASH_PREFIX)):
+                    cache.remove_tree(os.path.join(parent, n))
+        entries = list_cache(root)
+        layers = {e.name: e for e in entries if e.kind == "layer"}
+        views = [e for e in entries if e.kind == "env"]
+        for v in views:  # a view whose layer is gone cannot run: drop it
+            if any(h not in layers for h in v.layers) and _evict_views(root, [v]):
+                removed.append(v)
+        views = [v for v in views if v not in removed]
+        total = sum(e.size for e in layers.values())
+        if max_size is not None:
+            for lay in sorted(layers.values(), key=lambda e: e.last_use):
+                if total <= max_size:
+                    break
+                users = [v for v in views if lay.name in v.layers]
+                if lay.in_use or not _evict_views(root, users):
+                    continue
+                removed.extend(users)
+                views = [v for v in views if v not in users]
+                _evict(lay)
+                removed.append(lay)
+                total -= lay.size
+                if log:
+                    log(f"evicted layer {lay.name[:12]} ({lay.size / 1e6:.1f} MB)")
+    finally:
+        cache.release(gfd)
+    return removed
+
+
+def auto_prune(root: str, log: Callable[[str], None] | None) -> None:
+    """Prune down to ``$ENVSHIP_CACHE_MAX`` unless another process is busy with the cache."""
+    from .fetch import env_int
+
+    started = time.monotonic()
+    result = prune(root, env_int("ENVSHIP_CACHE_MAX", 0), blocking=False, log=log)
+    if log and result:
+        log(f"pruned {len(result)} cache entries in {time.monotonic() - started:.2f} s")

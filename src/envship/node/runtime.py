@@ -1,0 +1,247 @@
+"""prepare(): resolve an env, fetch and unpack missing layers once per node, assemble its view."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from . import cache
+from .cache import fast_view, ref_env_id
+from .errors import NodeError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from .interp import Interpreter
+    from .resolve import Resolved
+
+__all__ = ["View", "prepare", "ensure_view"]
+
+
+class View:
+    """An assembled env view (a tiny venv) in the node cache. Read-only."""
+
+    __slots__ = ("path", "env_id", "_manifest")
+    path: str  # the view directory: envs/<env-id>/ in the node cache
+    env_id: str
+    _manifest: dict[str, Any] | None
+
+    def __init__(self, path: str, env_id: str, manifest: dict[str, Any] | None = None) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "env_id", env_id)
+        object.__setattr__(self, "_manifest", manifest)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("View is read-only")
+
+    def __repr__(self) -> str:
+        return f"View(path={self.path!r}, env_id={self.env_id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, View) and (self.path, self.env_id) == (other.path, other.env_id)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.env_id))
+
+    @property
+    def bin(self) -> str:
+        """The view's bin directory: put it first on PATH."""
+        return os.path.join(self.path, "bin")
+
+    @property
+    def python(self) -> str:
+        """The view's interpreter (``bin/python``): runs with the env's packages importable."""
+        return os.path.join(self.path, "bin", "python")
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest the view was assembled from, as a dict."""
+        if self._manifest is None:
+            import json
+
+            with open(os.path.join(self.path, "manifest.json"), "rb") as f:
+                object.__setattr__(self, "_manifest", json.loads(f.read()))
+        manifest: dict[str, Any] = self._manifest  # type: ignore[assignment]
+        return manifest
+
+    def environ(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """Environment variables for a process run inside the view."""
+        env = dict(os.environ if base is None else base)
+        env["PATH"] = self.bin + os.pathsep + env.get("PATH", os.defpath)
+        env["VIRTUAL_ENV"] = self.path
+        env["ENVSHIP_ENV_ID"] = self.env_id
+        env.pop("PYTHONHOME", None)
+        return env
+
+
+def prepare(
+    env_ref: str,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    python: str | os.PathLike[str] | None = None,
+    verbose: bool = False,
+) -> View:
+    """Make the env *env_ref* ready in the node cache and return its view.
+
+    *env_ref*: env URI, tag URI, packed directory or presigned manifest. Missing layers are
+    fetched (sha256 verified while streaming) and unpacked once per node, whatever the number
+    of concurrent callers. Raises NodeError.
+    """
+    root = cache.cache_root(os.fspath(cache_dir) if cache_dir is not None else None)
+    path, env_id = ensure_view(
+        os.fspath(env_ref), root, os.fspath(python) if python is not None else None,
+        _stderr_log if verbose else None,
+    )
+    return View(path, env_id)
+
+
+def _stderr_log(message: str) -> None:
+    sys.stderr.write(f"envship: {message}\n")
+    sys.stderr.flush()
+
+
+def ensure_view(
+    env_ref: str,
+    root: str,
+    python: str | None,
+    log: Callable[[str], None] | None,
+) -> tuple[str, str]:
+    """(view path, env id) for *env_ref*, building what is missing under the cache locks."""
+    from .resolve import resolve
+
+    env_id = ref_env_id(env_ref)
+    if env_id is not None:
+        ready = fast_view(root, env_id)
+        if ready:
+            return ready, env_id
+    resolved = resolve(env_ref)
+    ready = fast_view(root, resolved.env_id)
+    if ready:
+        return ready, resolved.env_id
+    manifest = resolved.manifest
+    layers = manifest["layers"]
+    has_python = any(lay["kind"] == "python" for lay in layers)
+    interpreter: Interpreter | None = None
+    if not has_python:
+        from .interp import find_node_python
+
+        interpreter = find_node_python(manifest, python)  # fails before any download
+    global_fd = cache.acquire(cache.lock_path(root, cache.GLOBAL_LOCK), shared=True)
+    built_any = False
+    try:
+        dirs: list[tuple[str, str]] = []
+        for lay in layers:
+            d, built = _ensure_layer(root, lay, resolved, log)
+            built_any = built_any or built
+            dirs.append((lay["kind"], d))
+        if interpreter is None:
+            from .interp import layer_python
+
+            interpreter = layer_python(dict(dirs)["python"], manifest)
+        path = _ensure_env(root, resolved, dirs, interpreter)
+    finally:
+        cache.release(global_fd)
+    if built_any and os.environ.get("ENVSHIP_CACHE_MAX"):
+        from .prune import auto_prune
+
+        auto_prune(root, log)
+    return path, resolved.env_id
+
+
+def _ensure_layer(
+    root: str, lay: dict[str, Any], resolved: Resolved, log: Callable[[str], None] | None
+) -> tuple[str, bool]:
+    hex_ = lay["digest"].split(":", 1)[1]
+    final = cache.layer_dir(root, hex_)
+    if os.path.isdir(final):
+        os.utime(final)
+        return final, False
+    fd = cache.acquire(cache.lock_path(root, "layer-" + hex_))
+    try:
+        if os.path.isdir(final):  # another process unpacked it while we waited
+            return final, False
+        parent = os.path.dirname(final)
+        cache.clean_stale(parent, hex_)  # a crashed builder's leftovers: its lock is free now
+        tmp = cache.temp_dir(parent, hex_)
+        try:
+            start = time.monotonic()
+            size = _fetch_unpack(resolved.layer_urls[lay["digest"]], lay, tmp)
+            with open(os.path.join(tmp, ".envship-size"), "w", encoding="ascii") as f:
+                f.write(f"{size}\n")
+            cache.commit_dir(tmp, final)
+        except BaseException:
+            cache.remove_tree(tmp)
+            raise
+        if log:
+            secs = time.monotonic() - start
+            mb = lay["size"] / 1e6
+            log(f"fetched {lay['kind']} layer {hex_[:12]} ({mb:.1f} MB) in {secs:.2f} s")
+        return final, True
+    finally:
+        cache.release(fd)
+
+
+def _fetch_unpack(url: str, lay: dict[str, Any], tmp: str) -> int:
+    from .extract import Limits, extract_layer
+    from .fetch import HashingReader, open_url, safe_url
+
+    label = f"{lay['kind']} {lay['digest'][:19]}"
+    expected = lay["digest"].split(":", 1)[1]
+    reader = HashingReader(open_url(url), lay["size"])
+    try:
+        try:
+            size = extract_layer(reader, tmp, label, Limits.from_env())
+        except NodeError as exc:
+            # A tampered blob usually breaks the tar too: report the digest mismatch if so.
+            try:
+                reader.drain()
+            except (NodeError, OSError):
+                raise exc from None
+            if reader.sha256.hexdigest() == expected:
+                raise
+            size = 0
+        else:
+            reader.drain()
+    finally:
+        reader.close()
+    actual = reader.sha256.hexdigest()
+    if reader.count != lay["size"] or actual != expected:
+        raise NodeError(
+            f"layer {label}: blob {safe_url(url)} has sha256 {actual[:16]}… and {reader.count} "
+            f"bytes, the manifest says {expected[:16]}… and {lay['size']}; the store is damaged "
+            "or was tampered with, refusing it"
+        )
+    return size
+
+
+def _ensure_env(
+    root: str, resolved: Resolved, dirs: list[tuple[str, str]], interpreter: Interpreter
+) -> str:
+    from .assemble import assemble_view
+
+    final = cache.view_dir(root, resolved.env_id)
+    fd = cache.acquire(cache.lock_path(root, "build-" + resolved.env_id))
+    try:
+        if fast_view(root, resolved.env_id):
+            return final
+        parent = os.path.dirname(final)
+        cache.clean_stale(parent, resolved.env_id)
+        if os.path.lexists(final):  # stale view (its interpreter is gone): rebuild it
+            trash = os.path.join(parent, f"{cache.TRASH_PREFIX}{resolved.env_id}-{os.getpid()}")
+            os.rename(final, trash)
+            cache.remove_tree(trash)
+        tmp = cache.temp_dir(parent, resolved.env_id)
+        try:
+            assemble_view(
+                tmp, final, resolved.env_id, resolved.manifest, resolved.raw, dirs, interpreter
+            )
+            cache.commit_dir(tmp, final)
+        except BaseException:
+            cache.remove_tree(tmp)
+            raise
+        return final
+    finally:
+        cache.release(fd)
