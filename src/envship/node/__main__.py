@@ -34,11 +34,17 @@ class _Usage(Exception):
     pass
 
 
+class _Help(Exception):
+    pass
+
+
 def _parse(argv: list[str]) -> tuple[bool, str | None, str | None, str, list[str]]:
     verbose, cache_dir, python = False, None, None
     i = 0
     while i < len(argv):
         arg = argv[i]
+        if arg in ("-h", "--help"):
+            raise _Help
         if arg in ("-v", "--verbose"):
             verbose = True
         elif arg in ("--cache", "--python"):
@@ -144,11 +150,11 @@ def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, ver
 def main(argv: list[str] | None = None, prog: str = "python -m envship.node") -> int:
     """Entry point of `envship exec`, `python -m envship.node` and the single-file form."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if args and args[0] in ("-h", "--help"):
-        sys.stdout.write(USAGE.format(prog=prog))
-        return 0
     try:
         verbose, cache_dir, python, ref, cmd = _parse(args)
+    except _Help:
+        sys.stdout.write(USAGE.format(prog=prog))
+        return 0
     except _Usage as exc:
         sys.stderr.write(USAGE.format(prog=prog).split("\n\n", 1)[0] + "\n")
         sys.stderr.write(f"{prog}: error: {exc}\n")
