@@ -111,3 +111,22 @@ def bucket(moto: MotoServer) -> str:
     name = f"b-{uuid.uuid4().hex[:12]}"
     s3fs.S3FileSystem(endpoint_url=moto.endpoint, skip_instance_cache=True).mkdir(name)
     return name
+
+
+@pytest.fixture(
+    params=["local", "file", "memory", pytest.param("s3", marks=pytest.mark.s3)]
+)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same tests against a local path, file://, memory:// and a real S3 API (moto)."""
+    kind = request.param
+    if kind == "local":
+        return str(tmp_path / "store")
+    if kind == "file":
+        return f"file://{tmp_path}/store"
+    if kind == "memory":
+        return f"memory://envship-tests/{uuid.uuid4().hex}"
+    bucket_name = request.getfixturevalue("bucket")
+    moto_server: MotoServer = request.getfixturevalue("moto")
+    os.environ["AWS_ENDPOINT_URL"] = moto_server.endpoint  # honoured by botocore
+    request.addfinalizer(lambda: os.environ.pop("AWS_ENDPOINT_URL", None))
+    return f"s3://{bucket_name}/team/envs"
