@@ -1,0 +1,57 @@
+"""Engine fixtures: real venvs shipped to a local store, and client venvs without user packages."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from enginekit import Shipped, client_venv, make_venv, ship_venv, version_of
+
+from support import run, write_sample_project
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, what in (
+        ("dask", "starts a real Dask scheduler and workers from a shipped env"),
+        ("ray", "installs Ray (~80 MB) in test venvs and starts a local Ray head"),
+        ("torch", "installs torch (CPU, from the local wheel) and runs torch.distributed"),
+    ):
+        config.addinivalue_line("markers", f"{name}: {what}")
+
+
+@pytest.fixture(scope="session")
+def engines_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("engines")
+
+
+@pytest.fixture(scope="session")
+def dask_env(engines_base: Path) -> Iterator[Shipped]:
+    """numpy, pandas, distributed and an editable `mylib`, shipped to a local store."""
+    base = engines_base / "dask"
+    project = write_sample_project(base / "mylib")
+    py = make_venv(
+        base / "env",
+        ["numpy", "pandas", f"distributed=={version_of('distributed')}"],
+        [project],
+    )
+    yield ship_venv(py, base / "store")
+
+
+@pytest.fixture(scope="session")
+def dask_client(engines_base: Path) -> Path:
+    """Interpreter of a venv with distributed + envship, without numpy, pandas or mylib."""
+    py = client_venv(engines_base / "dask-client", [f"distributed=={version_of('distributed')}"])
+    probe = run([str(py), "-c", "import importlib.util as u; print(u.find_spec('numpy'))"])
+    assert probe.stdout.strip() == "None", "the client venv must not have numpy"
+    return py
+
+
+@pytest.fixture(scope="session")
+def node_script(engines_base: Path) -> Path:
+    """`envship node-script` output: the single-file node runtime."""
+    path = engines_base / "envship_node.py"
+    proc = run([str(Path(sys.executable).parent / "envship"), "node-script"])
+    path.write_text(proc.stdout)
+    return path

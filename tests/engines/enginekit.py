@@ -1,0 +1,52 @@
+"""Helpers for the engine tests: ship a venv, free ports, client venvs without user packages."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from support import make_venv
+
+REPO = Path(__file__).resolve().parents[2]  # the envship checkout, installed editable below
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A venv shipped to a store: its env URI, env id and the venv it came from."""
+
+    uri: str
+    env_id: str
+    venv_python: Path
+    store: Path
+
+
+def ship_venv(python: Path, store: Path) -> Shipped:
+    from envship.shipping import ship
+
+    env = ship(str(store), python=str(python))
+    return Shipped(env.uri, env.env_id, python, store)
+
+
+def version_of(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def client_venv(path: Path, packages: list[str]) -> Path:
+    """A venv with *packages* and envship (editable), but none of the env's user packages."""
+    return make_venv(path, packages, [REPO])
+
+
+def child_environ(**extra: str) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    environ.update(extra)
+    return environ

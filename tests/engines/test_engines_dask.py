@@ -1,0 +1,205 @@
+"""Dask: a real scheduler and workers started from a shipped env; the client lives elsewhere."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from enginekit import Shipped, child_environ
+
+from envship.engines.dask import cli_options, worker_command
+from envship.errors import EngineError
+
+pytestmark = pytest.mark.dask
+
+ENV_ID = "ab" * 32
+URI = f"/data/store/envs/{ENV_ID}.json"
+
+
+def _run_client(client_py: Path, script: str, tmp_path: Path, *args: str) -> dict[str, object]:
+    path = tmp_path / "client.py"
+    path.write_text(textwrap.dedent(script))
+    proc = subprocess.run(
+        [str(client_py), str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env=child_environ(),
+        cwd=tmp_path,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"client failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-6000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_cli_options_and_worker_command() -> None:
+    assert cli_options({"nthreads": 2, "nanny": False, "dashboard": True, "x": None}) == [
+        "--nthreads", "2", "--no-nanny", "--dashboard",
+    ]
+    assert cli_options({"resources": ["GPU=1", "MEM=2"]}) == [
+        "--resources", "GPU=1", "--resources", "MEM=2",
+    ]
+    cmd = worker_command(URI, "tcp://10.0.0.5:8786", nthreads=4, memory_limit="2GB")
+    assert cmd[1:4] == ["-m", "envship.node", URI]
+    assert cmd[4:] == [
+        "--", "python", "-m", "distributed.cli.dask_worker", "tcp://10.0.0.5:8786",
+        "--nthreads", "4", "--memory-limit", "2GB",
+    ]
+    single = worker_command(URI, "tcp://h:1", node_script_path="envship_node.py")
+    assert single[:3] == ["python3", "envship_node.py", URI]
+    with pytest.raises(EngineError, match="scheduler address"):
+        worker_command(URI, "")
+
+
+def test_cli_dask_worker_print() -> None:
+    envship = str(Path(sys.executable).parent / "envship")
+    proc = subprocess.run(
+        [envship, "dask-worker", "--print", URI, "tcp://h:8786", "--nthreads", "3", "--no-nanny"],
+        capture_output=True, text=True, check=True,
+    )
+    argv = shlex.split(proc.stdout)
+    assert argv[argv.index("--") + 1 :] == [
+        "python", "-m", "distributed.cli.dask_worker", "tcp://h:8786", "--nthreads", "3",
+        "--no-nanny",
+    ]
+    assert URI in argv
+
+
+_WORK = """
+    import importlib.util, json, os, signal, sys, time
+    import envship.dask
+
+    uri, cache = sys.argv[1], sys.argv[2]
+    # The client has distributed and envship, but none of the job's packages.
+    assert importlib.util.find_spec("numpy") is None
+    assert importlib.util.find_spec("pandas") is None
+    assert importlib.util.find_spec("mylib") is None
+
+
+    def work(n):
+        import numpy as np
+        import pandas as pd
+        import mylib
+        frame = pd.DataFrame({"x": np.arange(n)})
+        return int(frame["x"].sum()) + mylib.VALUE, mylib.hello(), np.__version__
+
+
+    def slow(i):
+        import time
+        import numpy as np
+        time.sleep(0.25)
+        return int(np.int64(i) * 3)
+
+
+    out = {}
+    with envship.dask.cluster(uri, n_workers=2, cache_dir=cache) as client:
+        out["workers"] = len(client.scheduler_info(n_workers=-1)["workers"])
+        out["check"] = sorted(set(envship.dask.check(client, uri).values()))
+        out["work"] = client.submit(work, 100).result()
+        out["prefixes"] = sorted(set(client.run(lambda: sys.prefix).values()))
+
+        futures = client.map(slow, range(40))
+        busy = []
+        deadline = time.monotonic() + 60
+        while not busy and time.monotonic() < deadline:
+            busy = [w for w, tasks in client.processing().items() if tasks]
+            time.sleep(0.05)
+        pids = client.run(os.getpid)
+        victim = busy[0]
+        os.kill(pids[victim], signal.SIGKILL)  # mid-run: tasks on it are lost
+        out["slow"] = sum(client.gather(futures))
+        out["victim_gone"] = victim not in client.scheduler_info(n_workers=-1)["workers"]
+    print(json.dumps(out))
+"""
+
+
+def test_cluster_runs_work_from_env_and_survives_worker_kill(
+    dask_env: Shipped, dask_client: Path, tmp_path: Path
+) -> None:
+    out = _run_client(dask_client, _WORK, tmp_path, dask_env.uri, str(tmp_path / "cache"))
+    assert out["workers"] == 2
+    assert out["check"] == [dask_env.env_id]
+    value, hello, _np_version = out["work"]  # type: ignore[misc]
+    assert value == sum(range(100)) + 1
+    assert hello == "hello from mylib 1"
+    # Workers run in the env view assembled in the node cache, not in the client's venv.
+    assert out["prefixes"] == [str(tmp_path / "cache" / "envs" / dask_env.env_id)]
+    assert out["slow"] == 3 * sum(range(40))
+    assert out["victim_gone"] is True
+
+
+_CHECK = """
+    import json, subprocess, sys, time
+    import envship.dask
+    from envship.errors import EngineError
+
+    uri, cache, envship_bin = sys.argv[1], sys.argv[2], sys.argv[3]
+    out = {}
+
+
+    def wait_for(client, n):
+        deadline = time.monotonic() + 120
+        while len(client.scheduler_info(n_workers=-1)["workers"]) < n:
+            assert time.monotonic() < deadline, f"fewer than {n} workers"
+            time.sleep(0.2)
+
+
+    with envship.dask.cluster(uri, n_workers=1, cache_dir=cache) as client:
+        addr = client.scheduler.address
+        extra = subprocess.Popen(
+            [envship_bin, "dask-worker", uri, addr, "--nthreads", "1", "--no-dashboard"],
+            env={**__import__("os").environ, "ENVSHIP_CACHE": cache},
+        )
+        try:
+            wait_for(client, 2)
+            out["cli_ok"] = len(envship.dask.check(client, uri))
+            # A worker started from this venv directly is not in the env: check must say so.
+            foreign = subprocess.Popen(
+                [sys.executable, "-m", "distributed.cli.dask_worker", addr, "--nthreads", "1",
+                 "--no-dashboard", "--name", "foreign"],
+            )
+            try:
+                wait_for(client, 3)
+                try:
+                    envship.dask.check(client, uri)
+                    out["error"] = None
+                except EngineError as exc:
+                    out["error"] = str(exc)
+            finally:
+                foreign.terminate()
+                foreign.wait(30)
+        finally:
+            extra.terminate()
+            extra.wait(30)
+    print(json.dumps(out))
+"""
+
+
+def test_cli_worker_joins_and_check_flags_foreign_worker(
+    dask_env: Shipped, dask_client: Path, tmp_path: Path
+) -> None:
+    envship_bin = str(dask_client.parent / "envship")
+    out = _run_client(
+        dask_client, _CHECK, tmp_path, dask_env.uri, str(tmp_path / "cache"), envship_bin
+    )
+    assert out["cli_ok"] == 2
+    error = str(out["error"])
+    assert "1 of 3 Dask workers do not run inside env" in error
+    assert dask_env.env_id[:12] in error
+    assert "not started by envship" in error
+
+
+def test_cluster_reports_a_scheduler_that_cannot_start(tmp_path: Path) -> None:
+    import envship.dask
+
+    missing = str(tmp_path / "store" / "envs" / (ENV_ID + ".json"))
+    with (
+        pytest.raises(EngineError, match="scheduler exited with code"),
+        envship.dask.cluster(missing, cache_dir=tmp_path / "cache", start_timeout=60),
+    ):
+        pass

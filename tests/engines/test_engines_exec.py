@@ -1,0 +1,80 @@
+"""The exec adapter: the command line that starts a process inside an env, in both forms."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from enginekit import Shipped, child_environ, ship_venv
+
+from envship.engines.exec import command, env_uri, process_environ, resolve_env_id
+from envship.errors import EngineError
+from support import SampleEnv
+
+ENV_ID = "0f" * 32
+
+
+def test_command_forms() -> None:
+    uri = f"s3://b/envs/{ENV_ID}.json"
+    assert command(uri, ["python", "job.py"]) == [
+        sys.executable, "-m", "envship.node", uri, "--", "python", "job.py",
+    ]
+    assert command(uri, ["x"], node_script_path="/opt/envship_node.py", verbose=True) == [
+        "python3", "/opt/envship_node.py", "--verbose", uri, "--", "x",
+    ]
+    assert command(uri, ["x"], node_script_path="n.py", python="/usr/bin/python3.9")[0] == (
+        "/usr/bin/python3.9"
+    )
+    with pytest.raises(EngineError, match="no command"):
+        command(uri, [])
+    with pytest.raises(EngineError, match="neither an Env nor an env URI"):
+        env_uri(42)  # type: ignore[arg-type]
+
+
+def test_resolve_env_id_from_uri_tag_and_packed_dir(tmp_path: Path) -> None:
+    assert resolve_env_id(f"hdfs:///s/envs/{ENV_ID}.json") == ENV_ID
+    (tmp_path / "tags").mkdir()
+    (tmp_path / "tags" / "prod.json").write_text(json.dumps({"env": ENV_ID}))
+    assert resolve_env_id(str(tmp_path / "tags" / "prod.json")) == ENV_ID
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / f"{ENV_ID}.json").write_text("{}")
+    assert resolve_env_id(str(tmp_path)) == ENV_ID
+    with pytest.raises(EngineError, match="cannot read env reference"):
+        resolve_env_id(str(tmp_path / "tags" / "missing.json"))
+
+
+def test_process_environ_sets_cache_and_drops_python_path(tmp_path: Path) -> None:
+    environ = process_environ(tmp_path, {"A": "1"}, base={"PYTHONPATH": "/x", "PATH": "/bin"})
+    assert environ == {"PATH": "/bin", "ENVSHIP_CACHE": str(tmp_path), "A": "1"}
+
+
+@pytest.fixture(scope="module")
+def shipped_sample(sample_env: SampleEnv, tmp_path_factory: pytest.TempPathFactory) -> Shipped:
+    return ship_venv(sample_env.python, tmp_path_factory.mktemp("exec") / "store")
+
+
+@pytest.mark.parametrize("form", ["module", "single-file"])
+def test_command_runs_inside_env(
+    form: str, shipped_sample: Shipped, node_script: Path, tmp_path: Path
+) -> None:
+    from envship.env import Env
+    from envship.manifest import Manifest
+
+    manifest_path = shipped_sample.store / "envs" / f"{shipped_sample.env_id}.json"
+    env = Env(shipped_sample.uri, Manifest.from_json(manifest_path.read_bytes()),
+              str(shipped_sample.store))
+    code = "import os, mylib, numpy; print(os.environ['ENVSHIP_ENV_ID'], mylib.hello())"
+    argv = command(
+        env, ["python", "-c", code],
+        node_script_path=str(node_script) if form == "single-file" else None,
+    )
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=120,
+        env=process_environ(tmp_path / "cache", base=child_environ()),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [shipped_sample.env_id, "hello", "from", "mylib", "1"]
+    assert (tmp_path / "cache" / "envs" / shipped_sample.env_id).is_dir()

@@ -1,0 +1,91 @@
+"""Ray: a driver in a venv without numpy runs tasks that need it, through the env's runtime_env."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from enginekit import Shipped, child_environ, client_venv, ship_venv
+
+from envship.engines.ray import runtime_env
+from support import make_venv, write_sample_project
+
+ENV_ID = "cd" * 32
+URI = f"/s/envs/{ENV_ID}.json"
+RAY = "ray==2.60.0"  # driver and env must run the same Ray
+
+
+def test_runtime_env_shape(tmp_path: Path) -> None:
+    spec = runtime_env(URI, cache_dir=tmp_path, env_vars={"A": "1"})
+    argv = shlex.split(spec["py_executable"])  # Ray runs it through `bash -c`
+    assert argv[1:] == ["-m", "envship.node", URI, "--", "python"]
+    assert spec["env_vars"] == {"A": "1", "ENVSHIP_CACHE": str(tmp_path)}
+    single = runtime_env(URI, node_script_path="/opt/my dir/envship_node.py")
+    assert shlex.split(single["py_executable"]) == [
+        "python3", "/opt/my dir/envship_node.py", URI, "--", "python",
+    ]
+    assert "env_vars" not in single
+
+
+@pytest.fixture(scope="session")
+def ray_env(engines_base: Path) -> Shipped:
+    base = engines_base / "ray"
+    project = write_sample_project(base / "mylib")
+    py = make_venv(base / "env", [RAY, "numpy"], [project])
+    return ship_venv(py, base / "store")
+
+
+@pytest.fixture(scope="session")
+def ray_driver(engines_base: Path) -> Path:
+    return client_venv(engines_base / "ray-driver", [RAY])
+
+
+_DRIVER = """
+    import importlib.util, json, os, sys
+    import ray
+    import envship.ray
+
+    uri, cache = sys.argv[1], sys.argv[2]
+    assert importlib.util.find_spec("numpy") is None and importlib.util.find_spec("mylib") is None
+    ray.init(num_cpus=2, object_store_memory=500_000_000, include_dashboard=False,
+             log_to_driver=False)
+    try:
+        spec = envship.ray.runtime_env(uri, cache_dir=cache)
+
+        @ray.remote(runtime_env=spec)
+        def work(n):
+            import os, sys
+            import numpy as np
+            import mylib
+            return int(np.arange(n).sum()) + mylib.VALUE, mylib.hello(), sys.prefix
+
+        out = {"work": ray.get([work.remote(10), work.remote(20)]),
+               "check": envship.ray.check(uri, spec)}
+    finally:
+        ray.shutdown()
+    print(json.dumps(out))
+"""
+
+
+@pytest.mark.ray
+def test_driver_without_numpy_runs_tasks_in_env(
+    ray_env: Shipped, ray_driver: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "driver.py"
+    script.write_text(textwrap.dedent(_DRIVER))
+    cache = tmp_path / "cache"
+    proc = subprocess.run(
+        [str(ray_driver), str(script), ray_env.uri, str(cache)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env=child_environ(RAY_USAGE_STATS_ENABLED="0"),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-6000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    view = str(cache / "envs" / ray_env.env_id)
+    hello = "hello from mylib 1"
+    assert out["work"] == [[45 + 1, hello, view], [190 + 1, hello, view]]
+    assert out["check"] == ray_env.env_id

@@ -1,0 +1,101 @@
+"""torch.distributed: two "nodes" (own node caches) start torchrun workers inside a shipped env.
+
+Node 0 starts through the single-file node runtime (``python3 envship_node.py ENV -- …``),
+node 1 through ``envship exec``; both fetch the env into their own cache, then rendezvous on
+127.0.0.1 and all_reduce with the gloo backend.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from enginekit import Shipped, child_environ, free_port, ship_venv
+
+from envship.engines.exec import command, process_environ
+from support import run, uv_bin
+
+pytestmark = pytest.mark.torch
+
+TORCH = "torch==2.13.0"  # a CPU build that pip installs from a wheel on local disk
+
+_SCRIPT = """
+    import json, os
+    import torch
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    value = torch.tensor([float(rank + 1), 10.0 * (rank + 1)])
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    print(json.dumps({"rank": rank, "world": world, "sum": value.tolist(),
+                      "env": os.environ["ENVSHIP_ENV_ID"], "prefix": __import__("sys").prefix}),
+          flush=True)
+    dist.destroy_process_group()
+"""
+
+
+@pytest.fixture(scope="session")
+def torch_env(engines_base: Path) -> Shipped:
+    base = engines_base / "torch"
+    venv = base / "env"
+    run([uv_bin(), "venv", "-q", "--seed", "-p", sys.executable, str(venv)])
+    py = venv / "bin" / "python"
+    # pip, not uv: only pip looks at the local wheel directory that holds the CPU build.
+    run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", TORCH])
+    start = time.monotonic()
+    shipped = ship_venv(py, base / "store")
+    print(f"torch env shipped in {time.monotonic() - start:.1f} s")
+    return shipped
+
+
+def test_two_nodes_all_reduce(torch_env: Shipped, node_script: Path, tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(_SCRIPT))
+    port = free_port()
+    procs = []
+    for rank in (0, 1):
+        launch = [
+            "python", "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+            "--node-rank", str(rank), "--master-addr", "127.0.0.1", "--master-port", str(port),
+            str(script),
+        ]
+        if rank == 0:
+            argv = command(torch_env.uri, launch, node_script_path=str(node_script))
+        else:
+            envship = str(Path(sys.executable).parent / "envship")
+            argv = [envship, "exec", torch_env.uri, "--", *launch]
+        environ = process_environ(
+            tmp_path / f"node{rank}" / "cache",
+            {"OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"},
+            base=child_environ(),
+        )
+        procs.append(
+            subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ,
+                cwd=tmp_path,
+            )
+        )
+    outputs = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, err[-6000:]
+            outputs.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert sorted(o["rank"] for o in outputs) == [0, 1]
+    for rank, out in enumerate(outputs):
+        assert out["world"] == 2
+        assert out["sum"] == [3.0, 30.0]  # (1 + 2) and (10 + 20)
+        assert out["env"] == torch_env.env_id
+        # Each "node" ran from its own cache: the env was fetched twice, once per node.
+        assert out["prefix"] == str(tmp_path / f"node{rank}" / "cache" / "envs" / torch_env.env_id)
