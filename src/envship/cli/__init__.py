@@ -57,7 +57,9 @@ def run() -> None:
     except EnvshipError as exc:
         if state.verbose:
             err_console.print_exception()
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        from rich.markup import escape  # messages hold brackets: "pip install envship[s3]"
+
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
