@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.server
 import io
 import json
 import os
+import sys
 import tarfile
+import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +23,8 @@ from envship.manifest import (
     PythonInfo,
 )
 
-HOST_VERSION = "{}.{}.{}".format(*os.sys.version_info[:3])  # type: ignore[attr-defined]
+HOST_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
+ENVSHIP = str(Path(sys.executable).parent / "envship")
 
 
 @dataclass(frozen=True)
@@ -150,3 +155,79 @@ def write_tag(root: Path, name: str, env_id: str) -> Path:
     path = root / "tags" / f"{name}.json"
     path.write_text(json.dumps({"env": env_id}))
     return path
+
+
+@dataclass(frozen=True)
+class Store:
+    root: Path
+    uri: Path  # <root>/envs/<env-id>.json
+    env_id: str
+    blobs: tuple[Blob, ...]
+
+
+def write_code_tree(base: Path) -> dict[str, Path]:
+    site = base / "site-packages"
+    (site / "tinylib").mkdir(parents=True)
+    (site / "tinylib" / "__init__.py").write_text(
+        "def main():\n    print('tiny says hi')\n    return 0\n"
+    )
+    (site / "tinylib-0.1.dist-info").mkdir()
+    (site / "tinylib-0.1.dist-info" / "METADATA").write_text("Name: tinylib\nVersion: 0.1\n")
+    # a nested .pth file: only processed if the layer dir goes through site.addsitedir
+    (site / "tinylib_extra").mkdir()
+    (site / "tinylib_extra" / "pthmod.py").write_text("FLAG = 'pth ok'\n")
+    (site / "tinylib-extra.pth").write_text("tinylib_extra\n")
+    bindir = base / "data" / "bin"
+    bindir.mkdir(parents=True)
+    script = bindir / "tiny-data-script"
+    script.write_text("#!/bin/sh\necho data-script-ran\n")
+    script.chmod(0o755)
+    return {"site-packages": site, "data/bin": bindir}
+
+
+def make_small_store(base: Path) -> Store:
+    """A store with one small code layer (console script, nested .pth, data/bin script)."""
+    trees = write_code_tree(base / "src")
+    code = blob_from_tree("code", trees)
+    manifest = make_manifest([code], console_scripts={"tiny": "tinylib:main"})
+    root = base / "store"
+    uri = write_store(root, manifest, [code])
+    return Store(root, uri, manifest.env_id, (code,))
+
+
+class CountingServer:
+    """Serves a directory over HTTP on 127.0.0.1 and counts GETs per path."""
+
+    def __init__(self, directory: Path) -> None:
+        self.counts: Counter[str] = Counter()
+        counts, lock = self.counts, threading.Lock()
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a: object, **kw: object) -> None:
+                super().__init__(*a, directory=str(directory), **kw)  # type: ignore[arg-type]
+
+            def do_GET(self) -> None:  # noqa: N802
+                with lock:
+                    counts[self.path.split("?", 1)[0]] += 1
+                super().do_GET()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+
+def node_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    env.update(extra)
+    return env

@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import Store, node_env
-
-ENVSHIP = str(Path(sys.executable).parent / "envship")
+from nodekit import ENVSHIP, Store, make_manifest, make_small_store, node_env, write_store
 
 
-def envship_exec(cache: Path, ref: object, *cmd: str, **kw: object) -> subprocess.CompletedProcess[str]:
+def envship_exec(
+    cache: Path, ref: object, *cmd: str, **kw: object
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [ENVSHIP, "exec", "--cache", str(cache), str(ref), "--", *cmd],
         capture_output=True, text=True, env=node_env(), timeout=300, **kw,  # type: ignore[call-overload]
@@ -117,9 +117,6 @@ def test_prepare_api(small_store: Store, cache: Path) -> None:
 def test_interpreter_missing_fails_before_download(
     tmp_path: Path, cache: Path, serve: object
 ) -> None:
-    from conftest import make_small_store
-    from nodekit import make_manifest, write_store
-
     base = make_small_store(tmp_path / "a")
     manifest = make_manifest(base.blobs, version="3.7.17")
     root = tmp_path / "store37"

@@ -122,9 +122,10 @@ def read_url(url: str, limit: int = 64 << 20) -> bytes:
 class HashingReader:
     """A read-only stream that sha256-hashes and counts what passes through it."""
 
-    def __init__(self, raw: BinaryIO, limit: int) -> None:
+    def __init__(self, raw: BinaryIO, limit: int, label: str = "blob") -> None:
         self._raw = raw
         self._limit = limit
+        self._label = label
         self.sha256 = hashlib.sha256()
         self.count = 0
 
@@ -132,7 +133,10 @@ class HashingReader:
         data = self._raw.read(n) if n is not None and n >= 0 else self._raw.read()
         self.count += len(data)
         if self.count > self._limit:
-            raise NodeError(f"blob is larger than the {self._limit} bytes the manifest says")
+            raise NodeError(
+                f"{self._label}: larger than the {self._limit} bytes the manifest says; the "
+                "store is damaged or was tampered with, refusing it"
+            )
         self.sha256.update(data)
         return data
 

@@ -190,7 +190,7 @@ def _fetch_unpack(url: str, lay: dict[str, Any], tmp: str) -> int:
 
     label = f"{lay['kind']} {lay['digest'][:19]}"
     expected = lay["digest"].split(":", 1)[1]
-    reader = HashingReader(open_url(url), lay["size"])
+    reader = HashingReader(open_url(url), lay["size"], f"layer {label}: blob {safe_url(url)}")
     try:
         try:
             size = extract_layer(reader, tmp, label, Limits.from_env())
