@@ -1,0 +1,118 @@
+"""envship.node: stdlib only, Python 3.9 syntax, works as one file in a bare venv."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from nodekit import ENVSHIP, Store, node_env
+
+import envship.node
+from envship.node.script import MODULES, script_text
+from support import HOST_PYTHON, run, uv_bin
+
+SRC = Path(envship.__file__).resolve().parent.parent
+NODE_DIR = Path(envship.node.__file__).resolve().parent
+
+# Installed before anything of ours is imported: any non-stdlib top-level import is recorded
+# (to a file, since the process ends in exec) and refused.
+HOOK = textwrap.dedent(
+    """\
+    import sys
+    ALLOWED = set(sys.stdlib_module_names) | {"envship", "_envship_node", "__main__"}
+    ALLOWED.add("org")  # copy.py's own probe for Jython's org.python.core
+    LOG = sys.argv.pop(1)
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ALLOWED:
+                return None
+            with open(LOG, "a") as f:
+                f.write(name + "\\n")
+            raise ImportError("blocked non-stdlib import: " + name)
+    sys.meta_path.insert(0, Block())
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv with nothing installed: no envship, no fsspec, no pip."""
+    venv = tmp_path_factory.mktemp("bare") / "venv"
+    run([uv_bin(), "venv", "-q", "-p", HOST_PYTHON, str(venv)])
+    py = venv / "bin" / "python"
+    probe = "import importlib.util as u; print(u.find_spec('envship'))"
+    assert run([str(py), "-c", probe]).stdout.strip() == "None"
+    return py
+
+
+def test_modules_parse_as_python_39() -> None:
+    for path in sorted(NODE_DIR.glob("*.py")):
+        source = path.read_text()
+        tree = ast.parse(source, str(path), feature_version=(3, 9))  # rejects `match` etc.
+        assert not any(isinstance(n, ast.Match) for n in ast.walk(tree))
+        for newer in ("strict=", "kw_only", "slots=True", "TypeAlias", "ParamSpec"):
+            assert newer not in source, f"{path.name}: {newer}"
+    assert set(MODULES) == {p.stem for p in NODE_DIR.glob("*.py")} - {"script"}
+
+
+def test_package_in_bare_venv_with_import_blocker(
+    bare_python: Path, small_store: Store, tmp_path: Path
+) -> None:
+    log = tmp_path / "blocked.log"
+    cache = tmp_path / "cache"
+    prog = HOOK + textwrap.dedent(
+        f"""\
+        sys.path.insert(0, {str(SRC)!r})
+        from envship.node import prepare
+        view = prepare({str(small_store.uri)!r}, cache_dir={str(cache)!r})
+        from envship.node.__main__ import main
+        sys.exit(main(["--cache", {str(cache)!r}, {str(small_store.uri)!r}, "--",
+                       "python", "-c", "import tinylib, pthmod; print(pthmod.FLAG)"]))
+        """
+    )
+    proc = subprocess.run(
+        [str(bare_python), "-c", prog, str(log)], capture_output=True, text=True, env=node_env()
+    )
+    assert not log.exists(), f"non-stdlib imports attempted: {log.read_text()}"
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "pth ok"
+
+
+def test_single_file_form_in_bare_venv(
+    bare_python: Path, numpy_store: Store, tmp_path: Path
+) -> None:
+    out = subprocess.run([ENVSHIP, "node-script"], capture_output=True, check=True).stdout
+    assert out.decode() == script_text() == script_text()  # deterministic
+    script = tmp_path / "envship_node.py"
+    script.write_bytes(out)
+    log = tmp_path / "blocked.log"
+    cache = tmp_path / "cache"
+    cmd = ["python", "-c", "import numpy, tinylib; print(numpy.__version__ > '1')"]
+    prog = HOOK + textwrap.dedent(
+        f"""\
+        import runpy
+        sys.argv = [{str(script)!r}] + sys.argv[1:]
+        runpy.run_path({str(script)!r}, run_name="__main__")
+        """
+    )
+    proc = subprocess.run(
+        [str(bare_python), "-c", prog, str(log), "--cache", str(cache), str(numpy_store.uri),
+         "--", *cmd],
+        capture_output=True, text=True, env=node_env(),
+    )
+    assert not log.exists(), f"non-stdlib imports attempted: {log.read_text()}"
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"
+    # and plainly, as a user would: python3 envship_node.py ENV_URI -- CMD
+    plain = subprocess.run(
+        [str(bare_python), str(script), "--cache", str(cache), str(numpy_store.uri), "--",
+         "tiny"],
+        capture_output=True, text=True, env=node_env(),
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.strip() == "tiny says hi"
+    assert str(sys.executable) != str(bare_python)
