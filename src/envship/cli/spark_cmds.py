@@ -1,7 +1,89 @@
-"""CLI commands: spark."""
+"""CLI commands: spark-submit."""
 
 from __future__ import annotations
 
-from . import app  # noqa: F401
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import app, err_console, state
 
 __all__: list[str] = []
+
+_HELP = """Run spark-submit with the executors' Python inside the env ENV_URI.
+
+envship spark-submit ENV_URI --mode MODE ...spark-submit options... app.py ...app args...
+
+Every spark-submit option passes through. envship's own options (below) may come \
+before or after ENV_URI, but before the application.
+"""
+
+
+@app.command(
+    "spark-submit",
+    help=_HELP,
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "allow_interspersed_args": False,
+    },
+)
+def spark_submit(
+    ctx: typer.Context,
+    env_uri: Annotated[str, typer.Argument(metavar="ENV_URI", help="Env URI from `envship ship`.")],
+    mode: Annotated[
+        str, typer.Option("--mode", help="archives (Spark-native) or node-cache (once per node).")
+    ] = "archives",
+    cache_dir: Annotated[
+        str | None, typer.Option("--cache-dir", help="node-cache mode: node cache on executors.")
+    ] = None,
+    presign: Annotated[
+        bool | None,
+        typer.Option("--presign/--no-presign", help="Hand executors presigned HTTPS URLs."),
+    ] = None,
+    expires: Annotated[int, typer.Option("--expires", help="Presigned URL lifetime, s.")] = 21600,
+    no_check: Annotated[
+        bool, typer.Option("--no-check", help="Do not compare the local code with the env.")
+    ] = False,
+    driver_python: Annotated[
+        str | None, typer.Option("--driver-python", help="Driver Python (default: this one).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the spark-submit command, do not run it.")
+    ] = False,
+    storage_option: Annotated[
+        list[str] | None,
+        typer.Option("--storage-option", "-s", help="fsspec storage option KEY=VALUE."),
+    ] = None,
+) -> None:
+    from ..engines.spark_check import require_code_match
+    from ..engines.spark_conf import open_env
+    from ..engines.spark_submit import SubmitOptions, split_args, submit_command
+    from ..env import Env
+    from ..store.fs import parse_storage_options
+
+    given = SubmitOptions(mode, cache_dir, presign, expires, not no_check, driver_python, dry_run)
+    submit, options = split_args(list(ctx.args), given)
+    env = (
+        Env.open(env_uri, parse_storage_options(storage_option))
+        if storage_option
+        else open_env(env_uri)
+    )
+    if options.check and not options.dry_run:
+        app_dir = str(Path(submit.app).resolve().parent)
+        require_code_match(env, [app_dir])
+    cmd = submit_command(env, submit, options)
+    shown = shlex.join(cmd)
+    if options.dry_run:
+        print(shown)
+        return
+    if state.verbose:
+        err_console.print(f"[dim]$ {shown}[/]", highlight=False, markup=True, soft_wrap=True)
+    try:
+        code = subprocess.call(cmd)
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)

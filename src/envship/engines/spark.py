@@ -1,0 +1,148 @@
+"""Spark adapter: run PySpark executors inside a shipped env (``archives`` or ``node-cache``).
+
+``conf()`` gives the Spark confs, ``configure()`` applies them to a ``SparkSession.builder``,
+``session()`` starts a session and checks that the executors run the env the driver ships.
+pyspark is imported only when a session is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EngineError
+from .spark_check import (
+    CodeDrift,
+    ExecutorReport,
+    code_drift,
+    executor_reports,
+    require_code_match,
+    require_executors_in_env,
+)
+from .spark_conf import DEFAULT_PRESIGN_EXPIRES, LIST_KEYS, MODES, conf, merge_list, open_env
+
+if TYPE_CHECKING:
+    from ..env import Env
+
+__all__ = [
+    "MODES",
+    "CodeDrift",
+    "ExecutorReport",
+    "conf",
+    "configure",
+    "session",
+    "check",
+    "code_drift",
+    "executor_reports",
+]
+
+log = logging.getLogger(__name__)
+
+
+def configure(
+    builder: Any,
+    env: Env | str,
+    mode: str = "archives",
+    *,
+    master: str | None = None,
+    cache_dir: str | None = None,
+    presign: bool | None = None,
+    expires: int = DEFAULT_PRESIGN_EXPIRES,
+) -> Any:
+    """Apply :func:`conf` to a ``SparkSession.builder`` and return it.
+
+    List confs already on the builder (``spark.archives``, ``spark.files``…) are extended, not
+    replaced. PySpark takes the executors' Python from ``$PYSPARK_PYTHON`` when the context
+    starts, so this also sets it in this process.
+    """
+    options: Mapping[str, Any] = getattr(builder, "_options", {}) or {}
+    master = master or options.get("spark.master")
+    if master:
+        builder = builder.master(master)
+    confs = conf(env, mode, master=master, cache_dir=cache_dir, presign=presign, expires=expires)
+    for key, value in confs.items():
+        if key in LIST_KEYS:
+            value = merge_list(options.get(key), value)
+        builder = builder.config(key, value)
+    os.environ["PYSPARK_PYTHON"] = confs["spark.pyspark.python"]
+    return builder
+
+
+def session(
+    env: Env | str,
+    master: str | None = None,
+    *,
+    mode: str = "archives",
+    check: bool = True,
+    app_name: str = "envship",
+    cache_dir: str | None = None,
+    presign: bool | None = None,
+    expires: int = DEFAULT_PRESIGN_EXPIRES,
+    search_path: Sequence[str] = (),
+    **spark_conf: str,
+) -> Any:
+    """A ``SparkSession`` whose executors run inside *env*.
+
+    With *check* (default), first the local code is compared with the env's code layer (edited
+    but not re-shipped → :class:`EngineError`), then a tiny job makes sure every executor
+    Python reports the env id. *spark_conf*: extra Spark confs (``**{"spark.x": "y"}``).
+    """
+    from pyspark.sql import SparkSession  # the driver needs pyspark; envship does not
+
+    the_env = open_env(env)
+    if check:
+        require_code_match(the_env, search_path)
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        running = active.sparkContext.getConf().get("spark.envship.envId", None)
+        if running != the_env.env_id:
+            raise EngineError(
+                "a SparkSession is already running in this process"
+                + (f" with env {running[:12]}" if running else "")
+                + "; stop it (spark.stop()) before starting one for env "
+                + the_env.env_id[:12]
+            )
+    builder = SparkSession.builder.appName(app_name)
+    if master:
+        builder = builder.master(master)
+    for key, value in spark_conf.items():
+        builder = builder.config(key, str(value))
+    previous = os.environ.get("PYSPARK_PYTHON")
+    try:
+        builder = configure(
+            builder, the_env, mode, master=master, cache_dir=cache_dir, presign=presign,
+            expires=expires,
+        )
+        spark = builder.getOrCreate()
+    finally:  # PySpark read it when the context started; do not leak it into this process
+        if previous is None:
+            os.environ.pop("PYSPARK_PYTHON", None)
+        else:
+            os.environ["PYSPARK_PYTHON"] = previous
+    if check:
+        try:
+            require_executors_in_env(spark, the_env.env_id)
+        except BaseException:
+            spark.stop()
+            raise
+    return spark
+
+
+def check(spark: Any, env: Env | str | None = None) -> list[ExecutorReport]:
+    """Raise :class:`EngineError` unless every executor Python of *spark* runs *env*.
+
+    Without *env*, the env recorded in the session's conf by envship (``spark.envship.envId``,
+    set by ``envship spark-submit`` / :func:`configure`) is used.
+    """
+    if env is None:
+        env_id = spark.sparkContext.getConf().get("spark.envship.envId", None)
+        if not env_id:
+            raise EngineError(
+                "this SparkSession was not configured by envship (no spark.envship.envId); "
+                "pass the env to check against"
+            )
+    else:
+        env_id = env if isinstance(env, str) and len(env) == 64 else open_env(env).env_id
+    return require_executors_in_env(spark, env_id)

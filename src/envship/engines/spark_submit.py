@@ -1,0 +1,177 @@
+"""`envship spark-submit`: split the command line, add the env's confs, find `spark-submit`."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import EngineError
+from .spark_cluster import find_spark_home
+from .spark_conf import DEFAULT_PRESIGN_EXPIRES, LIST_KEYS, conf, merge_list
+
+if TYPE_CHECKING:
+    from ..env import Env
+
+__all__ = ["SubmitOptions", "SubmitArgs", "split_args", "find_spark_submit", "submit_command"]
+
+# spark-submit options that take no value; every other option takes one.
+_SPARK_FLAGS = frozenset({"--verbose", "-v", "--supervise", "--help", "-h", "--version"})
+_LIST_FLAGS = {"--archives": "spark.archives", "--files": "spark.files",
+               "--py-files": "spark.submit.pyFiles", "--jars": "spark.jars"}
+# envship's own options, also accepted between ENV_URI and the application.
+_OWN_VALUES = {"--mode": "mode", "--cache-dir": "cache_dir", "--expires": "expires",
+               "--driver-python": "driver_python"}
+_OWN_FLAGS = {"--presign": ("presign", True), "--no-presign": ("presign", False),
+              "--no-check": ("check", False), "--dry-run": ("dry_run", True)}
+
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    mode: str = "archives"
+    cache_dir: str | None = None
+    presign: bool | None = None
+    expires: int = DEFAULT_PRESIGN_EXPIRES
+    check: bool = True
+    driver_python: str | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class SubmitArgs:
+    """A spark-submit command line, taken apart."""
+
+    spark_args: tuple[str, ...]  # options for spark-submit, list options removed
+    app: str  # the application file
+    app_args: tuple[str, ...]
+    lists: dict[str, str] = field(default_factory=dict)  # spark.archives etc. given by the user
+    confs: dict[str, str] = field(default_factory=dict)  # every --conf k=v given
+
+    @property
+    def master(self) -> str | None:
+        return self.confs.get("spark.master")
+
+    @property
+    def deploy_mode(self) -> str:
+        return self.confs.get("spark.submit.deployMode", "client")
+
+
+def split_args(args: Sequence[str], options: SubmitOptions) -> tuple[SubmitArgs, SubmitOptions]:
+    """Take *args* (what follows ENV_URI) apart: envship options, spark-submit options, the
+    application and its arguments. Everything after the application belongs to it."""
+    own: dict[str, object] = {}
+    spark: list[str] = []
+    lists: dict[str, str] = {}
+    confs: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("-") or arg == "-":
+            break
+        name, eq, inline = arg.partition("=")
+        if name in _OWN_FLAGS and not eq:
+            own_key, flag = _OWN_FLAGS[name]
+            own[own_key] = flag
+            i += 1
+            continue
+        if arg in _SPARK_FLAGS:
+            spark.append(arg)
+            i += 1
+            continue
+        if eq and name.startswith("--"):
+            value, step = inline, 1
+        elif i + 1 < len(args):
+            value, step = args[i + 1], 2
+        else:
+            raise EngineError(f"spark-submit option {arg} needs a value")
+        if name in _OWN_VALUES:
+            own[_OWN_VALUES[name]] = value
+        elif name in _LIST_FLAGS:
+            lists[_LIST_FLAGS[name]] = merge_list(lists.get(_LIST_FLAGS[name]), value)
+        elif name in ("--conf", "-c"):
+            key, sep, val = value.partition("=")
+            if not sep:
+                raise EngineError(f"--conf {value!r}: expected --conf key=value")
+            if key in LIST_KEYS:
+                lists[key] = merge_list(lists.get(key), val)
+            else:
+                confs[key] = val
+                spark += ["--conf", value]
+        else:
+            if name == "--master":
+                confs["spark.master"] = value
+            elif name == "--deploy-mode":
+                confs["spark.submit.deployMode"] = value
+            spark += [name, value]
+        i += step
+    if i >= len(args):
+        raise EngineError(
+            "no application given: envship spark-submit ENV_URI [options] app.py [app args]"
+        )
+    if "expires" in own:
+        try:
+            own["expires"] = int(str(own["expires"]))
+        except ValueError:
+            raise EngineError(f"--expires {own['expires']!r}: expected seconds") from None
+    merged = dataclasses.replace(options, **own)  # type: ignore[arg-type]
+    return SubmitArgs(tuple(spark), args[i], tuple(args[i + 1 :]), lists, confs), merged
+
+
+def find_spark_submit() -> str:
+    """``$SPARK_HOME/bin/spark-submit``, the one in the pyspark package, or one on PATH."""
+    try:
+        candidate = find_spark_home() / "bin" / "spark-submit"
+    except EngineError:
+        candidate = None
+    if candidate is not None and candidate.exists():
+        return str(candidate)
+    found = shutil.which("spark-submit")
+    if found:
+        return found
+    raise EngineError(
+        "spark-submit not found: install pyspark in this environment or set SPARK_HOME to a "
+        "Spark distribution"
+    )
+
+
+def _default_master() -> str:
+    """What spark-submit uses without --master: spark-defaults.conf, else local[*]."""
+    conf_dir = os.environ.get("SPARK_CONF_DIR")
+    candidates = [Path(conf_dir)] if conf_dir else []
+    if os.environ.get("SPARK_HOME"):
+        candidates.append(Path(os.environ["SPARK_HOME"]) / "conf")
+    for directory in candidates:
+        path = directory / "spark-defaults.conf"
+        if path.is_file():
+            for line in path.read_text(errors="replace").splitlines():
+                parts = line.strip().split(None, 1)
+                if len(parts) == 2 and parts[0] == "spark.master":
+                    return parts[1].strip()
+    return os.environ.get("MASTER", "local[*]")
+
+
+def submit_command(
+    env: Env, submit: SubmitArgs, options: SubmitOptions, spark_submit: str | None = None
+) -> list[str]:
+    """The full spark-submit argv for running *submit* with its executors inside *env*."""
+    master = submit.master or _default_master()
+    confs = conf(
+        env, options.mode, master=master, deploy_mode=submit.deploy_mode,
+        cache_dir=options.cache_dir, presign=options.presign, expires=options.expires,
+    )
+    if submit.deploy_mode == "client" and "spark.pyspark.driver.python" not in submit.confs:
+        # The driver runs here, in the local env; without this it would use the executors'.
+        confs["spark.pyspark.driver.python"] = options.driver_python or sys.executable
+    for key, value in submit.lists.items():
+        confs[key] = merge_list(value, confs.get(key))
+    cmd = [spark_submit or find_spark_submit()]
+    if not submit.master:
+        cmd += ["--master", master]
+    for key, value in confs.items():
+        cmd += ["--conf", f"{key}={value}"]
+    return [*cmd, *submit.spark_args, submit.app, *submit.app_args]
