@@ -1,0 +1,105 @@
+"""How the benchmarks drive envship: the CLI, as a user would, with isolated homes and caches."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .common import BenchError, run
+
+__all__ = [
+    "PackOut",
+    "envship_bin",
+    "envship_exec",
+    "envship_pack",
+    "envship_ship",
+    "node_script",
+    "read_pack_dir",
+]
+
+
+def envship_bin() -> str:
+    """The `envship` console script next to the running interpreter (the dev venv)."""
+    path = Path(sys.executable).parent / "envship"
+    if not path.exists():
+        raise BenchError(f"envship is not installed in {sys.prefix}: `uv pip install -e .`")
+    return str(path)
+
+
+@dataclass(frozen=True)
+class PackOut:
+    """What one pack produced: the env id, its manifest and the layer blobs by kind."""
+
+    seconds: float
+    env_id: str
+    manifest: dict[str, object]
+    blobs: dict[str, Path]  # layer kind -> blob file
+    sizes: dict[str, int]  # layer kind -> blob bytes
+    digests: dict[str, str]  # layer kind -> digest
+
+
+def read_pack_dir(out: Path, seconds: float = 0.0, env_id: str | None = None) -> PackOut:
+    """Read a store-layout directory written by `envship pack -o` / `envship ship`."""
+    manifests = sorted((out / "envs").glob("*.json"))
+    if env_id is None:
+        if len(manifests) != 1:
+            raise BenchError(f"expected one manifest in {out}/envs, found {len(manifests)}")
+        env_id = manifests[0].stem
+    manifest = json.loads((out / "envs" / f"{env_id}.json").read_text())
+    blobs, sizes, digests = {}, {}, {}
+    for layer in manifest["layers"]:
+        hexd = layer["digest"].split(":", 1)[1]
+        blobs[layer["kind"]] = out / "blobs" / "sha256" / f"{hexd}.tar.gz"
+        sizes[layer["kind"]] = int(layer["size"])
+        digests[layer["kind"]] = layer["digest"]
+    return PackOut(seconds, env_id, manifest, blobs, sizes, digests)
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {"ENVSHIP_HOME": str(home)}
+
+
+def envship_pack(python: Path, out: Path, home: Path) -> PackOut:
+    """`envship pack --python PY -o OUT` with ENVSHIP_HOME=home (its build cache)."""
+    start = time.perf_counter()
+    run([envship_bin(), "pack", "--python", str(python), "-o", str(out)], env=_env(home))
+    return read_pack_dir(out, time.perf_counter() - start)
+
+
+def envship_ship(python: Path, store: Path, home: Path) -> tuple[float, str]:
+    """`envship ship STORE --python PY --json`; returns (seconds, env id)."""
+    start = time.perf_counter()
+    proc = run([envship_bin(), "ship", str(store), "--python", str(python), "--json"],
+               env=_env(home))
+    seconds = time.perf_counter() - start
+    try:
+        info = json.loads(proc.stdout)
+        env_id = str(info.get("env_id") or Path(str(info["uri"])).stem)
+    except (ValueError, KeyError, AttributeError):
+        # No usable --json output: take the manifest named on stdout.
+        words = [w for w in proc.stdout.split() if w.endswith(".json")]
+        if not words:
+            raise BenchError(
+                f"cannot find the env id in `envship ship` output:\n{proc.stdout}"
+            ) from None
+        env_id = Path(words[-1]).stem
+    return seconds, env_id
+
+
+def envship_exec(env_uri: str, cache: Path, cmd: list[str]) -> float:
+    """`envship exec ENV -- cmd` with ENVSHIP_CACHE=cache; wall seconds."""
+    start = time.perf_counter()
+    run([envship_bin(), "exec", env_uri, "--", *cmd], env={"ENVSHIP_CACHE": str(cache)})
+    return time.perf_counter() - start
+
+
+def node_script(dest: Path) -> Path:
+    """Write the single-file node runtime (`envship node-script`) to *dest*."""
+    proc = run([envship_bin(), "node-script"])
+    dest.write_text(proc.stdout)
+    os.chmod(dest, 0o755)
+    return dest

@@ -1,0 +1,143 @@
+"""Ship and node figures: publish to a local store, cold and warm job start-up."""
+
+from __future__ import annotations
+
+import statistics
+
+from .common import BenchError, dir_bytes, fresh_dir, median_time, timed
+from .context import Ctx
+from .envship_steps import envship_bin, envship_exec, envship_ship, node_script, read_pack_dir
+from .refenv import edit_code
+
+__all__ = ["bench_node", "bench_ship"]
+
+PASS = ["python", "-c", "pass"]
+
+
+def bench_ship(ctx: Ctx) -> None:
+    """Cold ship to an empty store, warm re-ship, ship after a code edit (time, bytes sent)."""
+    res, env, s = ctx.results, ctx.env, ctx.scratch
+    home = s / "home"  # build cache left warm by the pack figures (if they ran)
+    home.mkdir(exist_ok=True)
+    edit_code(env, 0)
+    store = s / "store"
+    cold, sent = [], 0
+    for _ in range(ctx.runs):
+        fresh_dir(store)
+        seconds, env_id = envship_ship(env.python, store, home)
+        cold.append(seconds)
+        sent = dir_bytes(store / "blobs")
+    res.add_time("ship cold (empty store)", "envship", cold, "local dir store; build cache warm")
+    res.add("ship cold: bytes sent", "envship", sent, "B")
+    ctx.env_ids["ship"] = env_id
+    warm, warm_sent = [], []
+    for _ in range(ctx.runs):
+        before = dir_bytes(store / "blobs")
+        seconds, again = envship_ship(env.python, store, home)
+        warm.append(seconds)
+        warm_sent.append(dir_bytes(store / "blobs") - before)
+        if again != env_id:
+            res.add("re-ship env id == first", "envship", False, "", "ANOMALY")
+    res.add_time("ship warm (nothing changed)", "envship", warm)
+    res.add("ship warm: bytes sent", "envship", max(warm_sent), "B")
+    edits, edit_sent = [], []
+    for i in range(ctx.runs):
+        edit_code(env, 100 + i)
+        before = dir_bytes(store / "blobs")
+        seconds, _ = envship_ship(env.python, store, home)
+        edits.append(seconds)
+        edit_sent.append(dir_bytes(store / "blobs") - before)
+    edit_code(env, 0)
+    res.add_time("ship after 1-line edit", "envship", edits)
+    res.add("ship after edit: bytes sent", "envship", int(statistics.median(edit_sent)), "B",
+            "one new code-layer blob")
+    _, back = envship_ship(env.python, store, home)
+    res.add("edit reverted -> same env id", "envship", back == env_id, "")
+    ctx.artifacts["store"] = store
+    # The anchors have no content-addressed store: every change re-sends the whole archive.
+    for tool, fig in (("venv-pack", "venv-pack"), ("cluster-pack", "cluster-pack"),
+                      ("pex", "pex")):
+        size = res.get("size: total", fig)
+        if size is not None:
+            note = ("0 B without force_upload, but then the edit is not shipped"
+                    if tool == "cluster-pack" else "whole archive")
+            res.add("ship after edit: bytes sent", tool, size.value, "B", note)
+
+
+def _bare(ctx: Ctx) -> list[str]:
+    return [str(ctx.base_python), "-c", "pass"]
+
+
+def bench_node(ctx: Ctx, tools: set[str]) -> None:
+    """Node cold start (empty cache) and warm start overhead."""
+    res, s = ctx.results, ctx.scratch
+    store = ctx.artifacts.get("store")
+    if store is None or "ship" not in ctx.env_ids:
+        store = ctx.artifacts.get("envship-pack")
+        env_id = ctx.env_ids.get("pack")
+    else:
+        env_id = ctx.env_ids["ship"]
+    if store is None or env_id is None:
+        raise BenchError("node figures need an envship pack or ship first (--only pack,node)")
+    env_uri = str(store / "envs" / f"{env_id}.json")
+    packed = read_pack_dir(store, env_id=env_id)
+    script = node_script(s / "envship_node.py")
+    cache = s / "node-cache"
+    runs = ctx.runs
+
+    def exec_cold() -> float:
+        fresh_dir(cache)
+        return envship_exec(env_uri, cache, PASS)
+
+    def script_cold() -> float:
+        fresh_dir(cache)
+        return timed([str(ctx.base_python), str(script), env_uri, "--", *PASS],
+                     env={"ENVSHIP_CACHE": str(cache)})
+
+    res.add_time("node cold start", "envship", median_time(exec_cold, runs),
+                 "envship exec: fetch + verify + unpack + assemble, then python -c pass")
+    res.add_time("node cold start (node-script)", "envship", median_time(script_cold, runs),
+                 "python envship_node.py ENV -- python -c pass")
+    blobs = " && ".join(
+        f"mkdir -p {s}/untar/{k} && tar xzf {b} -C {s}/untar/{k}" for k, b in packed.blobs.items()
+    )
+    tar_cmd = ["bash", "-c", f"rm -rf {s}/untar && {blobs} && {ctx.base_python} -c pass"]
+    res.add_time("node cold start", "tar xzf", median_time(lambda: timed(tar_cmd), runs),
+                 "tar xzf of the same layer blobs + python -c pass (no verify, no view)")
+    vp = ctx.artifacts.get("venv-pack")
+    if vp is not None:
+        vp_cmd = ["bash", "-c", f"rm -rf {s}/vp && mkdir {s}/vp && tar xzf {vp} -C {s}/vp && "
+                  f"{s}/vp/bin/python -c pass"]
+        res.add_time("node cold start", "venv-pack", median_time(lambda: timed(vp_cmd), runs),
+                     "tar xzf env.tar.gz + env/bin/python -c pass")
+    cp = ctx.artifacts.get("cluster-pack")
+    if cp is not None:
+        root = s / "pex-root-node"
+
+        def pex_cold() -> float:
+            fresh_dir(root)
+            return timed([str(ctx.base_python), str(cp), "-c", "pass"],
+                         env={"PEX_ROOT": str(root)})
+
+        res.add_time("node cold start", "cluster-pack", median_time(pex_cold, runs),
+                     "python env.pex -c pass with an empty PEX_ROOT")
+
+    # Warm: everything already unpacked on the node.
+    envship_exec(env_uri, cache, PASS)
+    n = ctx.warm_runs
+    bare = res.add_time("node warm start", "bare python",
+                        median_time(lambda: timed(_bare(ctx)), n), "python -c pass")
+    warm = {
+        "envship": ([envship_bin(), "exec", env_uri, "--", *PASS], {"ENVSHIP_CACHE": str(cache)}),
+        "envship node-script": ([str(ctx.base_python), str(script), env_uri, "--", *PASS],
+                                {"ENVSHIP_CACHE": str(cache)}),
+    }
+    if vp is not None:
+        warm["venv-pack"] = ([f"{s}/vp/bin/python", "-c", "pass"], {})
+    if cp is not None:
+        warm["cluster-pack"] = ([str(ctx.base_python), str(cp), "-c", "pass"],
+                                {"PEX_ROOT": str(s / "pex-root-node")})
+    for tool, (cmd, envvars) in warm.items():
+        med = res.add_time("node warm start", tool,
+                           median_time(lambda c=cmd, e=envvars: timed(c, env=e), n))
+        res.add("node warm overhead vs bare python", tool, round((med - bare) * 1000, 1), "ms")
