@@ -130,3 +130,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     os.environ["AWS_ENDPOINT_URL"] = moto_server.endpoint  # honoured by botocore
     request.addfinalizer(lambda: os.environ.pop("AWS_ENDPOINT_URL", None))
     return f"s3://{bucket_name}/team/envs"
+
+
+@pytest.fixture
+def s3_url(moto: MotoServer, bucket: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh S3 store on moto; botocore finds the endpoint through AWS_ENDPOINT_URL."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint)
+    return f"s3://{bucket}/envs"

@@ -1,0 +1,78 @@
+"""`Env` handles and presigned manifests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import FixtureEnv
+
+from envship.env import Env, split_env_uri
+from envship.errors import StoreError
+from envship.manifest import Manifest
+from envship.store import open_store
+
+
+def test_env_open_by_env_and_tag_uri(store_url: str, fixture_env: FixtureEnv) -> None:
+    store = open_store(store_url)
+    result = store.publish(fixture_env.manifest, fixture_env.blobs)
+    store.set_tag("prod", result.env_id)
+
+    env = Env.open(result.env_uri)
+    assert env.uri == result.env_uri and env.env_id == result.env_id
+    assert env.manifest == fixture_env.manifest and env.store_url == store.url
+    tagged = Env.open(store.tag_uri("prod"))
+    assert tagged.env_id == result.env_id and tagged.uri == result.env_uri
+
+
+def test_env_open_rejects_non_env_uris(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="not an env URI"):
+        Env.open(str(tmp_path / "store"))
+    with pytest.raises(StoreError, match="not found"):
+        Env.open(str(tmp_path / "store" / "envs" / ("a" * 64 + ".json")))
+    assert split_env_uri("s3://b/p/tags/prod.json") == ("s3://b/p", "tag", "prod")
+
+
+def test_env_repr_has_no_storage_options(fixture_env: FixtureEnv) -> None:
+    env = Env("memory://x/envs/a.json", fixture_env.manifest, "memory://x",
+              {"secret": "do-not-print-me"})
+    assert "do-not-print-me" not in repr(env)
+
+
+def test_presign_local_store_is_a_clear_error(tmp_path: Path, fixture_env: FixtureEnv) -> None:
+    store = open_store(tmp_path / "store")
+    env_id = store.publish(fixture_env.manifest, fixture_env.blobs).env_id
+    with pytest.raises(StoreError, match="cannot make presigned URLs"):
+        Env.open(store.env_uri(env_id)).presigned()
+
+
+@pytest.mark.s3
+def test_presigned_env_downloads_without_credentials(
+    s3_url: str, fixture_env: FixtureEnv, tmp_path: Path
+) -> None:
+    store = open_store(s3_url)
+    result = store.publish(fixture_env.manifest, fixture_env.blobs)
+    env = Env.open(result.env_uri).presigned(expires=600)
+
+    assert env.env_id == result.env_id  # urls are not part of the env id
+    assert env.is_presigned and env.uri.startswith("http")
+    # The presigned manifest sits next to the manifest in the store ...
+    side = store.location.env_path(result.env_id, ".presigned.json")
+    assert Manifest.from_json(store.location.fs.cat_file(side)) == env.manifest
+    # ... and plain urllib (no credentials, no s3fs) gets it and every layer, bit for bit.
+    with urllib.request.urlopen(env.uri, timeout=30) as resp:
+        fetched = Manifest.from_json(resp.read())
+    assert fetched.env_id == result.env_id
+    for layer in fetched.layers:
+        assert layer.url is not None
+        with urllib.request.urlopen(layer.url, timeout=30) as resp:
+            data = resp.read()
+        assert "sha256:" + hashlib.sha256(data).hexdigest() == layer.digest
+
+    out = tmp_path / "p" / "env.presigned.json"
+    written = store.presign(result.env_id, expires=60, output=out)
+    assert written.url == str(out)
+    assert json.loads(out.read_text())["layers"][0]["url"].startswith("http")
