@@ -8,6 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .common import BenchError, run
 
@@ -44,11 +45,12 @@ class PackOut:
 
 def read_pack_dir(out: Path, seconds: float = 0.0, env_id: str | None = None) -> PackOut:
     """Read a store-layout directory written by `envship pack -o` / `envship ship`."""
-    manifests = sorted((out / "envs").glob("*.json"))
+    manifests = [p for p in sorted((out / "envs").glob("*.json"))
+                 if not p.name.endswith(".provenance.json")]
     if env_id is None:
         if len(manifests) != 1:
             raise BenchError(f"expected one manifest in {out}/envs, found {len(manifests)}")
-        env_id = manifests[0].stem
+        env_id = manifests[0].name[: -len(".json")]
     manifest = json.loads((out / "envs" / f"{env_id}.json").read_text())
     blobs, sizes, digests = {}, {}, {}
     for layer in manifest["layers"]:
@@ -70,24 +72,18 @@ def envship_pack(python: Path, out: Path, home: Path) -> PackOut:
     return read_pack_dir(out, time.perf_counter() - start)
 
 
-def envship_ship(python: Path, store: Path, home: Path) -> tuple[float, str]:
-    """`envship ship STORE --python PY --json`; returns (seconds, env id)."""
+def envship_ship(python: Path, store: Path, home: Path) -> tuple[float, dict[str, Any]]:
+    """`envship ship STORE --python PY --json`; returns (seconds, its JSON report)."""
     start = time.perf_counter()
     proc = run([envship_bin(), "ship", str(store), "--python", str(python), "--json"],
                env=_env(home))
     seconds = time.perf_counter() - start
     try:
-        info = json.loads(proc.stdout)
-        env_id = str(info.get("env_id") or Path(str(info["uri"])).stem)
-    except (ValueError, KeyError, AttributeError):
-        # No usable --json output: take the manifest named on stdout.
-        words = [w for w in proc.stdout.split() if w.endswith(".json")]
-        if not words:
-            raise BenchError(
-                f"cannot find the env id in `envship ship` output:\n{proc.stdout}"
-            ) from None
-        env_id = Path(words[-1]).stem
-    return seconds, env_id
+        info: dict[str, Any] = json.loads(proc.stdout)
+        info["env_id"] = str(info["env_id"])
+    except (ValueError, KeyError, TypeError):
+        raise BenchError(f"unexpected `envship ship --json` output:\n{proc.stdout}") from None
+    return seconds, info
 
 
 def envship_exec(env_uri: str, cache: Path, cmd: list[str]) -> float:

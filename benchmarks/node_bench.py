@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from typing import Any
 
 from .common import BenchError, dir_bytes, fresh_dir, median_time, timed
 from .context import Ctx
@@ -21,43 +22,45 @@ def bench_ship(ctx: Ctx) -> None:
     home.mkdir(exist_ok=True)
     edit_code(env, 0)
     store = s / "store"
-    cold, sent = [], 0
+    cold: list[float] = []
+    info: dict[str, Any] = {}
     for _ in range(ctx.runs):
         fresh_dir(store)
-        seconds, env_id = envship_ship(env.python, store, home)
+        seconds, info = envship_ship(env.python, store, home)
         cold.append(seconds)
-        sent = dir_bytes(store / "blobs")
+    env_id = info["env_id"]
     res.add_time("ship cold (empty store)", "envship", cold, "local dir store; build cache warm")
-    res.add("ship cold: bytes sent", "envship", sent, "B")
+    res.add("ship cold: bytes sent", "envship", info["bytes_sent"], "B",
+            f"blobs on disk: {dir_bytes(store / 'blobs')} B")
     ctx.env_ids["ship"] = env_id
-    warm, warm_sent = [], []
+    warm: list[float] = []
     for _ in range(ctx.runs):
-        before = dir_bytes(store / "blobs")
-        seconds, again = envship_ship(env.python, store, home)
+        seconds, info = envship_ship(env.python, store, home)
         warm.append(seconds)
-        warm_sent.append(dir_bytes(store / "blobs") - before)
-        if again != env_id:
+        if info["env_id"] != env_id:
             res.add("re-ship env id == first", "envship", False, "", "ANOMALY")
     res.add_time("ship warm (nothing changed)", "envship", warm)
-    res.add("ship warm: bytes sent", "envship", max(warm_sent), "B")
-    edits, edit_sent = [], []
+    res.add("ship warm: bytes sent", "envship", info["bytes_sent"], "B")
+    edits: list[float] = []
+    sent: list[int] = []
+    rebuilt: set[str] = set()
     for i in range(ctx.runs):
         edit_code(env, 100 + i)
-        before = dir_bytes(store / "blobs")
-        seconds, _ = envship_ship(env.python, store, home)
+        seconds, info = envship_ship(env.python, store, home)
         edits.append(seconds)
-        edit_sent.append(dir_bytes(store / "blobs") - before)
+        sent.append(int(info["bytes_sent"]))
+        rebuilt |= {str(x["kind"]) for x in info.get("layers", []) if x.get("built")}
     edit_code(env, 0)
-    res.add_time("ship after 1-line edit", "envship", edits)
-    res.add("ship after edit: bytes sent", "envship", int(statistics.median(edit_sent)), "B",
+    res.add_time("ship after 1-line edit", "envship", edits,
+                 f"layers re-archived: {sorted(rebuilt)}")
+    res.add("ship after edit: bytes sent", "envship", int(statistics.median(sent)), "B",
             "one new code-layer blob")
-    _, back = envship_ship(env.python, store, home)
-    res.add("edit reverted -> same env id", "envship", back == env_id, "")
+    _, info = envship_ship(env.python, store, home)
+    res.add("edit reverted -> same env id", "envship", info["env_id"] == env_id, "")
     ctx.artifacts["store"] = store
     # The anchors have no content-addressed store: every change re-sends the whole archive.
-    for tool, fig in (("venv-pack", "venv-pack"), ("cluster-pack", "cluster-pack"),
-                      ("pex", "pex")):
-        size = res.get("size: total", fig)
+    for tool in ("venv-pack", "cluster-pack", "pex"):
+        size = res.get("size: total", tool)
         if size is not None:
             note = ("0 B without force_upload, but then the edit is not shipped"
                     if tool == "cluster-pack" else "whole archive")
