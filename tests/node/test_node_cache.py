@@ -1,0 +1,157 @@
+"""Node cache under concurrency and crashes; LRU prune that spares envs in use."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from nodekit import (
+    ENVSHIP,
+    Store,
+    blob_from_members,
+    file_member,
+    make_manifest,
+    node_env,
+    write_store,
+)
+
+
+def _leftovers(cache: Path) -> list[str]:
+    return [
+        f"{sub}/{n}"
+        for sub in ("layers", "envs")
+        if (cache / sub).is_dir()
+        for n in os.listdir(cache / sub)
+        if n.startswith(".")
+    ]
+
+
+def test_32_concurrent_processes_download_each_layer_once(
+    numpy_store: Store, tmp_path: Path, serve: object
+) -> None:
+    server = serve(numpy_store.root)  # type: ignore[operator]
+    uri = f"{server.url}/envs/{numpy_store.env_id}.json"
+    cache = tmp_path / "cache"
+    procs = [
+        subprocess.Popen(
+            [ENVSHIP, "exec", "--cache", str(cache), uri, "--", "python", "-c",
+             f"import numpy, tinylib; print({i} + int(numpy.ones(2).sum()))"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=node_env(),
+        )
+        for i in range(32)
+    ]
+    results = [p.communicate(timeout=600) for p in procs]
+    for i, (p, (out, err)) in enumerate(zip(procs, results, strict=True)):
+        assert p.returncode == 0, err
+        assert out.strip() == str(i + 2)
+    for blob in numpy_store.blobs:
+        assert server.counts[f"/blobs/sha256/{blob.hex}.tar.gz"] == 1, server.counts
+    assert sorted(os.listdir(cache / "layers")) == sorted(b.hex for b in numpy_store.blobs)
+    assert os.listdir(cache / "envs") == [numpy_store.env_id]
+    assert _leftovers(cache) == []
+
+
+def test_kill_9_during_unpack_leaves_nothing_usable(small_store: Store, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    slow = node_env(ENVSHIP_NODE_TEST_UNPACK_DELAY="0.5")  # documented test hook
+    args = [ENVSHIP, "exec", "--cache", str(cache), str(small_store.uri), "--", "tiny"]
+    proc = subprocess.Popen(args, env=slow, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the unpack has started writing files
+        tmp = [n for n in _leftovers(cache) if n.startswith("layers/.tmp-")]
+        if tmp and any((cache / tmp[0]).rglob("*.py")):
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("unpack never started")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    # the half layer is not committed: no layers/<hex>, no view
+    assert [n for n in os.listdir(cache / "layers") if not n.startswith(".")] == []
+    assert _leftovers(cache)
+    again = subprocess.run(args, capture_output=True, text=True, env=node_env(), timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "tiny says hi"
+    assert _leftovers(cache) == []  # the next run cleaned the crashed one's temp dir
+    proc2 = subprocess.Popen(args, env=slow, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc2.wait(timeout=60)  # cache hit: the delay hook is not reached
+    assert proc2.returncode == 0
+    # and a crash leftover for a layer nobody builds is removed by prune
+    (cache / "layers" / ".tmp-deadbeef-1").mkdir()
+    pruned = subprocess.run(
+        [ENVSHIP, "cache", "prune", "--cache", str(cache)], capture_output=True, text=True
+    )
+    assert pruned.returncode == 0, pruned.stderr
+    assert _leftovers(cache) == []
+
+
+def test_prune_is_lru_and_spares_envs_in_use(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    stores = []
+    for name in ("one", "two", "three"):
+        blob = blob_from_members(
+            "deps", [file_member(f"site-packages/{name}.py", name.encode() * 1000)]
+        )
+        m = make_manifest([blob])
+        stores.append((write_store(tmp_path / name, m, [blob]), m.env_id, blob.hex))
+    for uri, _, _ in stores:
+        out = subprocess.run(
+            [ENVSHIP, "exec", "--cache", str(cache), str(uri), "--", "true"], env=node_env()
+        )
+        assert out.returncode == 0
+        time.sleep(0.05)
+    # env "one" is in use by a running process; "two" is least recently used after it
+    holder = subprocess.Popen(
+        [ENVSHIP, "exec", "--cache", str(cache), str(stores[0][0]), "--", "sleep", "60"],
+        env=node_env(),
+    )
+    try:
+        time.sleep(1.0)
+        listing = json.loads(
+            subprocess.run(
+                [ENVSHIP, "cache", "ls", "--json", "--cache", str(cache)],
+                capture_output=True, text=True, check=True,
+            ).stdout
+        )
+        in_use = {e["name"] for e in listing if e["in_use"]}
+        assert stores[0][1] in in_use and stores[0][2] in in_use
+        assert stores[1][1] not in in_use
+        out = subprocess.run(
+            [ENVSHIP, "cache", "prune", "--max-size", "0", "--cache", str(cache)],
+            capture_output=True, text=True,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "removed 2 layers and 2 env views" in out.stdout
+        assert os.listdir(cache / "layers") == [stores[0][2]]
+        assert os.listdir(cache / "envs") == [stores[0][1]]
+    finally:
+        holder.kill()
+        holder.wait()
+    # not in use any more: now it goes too
+    subprocess.run(
+        [ENVSHIP, "cache", "prune", "--max-size", "0", "--cache", str(cache)], check=True,
+        capture_output=True,
+    )
+    assert os.listdir(cache / "layers") == []
+
+
+def test_lru_order_and_auto_prune(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    uris = []
+    for name in ("old", "new"):
+        blob = blob_from_members("deps", [file_member(f"site-packages/{name}.py", b"x" * 3000)])
+        m = make_manifest([blob])
+        uris.append(write_store(tmp_path / name, m, [blob]))
+    env = node_env(ENVSHIP_CACHE_MAX="4K")
+    for uri in uris:
+        subprocess.run(
+            [ENVSHIP, "exec", "--cache", str(cache), str(uri), "--", "true"], env=env, check=True
+        )
+        time.sleep(0.05)
+    # 2 x 3000 bytes > 4K: the automatic prune after fetching "new" evicted "old"
+    views = os.listdir(cache / "envs")
+    assert len(views) == 1 and (tmp_path / "new" / "envs" / f"{views[0]}.json").exists()
