@@ -1,0 +1,92 @@
+"""The store commands of the real `envship` console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import FixtureEnv
+
+from envship.manifest import Manifest
+from envship.store import open_store
+from support import MotoServer
+
+ENVSHIP = str(Path(sys.executable).parent / "envship")
+
+
+def cli(*args: str, ok: bool = True, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([ENVSHIP, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_ls_tag_gc_on_a_local_store(tmp_path: Path, fixture_env: FixtureEnv) -> None:
+    url = str(tmp_path / "store")
+    env_id = open_store(url).publish(fixture_env.manifest, fixture_env.blobs).env_id
+    env_uri = f"{url}/envs/{env_id}.json"
+
+    tag = cli("tag", env_uri, "prod")
+    assert tag.stdout.strip() == f"{url}/tags/prod.json"
+    assert json.loads(Path(url, "tags", "prod.json").read_text()) == {"env": env_id}
+    cli("tag", url, "dev", "--env", env_id[:8])
+
+    (listed,) = json.loads(cli("store", "ls", url, "--json").stdout)
+    assert listed["env_id"] == env_id and listed["tags"] == ["dev", "prod"]
+    assert listed["size"] == sum(lay.size for lay in fixture_env.manifest.layers)
+    assert listed["uri"] == env_uri and listed["created"].endswith("Z")
+
+    gc = json.loads(cli("gc", url, "--keep", "0", "--grace", "0", "--json").stdout)
+    assert gc["envs_removed"] == [] and gc["blobs_removed"] == []  # tagged: kept
+
+    bad = cli("tag", env_uri, "no/slash", ok=False)
+    assert bad.returncode == 1 and "bad tag name" in bad.stderr
+    local = cli("presign", env_uri, ok=False)
+    assert local.returncode == 1 and "cannot make presigned" in " ".join(local.stderr.split())
+
+
+def test_default_store_is_under_envship_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    out = cli("store", "ls", "--json", env={"ENVSHIP_HOME": str(home)})
+    assert json.loads(out.stdout) == []
+    from envship.shipping import default_store_url
+
+    os.environ["ENVSHIP_HOME"], old = str(home), os.environ.get("ENVSHIP_HOME", "")
+    try:
+        assert default_store_url() == str(home / "store")
+    finally:
+        os.environ["ENVSHIP_HOME"] = old
+
+
+@pytest.mark.s3
+def test_presign_and_ls_on_s3_with_endpoint_option(
+    moto: MotoServer, bucket: str, fixture_env: FixtureEnv, tmp_path: Path
+) -> None:
+    url = f"s3://{bucket}/envs"
+    env_id = open_store(url, moto.storage_options()).publish(
+        fixture_env.manifest, fixture_env.blobs).env_id
+    env_uri = f"{url}/envs/{env_id}.json"
+    opt = ["-s", f"endpoint_url={moto.endpoint}"]
+
+    listed = json.loads(cli("store", "ls", url, *opt, "--json").stdout)
+    assert [e["env_id"] for e in listed] == [env_id]
+
+    signed = cli("presign", env_uri, "--expires", "300", *opt).stdout.strip()
+    assert signed.startswith(moto.endpoint) and "Signature" in signed
+    # A node with no credentials at all reads the manifest and every layer.
+    with urllib.request.urlopen(signed, timeout=30) as resp:
+        manifest = Manifest.from_json(resp.read())
+    assert manifest.env_id == env_id and all(lay.url for lay in manifest.layers)
+
+    # AWS_ENDPOINT_URL in the environment works as well as the storage option.
+    out = tmp_path / "env.presigned.json"
+    path = cli("presign", env_uri, "-o", str(out),
+               env={"AWS_ENDPOINT_URL": moto.endpoint}).stdout.strip()
+    assert path == str(out) and Manifest.from_json(out.read_bytes()).env_id == env_id
