@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FixtureEnv, env_from_blobs, make_blob, make_random_blob
 
+from conftest import FixtureEnv, env_from_blobs, make_blob, make_random_blob
 from envship.store import Store, open_store
 
 WORKER = str(Path(__file__).with_name("publish_worker.py"))
@@ -60,7 +60,7 @@ def test_two_concurrent_publishers_one_copy(
     spec = write_spec(env, tmp_path / "spec.json")
     procs = [worker(spec, url, delay=0.1) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
-    for proc, (out, err) in zip(procs, outs, strict=True):
+    for proc, (_, err) in zip(procs, outs, strict=True):
         assert proc.returncode == 0, err
     results = [json.loads(out.splitlines()[-1].removeprefix("done ")) for out, _ in outs]
     assert results[0]["env_id"] == results[1]["env_id"] == env.manifest.env_id
