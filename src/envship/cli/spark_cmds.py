@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -86,4 +87,6 @@ def spark_submit(
         code = subprocess.call(cmd)
     except KeyboardInterrupt:
         code = 130
-    raise typer.Exit(code)
+    # sys.exit, not typer.Exit: the shell runs click with standalone_mode=False, where an
+    # Exit's code would be returned and dropped.
+    sys.exit(code)

@@ -106,7 +106,7 @@ def build(view, root):
         os.symlink(real, os.path.join(tmp, "bin", name))
     dirs = [os.path.join(root, d, "site-packages") for d in SITE_LAYERS]
     with open(os.path.join(site, "_envship.pth"), "w") as f:
-        f.write("import site; [site.addsitedir(p) for p in %r]\\n" % (dirs,))
+        f.write("import site; list(map(site.addsitedir, %r))\\n" % (dirs,))
     with open(os.path.join(tmp, "envship-env-id"), "w") as f:
         f.write(ENV_ID + "\\n")
     try:

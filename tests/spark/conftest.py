@@ -1,0 +1,66 @@
+"""Spark fixtures: a real standalone master + worker on 127.0.0.1 whose own python3 is a bare
+venv (no numpy/pandas), a job venv shipped to a store, and a moto S3 server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from envship.engines.spark_cluster import StandaloneCluster
+from support import MotoServer, make_venv, run, start_moto_server
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing-key-id",
+    "AWS_SECRET_ACCESS_KEY": "testing-secret-key-value",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def spark_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("spark")
+
+
+@pytest.fixture(scope="session")
+def bare_bin(spark_base: Path) -> Path:
+    """bin/ of a venv without numpy or pandas: first on the worker's PATH, so `python3` there
+    cannot run the jobs unless the executors really run inside the shipped env."""
+    py = make_venv(spark_base / "bare")
+    probe = run([str(py), "-c", "import importlib.util as u; print(u.find_spec('numpy'))"])
+    assert probe.stdout.strip() == "None"
+    return py.parent
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(spark_base: Path, bare_bin: Path) -> Iterator[StandaloneCluster]:
+    """One Spark standalone master and one worker (2 cores, 2 GB) shared by the Spark tests."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.fail("the Spark tests need Java 17 (java on PATH or JAVA_HOME)")
+    cluster = StandaloneCluster(
+        spark_base / "cluster", cores=2, memory="2g", path_prepend=[bare_bin]
+    )
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def moto(spark_base: Path) -> Iterator[MotoServer]:
+    old = {k: os.environ.get(k) for k in AWS_ENV}
+    os.environ.update(AWS_ENV)
+    server = start_moto_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,0 +1,123 @@
+"""The driver/executor agreement checks, without a JVM: code drift against the code layer,
+and the executor report function running where envship is not installed."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sparkkit import handmade_env
+
+from envship.engines.spark_check import (
+    code_drift,
+    executor_reports,
+    require_code_match,
+    require_executors_in_env,
+)
+from envship.errors import EngineError
+
+CODE = {
+    "site-packages/driftpkg/__init__.py": b"VALUE = 1\n",
+    "site-packages/driftpkg/sub.py": b"def f():\n    return 1\n",
+    "site-packages/driftpkg-0.1.dist-info/METADATA": b"Name: driftpkg\n",
+    "site-packages/jobmod.py": b"X = 1\n",
+}
+
+
+def _checkout(root: Path) -> Path:
+    for rel, data in CODE.items():
+        if "dist-info" in rel:
+            continue
+        path = root / rel.removeprefix("site-packages/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def test_code_drift_detects_edits_and_deletions(tmp_path: Path) -> None:
+    env = handmade_env(str(tmp_path / "store"), {"code": CODE}, tmp_path / "w")
+    src = _checkout(tmp_path / "src")
+    drift = require_code_match(env, [str(src)])
+    assert drift.ok and drift.compared == 3  # dist-info is metadata, not code
+
+    (src / "driftpkg" / "sub.py").write_text("def f():\n    return 2\n")
+    (src / "jobmod.py").unlink()
+    (src / "jobmod.py").write_text("X = 1\n")  # same bytes again: not a change
+    (src / "driftpkg" / "__init__.py").unlink()
+    (src / "driftpkg" / "__init__.py").touch()
+    drift = code_drift(env, [str(src)])
+    assert drift.changed == ("driftpkg/__init__.py", "driftpkg/sub.py")
+    with pytest.raises(EngineError, match=r"local code differs from env .*driftpkg/sub.py"):
+        require_code_match(env, [str(src)])
+
+
+def test_code_drift_skips_code_it_cannot_find_locally(tmp_path: Path) -> None:
+    env = handmade_env(str(tmp_path / "store"), {"code": CODE}, tmp_path / "w")
+    drift = code_drift(env, [str(tmp_path / "elsewhere")])
+    assert drift.ok and drift.compared == 0
+
+
+class _FakeRDD:
+    def __init__(self, n: int, capture: list[Callable[..., Any]]) -> None:
+        self.n, self.capture, self.func = n, capture, None
+
+    def mapPartitions(self, func: Callable[..., Any]) -> _FakeRDD:  # noqa: N802
+        self.capture.append(func)
+        self.func = func
+        return self
+
+    def collect(self) -> list[Any]:
+        assert self.func is not None
+        return [row for _ in range(self.n) for row in self.func(iter([0]))]
+
+
+class _FakeSpark:
+    def __init__(self) -> None:
+        self.captured: list[Callable[..., Any]] = []
+        outer = self
+
+        class _SC:
+            defaultParallelism = 2  # noqa: N815
+
+            def parallelize(self, data: Any, n: int) -> _FakeRDD:
+                return _FakeRDD(n, outer.captured)
+
+        self.sparkContext = _SC()
+
+
+def test_executor_report_is_pickled_by_value_and_runs_without_envship(
+    tmp_path: Path, bare_bin: Path
+) -> None:
+    from pyspark import cloudpickle
+    from pyspark.find_spark_home import _find_spark_home
+
+    spark = _FakeSpark()
+    reports = executor_reports(spark)
+    assert len(reports) == 2 and reports[0].env_id is None  # this process is no env view
+    with pytest.raises(EngineError, match="executors do not run env"):
+        require_executors_in_env(spark, "f" * 64)
+
+    payload = tmp_path / "report.pickle"
+    payload.write_bytes(cloudpickle.dumps(spark.captured[0]))
+    lib = Path(_find_spark_home()) / "python" / "lib"
+    pythonpath = ":".join(str(p) for p in sorted(lib.glob("*.zip")))
+    view = tmp_path / "view"
+    view.mkdir()
+    (view / "envship-env-id").write_text("a" * 64 + "\n")
+    # like an executor: pyspark from the Spark runtime's zips, envship nowhere on the path
+    proc = subprocess.run(
+        [str(bare_bin / "python"), "-c",
+         "import sys; sys.prefix = sys.argv[2]\n"
+         "from pyspark import cloudpickle\n"
+         "f = cloudpickle.loads(open(sys.argv[1], 'rb').read())\n"
+         "import importlib.util as u; assert u.find_spec('envship') is None\n"
+         "print(list(f(iter([0]))))",
+         str(payload), str(view)],
+        env={"PYTHONPATH": pythonpath, "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "a" * 64 in proc.stdout

@@ -1,0 +1,246 @@
+"""Spark confs and boot archives, run for real without a JVM: unpack the archives the way
+Spark does, then start the executor `python` from a bare PATH."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from sparkkit import handmade_env
+
+from envship.engines import spark_boot
+from envship.engines.spark_conf import conf, hadoop_url, is_local_master, merge_list
+from envship.env import Env
+from envship.errors import EngineError
+
+PROBE = (
+    "import json, os, sys, importlib.util as u\n"
+    "import mymod, depmod\n"
+    "print(json.dumps({'prefix': sys.prefix, 'env_id': os.environ.get('ENVSHIP_ENV_ID'),"
+    " 'mymod': mymod.WHERE, 'depmod': depmod.WHERE, 'pth': os.environ.get('PTH_RAN'),"
+    " 'args': sys.argv[1:], 'numpy': u.find_spec('numpy') is not None}))\n"
+)
+
+LAYERS = {
+    "code": {"site-packages/mymod.py": b"WHERE = 'code'\n"},
+    "deps": {
+        "site-packages/mymod.py": b"WHERE = 'deps (shadowed by code)'\n",
+        "site-packages/depmod.py": b"WHERE = 'deps'\n",
+        # .pth files inside a layer must be processed, as editable finders rely on them
+        "site-packages/zz_probe.pth": b"import os; os.environ['PTH_RAN'] = 'yes'\n",
+    },
+}
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    return handmade_env(str(tmp_path / "store"), LAYERS, tmp_path / "work")
+
+
+def _bare_env(bare_bin: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env["PATH"] = f"{bare_bin}:/usr/bin:/bin"
+    env.update(extra)
+    return env
+
+
+def _unpack(archive_entry: str, root: Path) -> None:
+    """What Spark does for `path#alias` in spark.archives: unpack into ./alias."""
+    path, _, alias = archive_entry.partition("#")
+    with tarfile.open(path) as tar:
+        tar.extractall(root / alias, filter="tar")
+
+
+def _run_probe(python: Path, env: dict[str, str], cwd: Path) -> dict[str, object]:
+    proc = subprocess.run(
+        [str(python), "-c", PROBE, "a1", "--flag"], env=env, cwd=cwd, capture_output=True,
+        text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def test_archives_conf_runs_executor_python_inside_the_layers(
+    env: Env, tmp_path: Path, bare_bin: Path
+) -> None:
+    c = conf(env, "archives", master="spark://127.0.0.1:7077", boot_dir=tmp_path / "boot")
+    assert c["spark.pyspark.python"] == "./envship-boot/python"
+    assert c["spark.envship.envId"] == env.env_id
+    entries = c["spark.archives"].split(",")
+    store = env.store()
+    assert entries[:2] == [
+        f"{store.blob_url(lay.digest)}#envship-{lay.kind}" for lay in env.manifest.layers
+    ]
+    assert entries[2].endswith("#envship-boot")
+    # deterministic: the same env gives the same boot file, byte for byte
+    again = conf(env, "archives", master="spark://h:1", boot_dir=tmp_path / "boot")
+    assert again["spark.archives"] == c["spark.archives"]
+
+    executor_dir = tmp_path / "executor"  # an executor's working directory
+    for entry in entries:
+        _unpack(entry, executor_dir)
+    python = executor_dir / "envship-boot" / "python"
+    out = _run_probe(python, _bare_env(bare_bin), cwd=tmp_path)
+    assert out["prefix"] == str(executor_dir / "envship-view")
+    assert out["env_id"] == env.env_id
+    assert out["mymod"] == "code" and out["depmod"] == "deps"
+    assert out["pth"] == "yes"
+    assert out["args"] == ["a1", "--flag"]
+    assert out["numpy"] is False  # the base interpreter's site-packages stay out
+    assert (executor_dir / "envship-view" / "envship-env-id").read_text().strip() == env.env_id
+
+
+def test_archives_boot_builds_the_view_once_under_concurrency(
+    env: Env, tmp_path: Path, bare_bin: Path
+) -> None:
+    c = conf(env, "archives", master="yarn", boot_dir=tmp_path / "boot")
+    root = tmp_path / "executor"
+    for entry in c["spark.archives"].split(","):
+        _unpack(entry, root)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(
+            lambda _: _run_probe(root / "envship-boot" / "python", _bare_env(bare_bin), root),
+            range(4),
+        ))
+    assert {o["prefix"] for o in outs} == {str(root / "envship-view")}
+    assert not [p for p in root.iterdir() if ".tmp-" in p.name]
+
+
+def test_archives_boot_fails_clearly_without_a_matching_python(
+    tmp_path: Path, bare_bin: Path
+) -> None:
+    env = handmade_env(str(tmp_path / "store"), LAYERS, tmp_path / "work", version="3.99.0")
+    c = conf(env, "archives", master="yarn", boot_dir=tmp_path / "boot")
+    root = tmp_path / "executor"
+    for entry in c["spark.archives"].split(","):
+        _unpack(entry, root)
+    proc = subprocess.run(
+        [str(root / "envship-boot" / "python"), "-c", "pass"],
+        env=_bare_env(bare_bin), capture_output=True, text=True,
+    )
+    assert proc.returncode == 127
+    assert "needs Python 3.99" in proc.stderr and "--with-python" in proc.stderr
+    assert not (root / "envship-view").exists()
+
+
+def test_node_cache_conf_runs_through_the_node_runtime(
+    env: Env, tmp_path: Path, bare_bin: Path
+) -> None:
+    cache = tmp_path / "node-cache"
+    c = conf(env, "node-cache", master="spark://h:1", cache_dir=str(cache),
+             boot_dir=tmp_path / "boot")
+    assert c["spark.executorEnv.ENVSHIP_ENV_REF"] == env.uri
+    assert c["spark.executorEnv.ENVSHIP_CACHE"] == str(cache)
+    assert c["spark.pyspark.python"] == "./envship-boot/python"
+    (boot,) = c["spark.archives"].split(",")
+    assert "spark.yarn.appMasterEnv.ENVSHIP_ENV_REF" not in c
+    root = tmp_path / "executor"
+    _unpack(boot, root)
+    run_env = _bare_env(bare_bin, ENVSHIP_ENV_REF=env.uri, ENVSHIP_CACHE=str(cache))
+    out = _run_probe(root / "envship-boot" / "python", run_env, cwd=root)
+    assert out["prefix"] == str(cache / "envs" / env.env_id)
+    assert out["env_id"] == env.env_id
+    assert out["mymod"] == "code" and out["pth"] == "yes" and out["numpy"] is False
+    # cluster deploy mode: the driver starts through the same wrapper
+    cluster = conf(env, "node-cache", master="yarn", deploy_mode="cluster",
+                   boot_dir=tmp_path / "boot")
+    assert cluster["spark.yarn.appMasterEnv.ENVSHIP_ENV_REF"] == env.uri
+
+
+def test_node_cache_wrapper_without_env_ref_says_what_to_set(
+    env: Env, tmp_path: Path, bare_bin: Path
+) -> None:
+    c = conf(env, "node-cache", master="spark://h:1", boot_dir=tmp_path / "boot")
+    _unpack(c["spark.archives"], tmp_path / "x")
+    proc = subprocess.run([str(tmp_path / "x" / "envship-boot" / "python"), "-c", "pass"],
+                          env=_bare_env(bare_bin), capture_output=True, text=True)
+    assert proc.returncode == 127
+    assert "ENVSHIP_ENV_REF" in proc.stderr
+
+
+def test_local_master_uses_a_view_in_this_machines_node_cache(
+    env: Env, tmp_path: Path, bare_bin: Path
+) -> None:
+    assert is_local_master("local[2]") and is_local_master("local")
+    assert not is_local_master("local-cluster[1,1,1024]") and not is_local_master("yarn")
+    cache = tmp_path / "cache"
+    for mode in ("archives", "node-cache"):
+        c = conf(env, mode, master="local[2]", cache_dir=str(cache))
+        assert "spark.archives" not in c
+        python = Path(c["spark.pyspark.python"])
+        assert python.is_absolute() and python.is_relative_to(cache)
+        out = _run_probe(python, _bare_env(bare_bin), cwd=tmp_path)
+        assert out["prefix"] == str(cache / "envs" / env.env_id)
+        assert out["mymod"] == "code"
+
+
+def test_bad_mode_and_env_are_clear_errors(env: Env) -> None:
+    with pytest.raises(EngineError, match="unknown Spark mode 'zip'"):
+        conf(env, "zip")
+    with pytest.raises(EngineError, match="not an env"):
+        conf("", "archives")
+
+
+def test_list_helpers() -> None:
+    assert merge_list("a,b", None, "b, c", "") == "a,b,c"
+    assert hadoop_url("s3://bucket/x") == "s3a://bucket/x"
+    assert hadoop_url("/local/path") == "/local/path"
+
+
+def test_boot_archives_are_deterministic() -> None:
+    a = spark_boot.node_cache_boot("3.11")
+    b = spark_boot.node_cache_boot("3.11")
+    assert a.data == b.data and a.file_name == b.file_name
+    assert spark_boot.node_cache_boot("3.12").data != a.data
+
+
+@pytest.mark.s3
+def test_s3_store_gives_s3a_archives_or_presigned_urls_executors_can_fetch(
+    moto: object, tmp_path: Path, bare_bin: Path
+) -> None:
+    import s3fs
+
+    options = moto.storage_options()  # type: ignore[attr-defined]
+    s3fs.S3FileSystem(**options).mkdir("envship-spark-test")
+    env = handmade_env("s3://envship-spark-test/store", LAYERS, tmp_path / "work", options)
+    endpoint = options["endpoint_url"]
+
+    c = conf(env, "archives", master="yarn", boot_dir=tmp_path / "boot")
+    layers = c["spark.archives"].split(",")[:2]
+    assert all(e.startswith("s3a://envship-spark-test/store/blobs/sha256/") for e in layers)
+    assert c["spark.hadoop.fs.s3a.endpoint"] == endpoint
+    assert "secret" not in json.dumps(c).lower()  # credentials never go into confs
+
+    signed = conf(env, "archives", master="yarn", presign=True, boot_dir=tmp_path / "boot")
+    entries = signed["spark.archives"].split(",")
+    assert all(e.startswith(endpoint) and "Signature=" in e for e in entries[:2])
+    root = tmp_path / "executor"
+    import urllib.request
+
+    for entry in entries[:2]:  # fetched over plain HTTP(S), as Spark's executors do
+        url, _, alias = entry.partition("#")
+        blob = tmp_path / f"{alias}.tar.gz"
+        with urllib.request.urlopen(url) as resp:
+            blob.write_bytes(resp.read())
+        _unpack(f"{blob}#{alias}", root)
+    _unpack(entries[2], root)
+    out = _run_probe(root / "envship-boot" / "python", _bare_env(bare_bin), cwd=root)
+    assert out["mymod"] == "code" and out["env_id"] == env.env_id
+
+    # node-cache mode presigns object stores by default: a bare python3 (no fsspec) fetches it
+    nc = conf(env, "node-cache", master="yarn", cache_dir=str(tmp_path / "cache"),
+              boot_dir=tmp_path / "boot")
+    ref = nc["spark.executorEnv.ENVSHIP_ENV_REF"]
+    assert ref.startswith(endpoint) and "Signature=" in ref
+    _unpack(nc["spark.archives"], tmp_path / "nc")
+    out = _run_probe(
+        tmp_path / "nc" / "envship-boot" / "python",
+        _bare_env(bare_bin, ENVSHIP_ENV_REF=ref, ENVSHIP_CACHE=str(tmp_path / "cache")),
+        cwd=tmp_path,
+    )
+    assert out["prefix"] == str(tmp_path / "cache" / "envs" / env.env_id)

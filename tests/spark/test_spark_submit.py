@@ -1,0 +1,116 @@
+"""`envship spark-submit`: argument splitting, the command it builds, pass-through, exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sparkkit import handmade_env
+
+from envship.engines.spark_submit import SubmitOptions, split_args
+from envship.errors import EngineError
+
+ENVSHIP = str(Path(sys.executable).parent / "envship")
+
+
+def test_split_args_separates_envship_spark_and_app_args() -> None:
+    args = [
+        "--mode", "node-cache", "--master", "spark://h:7077", "--conf", "spark.x=1",
+        "--archives", "a.tgz#a", "--conf", "spark.archives=b.tgz#b", "-v", "--no-check",
+        "--deploy-mode=client", "--expires", "60",
+        "job.py", "--mode", "app-value", "--no-check",
+    ]
+    submit, opts = split_args(args, SubmitOptions())
+    assert opts.mode == "node-cache" and opts.check is False and opts.expires == 60
+    assert submit.app == "job.py"
+    assert submit.app_args == ("--mode", "app-value", "--no-check")  # the app's, untouched
+    assert submit.master == "spark://h:7077" and submit.deploy_mode == "client"
+    assert submit.lists == {"spark.archives": "a.tgz#a,b.tgz#b"}
+    assert submit.spark_args == (
+        "--master", "spark://h:7077", "--conf", "spark.x=1", "-v", "--deploy-mode", "client"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--master", "yarn"], "no application given"),
+        (["--master"], "needs a value"),
+        (["--conf", "novalue", "a.py"], "expected --conf key=value"),
+        (["--expires", "soon", "a.py"], "expected seconds"),
+    ],
+)
+def test_split_args_errors(args: list[str], message: str) -> None:
+    with pytest.raises(EngineError, match=message):
+        split_args(args, SubmitOptions())
+
+
+@pytest.fixture
+def fake_spark_home(tmp_path: Path) -> Path:
+    """A SPARK_HOME whose bin/spark-submit records its argv and exits 3."""
+    home = tmp_path / "spark-home"
+    (home / "bin").mkdir(parents=True)
+    script = home / "bin" / "spark-submit"
+    script.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        "open(os.environ['ARGV_OUT'], 'w').write(json.dumps(sys.argv[1:]))\nsys.exit(3)\n"
+    )
+    script.chmod(0o755)
+    return home
+
+
+def test_cli_passes_everything_through_and_returns_spark_submits_exit_code(
+    tmp_path: Path, fake_spark_home: Path
+) -> None:
+    env = handmade_env(str(tmp_path / "store"), {"deps": {"site-packages/x.py": b""}},
+                       tmp_path / "w")
+    app = tmp_path / "app.py"
+    app.write_text("print('hi')\n")
+    out = tmp_path / "argv.json"
+    run_env = dict(os.environ, SPARK_HOME=str(fake_spark_home), ARGV_OUT=str(out))
+    proc = subprocess.run(
+        [ENVSHIP, "-v", "spark-submit", env.uri, "--mode", "archives",
+         "--master", "spark://127.0.0.1:7077", "--archives", "extra.tgz#extra",
+         "--conf", "spark.executor.memory=1g", str(app), "--mode", "x", "1"],
+        env=run_env, capture_output=True, text=True,
+    )
+    assert proc.returncode == 3, proc.stderr
+    argv = json.loads(out.read_text())
+    assert "spark-submit" in proc.stderr  # -v prints the command
+    assert argv[-4:] == [str(app), "--mode", "x", "1"]
+    confs = dict(a.split("=", 1) for a in argv[argv.index("--conf") :: 1] if "=" in a)
+    assert confs["spark.pyspark.python"] == "./envship-boot/python"
+    assert confs["spark.pyspark.driver.python"] == sys.executable
+    assert confs["spark.envship.envId"] == env.env_id
+    archives = confs["spark.archives"].split(",")
+    assert archives[0] == "extra.tgz#extra" and archives[-1].endswith("#envship-boot")
+    assert any(a.endswith("#envship-deps") for a in archives)
+    assert "spark.executor.memory=1g" in argv
+
+
+def test_cli_dry_run_and_errors(tmp_path: Path, fake_spark_home: Path) -> None:
+    env = handmade_env(str(tmp_path / "store"), {"deps": {"site-packages/x.py": b""}},
+                       tmp_path / "w")
+    run_env = dict(os.environ, SPARK_HOME=str(fake_spark_home))
+    proc = subprocess.run(
+        [ENVSHIP, "spark-submit", "--dry-run", env.uri, "--mode", "node-cache", "job.py"],
+        env=run_env, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--master 'local[*]'" in proc.stdout  # spark-submit's default master is local
+    assert "spark.pyspark.python=" in proc.stdout
+    bad = subprocess.run(
+        [ENVSHIP, "spark-submit", env.uri, "--mode", "zip", "job.py"],
+        env=run_env, capture_output=True, text=True,
+    )
+    assert bad.returncode == 1 and "unknown Spark mode 'zip'" in bad.stderr
+    missing = subprocess.run(
+        [ENVSHIP, "spark-submit", str(tmp_path / "store" / "envs" / ("0" * 64 + ".json")),
+         "job.py"],
+        env=run_env, capture_output=True, text=True,
+    )
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
