@@ -16,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Resolved", "resolve", "env_id_of", "hashed_json", "ref_env_id", "SCHEMA"]
+__all__ = ["Resolved", "resolve", "follow", "env_id_of", "hashed_json", "ref_env_id", "SCHEMA"]
 
 SCHEMA = "envship.manifest/1"
 
@@ -82,8 +82,8 @@ def _load(url: str, what: str) -> tuple[bytes, Any]:
         raise NodeError(f"{safe_url(url)}: {what} is not valid JSON") from None
 
 
-def resolve(ref: str) -> Resolved:
-    """Read and verify the manifest *ref* points to; tags are followed, then verified too."""
+def follow(ref: str) -> str:
+    """The manifest URL *ref* leads to: tags are read, packed directories listed."""
     url = ref
     if is_local(ref) and os.path.isdir(local_path(ref)):
         url = _packed_dir(local_path(ref))
@@ -94,7 +94,13 @@ def resolve(ref: str) -> Resolved:
         if not isinstance(env_id, str) or not _is_hex64(env_id):
             raise NodeError(f"{safe_url(url)}: not a tag (expected {{\"env\": \"<env id>\"}})")
         url = _join(_split(head)[0], "envs", env_id + ".json")
-        head, name = _split(url)
+    return url
+
+
+def resolve(ref: str) -> Resolved:
+    """Read and verify the manifest *ref* points to; tags are followed, then verified too."""
+    url = follow(ref)
+    head, name = _split(url)
     expected = ref_env_id(url)
     if expected is None:
         raise NodeError(

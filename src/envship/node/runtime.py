@@ -110,9 +110,12 @@ def ensure_view(
     log: Callable[[str], None] | None,
 ) -> tuple[str, str]:
     """(view path, env id) for *env_ref*, building what is missing under the cache locks."""
-    from .resolve import resolve
+    from .resolve import follow, resolve
 
     env_id = ref_env_id(env_ref)
+    if env_id is None:  # a tag or a packed dir: find the env id it names (tags are mutable)
+        env_ref = follow(env_ref)
+        env_id = ref_env_id(env_ref)
     if env_id is not None:
         ready = fast_view(root, env_id)
         if ready:
