@@ -104,6 +104,10 @@ def test_publisher_killed_mid_upload_leaves_no_visible_env(
         bucket = url.removeprefix("s3://").split("/")[0]
         uploads = s3.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads", [])
         assert any(u["Key"].endswith(f"{deps.hex}.tar.gz") for u in uploads)
+        # gc aborts it once it is older than the grace period.
+        assert store.gc(grace=0).temp_removed >= 1
+        left = s3.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads", [])
+        assert not any(u["Key"].endswith(f"{deps.hex}.tar.gz") for u in left)
     else:
         assert any(".tmp-" in n for n in files)  # the killed copy stayed under a temp name
 

@@ -39,7 +39,7 @@ class GcResult:
     envs_removed: tuple[str, ...]
     blobs_removed: tuple[str, ...]  # digests
     bytes_freed: int
-    temp_removed: int  # leftovers of interrupted uploads
+    temp_removed: int  # leftovers of interrupted uploads (temp files, S3 multipart uploads)
     blobs_kept_young: int  # unreferenced but inside the grace period
     dry_run: bool
 
@@ -120,6 +120,33 @@ def _still_old(loc: StoreLocation, path: str, cutoff: float) -> bool:
     return False
 
 
+def _abort_stale_multipart(loc: StoreLocation, cutoff: float, dry_run: bool) -> int:
+    """S3: abort multipart uploads of blobs started before *cutoff* (killed publishers).
+
+    They are invisible (never completed) but their parts cost storage until aborted.
+    """
+    call_s3 = getattr(loc.fs, "call_s3", None)
+    if call_s3 is None or not loc.object_store:
+        return 0
+    bucket, _, prefix = loc.path("blobs", "sha256", "").partition("/")
+    try:
+        uploads = call_s3("list_multipart_uploads", Bucket=bucket, Prefix=prefix)
+    except Exception as exc:  # listing uploads may need a permission ship does not
+        log.info("cannot list multipart uploads in %s: %s", loc.url, loc.scrub(str(exc)))
+        return 0
+    count = 0
+    for upload in uploads.get("Uploads", []):
+        started = mtime_of({"LastModified": upload.get("Initiated")})
+        if started is None or started >= cutoff:
+            continue
+        count += 1
+        if not dry_run:
+            with contextlib.suppress(Exception):
+                call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"],
+                        UploadId=upload["UploadId"])
+    return count
+
+
 def collect(
     loc: StoreLocation,
     policy: retry.RetryPolicy,
@@ -174,4 +201,5 @@ def collect(
             _rm(loc, path, policy)
         removed.append(f"sha256:{m.group(1)}")
         freed += int(entry.get("size") or 0)
+    temps += _abort_stale_multipart(loc, cutoff, dry_run)
     return GcResult(tuple(doomed), tuple(removed), freed, temps, young, dry_run)
