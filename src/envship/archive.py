@@ -1,0 +1,206 @@
+"""Write a layer plan as a deterministic tar.gz blob, hashing it while it streams to disk."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import tarfile
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from isal import igzip_threaded
+
+from .errors import PackError
+from .layers import LayerEntry
+
+__all__ = ["Blob", "write_blob", "COMPRESS_LEVEL", "SHEBANG"]
+
+COMPRESS_LEVEL = 1
+SHEBANG = b"#!/usr/bin/env python"
+_THREADS = 2
+_BLOCK = 1 << 20
+_BIG = 8 << 20  # files above this are streamed in chunks, smaller ones read whole
+_ZERO = bytes(tarfile.BLOCKSIZE)
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A finished layer blob."""
+
+    digest: str  # "sha256:<hex>"
+    size: int
+    files: int
+    path: Path
+
+
+class _HashingFile(io.RawIOBase):
+    """Write-through file that hashes and counts the bytes it writes."""
+
+    def __init__(self, fh: io.BufferedWriter) -> None:
+        self._fh = fh
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self._fh.write(data)
+        self.sha.update(data)
+        self.size += len(data)
+        return len(data)
+
+
+def _header(name: str, size: int, mode: int, is_dir: bool) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = 0 if is_dir else size
+    info.mode = mode
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
+    return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+
+
+def _rewrite_shebang(data: bytes) -> bytes:
+    if not data.startswith(b"#!"):
+        return data
+    first, sep, rest = data.partition(b"\n")
+    if first.startswith(b"#!/bin/sh") and rest.startswith(b"'''exec' "):
+        # pip's long-shebang trampoline: '''exec' /path/python "$0" "$@"\n' '''
+        _, sep2, rest = rest.partition(b"\n")
+        if rest.startswith(b"' '''"):
+            _, _, rest = rest.partition(b"\n")
+        return SHEBANG + b"\n" + rest
+    if b"python" in first:
+        return SHEBANG + sep + rest
+    return data
+
+
+def _rewrite_record(data: bytes, keep: frozenset[str], blank: frozenset[str]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in csv.reader(io.StringIO(data.decode("utf-8"))):
+        if not row:
+            continue
+        if row[0] in blank:
+            writer.writerow([row[0], "", ""])
+        elif row[0] in keep:
+            writer.writerow(row)
+    return out.getvalue().encode("utf-8")
+
+
+def _dirs_of(arcname: str) -> list[str]:
+    parts = arcname.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _read_whole(entry: LayerEntry, fd: int, size: int) -> bytes:
+    chunks = []
+    left = size
+    while left > 0:
+        chunk = os.read(fd, min(left, _BIG))
+        if not chunk:
+            raise PackError(f"{entry.source} shrank while it was being packed; pack again.")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _add_file(out: io.BufferedIOBase, entry: LayerEntry) -> int:
+    """Append one file entry; returns the number of tar bytes written."""
+    try:
+        fd = os.open(entry.source, os.O_RDONLY)
+    except FileNotFoundError as exc:
+        raise PackError(
+            f"{entry.source} vanished while packing (or is listed in a RECORD but missing); "
+            "reinstall the package it belongs to, then pack again."
+        ) from exc
+    except OSError as exc:
+        raise PackError(
+            f"cannot read {entry.source}: {exc.strerror}; fix its permissions or exclude it."
+        ) from exc
+    try:
+        st = os.fstat(fd)
+        mode = 0o755 if st.st_mode & 0o111 else 0o644
+        if entry.transform or st.st_size <= _BIG:
+            data = _read_whole(entry, fd, st.st_size)
+            if entry.transform == "shebang":
+                data = _rewrite_shebang(data)
+            elif entry.transform == "record":
+                data = _rewrite_record(data, entry.record_keep, entry.record_blank)
+            header = _header(entry.arcname, len(data), mode, False)
+            out.write(header)
+            out.write(data)
+            size = len(data)
+        else:
+            size = st.st_size
+            header = _header(entry.arcname, size, mode, False)
+            out.write(header)
+            left = size
+            while left > 0:
+                chunk = os.read(fd, min(left, _BLOCK))
+                if not chunk:
+                    raise PackError(f"{entry.source} shrank while it was being packed; pack again.")
+                out.write(chunk)
+                left -= len(chunk)
+    except OSError as exc:
+        raise PackError(f"cannot read {entry.source}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    pad = -size % tarfile.BLOCKSIZE
+    if pad:
+        out.write(_ZERO[:pad])
+    return len(header) + size + pad
+
+
+def write_blob(
+    entries: Sequence[LayerEntry], blob_dir: Path, progress: ProgressFn | None = None
+) -> Blob:
+    """Archive *entries* (sorted by path) into ``blob_dir/<sha256>.tar.gz``; atomic."""
+    try:
+        blob_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".tar.gz", dir=blob_dir)
+    except OSError as exc:
+        raise PackError(f"cannot write layer blobs to {blob_dir}: {exc.strerror or exc}") from exc
+    tmp = Path(tmp_name)
+    total = len(entries)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            hashing = _HashingFile(raw)
+            gz: io.BufferedIOBase = igzip_threaded.open(  # type: ignore[no-untyped-call]
+                hashing, "wb", compresslevel=COMPRESS_LEVEL, threads=_THREADS, block_size=_BLOCK
+            )
+            try:
+                seen_dirs: set[str] = set()
+                written = 0
+                for i, entry in enumerate(entries):
+                    for d in _dirs_of(entry.arcname):
+                        if d not in seen_dirs:
+                            seen_dirs.add(d)
+                            header = _header(d, 0, 0o755, True)
+                            gz.write(header)
+                            written += len(header)
+                    written += _add_file(gz, entry)
+                    if progress is not None and (i % 64 == 0 or i + 1 == total):
+                        progress(i + 1, total)
+                # end-of-archive: two zero blocks, padded to tar's 10 KiB record size
+                end = 2 * tarfile.BLOCKSIZE
+                end += -(written + end) % tarfile.RECORDSIZE
+                gz.write(bytes(end))
+            finally:
+                gz.close()
+        digest = hashing.sha.hexdigest()
+        final = blob_dir / f"{digest}.tar.gz"
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return Blob(f"sha256:{digest}", hashing.size, total, final)

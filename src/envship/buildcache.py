@@ -1,0 +1,130 @@
+"""Build cache: layer input fingerprint -> finished blob, so unchanged layers are never rebuilt."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .archive import COMPRESS_LEVEL, Blob
+from .errors import PackError
+from .layers import LayerEntry, LayerPlan
+
+__all__ = ["FORMAT_VERSION", "BuildCache", "envship_home", "fingerprint"]
+
+log = logging.getLogger(__name__)
+
+# Bump whenever the bytes a plan turns into change (archive format, path rules, transforms).
+FORMAT_VERSION = "envship.layer/1"
+
+
+def envship_home() -> Path:
+    """``$ENVSHIP_HOME``, default ``~/.local/share/envship``."""
+    env = os.environ.get("ENVSHIP_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "envship"
+
+
+def _stat_key(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise PackError(
+            f"cannot read {path}: {exc.strerror}; reinstall the package it belongs to."
+        ) from exc
+    return f"{st.st_size}:{st.st_mtime_ns}:{1 if st.st_mode & 0o111 else 0}"
+
+
+def _content_key(path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+            exe = os.fstat(fh.fileno()).st_mode & 0o111
+    except OSError as exc:
+        raise PackError(f"cannot read {path}: {exc.strerror}; fix it or exclude it.") from exc
+    return f"{hashlib.sha256(data).hexdigest()}:{1 if exe else 0}"
+
+
+def _entry_key(entry: LayerEntry, mode: str) -> str:
+    if mode == "content":
+        key = _content_key(entry.source)
+    elif mode == "record" and entry.known_hash:
+        key = entry.known_hash  # exec bits come from the wheel and ride with the hash
+    else:
+        key = _stat_key(entry.source)
+    if entry.transform == "record":
+        key += "|" + "\x1f".join(sorted(entry.record_keep)) + "|" + "\x1f".join(
+            sorted(entry.record_blank)
+        )
+    return key
+
+
+def fingerprint(plan: LayerPlan) -> str:
+    """sha256 over what determines a layer's bytes: arcnames, transforms, file identities."""
+    h = hashlib.sha256()
+    head = [FORMAT_VERSION, f"gzip-{COMPRESS_LEVEL}", plan.kind, plan.fingerprint_mode, *plan.salt]
+    h.update("\n".join(head).encode() + b"\n\n")
+    for entry in plan.entries:
+        key = _entry_key(entry, plan.fingerprint_mode)
+        h.update(f"{entry.arcname}\t{entry.transform}\t{key}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class BuildCache:
+    """``<root>/blobs/sha256/<hex>.tar.gz`` + ``<root>/fingerprints/<fp>.json``."""
+
+    root: Path
+
+    @classmethod
+    def default(cls) -> BuildCache:
+        return cls(envship_home() / "build-cache")
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.root / "blobs" / "sha256"
+
+    def lookup(self, fp: str) -> Blob | None:
+        """The blob built earlier from the same inputs, if it is still there and intact."""
+        try:
+            info = json.loads((self.root / "fingerprints" / f"{fp}.json").read_text())
+            digest, size, files = str(info["digest"]), int(info["size"]), int(info["files"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        path = self.blob_dir / f"{digest.split(':', 1)[-1]}.tar.gz"
+        try:
+            if path.stat().st_size != size:
+                return None
+        except OSError:
+            return None
+        return Blob(digest, size, files, path)
+
+    def store(self, fp: str, blob: Blob) -> None:
+        """Remember *blob* (already in :attr:`blob_dir`) under fingerprint *fp*."""
+        fp_dir = self.root / "fingerprints"
+        data = json.dumps({"digest": blob.digest, "size": blob.size, "files": blob.files})
+        try:
+            fp_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=fp_dir)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(data)
+            os.replace(tmp, fp_dir / f"{fp}.json")
+        except OSError as exc:  # a cache that cannot be written only costs speed
+            log.warning("cannot write build cache entry in %s: %s", fp_dir, exc)
+
+    def get_or_build(
+        self, plan: LayerPlan, build: Callable[[Path], Blob]
+    ) -> tuple[Blob, bool]:
+        """(blob, built_now) for *plan*: from the cache, or by calling ``build(blob_dir)``."""
+        fp = fingerprint(plan)
+        hit = self.lookup(fp)
+        if hit is not None:
+            log.info("%s layer: build cache hit (%s)", plan.kind, hit.digest)
+            return hit, False
+        blob = build(self.blob_dir)
+        self.store(fp, blob)
+        return blob, True

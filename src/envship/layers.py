@@ -1,0 +1,192 @@
+"""Split a snapshot into layer plans: which file goes where (python / deps / code)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .errors import PackError
+from .snapshot import DistInfo, Snapshot
+from .sourcetree import SourceWalker, root_entries
+
+__all__ = ["LayerEntry", "LayerPlan", "plan_layers", "plan_python"]
+
+log = logging.getLogger(__name__)
+
+# Installer bookkeeping that only describes the developer's machine: left out of code layers.
+_CHECKOUT_POINTERS = ("direct_url.json", "uv_cache.json")
+
+
+@dataclass(frozen=True)
+class LayerEntry:
+    """One regular file of a layer: where it is read from and how it is transformed."""
+
+    arcname: str  # path inside the layer, e.g. "site-packages/numpy/__init__.py"
+    source: str  # absolute path read when archiving
+    transform: str = ""  # "" (copy) | "shebang" (python shebang -> /usr/bin/env python) | "record"
+    known_hash: str | None = None  # hash recorded by the installer (saves re-hashing)
+    record_keep: frozenset[str] = frozenset()  # transform == "record": RECORD rows kept as is
+    record_blank: frozenset[str] = frozenset()  # ... and rows kept without hash/size
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """What one layer holds, and how its build-cache fingerprint is computed."""
+
+    kind: str  # "python" | "deps" | "code"
+    entries: tuple[LayerEntry, ...]  # sorted by arcname, unique
+    fingerprint_mode: str  # "record" (RECORD hashes, else stat) | "content" | "stat"
+    salt: tuple[str, ...] = field(default=())  # other fingerprint inputs (abi, platform, ...)
+
+
+def _skip_compiled(path: str) -> bool:
+    return path.endswith((".pyc", ".pyo")) or f"{os.sep}__pycache__{os.sep}" in path
+
+
+class _Builder:
+    """Collects entries for one layer, first writer of an arcname wins."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.entries: dict[str, LayerEntry] = {}
+        self.site_prefixes = [(sp + os.sep, "site-packages/") for sp in snapshot.site_packages]
+        self.env_prefix = snapshot.prefix + os.sep
+        self.scripts = snapshot.scripts
+
+    def add(self, entry: LayerEntry) -> None:
+        if entry.arcname in self.entries:
+            log.debug("%s provided twice; keeping %s", entry.arcname,
+                      self.entries[entry.arcname].source)
+            return
+        self.entries[entry.arcname] = entry
+
+    def arcname(self, path: str) -> str | None:
+        for prefix, arc in self.site_prefixes:
+            if path.startswith(prefix):
+                return arc + path[len(prefix):].replace(os.sep, "/")
+        if path.startswith(self.env_prefix):
+            return "data/" + path[len(self.env_prefix):].replace(os.sep, "/")
+        return None
+
+    def add_dist_files(self, dist: DistInfo, *, drop_pointers: bool) -> None:
+        """The distribution's RECORD files, minus compiled files, console scripts, pointers."""
+        keep: set[str] = set()
+        blank: set[str] = set()
+        record_file = None
+        names = dist.script_names
+        for f in dist.files:
+            if _skip_compiled(f.path) or f.path in dist.pointer_files:
+                continue
+            if drop_pointers and os.path.dirname(f.path) == dist.metadata_dir and (
+                os.path.basename(f.path) in _CHECKOUT_POINTERS
+            ):
+                continue
+            arc = self.arcname(f.path)
+            if arc is None:
+                log.warning("%s: %s is outside the environment; leaving it out", dist.name, f.path)
+                continue
+            in_scripts = os.path.dirname(f.path) == self.scripts
+            if in_scripts and os.path.basename(f.path) in names:
+                continue  # console-script wrapper: the node writes its own from entry_points
+            if os.path.basename(f.path) == "RECORD" and os.path.dirname(f.path) == (
+                dist.metadata_dir
+            ):
+                record_file = (f, arc)
+                continue
+            if in_scripts:
+                self.add(LayerEntry(arc, f.path, "shebang", f.hash))
+                blank.add(f.rel)
+            else:
+                self.add(LayerEntry(arc, f.path, "", f.hash))
+                keep.add(f.rel)
+        if record_file is not None:
+            f, arc = record_file
+            keep.add(f.rel)
+            self.add(LayerEntry(arc, f.path, "record", None, frozenset(keep), frozenset(blank)))
+
+    def add_tree(self, entries: Iterable[tuple[str, str]]) -> None:
+        for arc, src in entries:
+            self.add(LayerEntry(arc, src))
+
+    def plan(self, kind: str, mode: str, salt: Sequence[str]) -> LayerPlan:
+        entries = tuple(self.entries[k] for k in sorted(self.entries, key=_sort_key))
+        return LayerPlan(kind, entries, mode, tuple(salt))
+
+
+def _sort_key(arcname: str) -> tuple[str, ...]:
+    return tuple(arcname.split("/"))
+
+
+def plan_layers(
+    snapshot: Snapshot, kept: Sequence[DistInfo], salt: Sequence[str] = ()
+) -> list[LayerPlan]:
+    """The deps and code layer plans (either may be empty) for the kept distributions."""
+    deps = _Builder(snapshot)
+    code = _Builder(snapshot)
+    walker = SourceWalker()
+    for dist in kept:
+        if dist.source == "editable":
+            code.add_dist_files(dist, drop_pointers=True)
+            if dist.egg_link:  # the egg-info lives in the checkout: materialise it
+                base = "site-packages/" + os.path.basename(dist.metadata_dir)
+                code.add_tree(walker.walk_dir(dist.metadata_dir, base, metadata=True))
+            for root in dist.roots:
+                code.add_tree(root_entries(walker, root))
+        elif dist.source == "local":
+            code.add_dist_files(dist, drop_pointers=True)
+        else:
+            deps.add_dist_files(dist, drop_pointers=False)
+    for path in snapshot.stray:
+        arc = deps.arcname(path)
+        if arc is None:
+            continue
+        if os.path.isdir(path):
+            deps.add_tree(walker.walk_dir(path, arc, metadata=True))
+        else:
+            deps.add(LayerEntry(arc, path))
+    return [deps.plan("deps", "record", salt), code.plan("code", "content", salt)]
+
+
+_STDLIB_SKIP = frozenset(
+    {"test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo", "ensurepip",
+     "site-packages", "dist-packages", "__pycache__"}
+)
+
+
+def plan_python(snapshot: Snapshot) -> LayerPlan:
+    """The base interpreter: bin/python3.X, libpython, the stdlib without tests and GUI bits."""
+    base = snapshot.base_prefix
+    mm = snapshot.python.major_minor
+    b = _Builder(snapshot)
+    exe = os.path.join(base, "bin", f"python{mm}")
+    if not os.path.exists(exe):
+        raise PackError(
+            f"--with-python: no interpreter at {exe}; the base prefix {base} does not look "
+            "like a relocatable Python install (use one from python-build-standalone / uv)."
+        )
+    b.add(LayerEntry(f"python/bin/python{mm}", os.path.realpath(exe)))
+    libdir = snapshot.libdir
+    if libdir.startswith(base + os.sep) and os.path.isdir(libdir):
+        rel = os.path.relpath(libdir, base).replace(os.sep, "/")
+        for name in sorted(os.listdir(libdir)):
+            if name.startswith("libpython") and ".so" in name or name.endswith(".dylib"):
+                real = os.path.realpath(os.path.join(libdir, name))
+                b.add(LayerEntry(f"python/{rel}/{name}", real))
+    stdlib = snapshot.stdlib
+    if not stdlib.startswith(base + os.sep):
+        raise PackError(f"--with-python: the stdlib {stdlib} is not inside {base}")
+    top = "python/" + os.path.relpath(stdlib, base).replace(os.sep, "/")
+    for dirpath, dirnames, filenames in os.walk(stdlib):
+        dirnames[:] = [d for d in dirnames if d not in _STDLIB_SKIP]
+        rel = os.path.relpath(dirpath, stdlib)
+        arcdir = top if rel == "." else f"{top}/{rel.replace(os.sep, '/')}"
+        for name in filenames:
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full) and not os.path.exists(full):
+                continue
+            b.add(LayerEntry(f"{arcdir}/{name}", full))
+    return b.plan("python", "stat", (base, snapshot.python.version))

@@ -1,0 +1,71 @@
+"""Which distributions of a snapshot go into the env (--only / --exclude / --include)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .errors import PackError
+from .manifest import Excluded
+from .snapshot import DistInfo, Snapshot, canonical_name
+
+__all__ = ["DEFAULT_EXCLUDED", "Selection", "select"]
+
+log = logging.getLogger(__name__)
+
+# Left out unless --include names them: a Spark runtime brings its own, and a second copy
+# on sys.path shadows the cluster's and breaks the JVM <-> Python gateway on version skew.
+DEFAULT_EXCLUDED = {
+    "pyspark": "provided by the Spark runtime (keep it with --include pyspark)",
+    "py4j": "provided by the Spark runtime (keep it with --include py4j)",
+}
+
+
+@dataclass(frozen=True)
+class Selection:
+    kept: tuple[DistInfo, ...]
+    excluded: tuple[Excluded, ...]
+
+
+def _names(values: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        out += [canonical_name(p) for p in v.replace(",", " ").split() if p]
+    return out
+
+
+def select(
+    snapshot: Snapshot,
+    *,
+    exclude: Iterable[str] = (),
+    only: Iterable[str] = (),
+    include: Iterable[str] = (),
+) -> Selection:
+    """Apply the selection options; every distribution left out is returned with its reason."""
+    installed = {d.name for d in snapshot.distributions}
+    excl, only_l, incl = _names(exclude), _names(only), _names(include)
+    missing = sorted({n for n in only_l + incl if n not in installed})
+    if missing:
+        raise PackError(
+            f"not installed in {snapshot.prefix}: {', '.join(missing)}; "
+            "check the names given to --only / --include."
+        )
+    for name in excl:
+        if name not in installed:
+            log.warning("--exclude %s: no such distribution in %s", name, snapshot.prefix)
+    kept: list[DistInfo] = []
+    left: list[Excluded] = []
+    for dist in snapshot.distributions:
+        reason = None
+        if only_l and dist.name not in only_l:
+            reason = "not selected by --only"
+        elif dist.name in excl:
+            reason = "excluded by --exclude"
+        elif dist.name in DEFAULT_EXCLUDED and dist.name not in incl and dist.name not in only_l:
+            reason = DEFAULT_EXCLUDED[dist.name]
+        if reason is None:
+            kept.append(dist)
+        else:
+            left.append(Excluded(dist.name, dist.version, reason))
+    return Selection(tuple(kept), tuple(left))
