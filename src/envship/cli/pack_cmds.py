@@ -1,7 +1,206 @@
-"""CLI commands: pack."""
+"""CLI commands: pack, inspect, diff."""
 
 from __future__ import annotations
 
-from . import app  # noqa: F401
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from . import app, console, err_console
+
+if TYPE_CHECKING:
+    from ..manifest import Manifest
+    from ..packing import PackResult
 
 __all__: list[str] = []
+
+DEFAULT_OUTPUT = "envship-pack"
+
+_AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+class _LayerProgress:
+    """Library progress callback -> one rich progress bar per layer being archived."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.bar = Progress(
+            TextColumn("archiving {task.description:<6}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("files"), console=err_console, transient=True,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, kind: str, done: int, total: int) -> None:
+        if kind not in self.tasks:
+            self.tasks[kind] = self.bar.add_task(kind, total=total)
+        self.bar.update(self.tasks[kind], completed=done)
+
+
+def _result_dict(result: PackResult) -> dict[str, Any]:
+    out = result.output
+    return {
+        "env_id": result.env_id,
+        "output": str(out) if out else None,
+        "manifest": str(out / "envs" / f"{result.env_id}.json") if out else None,
+        "layers": [
+            {"kind": lay.kind, "digest": lay.digest, "size": lay.size, "files": lay.files,
+             "built": result.built.get(lay.kind, False), "path": str(result.blobs[lay.digest])}
+            for lay in result.manifest.layers
+        ],
+        "excluded": [
+            {"name": e.name, "version": e.version, "reason": e.reason}
+            for e in result.manifest.excluded
+        ],
+    }
+
+
+@app.command()
+def pack(
+    python: Annotated[
+        str | None,
+        typer.Option("--python", "-p", help="Venv dir, prefix or interpreter (default: this one)."),
+    ] = None,
+    with_python: Annotated[
+        bool, typer.Option("--with-python", help="Add a layer with the base interpreter.")
+    ] = False,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output dir (store layout).")
+    ] = Path(DEFAULT_OUTPUT),
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", "-x", help="Leave this distribution out (repeatable)."),
+    ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Pack only these distributions (repeatable).")
+    ] = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option("--include", help="Keep a distribution left out by default (pyspark, py4j)."),
+    ] = None,
+    as_json: _AsJson = False,
+) -> None:
+    """Pack an environment into layer blobs + a manifest in OUTPUT (default ./envship-pack)."""
+    from rich.table import Table
+
+    from ..packing import pack as do_pack
+
+    progress = None if as_json else _LayerProgress()
+    kwargs: dict[str, Any] = {
+        "with_python": with_python, "output": output, "exclude": tuple(exclude or ()),
+        "only": tuple(only or ()), "include": tuple(include or ()),
+    }
+    if progress is not None:
+        with progress.bar:
+            result = do_pack(python, progress=progress, **kwargs)
+    else:
+        result = do_pack(python, **kwargs)
+    data = _result_dict(result)
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    table = Table(box=None, pad_edge=False)
+    for col, justify in (("layer", "left"), ("files", "right"), ("size", "right"),
+                         ("digest", "left"), ("", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for lay in data["layers"]:
+        table.add_row(lay["kind"], str(lay["files"]), _size(lay["size"]), lay["digest"][7:23],
+                      "built" if lay["built"] else "[dim]cached[/]")
+    console.print(table)
+    for e in data["excluded"]:
+        err_console.print(f"left out {e['name']} {e['version']}: {e['reason']}",
+                          style="dim", highlight=False)
+    console.print(f"env id:   {result.env_id}", highlight=False, soft_wrap=True)
+    console.print(f"manifest: {data['manifest']}", highlight=False, soft_wrap=True)
+
+
+def _manifest_dict(manifest: Manifest, source: str) -> dict[str, Any]:
+    data = manifest.to_dict()
+    data["env_id"] = manifest.env_id
+    data["source"] = source
+    return data
+
+
+@app.command()
+def inspect(
+    manifest: Annotated[
+        str, typer.Argument(help="Manifest file or URL, or a packed directory.")
+    ],
+    as_json: _AsJson = False,
+) -> None:
+    """Show an env: python, layers, distributions, and what was left out and why."""
+    from rich.table import Table
+
+    from ..compare import load_manifest
+
+    m, source = load_manifest(manifest)
+    if as_json:
+        print(json.dumps(_manifest_dict(m, source), indent=2))
+        return
+    p = m.python
+    console.print(f"env id: {m.env_id}", highlight=False, soft_wrap=True)
+    console.print(f"python: {p.implementation} {p.version} ({p.abi}, {p.platform})",
+                  highlight=False)
+    layers = Table(title="layers", box=None, pad_edge=False, title_justify="left")
+    for col in ("layer", "files", "size", "digest"):
+        layers.add_column(col)
+    for lay in m.layers:
+        layers.add_row(lay.kind, str(lay.files), _size(lay.size), lay.digest)
+    console.print(layers)
+    dists = Table(title="distributions", box=None, pad_edge=False, title_justify="left")
+    for col in ("name", "version", "source", "layer"):
+        dists.add_column(col)
+    for d in m.distributions:
+        dists.add_row(d.name, d.version, d.source, d.layer)
+    console.print(dists)
+    if m.excluded:
+        left = Table(title="left out", box=None, pad_edge=False, title_justify="left")
+        for col in ("name", "version", "reason"):
+            left.add_column(col)
+        for e in m.excluded:
+            left.add_row(e.name, e.version, e.reason)
+        console.print(left)
+    scripts = m.entry_points.get("console_scripts", {})
+    if scripts:
+        console.print(f"console scripts: {', '.join(sorted(scripts))}", highlight=False)
+
+
+@app.command()
+def diff(
+    a: Annotated[str, typer.Argument(help="Env A: manifest file/URL or packed directory.")],
+    b: Annotated[str, typer.Argument(help="Env B: manifest file/URL or packed directory.")],
+    as_json: _AsJson = False,
+) -> None:
+    """Compare two envs: distributions added / removed / changed, layers changed."""
+    from ..compare import diff_manifests, load_manifest
+
+    ma, _ = load_manifest(a)
+    mb, _ = load_manifest(b)
+    d = diff_manifests(ma, mb)
+    if as_json:
+        print(json.dumps(d.to_dict(), indent=2))
+        return
+    if d.same:
+        console.print("identical envs", highlight=False)
+        return
+    if d.python:
+        console.print(f"python: {d.python[0]} -> {d.python[1]}", highlight=False)
+    for name, version in d.added:
+        console.print(f"[green]+ {name} {version}[/]", highlight=False)
+    for name, version in d.removed:
+        console.print(f"[red]- {name} {version}[/]", highlight=False)
+    for name, va, vb in d.changed:
+        console.print(f"[yellow]~ {name} {va} -> {vb}[/]", highlight=False)
+    for kind, state in d.layers.items():
+        console.print(f"{kind} layer: {state}", highlight=False)
