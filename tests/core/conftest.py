@@ -1,0 +1,25 @@
+"""Fixtures for the core (snapshot / layers / archive / pack) tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from envship.packing import PackResult, pack
+from support import SampleEnv
+
+
+@pytest.fixture(scope="session")
+def core_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A build cache shared by the core tests that want warm packs."""
+    return tmp_path_factory.mktemp("core-build-cache")
+
+
+@pytest.fixture(scope="session")
+def sample_pack(
+    sample_env: SampleEnv, core_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> PackResult:
+    """The session sample env packed once (cold cache) into a fresh output dir."""
+    out = tmp_path_factory.mktemp("sample-pack") / "out"
+    return pack(sample_env.venv, output=out, cache_dir=core_cache)
