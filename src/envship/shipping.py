@@ -52,7 +52,7 @@ def ship_result(
     **pack_opts: Any,
 ) -> ShipResult:
     """:func:`ship`, returning what was uploaded and built as well."""
-    from .packing import pack  # type: ignore[import-not-found, unused-ignore]
+    from .packing import pack
 
     store = open_store(store_url if store_url is not None else default_store_url(),
                        storage_options)

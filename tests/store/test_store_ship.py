@@ -15,8 +15,6 @@ import pytest
 from envship.store import open_store
 from support import MotoServer, SampleEnv, make_venv
 
-pytest.importorskip("envship.packing", reason="the packer is not available")
-
 ENVSHIP = str(Path(sys.executable).parent / "envship")
 
 
