@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ class PackOut:
     blobs: dict[str, Path]  # layer kind -> blob file
     sizes: dict[str, int]  # layer kind -> blob bytes
     digests: dict[str, str]  # layer kind -> digest
+    built: dict[str, bool] = field(default_factory=dict)  # layer kind -> archived now
 
 
 def read_pack_dir(out: Path, seconds: float = 0.0, env_id: str | None = None) -> PackOut:
@@ -68,8 +69,17 @@ def _env(home: Path) -> dict[str, str]:
 def envship_pack(python: Path, out: Path, home: Path) -> PackOut:
     """`envship pack --python PY -o OUT` with ENVSHIP_HOME=home (its build cache)."""
     start = time.perf_counter()
-    run([envship_bin(), "pack", "--python", str(python), "-o", str(out)], env=_env(home))
-    return read_pack_dir(out, time.perf_counter() - start)
+    proc = run([envship_bin(), "pack", "--python", str(python), "-o", str(out), "--json"],
+               env=_env(home))
+    seconds = time.perf_counter() - start
+    try:
+        info = json.loads(proc.stdout)
+        built = {str(x["kind"]): bool(x.get("built")) for x in info.get("layers", [])}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise BenchError(f"unexpected `envship pack --json` output:\n{proc.stdout}") from None
+    packed = read_pack_dir(out, seconds)
+    return PackOut(packed.seconds, packed.env_id, packed.manifest, packed.blobs, packed.sizes,
+                   packed.digests, built)
 
 
 def envship_ship(python: Path, store: Path, home: Path) -> tuple[float, dict[str, Any]]:

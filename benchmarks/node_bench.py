@@ -125,12 +125,11 @@ def bench_node(ctx: Ctx, tools: set[str]) -> None:
         res.add_time("node cold start", "cluster-pack", median_time(pex_cold, runs),
                      "python env.pex -c pass with an empty PEX_ROOT")
 
-    # Warm: everything already unpacked on the node.
+    # Warm: everything already unpacked on the node. Interleaved rounds, so that load changes
+    # on a shared machine hit every tool alike.
     envship_exec(env_uri, cache, PASS)
-    n = ctx.warm_runs
-    bare = res.add_time("node warm start", "bare python",
-                        median_time(lambda: timed(_bare(ctx)), n), "python -c pass")
-    warm = {
+    warm: dict[str, tuple[list[str], dict[str, str]]] = {
+        "bare python": (_bare(ctx), {}),
         "envship": ([envship_bin(), "exec", env_uri, "--", *PASS], {"ENVSHIP_CACHE": str(cache)}),
         "envship node-script": ([str(ctx.base_python), str(script), env_uri, "--", *PASS],
                                 {"ENVSHIP_CACHE": str(cache)}),
@@ -140,7 +139,12 @@ def bench_node(ctx: Ctx, tools: set[str]) -> None:
     if cp is not None:
         warm["cluster-pack"] = ([str(ctx.base_python), str(cp), "-c", "pass"],
                                 {"PEX_ROOT": str(s / "pex-root-node")})
-    for tool, (cmd, envvars) in warm.items():
-        med = res.add_time("node warm start", tool,
-                           median_time(lambda c=cmd, e=envvars: timed(c, env=e), n))
+    samples: dict[str, list[float]] = {tool: [] for tool in warm}
+    for _ in range(ctx.warm_runs):
+        for tool, (cmd, envvars) in warm.items():
+            samples[tool].append(timed(cmd, env=envvars))
+    bare = res.add_time("node warm start", "bare python", samples.pop("bare python"),
+                        "python -c pass, base interpreter")
+    for tool, times in samples.items():
+        med = res.add_time("node warm start", tool, times)
         res.add("node warm overhead vs bare python", tool, round((med - bare) * 1000, 1), "ms")

@@ -45,8 +45,9 @@ def _envship(ctx: Ctx) -> None:
 
     warm = [envship_pack(env.python, fresh_dir(s / "pack-warm") / "o", s / "home")
             for _ in range(ctx.runs)]
+    rebuilt = sorted({k for p in warm for k, b in p.built.items() if b})
     res.add_time("pack warm (nothing changed)", "envship", [p.seconds for p in warm],
-                 "build cache warm, new output dir")
+                 f"build cache warm, new output dir; layers re-archived: {rebuilt or 'none'}")
     if any(p.env_id != first.env_id for p in warm):
         res.add("warm pack env id == cold", "envship", False, "", "ANOMALY: warm differs")
 
@@ -57,8 +58,10 @@ def _envship(ctx: Ctx) -> None:
     edit_code(env, 0)
     deps_kept = all(p.digests.get("deps") == first.digests.get("deps") for p in edits)
     code_new = len({p.digests.get("code") for p in edits} | {first.digests.get("code")})
+    rebuilt = sorted({k for p in edits for k, b in p.built.items() if b})
     res.add_time("pack after 1-line edit", "envship", [p.seconds for p in edits],
-                 f"deps layer unchanged: {deps_kept}; distinct code digests: {code_new}")
+                 f"deps layer unchanged: {deps_kept}; distinct code digests: {code_new}; "
+                 f"layers re-archived: {rebuilt}")
     shutil.rmtree(s / "pack-warm", ignore_errors=True)
     shutil.rmtree(s / "pack-edit", ignore_errors=True)
 
