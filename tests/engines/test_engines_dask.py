@@ -70,11 +70,12 @@ def test_cli_dask_worker_print() -> None:
     assert URI in argv
 
 
-_WORK = """
-    import importlib.util, json, os, signal, sys, time
+_CLIENT = """
+    import importlib.util, json, os, signal, subprocess, sys, time
     import envship.dask
+    from envship.errors import EngineError
 
-    uri, cache = sys.argv[1], sys.argv[2]
+    uri, cache, envship_bin = sys.argv[1], sys.argv[2], sys.argv[3]
     # The client has distributed and envship, but none of the job's packages.
     assert importlib.util.find_spec("numpy") is None
     assert importlib.util.find_spec("pandas") is None
@@ -96,12 +97,46 @@ _WORK = """
         return int(np.int64(i) * 3)
 
 
+    def n_workers(client):
+        return len(client.scheduler_info(n_workers=-1)["workers"])
+
+
+    def wait_for(client, n):
+        deadline = time.monotonic() + 180
+        while n_workers(client) != n:
+            assert time.monotonic() < deadline, f"never saw {n} workers"
+            time.sleep(0.2)
+
+
+    def start(argv, **kw):
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+
+
     out = {}
     with envship.dask.cluster(uri, n_workers=2, cache_dir=cache) as client:
-        out["workers"] = len(client.scheduler_info(n_workers=-1)["workers"])
+        out["workers"] = n_workers(client)
         out["check"] = sorted(set(envship.dask.check(client, uri).values()))
         out["work"] = client.submit(work, 100).result()
         out["prefixes"] = sorted(set(client.run(lambda: sys.prefix).values()))
+
+        # `envship dask-worker` joins the cluster inside the env; a plain worker does not.
+        addr = client.scheduler.address
+        cli = start([envship_bin, "dask-worker", uri, addr, "--nthreads", "1", "--no-dashboard"],
+                    env={**os.environ, "ENVSHIP_CACHE": cache})
+        foreign = start([sys.executable, "-m", "distributed.cli.dask_worker", addr,
+                         "--nthreads", "1", "--no-dashboard"])
+        try:
+            wait_for(client, 4)
+            try:
+                envship.dask.check(client, uri)
+                out["error"] = None
+            except EngineError as exc:
+                out["error"] = str(exc)
+        finally:
+            for proc in (cli, foreign):
+                proc.terminate()
+                proc.wait(60)
+        wait_for(client, 2)
 
         futures = client.map(slow, range(40))
         busy = []
@@ -111,17 +146,19 @@ _WORK = """
             time.sleep(0.05)
         pids = client.run(os.getpid)
         victim = busy[0]
-        os.kill(pids[victim], signal.SIGKILL)  # mid-run: tasks on it are lost
+        os.kill(pids[victim], signal.SIGKILL)  # mid-run: the tasks it held are lost
         out["slow"] = sum(client.gather(futures))
         out["victim_gone"] = victim not in client.scheduler_info(n_workers=-1)["workers"]
     print(json.dumps(out))
 """
 
 
-def test_cluster_runs_work_from_env_and_survives_worker_kill(
+def test_cluster_from_env_check_cli_worker_and_worker_kill(
     dask_env: Shipped, dask_client: Path, tmp_path: Path
 ) -> None:
-    out = _run_client(dask_client, _WORK, tmp_path, dask_env.uri, str(tmp_path / "cache"))
+    envship_bin = str(dask_client.parent / "envship")
+    cache = str(tmp_path / "cache")
+    out = _run_client(dask_client, _CLIENT, tmp_path, dask_env.uri, cache, envship_bin)
     assert out["workers"] == 2
     assert out["check"] == [dask_env.env_id]
     value, hello, _np_version = out["work"]  # type: ignore[misc]
@@ -129,69 +166,14 @@ def test_cluster_runs_work_from_env_and_survives_worker_kill(
     assert hello == "hello from mylib 1"
     # Workers run in the env view assembled in the node cache, not in the client's venv.
     assert out["prefixes"] == [str(tmp_path / "cache" / "envs" / dask_env.env_id)]
-    assert out["slow"] == 3 * sum(range(40))
-    assert out["victim_gone"] is True
-
-
-_CHECK = """
-    import json, subprocess, sys, time
-    import envship.dask
-    from envship.errors import EngineError
-
-    uri, cache, envship_bin = sys.argv[1], sys.argv[2], sys.argv[3]
-    out = {}
-
-
-    def wait_for(client, n):
-        deadline = time.monotonic() + 120
-        while len(client.scheduler_info(n_workers=-1)["workers"]) < n:
-            assert time.monotonic() < deadline, f"fewer than {n} workers"
-            time.sleep(0.2)
-
-
-    with envship.dask.cluster(uri, n_workers=1, cache_dir=cache) as client:
-        addr = client.scheduler.address
-        extra = subprocess.Popen(
-            [envship_bin, "dask-worker", uri, addr, "--nthreads", "1", "--no-dashboard"],
-            env={**__import__("os").environ, "ENVSHIP_CACHE": cache},
-        )
-        try:
-            wait_for(client, 2)
-            out["cli_ok"] = len(envship.dask.check(client, uri))
-            # A worker started from this venv directly is not in the env: check must say so.
-            foreign = subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_worker", addr, "--nthreads", "1",
-                 "--no-dashboard", "--name", "foreign"],
-            )
-            try:
-                wait_for(client, 3)
-                try:
-                    envship.dask.check(client, uri)
-                    out["error"] = None
-                except EngineError as exc:
-                    out["error"] = str(exc)
-            finally:
-                foreign.terminate()
-                foreign.wait(30)
-        finally:
-            extra.terminate()
-            extra.wait(30)
-    print(json.dumps(out))
-"""
-
-
-def test_cli_worker_joins_and_check_flags_foreign_worker(
-    dask_env: Shipped, dask_client: Path, tmp_path: Path
-) -> None:
-    envship_bin = str(dask_client.parent / "envship")
-    out = _run_client(
-        dask_client, _CHECK, tmp_path, dask_env.uri, str(tmp_path / "cache"), envship_bin
-    )
-    assert out["cli_ok"] == 2
+    # check(): the CLI worker passes, the plain one is named.
     error = str(out["error"])
-    assert "1 of 3 Dask workers do not run inside env" in error
+    assert "1 of 4 Dask workers do not run inside env" in error
     assert dask_env.env_id[:12] in error
     assert "not started by envship" in error
+    # A worker killed mid-run: Dask reschedules its tasks and the job completes.
+    assert out["slow"] == 3 * sum(range(40))
+    assert out["victim_gone"] is True
 
 
 def test_cluster_reports_a_scheduler_that_cannot_start(tmp_path: Path) -> None:
