@@ -49,6 +49,10 @@ class SourceWalker:
         if os.path.isfile(gitignore):
             with open(gitignore, encoding="utf-8", errors="replace") as fh:
                 spec = pathspec.GitIgnoreSpec.from_lines(fh.read().splitlines())
+            # A root inside an ignored dir (setuptools' strict-mode link tree under build/)
+            # is still the code: ignore rules are not applied to it.
+            if spec is not None and project != start and self._ignored(project, spec, start, True):
+                spec = None
         self._projects[start] = (project, spec)
         return project, spec
 
