@@ -119,8 +119,8 @@ def test_publisher_killed_mid_upload_leaves_no_visible_env(
 
 
 def test_upload_memory_stays_flat(tmp_path: Path) -> None:
-    """A 256 MiB blob goes through in 1 MiB chunks: peak RSS grows by far less than that."""
-    env = big_env(tmp_path / "blobs", 256)
+    """A 128 MiB blob goes through in 1 MiB chunks: peak RSS grows by far less than that."""
+    env = big_env(tmp_path / "blobs", 128)
     spec = write_spec(env, tmp_path / "spec.json")
     code = (
         "import json, resource, sys; from pathlib import Path\n"
@@ -135,5 +135,5 @@ def test_upload_memory_stays_flat(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code, str(spec), str(tmp_path / "store")],
                          capture_output=True, text=True, check=True, timeout=300)
     grown_kib = int(out.stdout.strip())
-    print(f"peak RSS growth for a 256 MiB upload: {grown_kib} KiB")
+    print(f"peak RSS growth for a 128 MiB upload: {grown_kib} KiB")
     assert grown_kib < 64 * 1024, f"peak RSS grew by {grown_kib} KiB"
