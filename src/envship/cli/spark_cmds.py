@@ -55,6 +55,10 @@ def spark_submit(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the spark-submit command, do not run it.")
     ] = False,
+    no_local_modules: Annotated[
+        bool,
+        typer.Option("--no-local-modules", help="Do not ship the .py files next to the app."),
+    ] = False,
     storage_option: Annotated[
         list[str] | None,
         typer.Option("--storage-option", "-s", help="fsspec storage option KEY=VALUE."),
@@ -66,7 +70,10 @@ def spark_submit(
     from ..env import Env
     from ..store.fs import parse_storage_options
 
-    given = SubmitOptions(mode, cache_dir, presign, expires, not no_check, driver_python, dry_run)
+    given = SubmitOptions(
+        mode, cache_dir, presign, expires, not no_check, driver_python, dry_run,
+        not no_local_modules,
+    )
     submit, options = split_args(list(ctx.args), given)
     env = (
         Env.open(env_uri, parse_storage_options(storage_option))

@@ -22,6 +22,7 @@ from .spark_check import (
     require_executors_in_env,
 )
 from .spark_conf import DEFAULT_PRESIGN_EXPIRES, LIST_KEYS, MODES, conf, merge_list, open_env
+from .spark_submit import local_modules
 
 if TYPE_CHECKING:
     from ..env import Env
@@ -36,6 +37,7 @@ __all__ = [
     "check",
     "code_drift",
     "executor_reports",
+    "local_modules",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ def session(
     cache_dir: str | None = None,
     presign: bool | None = None,
     expires: int = DEFAULT_PRESIGN_EXPIRES,
+    py_files: Sequence[str] = (),
     search_path: Sequence[str] = (),
     **spark_conf: str,
 ) -> Any:
@@ -87,7 +90,9 @@ def session(
 
     With *check* (default), first the local code is compared with the env's code layer (edited
     but not re-shipped → :class:`EngineError`), then a tiny job makes sure every executor
-    Python reports the env id. *spark_conf*: extra Spark confs (``**{"spark.x": "y"}``).
+    Python reports the env id. *py_files*: extra modules for the executors' ``sys.path``, e.g.
+    ``local_modules(__file__)``; *search_path*: where the check looks for local modules
+    first; *spark_conf*: extra Spark confs (``**{"spark.x": "y"}``).
     """
     from pyspark.sql import SparkSession  # the driver needs pyspark; envship does not
 
@@ -109,6 +114,9 @@ def session(
         builder = builder.master(master)
     for key, value in spark_conf.items():
         builder = builder.config(key, str(value))
+    if py_files:
+        extra = merge_list(spark_conf.get("spark.submit.pyFiles"), ",".join(py_files))
+        builder = builder.config("spark.submit.pyFiles", extra)
     previous = os.environ.get("PYSPARK_PYTHON")
     try:
         builder = configure(

@@ -18,7 +18,17 @@ from .spark_conf import DEFAULT_PRESIGN_EXPIRES, LIST_KEYS, conf, merge_list
 if TYPE_CHECKING:
     from ..env import Env
 
-__all__ = ["SubmitOptions", "SubmitArgs", "split_args", "find_spark_submit", "submit_command"]
+__all__ = [
+    "SubmitOptions",
+    "SubmitArgs",
+    "split_args",
+    "find_spark_submit",
+    "local_modules",
+    "submit_command",
+]
+
+# Files next to an application that are tooling, not modules the job imports.
+_NOT_MODULES = frozenset({"setup.py", "conftest.py", "noxfile.py", "fabfile.py"})
 
 # spark-submit options that take no value; every other option takes one.
 _SPARK_FLAGS = frozenset({"--verbose", "-v", "--supervise", "--help", "-h", "--version"})
@@ -28,7 +38,8 @@ _LIST_FLAGS = {"--archives": "spark.archives", "--files": "spark.files",
 _OWN_VALUES = {"--mode": "mode", "--cache-dir": "cache_dir", "--expires": "expires",
                "--driver-python": "driver_python"}
 _OWN_FLAGS = {"--presign": ("presign", True), "--no-presign": ("presign", False),
-              "--no-check": ("check", False), "--dry-run": ("dry_run", True)}
+              "--no-check": ("check", False), "--dry-run": ("dry_run", True),
+              "--no-local-modules": ("local_modules", False)}
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,7 @@ class SubmitOptions:
     check: bool = True
     driver_python: str | None = None
     dry_run: bool = False
+    local_modules: bool = True  # ship the .py modules next to the application
 
 
 @dataclass(frozen=True)
@@ -139,6 +151,19 @@ def find_spark_submit() -> str:
     )
 
 
+def local_modules(app: str | os.PathLike[str]) -> list[str]:
+    """The plain ``*.py`` modules next to *app* (the application file itself excluded), for
+    ``spark.submit.pyFiles``: what ``import helper`` beside a job script finds on the driver."""
+    path = Path(app).resolve()
+    if not path.is_file():
+        return []
+    return [
+        str(p)
+        for p in sorted(path.parent.glob("*.py"))
+        if p != path and p.name not in _NOT_MODULES and not p.name.startswith(("test_", "."))
+    ]
+
+
 def _default_master() -> str:
     """What spark-submit uses without --master: spark-defaults.conf, else local[*]."""
     conf_dir = os.environ.get("SPARK_CONF_DIR")
@@ -167,8 +192,12 @@ def submit_command(
     if submit.deploy_mode == "client" and "spark.pyspark.driver.python" not in submit.confs:
         # The driver runs here, in the local env; without this it would use the executors'.
         confs["spark.pyspark.driver.python"] = options.driver_python or sys.executable
+    if options.local_modules:
+        modules = ",".join(local_modules(submit.app))
+        confs["spark.submit.pyFiles"] = merge_list(confs.get("spark.submit.pyFiles"), modules)
     for key, value in submit.lists.items():
         confs[key] = merge_list(value, confs.get(key))
+    confs = {k: v for k, v in confs.items() if v}
     cmd = [spark_submit or find_spark_submit()]
     if not submit.master:
         cmd += ["--master", master]
