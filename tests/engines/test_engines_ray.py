@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shlex
+import signal
 import subprocess
 import textwrap
 from pathlib import Path
@@ -51,9 +54,9 @@ _DRIVER = """
 
     uri, cache = sys.argv[1], sys.argv[2]
     assert importlib.util.find_spec("numpy") is None and importlib.util.find_spec("mylib") is None
-    ray.init(num_cpus=2, object_store_memory=500_000_000, include_dashboard=False,
-             log_to_driver=False)
     try:
+        ray.init(num_cpus=2, object_store_memory=500_000_000, include_dashboard=False,
+                 log_to_driver=False)
         spec = envship.ray.runtime_env(uri, cache_dir=cache)
 
         @ray.remote(runtime_env=spec)
@@ -78,13 +81,25 @@ def test_driver_without_numpy_runs_tasks_in_env(
     script = tmp_path / "driver.py"
     script.write_text(textwrap.dedent(_DRIVER))
     cache = tmp_path / "cache"
-    proc = subprocess.run(
-        [str(ray_driver), str(script), ray_env.uri, str(cache)],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
-        env=child_environ(RAY_USAGE_STATS_ENABLED="0"),
+    environ = child_environ(
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_AUTH_MODE="disabled",  # no token file written to ~/.ray
+        RAY_raylet_start_wait_time_s="180",  # a loaded 2-core machine starts the head slowly
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-6000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    # A session of its own: whatever Ray daemon outlives the driver is killed with its group.
+    proc = subprocess.Popen(
+        [str(ray_driver), str(script), ray_env.uri, str(cache)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=environ,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=600)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 0, stdout + stderr[-6000:]
+    out = json.loads(stdout.strip().splitlines()[-1])
     view = str(cache / "envs" / ray_env.env_id)
     hello = "hello from mylib 1"
     assert out["work"] == [[45 + 1, hello, view], [190 + 1, hello, view]]
