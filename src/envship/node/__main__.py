@@ -81,10 +81,13 @@ def _quick_env_id(ref: str) -> str | None:
     env_id = cache.ref_env_id(ref)
     if env_id is None and "://" not in ref:
         try:  # a packed env directory: envs/ holds its one manifest
-            names = [n for n in os.listdir(os.path.join(ref, "envs")) if n.endswith(".json")]
+            names = [
+                n for n in os.listdir(os.path.join(ref, "envs"))
+                if n.endswith(".json") and ".presigned." not in n
+            ]
         except OSError:
             return None
-        if len(names) == 1 and ".presigned." not in names[0]:
+        if len(names) == 1:
             env_id = cache.ref_env_id(names[0])
     return env_id
 
