@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import StoreError
 from .manifest import Manifest
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = ["Env", "split_env_uri"]
+
+T = TypeVar("T")
 
 _ENV_TAIL = re.compile(r"^(?:(?P<store>.*)/)?envs/(?P<id>[0-9a-f]{64})(?:\.presigned)?\.json$")
 _TAG_TAIL = re.compile(r"^(?:(?P<store>.*)/)?tags/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\.json$")
@@ -65,6 +67,25 @@ class Env:
         valid for *expires* seconds: nodes need neither credentials nor s3fs."""
         result = self.store().presign(self.env_id, expires=expires)
         return Env(result.url, result.manifest, self.store_url, self.storage_options)
+
+    def run(self, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Call ``func(*args, **kwargs)`` in a new process inside this env; return its result.
+
+        The env is fetched into the node cache (``$ENVSHIP_CACHE``) first if needed. Modules the
+        function uses from local files that are not in the env are pickled by value.
+        Exceptions come back with their type and the remote traceback as ``__cause__``.
+        """
+        from .remote import run
+
+        return run(self.uri, self.manifest, func, *args, **kwargs)
+
+    def map(
+        self, func: Callable[[Any], T], iterable: Iterable[Any], processes: int | None = None
+    ) -> list[T]:
+        """``[func(x) for x in iterable]``, computed by *processes* interpreters in this env."""
+        from .remote import map_
+
+        return map_(self.uri, self.manifest, func, iterable, processes=processes)
 
     @classmethod
     def open(cls, uri: str, storage_options: Mapping[str, Any] | None = None) -> Env:

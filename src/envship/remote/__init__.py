@@ -1,0 +1,124 @@
+"""Run functions inside an env: pickled here, unpickled and called by the env's interpreter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cloudpickle
+
+from ..errors import RemoteError
+from ..manifest import Manifest
+from .payload import Payload, build_payload, check_compatible, local_modules
+
+__all__ = [
+    "RemoteTraceback",
+    "run",
+    "map_",
+    "build_payload",
+    "check_compatible",
+    "local_modules",
+    "RUNNER",
+]
+
+T = TypeVar("T")
+RUNNER = Path(__file__).with_name("_runner.py")
+
+
+class RemoteTraceback(Exception):
+    """Carries the traceback text of an exception raised inside the env."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return f"\n\n{self.tb}"
+
+
+def _view_command(env_uri: str, cache_dir: str | None) -> tuple[list[str], dict[str, str], Path]:
+    """Fetch/assemble the env on this machine: its interpreter, environment and cache root."""
+    from ..node import prepare
+    from ..node.cache import cache_root
+
+    view = prepare(env_uri, cache_dir=cache_dir)
+    return [view.python], view.environ(), Path(cache_root(cache_dir))
+
+
+def _raise_remote(outcome: tuple[Any, ...]) -> None:
+    _, pickled_exc, mod, qualname, message, tb = outcome
+    exc: BaseException | None = None
+    if pickled_exc is not None:
+        try:
+            exc = cloudpickle.loads(pickled_exc)
+        except Exception:  # noqa: BLE001 - its type is not importable here
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = RemoteError(f"{mod}.{qualname}: {message}")
+    raise exc from RemoteTraceback(tb)
+
+
+def _execute(cmd: list[str], environ: dict[str, str], payload: Payload) -> Any:
+    fd, out_path = tempfile.mkstemp(prefix="envship-result-")
+    os.close(fd)
+    try:
+        proc = subprocess.run(
+            [*cmd, str(RUNNER), out_path], input=payload.data, env=environ, check=False
+        )
+        data = Path(out_path).read_bytes()
+        if not data:
+            raise RemoteError(
+                f"the env's interpreter exited with code {proc.returncode} before returning a "
+                "result (see its output above)"
+            )
+        outcome = cloudpickle.loads(data)
+    finally:
+        os.unlink(out_path)
+    if outcome[0] == "err":
+        _raise_remote(outcome)
+    return outcome[1]
+
+
+def run(
+    env_uri: str,
+    manifest: Manifest,
+    func: Callable[..., T],
+    *args: Any,
+    cache_dir: str | None = None,
+    **kwargs: Any,
+) -> T:
+    """Call ``func(*args, **kwargs)`` in a fresh process inside the env; return its result."""
+    cmd, environ, cache = _view_command(env_uri, cache_dir)
+    payload = build_payload(manifest, func, (args, kwargs), "call", local_cache=cache)
+    return _execute(cmd, environ, payload)  # type: ignore[no-any-return]
+
+
+def map_(
+    env_uri: str,
+    manifest: Manifest,
+    func: Callable[[Any], T],
+    iterable: Iterable[Any],
+    *,
+    processes: int | None = None,
+    cache_dir: str | None = None,
+) -> list[T]:
+    """``[func(x) for x in iterable]`` computed by *processes* interpreters inside the env."""
+    items = list(iterable)
+    if not items:
+        return []
+    n = max(1, min(processes or os.cpu_count() or 1, len(items)))
+    chunks = [items[i::n] for i in range(n)]
+    cmd, environ, cache = _view_command(env_uri, cache_dir)
+    payloads = [build_payload(manifest, func, c, "map", local_cache=cache) for c in chunks]
+    with ThreadPoolExecutor(n) as pool:
+        parts = list(pool.map(lambda p: _execute(cmd, environ, p), payloads))
+    out: list[T] = [None] * len(items)  # type: ignore[list-item]
+    for i, part in enumerate(parts):
+        out[i::n] = part
+    return out
+
