@@ -45,6 +45,9 @@ HOSTILE = {
         dir_member("site-packages"), link_member("site-packages/up", ".."),
         link_member("site-packages/up2", "up/.."), file_member("site-packages/up2/evil", b"x"),
     ],
+    "late-link-chain": [  # `a -> b/..` is inside until `b -> .` makes it the layer's parent
+        link_member("a", "b/.."), link_member("b", "."), file_member("a/x/y/evil", b"x"),
+    ],
     "hardlink-out": [
         dir_member("site-packages"), link_member("site-packages/h", "../../evil", True)
     ],

@@ -115,7 +115,10 @@ def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, ver
     view: str | None = None
     if env_id is not None:
         # Shared lock first, then look: a pruner holds it exclusively while it removes a view.
-        lock = cache.acquire(cache.lock_path(root, "env-" + env_id), shared=True)
+        try:
+            lock = cache.acquire(cache.lock_path(root, "env-" + env_id), shared=True)
+        except NodeError:
+            lock = None  # a read-only cache: nobody can prune it under us either
         view = cache.fast_view(root, env_id)
     for _ in range(3):
         if view is not None:
@@ -128,7 +131,7 @@ def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, ver
             env_id = real_id
             lock = cache.acquire(cache.lock_path(root, "env-" + env_id), shared=True)
         view = cache.fast_view(root, env_id)  # pruned in between? then build it again
-    if view is None or env_id is None or lock is None:
+    if view is None or env_id is None:
         raise NodeError(f"env view for {ref} keeps disappearing; is the cache being pruned?")
     env = dict(os.environ)
     bindir = os.path.join(view, "bin")
@@ -141,7 +144,8 @@ def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, ver
         sys.stderr.write(f"envship exec: {cmd[0]}: command not found in the env or on PATH\n")
         return 127
     # The shared lock survives exec: the view stays "in use" (safe from prune) while CMD runs.
-    os.set_inheritable(lock, True)
+    if lock is not None:
+        os.set_inheritable(lock, True)
     try:
         os.execve(exe, cmd, env)
     except OSError as exc:

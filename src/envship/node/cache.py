@@ -142,9 +142,12 @@ def fast_view(root: str, env_id: str) -> str | None:
     path = view_dir(root, env_id)
     try:
         os.stat(os.path.join(path, "bin", "python"))  # follows the link: interpreter still there
-        os.utime(path)  # last use, for LRU eviction
     except OSError:
         return None
+    try:
+        os.utime(path)  # last use, for LRU eviction
+    except OSError:  # a read-only cache prepared by someone else still runs
+        pass
     return path
 
 

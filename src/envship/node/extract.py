@@ -53,7 +53,7 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
     seen: set[str] = set()
     files: set[str] = set()
     made_dirs: set[str] = {""}
-    has_links = False
+    links: set[str] = set()  # symlinks unpacked so far (layer-relative)
     total = 0
     count = 0
 
@@ -72,6 +72,14 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
         if ".." in parts:
             raise fail(member, "path contains '..'")
         return "/".join(parts)
+
+    def through_link(rel: str) -> bool:
+        """Does the layer-relative directory *rel* pass through a symlink unpacked earlier?"""
+        while rel and links:
+            if rel in links:
+                return True
+            rel = rel.rpartition("/")[0]
+        return False
 
     def inside(path: str) -> bool:
         real = os.path.realpath(path)
@@ -95,9 +103,11 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
             seen.add(name)
             if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
                 raise fail(member.name, "device, fifo or other special file")
-            # Our checks cover the data filter's for files and directories (with no link in the
-            # layer yet, a path without '..' cannot leave it); links also get the stdlib's.
-            if _DATA_FILTER is not None and (member.issym() or member.islnk() or has_links):
+            # Our checks cover the data filter's for files and directories (a path without '..'
+            # and no symlink on the way cannot leave the layer); links also get the stdlib's.
+            parent = os.path.dirname(name)
+            linked = through_link(parent)
+            if _DATA_FILTER is not None and (member.issym() or member.islnk() or linked):
                 try:
                     _DATA_FILTER(member, root)
                 except tarfile.FilterError as exc:
@@ -105,12 +115,11 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
             if not name:
                 continue
             path = os.path.join(root, name)
-            parent = os.path.dirname(name)
+            if linked and not inside(os.path.join(root, parent)):  # before creating anything
+                raise fail(member.name, "its directory is a link leaving the layer")
             if parent not in made_dirs:
                 os.makedirs(os.path.join(root, parent), 0o755, exist_ok=True)
                 made_dirs.add(parent)
-            if has_links and not inside(os.path.join(root, parent)):
-                raise fail(member.name, "its directory is a link leaving the layer")
             if member.isdir():
                 if name not in made_dirs:
                     os.mkdir(path, 0o755)
@@ -124,7 +133,7 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
                 if not (resolved == root or resolved.startswith(root + os.sep)):
                     raise fail(member.name, f"symlink {target!r} points outside the layer")
                 os.symlink(target, path)
-                has_links = True
+                links.add(name)
                 if not inside(path):  # e.g. through another link: `d -> .`, `t -> d/..`
                     os.unlink(path)
                     raise fail(member.name, f"symlink {target!r} points outside the layer")
