@@ -78,3 +78,12 @@ def test_command_runs_inside_env(
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == [shipped_sample.env_id, "hello", "from", "mylib", "1"]
     assert (tmp_path / "cache" / "envs" / shipped_sample.env_id).is_dir()
+
+
+def test_engine_modules_import_no_engine() -> None:
+    code = (
+        "import sys, envship, envship.dask, envship.ray, envship.yarn, envship.engines.exec; "
+        "print(sorted(m for m in ('distributed', 'dask', 'ray', 'skein') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
