@@ -68,6 +68,9 @@ def test_cli_dask_worker_print() -> None:
         "--no-nanny",
     ]
     assert URI in argv
+    bad = subprocess.run([envship, "dask-worker", URI, ""], capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "no scheduler address" in bad.stderr
 
 
 _CLIENT = """
