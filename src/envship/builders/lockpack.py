@@ -1,0 +1,126 @@
+"""pack_lock(): a lock file + target -> the same layers and manifest an env snapshot gives."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..buildcache import envship_home
+from ..errors import PackError
+from ..packing import PackResult, ProgressCallback, _check_output, pack_snapshot
+from ..probe import _dist_info
+from ..snapshot import Snapshot, snapshot_from_probe
+from .lock import read_lock
+from .project import ProjectCode, find_project, write_editable_stub
+from .target import Target, resolve_target
+from .uvbuild import Staged, resolve_set, stage
+
+__all__ = ["CodeArg", "pack_lock", "stage_lock", "resolve_code", "lock_snapshot"]
+
+log = logging.getLogger(__name__)
+
+# --code: a project path, None (the project in the current directory, if any) or False (none)
+CodeArg = str | os.PathLike[str] | None | bool
+
+
+def builders_home(cache_dir: str | os.PathLike[str] | None) -> Path:
+    """Where staged installs and cached resolutions live (beside the build cache)."""
+    base = Path(cache_dir) if cache_dir is not None else envship_home() / "build-cache"
+    return base / "builders"
+
+
+def resolve_code(code: CodeArg) -> ProjectCode | None:
+    """The project whose code goes into the code layer (see :data:`CodeArg`)."""
+    if code is False:
+        return None
+    if code is None or code is True:
+        cwd = Path.cwd()
+        if (cwd / "pyproject.toml").is_file():
+            return find_project(cwd)
+        if code is True:
+            raise PackError(f"--code: no pyproject.toml in {cwd}; give the project directory.")
+        return None
+    return find_project(code)
+
+
+def stage_lock(
+    requirements: str | os.PathLike[str],
+    target: Target,
+    *,
+    strict: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Staged:
+    """Read the lock, resolve it for *target* if needed, install it into a staging prefix."""
+    home = builders_home(cache_dir)
+    pinned = read_lock(requirements)
+    lines = resolve_set(pinned, target, strict=strict, cache_root=home / "resolved")
+    return stage(pinned, target, lines, home / "staged")
+
+
+def lock_snapshot(staged: Staged, target: Target, code_site: Path | None) -> Snapshot:
+    """A Snapshot of the staging prefix (read with this interpreter), with *target*'s facts."""
+    sites = [staged.site] + ([code_site] if code_site is not None else [])
+    dists: list[dict[str, Any]] = []
+    for site in sites:
+        for dist in md.distributions(path=[str(site)]):
+            dists.append(_dist_info(dist, str(site), None))
+    data = {
+        "distributions": dists,
+        "site_packages": [str(s) for s in sites],
+        "implementation": target.python.implementation,
+        "version": target.python.version,
+        "abi": target.python.abi,
+        "platform": target.python.platform,
+        "executable": "",
+        "prefix": str(staged.prefix),
+        "base_prefix": str(staged.prefix),
+        "stdlib": "",
+        "scripts": str(staged.prefix / "bin"),
+        "ldlibrary": "",
+        "libdir": "",
+    }
+    return snapshot_from_probe(data)
+
+
+def pack_lock(
+    requirements: str | os.PathLike[str],
+    *,
+    python_version: str | None = None,
+    platform: str | None = None,
+    strict: bool = False,
+    code: CodeArg = None,
+    output: str | os.PathLike[str] | None = None,
+    exclude: Iterable[str] = (),
+    only: Iterable[str] = (),
+    include: Iterable[str] = (),
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> PackResult:
+    """Build an env from a lock without a local environment.
+
+    *requirements*: ``requirements.txt`` (pinned), ``pylock.toml`` or ``uv.lock``;
+    *python_version* (``3.X``) and *platform* (a wheel platform tag such as
+    ``manylinux_2_28_aarch64``) name the target, default this interpreter and machine;
+    *strict*: unpinned or incomplete requirements are an error instead of a warning;
+    *code*: the project for the code layer (default: the one in the current directory).
+    """
+    out_dir = _check_output(Path(output)) if output is not None else None
+    target = resolve_target(python_version, platform)
+    project = resolve_code(code)
+    staged = stage_lock(requirements, target, strict=strict, cache_dir=cache_dir)
+    with tempfile.TemporaryDirectory(prefix="envship-code-") as tmp:
+        code_site = None
+        if project is not None:
+            code_site = Path(tmp) / "site-packages"
+            code_site.mkdir()
+            write_editable_stub(project, code_site)
+        snapshot = lock_snapshot(staged, target, code_site)
+        return pack_snapshot(
+            snapshot, output=out_dir, exclude=exclude, only=only, include=include,
+            cache_dir=cache_dir, progress=progress,
+        )
