@@ -119,7 +119,8 @@ def _add_file(out: io.BufferedIOBase, entry: LayerEntry) -> int:
         fd = os.open(entry.source, os.O_RDONLY)
     except FileNotFoundError as exc:
         raise PackError(
-            f"{entry.source} vanished while packing (or is listed in a RECORD but missing); "
+            f"cannot read {entry.source}: it vanished while packing (or is listed in a RECORD "
+            "but missing); "
             "reinstall the package it belongs to, then pack again."
         ) from exc
     except OSError as exc:

@@ -34,7 +34,8 @@ def _stat_key(path: str) -> str:
         st = os.stat(path)
     except OSError as exc:
         raise PackError(
-            f"cannot read {path}: {exc.strerror}; reinstall the package it belongs to."
+            f"cannot read {path} ({exc.strerror}): it vanished or is listed in a RECORD but "
+            "missing; reinstall the package it belongs to."
         ) from exc
     return f"{st.st_size}:{st.st_mtime_ns}:{1 if st.st_mode & 0o111 else 0}"
 
@@ -53,7 +54,8 @@ def _entry_key(entry: LayerEntry, mode: str) -> str:
     if mode == "content":
         key = _content_key(entry.source)
     elif mode == "record" and entry.known_hash:
-        key = entry.known_hash  # exec bits come from the wheel and ride with the hash
+        # The installer's hash names the content; the stat notices later edits or removals.
+        key = entry.known_hash + ":" + _stat_key(entry.source)
     else:
         key = _stat_key(entry.source)
     if entry.transform == "record":

@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .archive import Blob, write_blob
 from .buildcache import FORMAT_VERSION, BuildCache
@@ -49,17 +50,34 @@ def pack(
     include: Iterable[str] = (),
     cache_dir: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
+    requirements: str | os.PathLike[str] | None = None,
+    **lock_opts: Any,
 ) -> PackResult:
     """Pack the environment of *python* (venv dir, prefix or interpreter; default: this one).
 
     With *output*, writes the store layout (``blobs/sha256/<hex>.tar.gz``, ``envs/<id>.json``)
     there. Layers whose inputs did not change are taken from the build cache.
+    With *requirements* (a lock file), builds the env from it instead, without a local
+    environment; *lock_opts*: ``python_version``, ``platform``, ``strict``, ``code``
+    (see ``envship.builders.pack_lock``).
     """
+    if requirements is not None or lock_opts:
+        from .builders.lockpack import pack_requirements
+
+        return pack_requirements(
+            requirements, python=python, with_python=with_python, output=output,
+            exclude=exclude, only=only, include=include, cache_dir=cache_dir,
+            progress=progress, **lock_opts,
+        )
     out_dir = _check_output(Path(output)) if output is not None else None
     snapshot = take_snapshot(python)
+    from .builders.conda import conda_python_plan
+
+    python_plan = conda_python_plan(snapshot)  # a conda prefix ships its interpreter + libs
     return pack_snapshot(
         snapshot,
-        with_python=with_python,
+        with_python=with_python or python_plan is not None,
+        python_plan=python_plan,
         output=out_dir,
         exclude=exclude,
         only=only,
@@ -79,13 +97,14 @@ def pack_snapshot(
     include: Iterable[str] = (),
     cache_dir: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
+    python_plan: LayerPlan | None = None,
 ) -> PackResult:
-    """:func:`pack` for an already taken snapshot."""
+    """:func:`pack` for an already taken snapshot (*python_plan*: instead of plan_python)."""
     selection = select(snapshot, exclude=exclude, only=only, include=include)
     salt = (snapshot.python.implementation, snapshot.python.abi, snapshot.python.platform)
     plans = plan_layers(snapshot, selection.kept, salt)
     if with_python:
-        plans.append(plan_python(snapshot))
+        plans.append(python_plan or plan_python(snapshot))
     cache = BuildCache(Path(cache_dir)) if cache_dir is not None else BuildCache.default()
     refs: dict[str, LayerRef] = {}
     blobs: dict[str, Path] = {}
@@ -146,6 +165,8 @@ def _check_output(out: Path) -> Path:
     probe = out
     while not probe.exists():
         probe = probe.parent
+    if not probe.is_dir():
+        raise PackError(f"output {out}: {probe} is not a directory; choose another -o.")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise PackError(f"output directory {out} is not writable; choose another -o.")
     return out

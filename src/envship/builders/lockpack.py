@@ -20,7 +20,9 @@ from .project import ProjectCode, find_project, write_editable_stub
 from .target import Target, resolve_target
 from .uvbuild import Staged, resolve_set, stage
 
-__all__ = ["CodeArg", "pack_lock", "stage_lock", "resolve_code", "lock_snapshot"]
+__all__ = [
+    "CodeArg", "pack_lock", "pack_requirements", "stage_lock", "resolve_code", "lock_snapshot"
+]
 
 log = logging.getLogger(__name__)
 
@@ -124,3 +126,23 @@ def pack_lock(
             snapshot, output=out_dir, exclude=exclude, only=only, include=include,
             cache_dir=cache_dir, progress=progress,
         )
+
+
+def pack_requirements(
+    requirements: str | os.PathLike[str] | None,
+    *,
+    python: str | os.PathLike[str] | None = None,
+    with_python: bool = False,
+    **opts: Any,
+) -> PackResult:
+    """``pack(requirements=...)``: check the options that do not mix, then :func:`pack_lock`."""
+    if requirements is None:
+        named = ", ".join(sorted(opts))
+        raise PackError(f"{named}: only with --requirements (a lock file to build from).")
+    if python is not None:
+        raise PackError("--python and --requirements exclude each other: pack an existing "
+                        "environment, or build one from a lock, not both.")
+    if with_python:
+        raise PackError("--with-python needs a local environment to copy the interpreter from; "
+                        "a lock build has none (the node brings a Python of the target version).")
+    return pack_lock(requirements, **opts)
