@@ -75,6 +75,7 @@ def _present(loc: StoreLocation, layer: LayerRef, policy: retry.RetryPolicy) -> 
     path = loc.blob_path(layer.digest)
 
     def check() -> bool:
+        loc.fs.invalidate_cache(path)  # a cached listing may predate another process's gc
         try:
             info = loc.fs.info(path)
         except FileNotFoundError:
@@ -187,6 +188,7 @@ def publish(
     data = canonical_json(manifest.hashed_dict())
 
     def write_manifest() -> bool:
+        loc.fs.invalidate_cache(manifest_path)
         try:
             if loc.fs.info(manifest_path).get("size") == len(data):
                 return False

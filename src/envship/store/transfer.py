@@ -163,6 +163,7 @@ def download_file(
     """Stream *path* to *dest*, verifying sha256; only a verified file ever reaches *dest*."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}{TEMP_MARK}{uuid.uuid4().hex[:12]}"
+    loc.fs.invalidate_cache(path)  # the size fsspec reads with must be the current one
     try:
         with loc.fs.open(path, "rb", block_size=PART) as src, open(tmp, "wb") as out:
             size, hexdigest = _stream(src, out, progress)
