@@ -144,7 +144,7 @@ def fast_view(root: str, env_id: str) -> str | None:
         os.stat(os.path.join(path, "bin", "python"))  # follows the link: interpreter still there
     except OSError:
         return None
-    try:
+    try:  # noqa: SIM105 - contextlib costs start-up time on the warm path
         os.utime(path)  # last use, for LRU eviction
     except OSError:  # a read-only cache prepared by someone else still runs
         pass
