@@ -116,3 +116,53 @@ def test_single_file_form_in_bare_venv(
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.strip() == "tiny says hi"
     assert str(sys.executable) != str(bare_python)
+
+
+def _pythons() -> list[str]:
+    """Other CPython versions on this machine (pyenv installs), to run the single file with."""
+    found = []
+    for mm in ("3.9", "3.10", "3.12", "3.13"):
+        for base in (Path.home() / ".pyenv" / "versions").glob(f"{mm}.*"):
+            exe = base / "bin" / f"python{mm}"
+            if exe.exists():
+                found.append(str(exe))
+                break
+    return found
+
+
+@pytest.mark.parametrize("other", _pythons() or [pytest.param("", marks=pytest.mark.skip)])
+def test_single_file_runs_on_other_pythons(other: str, tmp_path: Path) -> None:
+    from nodekit import (
+        blob_from_tree,
+        make_manifest,
+        make_small_store,
+        write_code_tree,
+        write_store,
+    )
+
+    script = tmp_path / "envship_node.py"
+    script.write_text(script_text())
+    cache = tmp_path / "cache"
+    # the node runtime on that Python, the env on this one (found as python3.X on PATH)
+    store = make_small_store(tmp_path / "a")
+    host_bin = str(Path(HOST_PYTHON).parent)
+    env = node_env(PATH=host_bin + ":" + node_env()["PATH"])
+    proc = subprocess.run(
+        [other, str(script), "--cache", str(cache), str(store.uri), "--", "python", "-c",
+         "import sys, tinylib; print(sys.version_info[:2])"],
+        capture_output=True, text=True, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(tuple(sys.version_info[:2]))
+    # an env built for that Python, run with it
+    version = subprocess.run([other, "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    code = blob_from_tree("code", write_code_tree(tmp_path / "b"))
+    uri = write_store(tmp_path / "s", make_manifest([code], version=version), [code])
+    proc = subprocess.run(
+        [other, str(script), "--cache", str(cache), "--python", other, str(uri), "--",
+         "python", "-c", "import platform, pthmod; print(platform.python_version(), pthmod.FLAG)"],
+        capture_output=True, text=True, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"{version} pth ok"
