@@ -160,7 +160,10 @@ def _ensure_layer(
     hex_ = lay["digest"].split(":", 1)[1]
     final = cache.layer_dir(root, hex_)
     if os.path.isdir(final):
-        os.utime(final)
+        try:  # noqa: SIM105 - last use; a read-only or linked-in layer is fine as it is
+            os.utime(final)
+        except OSError:
+            pass
         return final, False
     fd = cache.acquire(cache.lock_path(root, "layer-" + hex_))
     try:
