@@ -73,10 +73,12 @@ def test_kill_9_during_unpack_leaves_nothing_usable(small_store: Store, tmp_path
     # the half layer is not committed: no layers/<hex>, no view
     assert [n for n in os.listdir(cache / "layers") if not n.startswith(".")] == []
     assert _leftovers(cache)
+    (cache / "envs").mkdir(exist_ok=True)
+    (cache / "envs" / ".tmp-cafe-99").mkdir()  # another crashed builder, of another env
     again = subprocess.run(args, capture_output=True, text=True, env=node_env(), timeout=120)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "tiny says hi"
-    assert _leftovers(cache) == []  # the next run cleaned the crashed one's temp dir
+    assert _leftovers(cache) == []  # the next cold run cleaned the crashed builders' temp dirs
     proc2 = subprocess.Popen(args, env=slow, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc2.wait(timeout=60)  # cache hit: the delay hook is not reached
     assert proc2.returncode == 0

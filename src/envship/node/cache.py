@@ -20,6 +20,7 @@ __all__ = [
     "TRASH_PREFIX",
     "GLOBAL_LOCK",
     "clean_stale",
+    "clean_leftovers",
     "temp_dir",
     "fast_view",
     "ref_env_id",
@@ -126,6 +127,28 @@ def clean_stale(parent: str, name: str) -> None:
     for entry in entries:
         if entry.startswith(prefix):
             remove_tree(os.path.join(parent, entry))
+
+
+def clean_leftovers(root: str) -> None:
+    """Remove temp dirs of crashed builders (their build lock is free) and trash of a crashed
+    prune. Call with the global lock held shared: no prune is running meanwhile."""
+    for sub, lock_prefix in (("layers", "layer-"), ("envs", "build-")):
+        parent = os.path.join(root, sub)
+        try:
+            entries = os.listdir(parent)
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if entry.startswith(TRASH_PREFIX):
+                remove_tree(os.path.join(parent, entry))
+            elif entry.startswith(TMP_PREFIX):
+                name = entry[len(TMP_PREFIX) :].rsplit("-", 1)[0]
+                fd = acquire(lock_path(root, lock_prefix + name), blocking=False)
+                if fd is not None:
+                    try:
+                        remove_tree(os.path.join(parent, entry))
+                    finally:
+                        release(fd)
 
 
 def temp_dir(parent: str, name: str) -> str:

@@ -135,6 +135,7 @@ def ensure_view(
     global_fd = cache.acquire(cache.lock_path(root, cache.GLOBAL_LOCK), shared=True)
     built_any = False
     try:
+        cache.clean_leftovers(root)
         dirs: list[tuple[str, str]] = []
         for lay in layers:
             d, built = _ensure_layer(root, lay, resolved, log)
