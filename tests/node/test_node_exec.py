@@ -109,6 +109,12 @@ def test_prepare_api(small_store: Store, cache: Path) -> None:
         capture_output=True, text=True, env=node_env(),
     )
     assert out.returncode == 0 and str(cache / "layers") in out.stdout
+    fd = view.hold()
+    in_use = subprocess.run(
+        [ENVSHIP, "cache", "ls", "--json", "--cache", str(cache)], capture_output=True, text=True
+    )
+    assert '"in_use": true' in in_use.stdout
+    os.close(fd)
     started = time.monotonic()
     assert prepare(small_store.uri, cache_dir=cache) == view
     assert time.monotonic() - started < 1.0

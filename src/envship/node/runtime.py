@@ -67,6 +67,17 @@ class View:
         manifest: dict[str, Any] = self._manifest  # type: ignore[assignment]
         return manifest
 
+    def hold(self) -> int:
+        """Mark the view in use until the returned fd is closed: ``cache prune`` keeps it and
+        its layers. Pass the fd to child processes (``pass_fds``) to cover them too."""
+        root = os.path.dirname(os.path.dirname(self.path))
+        fd = cache.acquire(cache.lock_path(root, "env-" + self.env_id), shared=True)
+        assert fd is not None
+        if cache.fast_view(root, self.env_id) is None:
+            cache.release(fd)
+            raise NodeError(f"env view {self.path} was removed from the node cache; prepare again")
+        return fd
+
     def environ(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """Environment variables for a process run inside the view."""
         env = dict(os.environ if base is None else base)
