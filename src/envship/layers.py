@@ -171,9 +171,10 @@ def plan_python(snapshot: Snapshot) -> LayerPlan:
     if libdir.startswith(base + os.sep) and os.path.isdir(libdir):
         rel = os.path.relpath(libdir, base).replace(os.sep, "/")
         for name in sorted(os.listdir(libdir)):
-            if name.startswith("libpython") and ".so" in name or name.endswith(".dylib"):
-                real = os.path.realpath(os.path.join(libdir, name))
-                b.add(LayerEntry(f"python/{rel}/{name}", real))
+            full = os.path.join(libdir, name)
+            # the real file only: its SONAME is what the interpreter asks the loader for
+            if name.startswith("libpython") and ".so" in name and not os.path.islink(full):
+                b.add(LayerEntry(f"python/{rel}/{name}", full))
     stdlib = snapshot.stdlib
     if not stdlib.startswith(base + os.sep):
         raise PackError(f"--with-python: the stdlib {stdlib} is not inside {base}")
@@ -183,7 +184,7 @@ def plan_python(snapshot: Snapshot) -> LayerPlan:
         rel = os.path.relpath(dirpath, stdlib)
         arcdir = top if rel == "." else f"{top}/{rel.replace(os.sep, '/')}"
         for name in filenames:
-            if name.endswith((".pyc", ".pyo")):
+            if name.endswith((".pyc", ".pyo", ".a")):  # .a: static libpython for embedding
                 continue
             full = os.path.join(dirpath, name)
             if os.path.islink(full) and not os.path.exists(full):

@@ -35,7 +35,8 @@ def test_python_layer_first_and_lean(with_python: PackResult, sample_pack: PackR
     assert any(n.startswith(f"{lib}/lib-dynload/") for n in names)
     for left_out in ("test", "idlelib", "tkinter", "ensurepip", "site-packages"):
         assert not [n for n in names if n.startswith(f"{lib}/{left_out}/")], left_out
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".a"))]
+    assert len([n for n in names if n.startswith("python/lib/libpython")]) <= 2  # no symlinks
 
 
 def test_python_layer_runs(with_python: PackResult, tmp_path: Path) -> None:
