@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -136,6 +137,17 @@ def _signal_group(popen: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(popen.pid, sig)
 
 
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def _wait_scheduler(proc: _Proc, scheduler_file: Path, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -191,6 +203,10 @@ def cluster(
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="envship-dask-")))
         stack.callback(_stop, procs)
         scheduler_file = workdir / "scheduler.json"
+        # A port chosen here lets the workers start with the scheduler, not after it: both
+        # wait on the same node-cache lock for the env, and workers retry until it listens.
+        port = _free_port(host)
+        address = f"tcp://{_url_host(host)}:{port}"
         sched = _start(
             "scheduler",
             scheduler_command(
@@ -198,7 +214,7 @@ def cluster(
                 node_script_path=node_script_path,
                 python=python,
                 host=host,
-                port=0,
+                port=port,
                 dashboard=False,
                 scheduler_file=str(scheduler_file),
             ),
@@ -206,8 +222,6 @@ def cluster(
             workdir,
         )
         procs.append(sched)
-        address = _wait_scheduler(sched, scheduler_file, start_timeout)
-        log.info("Dask scheduler at %s", address)
         opts: dict[str, Any] = {
             "nthreads": threads_per_worker,
             "host": host,
@@ -227,6 +241,8 @@ def cluster(
                 **opts,
             )
             procs.append(_start(f"worker-{i}", argv, proc_env, workdir))
+        address = _wait_scheduler(sched, scheduler_file, start_timeout)
+        log.info("Dask scheduler at %s", address)
         client = Client(address, timeout=f"{start_timeout}s")  # type: ignore[no-untyped-call]
         stack.callback(client.close)
         _wait_workers(client, procs, n_workers, start_timeout)
