@@ -137,7 +137,8 @@ def pack_requirements(
 ) -> PackResult:
     """``pack(requirements=...)``: check the options that do not mix, then :func:`pack_lock`."""
     if requirements is None:
-        named = ", ".join(sorted(opts))
+        lock_only = ("python_version", "platform", "strict", "code")
+        named = ", ".join("--" + k.replace("_", "-") for k in lock_only if k in opts)
         raise PackError(f"{named}: only with --requirements (a lock file to build from).")
     if python is not None:
         raise PackError("--python and --requirements exclude each other: pack an existing "

@@ -55,6 +55,7 @@ def explain_uv_error(stderr: str, platform: str, python_version: str) -> str:
     m = _NO_WHEEL.search(stderr)
     if m:
         name, ver, why = m.group("name"), m.group("ver"), m.group("why")
+        why = why.split(" and you require", 1)[0].split(" and ", 1)[0]
         what = f"{name} {ver}" if ver else name
         if "not found" in why:
             return (f"{what}: {why}; check the name, or the index options of the lock "

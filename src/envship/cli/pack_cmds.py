@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from . import app, console, err_console
+from . import builders_opts as bo
 
 if TYPE_CHECKING:
     from ..manifest import Manifest
@@ -89,6 +90,12 @@ def pack(
         list[str] | None,
         typer.Option("--include", help="Keep a distribution left out by default (pyspark, py4j)."),
     ] = None,
+    requirements: bo.Requirements = None,
+    python_version: bo.PythonVersion = None,
+    platform: bo.Platform = None,
+    strict: bo.Strict = False,
+    code: bo.Code = None,
+    fmt: bo.Format = "layers",
     as_json: _AsJson = False,
 ) -> None:
     """Pack an environment into layer blobs + a manifest in OUTPUT (default ./envship-pack)."""
@@ -101,6 +108,13 @@ def pack(
         "with_python": with_python, "output": output, "exclude": tuple(exclude or ()),
         "only": tuple(only or ()), "include": tuple(include or ()),
     }
+    kwargs.update(bo.lock_opts(requirements, python_version, platform, strict, code))
+    pex = bo.build_pex_for(fmt, output, kwargs)
+    if pex is not None:
+        err_console.print(f"pex:      {pex}", highlight=False, soft_wrap=True)
+        if fmt == "pex":
+            print(json.dumps({"pex": str(pex)}) if as_json else pex)
+            return
     if progress is not None:
         with progress.bar:
             result = do_pack(python, progress=progress, **kwargs)

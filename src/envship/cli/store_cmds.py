@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from . import app, console, err_console
+from . import builders_opts as bo
 
 __all__: list[str] = []
 
@@ -95,6 +96,11 @@ def ship(
     no_provenance: Annotated[
         bool, typer.Option("--no-provenance", help="Skip envs/<id>.provenance.json.")
     ] = False,
+    requirements: bo.Requirements = None,
+    python_version: bo.PythonVersion = None,
+    platform: bo.Platform = None,
+    strict: bo.Strict = False,
+    code: bo.Code = None,
     as_json: _AsJson = False,
 ) -> None:
     """Pack an environment and publish what the store lacks; prints the env URI."""
@@ -107,6 +113,7 @@ def ship(
         "exclude": tuple(exclude or ()),
         "only": tuple(only or ()),
         "include": tuple(include or ()),
+        **bo.lock_opts(requirements, python_version, platform, strict, code),
     }
     if progress is not None:
         with progress.bar:
