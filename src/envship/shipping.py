@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,11 @@ def ship_result(
         from .store.tags import check_tag_name
 
         check_tag_name(tag)  # fail before the (long) pack, not after it
+    # Client setup (session, credentials, TLS) overlaps with packing.
+    warm_up = threading.Thread(target=store.connect, name="envship-store-connect", daemon=True)
+    warm_up.start()
     packed = pack(**pack_opts)
+    warm_up.join()
     result = store.publish(packed.manifest, packed.blobs, progress, provenance=provenance)
     tag_uri = store.set_tag(tag, result.env_id) if tag is not None else None
     env = Env(result.env_uri, packed.manifest, store.url, dict(store.storage_options))

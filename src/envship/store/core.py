@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from .tags import ENV_ID_RE, list_env_ids, list_tags, read_tag, set_tag
 from .transfer import ProgressFn
 
 __all__ = ["Store", "open_store"]
+
+log = logging.getLogger(__name__)
 
 
 class Store:
@@ -50,6 +53,16 @@ class Store:
 
     def tag_uri(self, name: str) -> str:
         return self.location.url_of("tags", f"{name}.json")
+
+    def connect(self) -> None:
+        """Set up the client (session, credentials, connection) now; errors surface later.
+
+        `ship()` runs this while packing, so a warm ship pays only for its existence checks.
+        """
+        try:
+            self.location.fs.exists(self.location.path("envs"))
+        except Exception as exc:  # reported by the real operation, with retries
+            log.debug("warm-up of %s failed: %s", self.url, self.location.scrub(str(exc)))
 
     # -- writing ------------------------------------------------------------------
     def publish(

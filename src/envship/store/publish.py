@@ -163,7 +163,7 @@ def publish(
     start = time.monotonic()
     _check_blobs(manifest, blobs)
     env_id = manifest.env_id
-    layers = [lay for lay in manifest.layers]
+    layers = list(manifest.layers)
     lock = threading.Lock()
     total = [0]
 
@@ -177,28 +177,35 @@ def publish(
         log.info("uploaded blob %s (%d bytes) to %s", layer.digest, size, loc.url)
         return LayerUpload(layer.kind, layer.digest, layer.size, True)
 
+    manifest_path = loc.env_path(env_id)
+    data = canonical_json(manifest.hashed_dict())
+
+    def manifest_present() -> bool:
+        def check() -> bool:
+            loc.fs.invalidate_cache(manifest_path)
+            try:
+                return bool(loc.fs.info(manifest_path).get("size") == len(data))
+            except FileNotFoundError:
+                return False
+
+        return retry.call(check, f"checking manifest {env_id}", loc, policy)
+
     try:
-        with ThreadPoolExecutor(max_workers=min(_workers(), max(1, len(layers)))) as pool:
+        # The manifest check runs alongside the blob checks: a warm ship is one round trip.
+        with ThreadPoolExecutor(max_workers=min(_workers(), len(layers)) + 1) as pool:
+            had_manifest = pool.submit(manifest_present)
             done = list(pool.map(one, layers))
+            present = had_manifest.result()
     except Exception as exc:
         raise retry.as_store_error(exc, f"publishing env {env_id}", loc) from None
 
     # Only now, with every blob in place, does the env become visible.
-    manifest_path = loc.env_path(env_id)
-    data = canonical_json(manifest.hashed_dict())
-
-    def write_manifest() -> bool:
-        loc.fs.invalidate_cache(manifest_path)
-        try:
-            if loc.fs.info(manifest_path).get("size") == len(data):
-                return False
-        except FileNotFoundError:
-            pass
-        write_bytes(loc, manifest_path, data)
-        return True
-
+    written = False
     try:
-        written = retry.call(write_manifest, f"writing manifest {env_id}", loc, policy)
+        if not present:
+            retry.call(lambda: write_bytes(loc, manifest_path, data),
+                       f"writing manifest {env_id}", loc, policy)
+            written = True
         if written and provenance:
             retry.call(
                 lambda: write_bytes(loc, loc.env_path(env_id, ".provenance.json"),
