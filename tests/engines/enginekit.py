@@ -22,10 +22,10 @@ class Shipped:
     store: Path
 
 
-def ship_venv(python: Path, store: Path) -> Shipped:
+def ship_venv(python: Path, store: Path, *, with_python: bool = False) -> Shipped:
     from envship.shipping import ship
 
-    env = ship(str(store), python=str(python))
+    env = ship(str(store), python=str(python), with_python=with_python)
     return Shipped(env.uri, env.env_id, python, store)
 
 

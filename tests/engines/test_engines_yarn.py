@@ -126,6 +126,33 @@ def test_container_script_runs_in_env_from_localized_layers(
     assert layers and all(p.is_symlink() for p in layers)  # YARN's copies, not new downloads
 
 
+def test_container_needs_no_python_when_env_has_python_layer(
+    sample_env: SampleEnv, tmp_path: Path
+) -> None:
+    import envship.yarn
+
+    shipped = ship_venv(sample_env.python, tmp_path / "store", with_python=True)
+    code = "import os, sys, mylib; print(os.path.realpath(sys.executable)); print(mylib.hello())"
+    spec = envship.yarn.application_spec(shipped.uri, ["python", "-c", code])
+    service = spec.to_dict()["services"]["envship"]
+    assert 'envship-layer-' in service["script"].splitlines()[-1]  # the layer's interpreter
+    container = tmp_path / "container_01"
+    _localize(service["files"], container)
+    # A PATH with the shell tools the script uses and no Python at all.
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for tool in ("mkdir", "cp", "ln"):
+        (tools / tool).symlink_to(shutil.which(tool) or f"/bin/{tool}")
+    proc = subprocess.run(
+        ["/bin/bash", "-c", service["script"]], cwd=container, capture_output=True, text=True,
+        timeout=120, env={"PATH": str(tools), "HOME": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    executable, hello = proc.stdout.splitlines()
+    assert executable.startswith(str(container / "envship-layer-")), executable
+    assert hello == "hello from mylib 1"
+
+
 def test_bad_env_uri_is_a_clear_error(tmp_path: Path) -> None:
     import envship.yarn
 
