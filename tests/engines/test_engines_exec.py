@@ -28,6 +28,11 @@ def test_command_forms() -> None:
     assert command(uri, ["x"], node_script_path="n.py", python="/usr/bin/python3.9")[0] == (
         "/usr/bin/python3.9"
     )
+    assert command(uri, ["x"], envship_bin="/opt/bin/envship") == [
+        "/opt/bin/envship", "exec", uri, "--", "x",
+    ]
+    with pytest.raises(EngineError, match="not both"):
+        command(uri, ["x"], envship_bin="envship", node_script_path="n.py")
     with pytest.raises(EngineError, match="no command"):
         command(uri, [])
     with pytest.raises(EngineError, match="neither an Env nor an env URI"):
@@ -56,7 +61,7 @@ def shipped_sample(sample_env: SampleEnv, tmp_path_factory: pytest.TempPathFacto
     return ship_venv(sample_env.python, tmp_path_factory.mktemp("exec") / "store")
 
 
-@pytest.mark.parametrize("form", ["module", "single-file"])
+@pytest.mark.parametrize("form", ["module", "single-file", "envship-exec"])
 def test_command_runs_inside_env(
     form: str, shipped_sample: Shipped, node_script: Path, tmp_path: Path
 ) -> None:
@@ -67,9 +72,11 @@ def test_command_runs_inside_env(
     env = Env(shipped_sample.uri, Manifest.from_json(manifest_path.read_bytes()),
               str(shipped_sample.store))
     code = "import os, mylib, numpy; print(os.environ['ENVSHIP_ENV_ID'], mylib.hello())"
+    envship_bin = str(Path(sys.executable).parent / "envship")
     argv = command(
         env, ["python", "-c", code],
         node_script_path=str(node_script) if form == "single-file" else None,
+        envship_bin=envship_bin if form == "envship-exec" else None,
     )
     proc = subprocess.run(
         argv, capture_output=True, text=True, timeout=120,

@@ -69,7 +69,8 @@ def test_two_nodes_all_reduce(torch_env: Shipped, node_script: Path, tmp_path: P
             argv = command(torch_env.uri, launch, node_script_path=str(node_script))
         else:
             envship = str(Path(sys.executable).parent / "envship")
-            argv = [envship, "exec", torch_env.uri, "--", *launch]
+            argv = command(torch_env.uri, launch, envship_bin=envship)
+            assert argv[:2] == [envship, "exec"]
         environ = process_environ(
             tmp_path / f"node{rank}" / "cache",
             {"OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"},

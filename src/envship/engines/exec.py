@@ -59,20 +59,26 @@ def command(
     *,
     node_script_path: str | None = None,
     python: str | None = None,
+    envship_bin: str | None = None,
     verbose: bool = False,
 ) -> list[str]:
     """The argv that runs *argv* inside *env* on a node.
 
     With *node_script_path* (a file written by `envship node-script`, present on the node) the
     single-file form ``python3 envship_node.py ENV -- argv…`` is used, for nodes where envship
-    is not installed. Without it, ``<python> -m envship.node ENV -- argv…``: the same runtime
-    as ``envship exec`` through an interpreter that has envship (this one by default).
+    is not installed. With *envship_bin* (the `envship` console script on the node):
+    ``envship exec ENV -- argv…``. Otherwise ``<python> -m envship.node ENV -- argv…``, the
+    same runtime through an interpreter that has envship (this one by default).
     The node cache is chosen by ``$ENVSHIP_CACHE`` in the process environment.
     """
     if not argv:
         raise EngineError("no command to run inside the env: give at least the program name")
+    if node_script_path is not None and envship_bin is not None:
+        raise EngineError("give node_script_path or envship_bin, not both")
     uri = env_uri(env)
     opts = ["--verbose"] if verbose else []
+    if envship_bin is not None:
+        return [envship_bin, "exec", *opts, uri, "--", *argv]
     if node_script_path is not None:
         return [python or "python3", node_script_path, *opts, uri, "--", *argv]
     return [python or sys.executable, "-m", "envship.node", *opts, uri, "--", *argv]
