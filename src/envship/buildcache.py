@@ -70,9 +70,9 @@ def fingerprint(plan: LayerPlan) -> str:
     h = hashlib.sha256()
     head = [FORMAT_VERSION, f"gzip-{COMPRESS_LEVEL}", plan.kind, plan.fingerprint_mode, *plan.salt]
     h.update("\n".join(head).encode() + b"\n\n")
-    for entry in plan.entries:
-        key = _entry_key(entry, plan.fingerprint_mode)
-        h.update(f"{entry.arcname}\t{entry.transform}\t{key}\n".encode("utf-8", "surrogateescape"))
+    mode = plan.fingerprint_mode
+    lines = [f"{e.arcname}\t{e.transform}\t{_entry_key(e, mode)}\n" for e in plan.entries]
+    h.update("".join(lines).encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 

@@ -41,8 +41,8 @@ class LayerPlan:
     salt: tuple[str, ...] = field(default=())  # other fingerprint inputs (abi, platform, ...)
 
 
-def _skip_compiled(path: str) -> bool:
-    return path.endswith((".pyc", ".pyo")) or f"{os.sep}__pycache__{os.sep}" in path
+_COMPILED = (".pyc", ".pyo")
+_PYCACHE = f"{os.sep}__pycache__{os.sep}"
 
 
 class _Builder:
@@ -76,35 +76,39 @@ class _Builder:
         blank: set[str] = set()
         record_file = None
         names = dist.script_names
+        pointers = dist.pointer_files
+        meta = dist.metadata_dir + os.sep
+        scripts = self.scripts + os.sep
         for f in dist.files:
-            if _skip_compiled(f.path) or f.path in dist.pointer_files:
+            path = f.path
+            if path.endswith(_COMPILED) or _PYCACHE in path or (pointers and path in pointers):
                 continue
-            if drop_pointers and os.path.dirname(f.path) == dist.metadata_dir and (
-                os.path.basename(f.path) in _CHECKOUT_POINTERS
-            ):
-                continue
-            arc = self.arcname(f.path)
+            if path.startswith(meta):
+                rest = path[len(meta):]
+                if rest == "RECORD":
+                    record_file = f
+                    continue
+                if drop_pointers and rest in _CHECKOUT_POINTERS:
+                    continue
+            arc = self.arcname(path)
             if arc is None:
-                log.warning("%s: %s is outside the environment; leaving it out", dist.name, f.path)
+                log.warning("%s: %s is outside the environment; leaving it out", dist.name, path)
                 continue
-            in_scripts = os.path.dirname(f.path) == self.scripts
-            if in_scripts and os.path.basename(f.path) in names:
-                continue  # console-script wrapper: the node writes its own from entry_points
-            if os.path.basename(f.path) == "RECORD" and os.path.dirname(f.path) == (
-                dist.metadata_dir
-            ):
-                record_file = (f, arc)
-                continue
-            if in_scripts:
-                self.add(LayerEntry(arc, f.path, "shebang", f.hash))
+            script = path[len(scripts):] if path.startswith(scripts) else None
+            if script is not None and os.sep not in script:
+                if script in names:
+                    continue  # console-script wrapper: the node writes its own from entry_points
+                self.add(LayerEntry(arc, path, "shebang", f.hash))
                 blank.add(f.rel)
             else:
-                self.add(LayerEntry(arc, f.path, "", f.hash))
+                self.add(LayerEntry(arc, path, "", f.hash))
                 keep.add(f.rel)
         if record_file is not None:
-            f, arc = record_file
-            keep.add(f.rel)
-            self.add(LayerEntry(arc, f.path, "record", None, frozenset(keep), frozenset(blank)))
+            arc = self.arcname(record_file.path)
+            if arc is not None:
+                keep.add(record_file.rel)
+                self.add(LayerEntry(arc, record_file.path, "record", None, frozenset(keep),
+                                    frozenset(blank)))
 
     def add_tree(self, entries: Iterable[tuple[str, str]]) -> None:
         for arc, src in entries:

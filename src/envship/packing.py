@@ -70,7 +70,8 @@ def pack(
             progress=progress, **lock_opts,
         )
     out_dir = _check_output(Path(output)) if output is not None else None
-    snapshot = take_snapshot(python)
+    cache = BuildCache(Path(cache_dir)) if cache_dir is not None else BuildCache.default()
+    snapshot = take_snapshot(python, probe_cache=cache.root / "probes")
     from .builders.conda import conda_python_plan
 
     python_plan = conda_python_plan(snapshot)  # a conda prefix ships its interpreter + libs

@@ -16,6 +16,7 @@ from typing import Any
 from .editables import SourceRoot, editable_roots
 from .errors import SnapshotError
 from .manifest import PythonInfo
+from .probecache import load_probe, save_probe
 
 __all__ = [
     "RecordFile",
@@ -147,10 +148,20 @@ def _run_probe(interpreter: str) -> dict[str, Any]:
     return data
 
 
-def take_snapshot(python: str | os.PathLike[str] | None = None) -> Snapshot:
-    """Probe *python* (a venv, prefix or interpreter; default: this one) and build a Snapshot."""
+def take_snapshot(
+    python: str | os.PathLike[str] | None = None, *, probe_cache: Path | None = None
+) -> Snapshot:
+    """Probe *python* (a venv, prefix or interpreter; default: this one) and build a Snapshot.
+
+    With *probe_cache*, the last probe answer is reused while site-packages is unchanged.
+    """
     interpreter = find_interpreter(python)
-    return snapshot_from_probe(_run_probe(interpreter))
+    data = load_probe(probe_cache, interpreter) if probe_cache is not None else None
+    if data is None:
+        data = _run_probe(interpreter)
+        if probe_cache is not None:
+            save_probe(probe_cache, interpreter, data)
+    return snapshot_from_probe(data)
 
 
 def _source(direct_url: Any, egg_link: str | None) -> str:
@@ -185,8 +196,13 @@ def _dist(raw: Mapping[str, Any]) -> DistInfo:
                 f"so its files are unknown; reinstall it (pip install --force-reinstall {name})."
             )
     else:
+        base = location + os.sep
         for rel, digest, _size in raw["files"]:
-            files.append(RecordFile(rel, os.path.normpath(os.path.join(location, rel)), digest))
+            if rel.startswith(("../", "./", "/")) or "/." in rel or os.sep != "/":
+                path = os.path.normpath(os.path.join(location, rel))
+            else:  # the common case, already normal: skip normpath's cost on big envs
+                path = base + rel
+            files.append(RecordFile(rel, path, digest))
     source = _source(raw.get("direct_url"), egg_link)
     eps = {g: dict(v) for g, v in sorted((raw.get("entry_points") or {}).items())}
     roots: tuple[SourceRoot, ...] = ()
@@ -220,11 +236,12 @@ def _stray(site_dirs: tuple[str, ...], dists: tuple[DistInfo, ...]) -> tuple[lis
         if d.egg_link:
             owned.add(d.egg_link)
     owned_tops: set[str] = set()
-    for sp in site_dirs:
-        prefix = sp + os.sep
-        for p in owned:
+    prefixes = [sp + os.sep for sp in site_dirs]
+    for p in owned:
+        for prefix in prefixes:
             if p.startswith(prefix):
-                owned_tops.add(os.path.join(sp, p[len(prefix):].split(os.sep, 1)[0]))
+                owned_tops.add(prefix + p[len(prefix):].split(os.sep, 1)[0])
+                break
     stray: list[str] = []
     foreign_pth: list[str] = []
     for sp in site_dirs:
