@@ -188,3 +188,25 @@ def test_cluster_reports_a_scheduler_that_cannot_start(tmp_path: Path) -> None:
         envship.dask.cluster(missing, cache_dir=tmp_path / "cache", start_timeout=60),
     ):
         pass
+
+
+def test_check_in_process_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """check() logic against real in-process workers: env id first, then versions."""
+    import platform
+
+    from distributed import Client, LocalCluster
+
+    import envship.dask
+
+    with (
+        LocalCluster(n_workers=1, processes=False, dashboard_address=None) as local,
+        Client(local) as client,
+    ):
+        with pytest.raises(EngineError, match=r"1 of 1 Dask workers .*\(not started by envship\)"):
+            envship.dask.check(client, URI)
+        monkeypatch.setenv("ENVSHIP_ENV_ID", ENV_ID)
+        assert set(envship.dask.check(client, URI).values()) == {ENV_ID}
+        # The workers report their Python through platform.python_version; fake the client's.
+        monkeypatch.setattr(platform, "python_version_tuple", lambda: ("3", "99", "0"))
+        with pytest.raises(EngineError, match=r"runs Python 3\.\d+ .* this client Python 3\.99"):
+            envship.dask.check(client, URI)

@@ -269,7 +269,8 @@ def check(client: Client, env: EnvRef) -> dict[str, str]:
     """Check that every worker of *client* runs inside *env*; return ``{worker: env id}``.
 
     Each worker reports ``ENVSHIP_ENV_ID``, which the node runtime sets. Raises EngineError
-    naming the workers that run another env or none.
+    naming the workers that run another env or none, or whose Python (major.minor) or
+    ``distributed`` version differs from this client's.
     """
     expected = resolve_env_id(env)
     # os.getenv pickles by reference and runs on the worker: the worker's own environment.
@@ -286,4 +287,23 @@ def check(client: Client, env: EnvRef) -> dict[str, str]:
             f"{len(wrong)} of {len(reported)} Dask workers do not run inside env "
             f"{expected[:12]}: {detail}; start them with `envship dask-worker ENV_URI SCHEDULER`"
         )
+    _check_versions(client)
     return {addr: str(got) for addr, got in reported.items()}
+
+
+def _check_versions(client: Client) -> None:
+    """Functions pickled here must unpickle there: same Python minor and distributed version."""
+    import platform
+    from importlib.metadata import version
+
+    here = (".".join(platform.python_version_tuple()[:2]), version("distributed"))
+    pythons: dict[str, str] = client.run(platform.python_version)
+    dists: dict[str, str] = client.run(version, "distributed")
+    for addr in sorted(pythons):
+        there = (".".join(pythons[addr].split(".")[:2]), dists.get(addr, "?"))
+        if there != here:
+            raise EngineError(
+                f"Dask worker {addr} runs Python {there[0]} with distributed {there[1]}, this "
+                f"client Python {here[0]} with distributed {here[1]}: pack the env with the "
+                "same Python and distributed version as the client"
+            )
