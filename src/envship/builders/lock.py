@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -101,22 +101,13 @@ def _logical_lines(path: Path, seen: set[Path]) -> list[tuple[str, Path]]:
     return out
 
 
+_HASH = re.compile(r"\s--hash[=\s]\s*(\S+)")
+
+
 def _split_hashes(line: str) -> tuple[str, list[str]]:
-    parts = shlex.split(line, posix=True)
-    req: list[str] = []
-    hashes: list[str] = []
-    i = 0
-    while i < len(parts):
-        part = parts[i]
-        if part.startswith("--hash="):
-            hashes.append(part[len("--hash="):])
-        elif part == "--hash" and i + 1 < len(parts):
-            hashes.append(parts[i + 1])
-            i += 1
-        else:
-            req.append(part)
-        i += 1
-    return " ".join(req), sorted(set(hashes))
+    """(the requirement without its ``--hash`` options, the sorted unique hashes)."""
+    hashes = sorted(set(_HASH.findall(" " + line)))
+    return _HASH.sub("", " " + line).strip(), hashes
 
 
 def _is_pinned(req: Requirement) -> bool:
