@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FixtureEnv, env_from_blobs, make_blob, make_random_blob
+from envship.errors import StoreError
 from envship.store import Store, open_store
 
 WORKER = str(Path(__file__).with_name("publish_worker.py"))
@@ -137,3 +138,21 @@ def test_upload_memory_stays_flat(tmp_path: Path) -> None:
     grown_kib = int(out.stdout.strip())
     print(f"peak RSS growth for a 128 MiB upload: {grown_kib} KiB")
     assert grown_kib < 64 * 1024, f"peak RSS grew by {grown_kib} KiB"
+
+
+@pytest.mark.s3
+def test_big_s3_blob_with_wrong_digest_is_aborted(s3_url: str, tmp_path: Path) -> None:
+    """Parallel multipart path: a digest mismatch aborts the upload; nothing stays behind."""
+    env = big_env(tmp_path / "blobs", 20)
+    deps = env.manifest.layer("deps")
+    assert deps is not None
+    Path(env.blobs[deps.digest]).write_bytes(os.urandom(deps.size))  # same size, new bytes
+    store = open_store(s3_url)
+    with pytest.raises(StoreError, match="changed while uploading"):
+        store.publish(env.manifest, env.blobs)
+    files = store_files(store)
+    assert f"blobs/sha256/{deps.hex}.tar.gz" not in files and not any(
+        n.startswith("envs/") for n in files)
+    bucket = s3_url.removeprefix("s3://").split("/")[0]
+    assert store.location.fs.call_s3("list_multipart_uploads", Bucket=bucket).get(
+        "Uploads", []) == []

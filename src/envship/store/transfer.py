@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import StoreError
 from .fs import StoreLocation
+from .multipart import supports_multipart, upload_multipart
 
 __all__ = [
     "CHUNK",
@@ -103,10 +104,15 @@ def upload_file(
     """Copy *local* to *final*; hash while streaming; never leave a partial *final*.
 
     Object stores get the bytes at the final key directly (a PUT or a completed multipart
-    upload is atomic; an interrupted one is never visible). Other filesystems get a hidden
+    upload is atomic; an interrupted one is never visible; big S3 blobs upload several parts
+    at once, see :mod:`.multipart`). Other filesystems get a hidden
     temporary sibling renamed into place. Returns the bytes sent.
     """
     _ensure_parent(loc, final)
+    if supports_multipart(loc) and os.path.getsize(local) >= 2 * PART:
+        with open(local, "rb") as src:
+            size, _ = upload_multipart(loc, src, final, PART, CHUNK, progress, expect_hex)
+        return size
     target = final if loc.object_store else temp_name(final)
     with open(local, "rb") as src:
         kwargs: dict[str, Any] = {"block_size": PART} if loc.object_store else {}
