@@ -13,9 +13,10 @@ import textdata
 import wordstats
 from pyspark.sql import SparkSession
 from pyspark.sql.functions import pandas_udf
+from pyspark.sql.types import DoubleType
 
 
-@pandas_udf("double")  # type: ignore[call-overload]
+@pandas_udf(DoubleType())  # type: ignore[call-overload]
 def line_score(lines: pd.Series) -> pd.Series:
     return wordstats.score(lines.map(textdata.normalize))
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sparkkit import HERE, job_venv
 
 from envship.engines.spark_cluster import StandaloneCluster
-from support import MotoServer, make_venv, run, start_moto_server
+from support import MotoServer, make_venv, run, start_moto_server, write_sample_project
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing-key-id",
@@ -64,3 +66,23 @@ def moto(spark_base: Path) -> Iterator[MotoServer]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@dataclass(frozen=True)
+class JobEnv:
+    python: Path  # the user's venv interpreter: the driver runs here
+    project: Path  # editable `mylib` installed in it (tests that edit it restore it)
+    job_dir: Path  # spark_job.py, jobmod.py, spark_driver.py
+
+    @property
+    def envship(self) -> str:
+        return str(self.python.parent / "envship")
+
+
+@pytest.fixture(scope="session")
+def job_env(spark_base: Path) -> JobEnv:
+    project = write_sample_project(spark_base / "mylib")
+    py = job_venv(spark_base / "jobenv", project)
+    job_dir = spark_base / "job"
+    shutil.copytree(HERE / "jobfiles", job_dir)
+    return JobEnv(py, project, job_dir)

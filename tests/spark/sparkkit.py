@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import subprocess
 import sys
 import tarfile
 from collections.abc import Mapping
@@ -69,3 +70,60 @@ def parse_result(stdout: str) -> dict[str, object]:
         if line.startswith(RESULT_PREFIX):
             return json.loads(line[len(RESULT_PREFIX) :])  # type: ignore[no-any-return]
     raise AssertionError(f"no {RESULT_PREFIX!r} line in the job's output:\n{stdout[-3000:]}")
+
+
+def job_venv(path: Path, project: Path) -> Path:
+    """The user's venv: numpy, pandas, pyarrow, pyspark (driver side), envship, editable
+    *project*. envship is installed from this checkout, rebuilt (not a stale cached wheel)."""
+    import pyspark
+
+    from support import run, uv_bin
+
+    repo = HERE.parent.parent
+    run([uv_bin(), "venv", "-q", "-p", sys.executable, str(path)])
+    py = path / "bin" / "python"
+    args = ["numpy", "pandas", "pyarrow", f"pyspark=={pyspark.__version__}", str(repo),
+            "-e", str(project)]
+    install = [uv_bin(), "pip", "install", "-q", "-p", str(py), "--link-mode", "hardlink"]
+    # From uv's cache when it has everything (seconds), else from the index (minutes).
+    offline = subprocess.run([*install, "--offline", *args], capture_output=True, text=True)
+    if offline.returncode != 0:
+        run([*install, *args])
+    # This checkout's envship, rebuilt: uv may hold a wheel built from an older tree.
+    run([*install, "--no-deps", "--reinstall-package", "envship", "--refresh-package",
+         "envship", str(repo)])
+    return py
+
+
+class CountingStore:
+    """Serves a store directory over HTTP on 127.0.0.1 and records every GET (time, path)."""
+
+    def __init__(self, root: Path) -> None:
+        import functools
+        import http.server
+        import threading
+
+        self.gets: list[tuple[float, str]] = []
+        outer = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                import time
+
+                outer.gets.append((time.time(), self.path))
+                super().do_GET()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        handler = functools.partial(Handler, directory=str(root))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def blob_gets(self, start: float = 0.0, end: float = float("inf")) -> list[str]:
+        return [p for t, p in self.gets if start <= t <= end and p.startswith("/blobs/")]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,3 @@
+"""A plain module next to the job script."""
+
+OFFSET = 100
