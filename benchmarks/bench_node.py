@@ -5,7 +5,7 @@
 Builds a venv with uv, turns its site-packages into one deps layer (docs/formats.md layout),
 writes a store, then measures (medians, wall clock, page cache warm):
 - warm start: `envship exec ENV -- python -c pass` and `python envship_node.py ENV -- python -c
-  pass` against bare `python -c pass` (interleaved runs);
+  pass` against `python -c pass` in an empty venv of the same interpreter (interleaved runs);
 - cold start: `envship exec` on an empty cache (fetch + sha256 + safe unpack + view) against
   `tar xzf` of the same blobs.
 """
@@ -121,13 +121,18 @@ def main() -> None:
         print(f"cold: envship exec {c:.2f} s, tar xzf + python -c pass {t:.2f} s, "
               f"ratio {c / t:.2f}")
 
+        # Baseline: the same interpreter in an empty venv (the base install's own
+        # site-packages may hold many .pth files a venv never reads).
+        empty = work / "empty-venv"
+        subprocess.run([str(BIN / "uv"), "venv", "-q", "-p", PY, str(empty)], check=True)
+        bare_cmd = [str(empty / "bin" / "python"), "-c", "pass"]
         bare, ex, sf = [], [], []
         for _ in range(args.warm_runs):  # interleaved: load changes hit all three alike
-            bare.append(timed([PY, "-c", "pass"]))
+            bare.append(timed(bare_cmd))
             ex.append(timed(exec_cmd, env))
             sf.append(timed([PY, str(script), str(uri), "--", "python", "-c", "pass"], env))
         b = statistics.median(bare)
-        print(f"warm: bare python -c pass {b * 1000:.1f} ms")
+        print(f"warm: python -c pass in an empty venv {b * 1000:.1f} ms")
         print(f"warm: envship exec +{(statistics.median(ex) - b) * 1000:.1f} ms")
         print(f"warm: envship_node.py +{(statistics.median(sf) - b) * 1000:.1f} ms")
     finally:

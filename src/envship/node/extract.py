@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import tarfile
 import time
 
 from .errors import NodeError
+from .gunzip import Gunzip
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,11 +86,15 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
         return real == root or real.startswith(root + os.sep)
 
     try:
-        # gzip.GzipFile + a plain tar stream: tarfile's own "r|gz" slices its whole decompressed
-        # buffer on every 512-byte header read, which makes big layers several times slower.
-        gz = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[call-overload]
-        tar = tarfile.open(fileobj=gz, mode="r|", bufsize=16 << 10)  # noqa: SIM115 - closed below
+        # Our own gunzip thread + a plain tar stream: tarfile's "r|gz" slices its whole
+        # decompressed buffer on every 512-byte header read and inflates in this thread.
+        gz = Gunzip(stream)
+    except (OSError, RuntimeError) as exc:
+        raise NodeError(f"layer {layer}: cannot start unpacking ({exc})") from None
+    try:
+        tar = tarfile.open(fileobj=gz, mode="r|", bufsize=16 << 10)  # type: ignore[call-overload]  # noqa: SIM115
     except (tarfile.TarError, OSError, EOFError) as exc:
+        gz.close()
         raise NodeError(f"layer {layer}: not a tar.gz blob ({exc})") from None
     try:
         for member in tar:
@@ -171,4 +175,5 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
         raise NodeError(f"layer {layer}: damaged or unreadable tar ({exc})") from None
     finally:
         tar.close()
+        gz.close()
     return total
