@@ -34,7 +34,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tools", default=",".join(TOOLS), help="comma-separated tools to measure")
     p.add_argument("--runs", type=int, default=None, help="runs per timed step (default 3)")
     p.add_argument("--slow-runs", type=int, default=None,
-                   help="runs of PEX builds with an empty cache (default: --runs; 1 if --quick)")
+                   help="runs of each PEX build step (default: --runs; 1 if --quick)")
     p.add_argument("--warm-runs", type=int, default=None,
                    help="runs per warm start-up figure (default 50; 20 if --quick)")
     p.add_argument("--output", type=Path, default=None, help="JSON results file")
@@ -82,12 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         reference_freeze=env.frozen_requirements(), anchors=dict(ANCHOR_PACKAGES),
         sections=sorted(sections), tools=sorted(tools),
     )
-    major, minor = sys.version_info[:2]
-    base_python = Path(sys.base_prefix) / "bin" / f"python{major}.{minor}"
     ctx = Ctx(env=env, anchors=anc, scratch=fresh_dir(env.root / "scratch"), runs=runs,
               slow_runs=args.slow_runs or (1 if args.quick else runs),
               warm_runs=args.warm_runs or (20 if args.quick else 50),
-              base_python=base_python, results=results)
+              base_python=anc.node_python, results=results)
     results.context.update(runs=ctx.runs, slow_runs=ctx.slow_runs, warm_runs=ctx.warm_runs)
     try:
         if "floors" in sections:

@@ -144,7 +144,7 @@ def bench_node(ctx: Ctx, tools: set[str]) -> None:
         for tool, (cmd, envvars) in warm.items():
             samples[tool].append(timed(cmd, env=envvars))
     bare = res.add_time("node warm start", "bare python", samples.pop("bare python"),
-                        "python -c pass, base interpreter")
+                        "python -c pass, the node's plain interpreter (an empty venv)")
     for tool, times in samples.items():
         med = res.add_time("node warm start", tool, times)
         res.add("node warm overhead vs bare python", tool, round((med - bare) * 1000, 1), "ms")

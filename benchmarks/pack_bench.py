@@ -118,7 +118,7 @@ def _cluster_pack(ctx: Ctx) -> None:
     pex = s / "cp-cold" / "env.pex"
     res.add("size: total", "cluster-pack", pex.stat().st_size, "B")
     warm_cache = [anc.cluster_pack(a, env, pex, s / "pex-root-cp", force=True).seconds
-                  for _ in range(ctx.runs)]
+                  for _ in range(ctx.slow_runs)]
     res.add_time("pack cold, downloads cached", "cluster-pack", warm_cache,
                  "force_upload=True with a warm PEX_ROOT (no network)")
     warm = [anc.cluster_pack(a, env, pex, s / "pex-root-cp", force=False).seconds
@@ -153,7 +153,7 @@ def _pex(ctx: Ctx) -> None:
                  "pex -r frozen-requirements <project>, empty PEX_ROOT (downloads from PyPI)")
     res.add("reproducible (2+ cold builds)", "pex", _same(hashes), "")
     res.add("size: total", "pex", out.stat().st_size, "B")
-    warm = [anc.pex_build(a, env, out, s / "pex-root-pex") for _ in range(ctx.runs)]
+    warm = [anc.pex_build(a, env, out, s / "pex-root-pex") for _ in range(ctx.slow_runs)]
     res.add_time("pack warm (nothing changed)", "pex", warm, "warm PEX_ROOT, full rebuild")
 
 

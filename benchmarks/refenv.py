@@ -58,6 +58,7 @@ class Anchors:
     cluster_pack: Path
     venv_pack: Path
     pex: Path
+    node_python: Path  # an empty venv's interpreter: stands in for a node's plain Python
 
     def bin(self, venv: Path, name: str) -> str:
         return str(venv / "bin" / name)
@@ -140,4 +141,10 @@ def anchors() -> Anchors:
         venv = root / name
         _ensure(venv, list(pkgs), lambda v=venv, p=pkgs: _make_venv(v, p, []))
         paths[name] = venv
-    return Anchors(paths["cluster-pack"], paths["venv-pack"], paths["pex"])
+    # A node's "system Python": an empty venv, so that site .pth files of this machine's base
+    # interpreter (a sandbox hook here imports certifi: +300 ms per start) stay out of it.
+    node = root / "node-python"
+    _ensure(node, ["empty"], lambda: run([uv_bin(), "venv", "-q", "-p", sys.executable,
+                                          str(node)]))
+    return Anchors(paths["cluster-pack"], paths["venv-pack"], paths["pex"],
+                   node / "bin" / "python")

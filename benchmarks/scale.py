@@ -1,7 +1,7 @@
 """Cluster model: store reads and start-up per job for N nodes, M jobs/day, K env versions.
 
 `python -m benchmarks.scale [--results FILE]` prints the model fed by measured sizes and
-start-up times; `--validate` also runs a small real cluster (separate node caches running
+start-up times; `--validate quick|full` also runs a small real cluster (separate node caches running
 `envship exec` against a counting HTTP store) and prints model vs measured store reads.
 """
 
@@ -191,14 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deps-versions", type=int, default=1, help="dependency sets per day")
     p.add_argument("--containers", type=int, default=20, help="containers per job")
     p.add_argument("--bandwidth", type=float, default=200.0, help="store MB/s per node")
-    p.add_argument("--validate", action="store_true", help="run the small real cluster too")
-    p.add_argument("--quick", action="store_true", help="validate with the quick reference env")
+    p.add_argument("--validate", choices=("quick", "full"), default=None,
+                   help="also run the small real cluster with this reference env")
     p.add_argument("--v-nodes", type=int, default=8)
     p.add_argument("--v-jobs", type=int, default=20)
     p.add_argument("--v-versions", type=int, default=4)
     p.add_argument("--v-containers", type=int, default=3)
     args = p.parse_args(argv)
-    path = args.results or _latest("quick" if args.quick else "full")
+    path = args.results or _latest("full") or _latest("quick")
     if path is None:
         print("no results JSON: run `python -m benchmarks` first", file=sys.stderr)
         return 2
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {row['store_bytes_per_day'] / 1e9:.3g} GB | "
               f"{row['startup_s_per_container']:.3g} s |")
     if args.validate:
-        v = validate("quick" if args.quick else "full", args.v_nodes, args.v_jobs,
+        v = validate(args.validate, args.v_nodes, args.v_jobs,
                      args.v_versions, args.v_containers)
         out["validation"] = v
         ratio = v["blob_bytes_measured"] / v["blob_bytes_model"] if v["blob_bytes_model"] else 0
