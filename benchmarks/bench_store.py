@@ -65,12 +65,12 @@ def throughput(endpoint: str, mib: int, runs: int) -> dict[str, Any]:
         fs.mkdir(bucket)
         store = open_store(f"s3://{bucket}/store", {"endpoint_url": endpoint})
 
-        def with_envship() -> None:
+        def with_envship(store: Any = store) -> None:
             start = time.perf_counter()
             store.publish(manifest, {layer.digest: blob}, provenance=False)
             envship_s.append(time.perf_counter() - start)
 
-        def with_put() -> None:
+        def with_put(bucket: str = bucket) -> None:
             start = time.perf_counter()
             fs.put_file(str(blob), f"{bucket}/plain/blob.bin")
             put_s.append(time.perf_counter() - start)
