@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .errors import PackError
 from .snapshot import DistInfo, Snapshot
@@ -19,9 +20,11 @@ log = logging.getLogger(__name__)
 _CHECKOUT_POINTERS = ("direct_url.json", "uv_cache.json")
 
 
-@dataclass(frozen=True)
-class LayerEntry:
-    """One regular file of a layer: where it is read from and how it is transformed."""
+class LayerEntry(NamedTuple):
+    """One regular file of a layer: where it is read from and how it is transformed.
+
+    A NamedTuple rather than a frozen dataclass: big environments make tens of thousands.
+    """
 
     arcname: str  # path inside the layer, e.g. "site-packages/numpy/__init__.py"
     source: str  # absolute path read when archiving
@@ -119,8 +122,9 @@ class _Builder:
         return LayerPlan(kind, entries, mode, tuple(salt))
 
 
-def _sort_key(arcname: str) -> tuple[str, ...]:
-    return tuple(arcname.split("/"))
+def _sort_key(arcname: str) -> str:
+    # Same order as comparing path components: "\0" sorts below every character of a name.
+    return arcname.replace("/", "\0")
 
 
 def plan_layers(

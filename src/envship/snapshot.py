@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .editables import SourceRoot, editable_roots
 from .errors import SnapshotError
@@ -38,9 +38,8 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-@dataclass(frozen=True)
-class RecordFile:
-    """One installed file of a distribution."""
+class RecordFile(NamedTuple):
+    """One installed file of a distribution (a NamedTuple: there are tens of thousands)."""
 
     rel: str  # the path as written in RECORD (relative to the dist's location)
     path: str  # absolute, normalised
@@ -229,13 +228,18 @@ def _dist(raw: Mapping[str, Any]) -> DistInfo:
 
 def _stray(site_dirs: tuple[str, ...], dists: tuple[DistInfo, ...]) -> tuple[list[str], list[str]]:
     owned: set[str] = set()
+    owned_tops: set[str] = set()
     for d in dists:
         owned.add(d.metadata_dir)
-        for f in d.files:
-            owned.add(f.path)
         if d.egg_link:
             owned.add(d.egg_link)
-    owned_tops: set[str] = set()
+        if d.location in site_dirs:  # fast path: RECORD paths are relative to site-packages
+            base = d.location + os.sep
+            owned_tops.update(base + f.rel.partition("/")[0] for f in d.files
+                              if not f.rel.startswith("."))
+            owned.update(f.path for f in d.files if f.rel.startswith("."))
+        else:
+            owned.update(f.path for f in d.files)
     prefixes = [sp + os.sep for sp in site_dirs]
     for p in owned:
         for prefix in prefixes:
@@ -259,6 +263,23 @@ def _stray(site_dirs: tuple[str, ...], dists: tuple[DistInfo, ...]) -> tuple[lis
     return stray, foreign_pth
 
 
+def _warn_off_env_paths(pth: str, prefix: str) -> None:
+    """A stray .pth adding directories outside the env will not resolve on a node: say so."""
+    try:
+        with open(pth, encoding="utf-8", errors="replace") as fh:
+            lines = [ln.strip() for ln in fh]
+    except OSError:
+        return
+    site = os.path.dirname(pth)
+    for line in lines:
+        if not line or line.startswith(("#", "import ", "import\t")):
+            continue
+        target = os.path.normpath(os.path.join(site, line))
+        if os.path.isdir(target) and not target.startswith(prefix + os.sep):
+            log.warning("%s adds %s, which is outside the environment and will not be shipped; "
+                        "install that code as a package (pip install -e) instead", pth, target)
+
+
 def snapshot_from_probe(data: Mapping[str, Any]) -> Snapshot:
     """Turn the probe's JSON answer into a Snapshot (editable roots resolved, strays found)."""
     by_name: dict[str, DistInfo] = {}
@@ -273,8 +294,13 @@ def snapshot_from_probe(data: Mapping[str, Any]) -> Snapshot:
     site_dirs = tuple(str(s) for s in data["site_packages"])
     stray, foreign_pth = _stray(site_dirs, dists)
     for path in stray:
-        log.warning("%s belongs to no installed distribution; including it in the deps layer",
-                    path)
+        # virtualenv's own helper (_virtualenv.py/.pth) is expected in every venv it makes
+        level = logging.INFO if os.path.basename(path).startswith("_virtualenv.") else (
+            logging.WARNING)
+        log.log(level, "%s belongs to no installed distribution; including it in the deps layer",
+                path)
+    for pth in foreign_pth:
+        _warn_off_env_paths(pth, str(data["prefix"]))
     python = PythonInfo(
         implementation=str(data["implementation"]),
         version=str(data["version"]),

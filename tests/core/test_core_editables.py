@@ -92,6 +92,8 @@ def flavours(tmp_path_factory: pytest.TempPathFactory) -> Flavours:
     (site / "stray_mod.py").write_text("STRAY = 1\n")
     (site / "straypkg").mkdir()
     (site / "straypkg" / "__init__.py").write_text("")
+    (base / "outside").mkdir()
+    (site / "zz_extra.pth").write_text(f"# added by hand\n{base / 'outside'}\n")
     return Flavours(base / "venv", site, base)
 
 
@@ -172,10 +174,12 @@ def test_stray_files_are_warned_and_included(
         result = pack(flavours.venv, cache_dir=tmp_path / "cache")
     warned = " ".join(r.getMessage() for r in caplog.records)
     assert "stray_mod.py" in warned and "straypkg" in warned
+    assert "zz_extra.pth adds" in warned and "outside the environment" in warned
     names = layer_names(result, "deps")
     assert "site-packages/stray_mod.py" in names
     assert "site-packages/straypkg/__init__.py" in names
     assert "site-packages/easy-install.pth" not in names
+    assert "site-packages/zz_extra.pth" in names
 
 
 def test_py4j_left_out_by_default(flavours_pack: PackResult) -> None:
@@ -208,7 +212,8 @@ def test_only_selects_distributions(flavours: Flavours, tmp_path: Path) -> None:
     # no distribution in deps: only the stray files nobody owns remain there
     deps_files = [n for n in layer_names(result, "deps") if not n.endswith("/")]
     assert sorted(n for n in deps_files if "." in n.rsplit("/", 1)[-1]) == [
-        "site-packages/stray_mod.py", "site-packages/straypkg/__init__.py"]
+        "site-packages/stray_mod.py", "site-packages/straypkg/__init__.py",
+        "site-packages/zz_extra.pth"]
     with pytest.raises(PackError, match="not installed.*no-such-dist"):
         pack(flavours.venv, only=["no_such.dist"], cache_dir=tmp_path / "c")
 

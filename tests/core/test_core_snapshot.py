@@ -1,0 +1,80 @@
+"""Snapshot details: probe-answer reuse, progress reports, script shebangs, selection names."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from envship.archive import SHEBANG, _rewrite_shebang
+from envship.packing import PackResult, pack
+from envship.selection import DEFAULT_EXCLUDED
+from envship.snapshot import canonical_name, take_snapshot
+from support import make_venv, run, uv_bin
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    venv = tmp_path_factory.mktemp("snap") / "venv"
+    make_venv(venv)
+    return venv
+
+
+def test_probe_answer_reused_until_site_packages_changes(small: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = pack(small, cache_dir=cache)
+    assert len(list((cache / "probes").glob("*.json"))) == 1
+    assert pack(small, cache_dir=cache).env_id == first.env_id
+    run([uv_bin(), "pip", "install", "-q", "-p", str(small / "bin" / "python"), "py4j"])
+    after = pack(small, include=["py4j"], cache_dir=cache)
+    assert "py4j" in {d.name for d in after.manifest.distributions}
+    assert after.built["deps"] is True
+    run([uv_bin(), "pip", "uninstall", "-q", "-p", str(small / "bin" / "python"), "py4j"])
+    assert pack(small, cache_dir=cache).env_id == first.env_id
+
+
+def test_progress_callback_reports_each_built_layer(small: Path, tmp_path: Path) -> None:
+    events: list[tuple[str, int, int]] = []
+    result = pack(small, cache_dir=tmp_path / "cache",
+                  progress=lambda kind, done, total: events.append((kind, done, total)))
+    ref = result.manifest.layer("deps")
+    assert ref is not None
+    assert events[-1] == ("deps", ref.files, ref.files)
+    assert all(0 < done <= total for _, done, total in events)
+    events.clear()
+    pack(small, cache_dir=tmp_path / "cache", progress=lambda *a: events.append(a))
+    assert events == []  # nothing archived on a warm pack
+
+
+def test_scripts_get_portable_shebang(sample_pack: PackResult) -> None:
+    ref = sample_pack.manifest.layer("deps")
+    assert ref is not None
+    with tarfile.open(sample_pack.blobs[ref.digest], "r:gz") as tar:
+        scripts = [m for m in tar.getmembers() if m.isfile() and m.name.startswith("data/bin/")]
+        assert scripts, "pip installs a pip3.X script that is not an entry point"
+        for member in scripts:
+            fh = tar.extractfile(member)
+            assert fh is not None
+            head = fh.read().split(b"\n", 1)[0]
+            if b"python" in head:
+                assert head == SHEBANG, member.name
+
+
+def test_rewrite_shebang_forms() -> None:
+    assert _rewrite_shebang(b"#!/a/venv/bin/python3.11\nimport x\n") == SHEBANG + b"\nimport x\n"
+    trampoline = b"#!/bin/sh\n'''exec' \"/very/long/python\" \"$0\" \"$@\"\n' '''\nimport x\n"
+    assert _rewrite_shebang(trampoline) == SHEBANG + b"\nimport x\n"
+    assert _rewrite_shebang(b"#!/bin/bash\necho hi\n") == b"#!/bin/bash\necho hi\n"
+    assert _rewrite_shebang(b"\x7fELF...") == b"\x7fELF..."
+
+
+def test_snapshot_facts(small: Path) -> None:
+    snap = take_snapshot(small)
+    assert snap.prefix == str(small.resolve())
+    assert snap.python.abi.startswith("cp3")
+    assert snap.python.platform.endswith("x86_64") or snap.python.platform.endswith("aarch64")
+    assert {"pip", "setuptools"} <= {d.name for d in snap.distributions}
+    assert all(d.source == "index" for d in snap.distributions)
+    assert canonical_name("Py4J") == "py4j" and canonical_name("a_b.c") == "a-b-c"
+    assert set(DEFAULT_EXCLUDED) == {"pyspark", "py4j"}
