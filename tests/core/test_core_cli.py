@@ -34,10 +34,21 @@ def no_temp_files(home: Path) -> bool:
     return not list(home.rglob(".tmp-*")) if home.exists() else True
 
 
+@pytest.fixture(scope="module")
+def small_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    venv = tmp_path_factory.mktemp("small-template") / "venv"
+    make_venv(venv)
+    return venv
+
+
 @pytest.fixture
-def small_venv(tmp_path: Path) -> Path:
-    """A fresh venv with only pip / setuptools / wheel; tests may break it."""
-    make_venv(tmp_path / "small")
+def small_venv(small_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of a venv with only pip / setuptools / wheel; tests may break it.
+
+    A venv works from a copy (its interpreter finds pyvenv.cfg next to itself); only the
+    shebangs of its bin/ scripts still name the template, which packing does not run.
+    """
+    shutil.copytree(small_template, tmp_path / "small", symlinks=True)
     return tmp_path / "small"
 
 
