@@ -115,3 +115,15 @@ def test_cli_pack_requirements_json(lock_dir: Path, tmp_path: Path) -> None:
     manifest = json.loads(Path(data["manifest"]).read_text())
     assert manifest["python"]["platform"] == "manylinux_2_28_x86_64"
     assert manifest["python"]["abi"] == f"cp{HOST_VERSION.replace('.', '')}"
+
+
+def test_ship_from_a_lock(lock_dir: Path, builders_cache: Path, tmp_path: Path) -> None:
+    import envship
+
+    env = envship.ship(tmp_path / "store", requirements=lock_dir / "requirements.txt",
+                       platform="manylinux_2_28_x86_64", code=False, cache_dir=builders_cache)
+    assert env.manifest.python.platform == "manylinux_2_28_x86_64"
+    assert Path(env.uri).is_file()
+    got = _exec(Path(env.uri), "python", "-c", "import six; print(six.__version__)",
+                cwd=tmp_path)
+    assert got.strip() == "1.17.0"

@@ -116,3 +116,27 @@ def test_bad_target_options(tmp_path: Path) -> None:
         pack_lock(req, platform="manylinux_2_99_aarch64", code=False)
     with pytest.raises(PackError, match="--python-version"):
         pack_lock(req, python_version="three", code=False)
+
+
+def test_platform_tags_map_to_uv_names() -> None:
+    from envship.builders.target import uv_platform
+
+    assert uv_platform("manylinux_2_28_aarch64") == "aarch64-manylinux_2_28"
+    assert uv_platform("manylinux2014_x86_64") == "x86_64-manylinux_2_17"
+    assert uv_platform("macosx_14_0_arm64") == "aarch64-apple-darwin"
+    assert uv_platform("win_amd64") == "x86_64-pc-windows-msvc"
+    with pytest.raises(PackError, match="not a platform envship can build for"):
+        uv_platform("manylinux_2_5_x86_64")
+
+
+def test_lock_options_need_requirements(tmp_path: Path) -> None:
+    from envship.packing import pack
+
+    with pytest.raises(PackError, match="--platform: only with --requirements"):
+        pack(platform="manylinux_2_28_x86_64")
+    req = tmp_path / "requirements.txt"
+    req.write_text(f"{SIX}\n")
+    with pytest.raises(PackError, match="exclude each other"):
+        pack("/usr/bin/python3", requirements=req)
+    with pytest.raises(PackError, match="--with-python"):
+        pack(with_python=True, requirements=req)

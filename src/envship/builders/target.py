@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from ..errors import PackError
 from ..manifest import PythonInfo
 
-__all__ = ["Target", "resolve_target", "host_platform_tag", "uv_platform"]
+__all__ = ["Target", "resolve_target", "host_platform_tag", "uv_platform", "arch_of"]
 
 # The newest manylinux glibc minor uv knows by name (`x86_64-manylinux_2_40`).
 _UV_MANYLINUX_MAX = 40
 _UV_MANYLINUX_MIN = 17
 _ARCHES = ("x86_64", "aarch64")
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(x86_64|aarch64)$")
-_LEGACY = {"manylinux2014": (2, 17), "manylinux_2_17": (2, 17)}
 _OTHER = {
     "musllinux_1_2_x86_64": "x86_64-unknown-linux-musl",
     "musllinux_1_2_aarch64": "aarch64-unknown-linux-musl",
@@ -65,6 +64,9 @@ def uv_platform(tag: str) -> str:
             return f"{arch}-manylinux_2_{minor}"
     if tag in _OTHER:
         return _OTHER[tag]
+    mac = re.match(r"^macosx_\d+_\d+_(arm64|x86_64|universal2)$", tag)
+    if mac:  # uv targets the macOS version in $MACOSX_DEPLOYMENT_TARGET (default 13.0)
+        return "x86_64-apple-darwin" if mac.group(1) == "x86_64" else "aarch64-apple-darwin"
     known = ", ".join(
         [f"manylinux_2_{{{_UV_MANYLINUX_MIN}..{_UV_MANYLINUX_MAX}}}_{{x86_64,aarch64}}"]
         + sorted(_OTHER)
