@@ -257,6 +257,8 @@ def _stray(site_dirs: tuple[str, ...], dists: tuple[DistInfo, ...]) -> tuple[lis
                 continue
             if entry == "easy-install.pth":  # legacy develop installs: handled via egg-links
                 continue
+            if entry == "README.txt":  # CPython's "this directory exists so that…" note
+                continue
             stray.append(full)
             if entry.endswith(".pth"):
                 foreign_pth.append(full)
