@@ -166,7 +166,15 @@ def validate(profile: str, nodes: int, jobs: int, versions: int, containers: int
     finally:
         server.shutdown()
     measured = _CountingHandler.counts
+    deps = [size for kind, size in sizes.values() if kind == "deps"]
+    code = [size for kind, size in sizes.values() if kind == "code"]
+    analytic = model(Inputs(deps=sum(deps) / len(deps), code=sum(code) / len(code),
+                            venv_pack=0, pex=0, cold_envship=0, warm_envship=0,
+                            cold_venv_pack=0, cold_pex=0),
+                     nodes, jobs, versions, containers, len(deps), 1.0)
     return {
+        "blob_bytes_analytic": round(
+            analytic["envship (layers + node cache)"]["store_bytes_per_day"]),
         "profile": profile, "nodes": nodes, "jobs": jobs, "versions": versions,
         "containers": containers, "blob_bytes_model": predicted,
         "blob_bytes_measured": measured.get("blobs", 0),
@@ -222,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         ratio = v["blob_bytes_measured"] / v["blob_bytes_model"] if v["blob_bytes_model"] else 0
         print(f"\nvalidation ({v['profile']} env, {v['nodes']} node caches x {v['jobs']} jobs, "
               f"{v['versions']} versions, {v['containers']} containers/job, {v['execs']} execs):")
-        print(f"  blob bytes read from the store: model {v['blob_bytes_model']}, measured "
-              f"{v['blob_bytes_measured']} (measured/model {ratio:.3f}); blob GETs "
+        print(f"  blob bytes read from the store: schedule model {v['blob_bytes_model']}, "
+              f"analytic model {v['blob_bytes_analytic']}, measured "
+              f"{v['blob_bytes_measured']} (measured/schedule model {ratio:.3f}); blob GETs "
               f"{v['blob_requests']}; other GETs {v['other_requests']} "
               f"({v['other_bytes_measured']} B); mean exec {v['mean_start_s']:.3f} s")
     dest = RESULTS_DIR / f"scale-{path.stem}.json"
