@@ -79,7 +79,7 @@ def test_publisher_killed_mid_upload_leaves_no_visible_env(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     url = str(tmp_path / "store") if kind == "local" else request.getfixturevalue("s3_url")
-    env = big_env(tmp_path / "blobs", 40)
+    env = big_env(tmp_path / "blobs", 48)
     deps = env.manifest.layer("deps")
     assert deps is not None
     spec = write_spec(env, tmp_path / "spec.json")
@@ -87,7 +87,7 @@ def test_publisher_killed_mid_upload_leaves_no_visible_env(
     assert proc.stdout is not None
     deadline = time.monotonic() + 120
     for line in proc.stdout:
-        # Past 2 object-store parts (8 MiB each): the upload is well under way.
+        # Past the first object-store part (16 MiB): the upload is well under way.
         if line.startswith("sent ") and int(line.split()[1]) >= 20 * MIB:
             break
         assert time.monotonic() < deadline
@@ -143,7 +143,7 @@ def test_upload_memory_stays_flat(tmp_path: Path) -> None:
 @pytest.mark.s3
 def test_big_s3_blob_with_wrong_digest_is_aborted(s3_url: str, tmp_path: Path) -> None:
     """Parallel multipart path: a digest mismatch aborts the upload; nothing stays behind."""
-    env = big_env(tmp_path / "blobs", 20)
+    env = big_env(tmp_path / "blobs", 36)  # ≥ 2 parts: the parallel multipart path
     deps = env.manifest.layer("deps")
     assert deps is not None
     Path(env.blobs[deps.digest]).write_bytes(os.urandom(deps.size))  # same size, new bytes

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 CHUNK = 1 << 20  # 1 MiB: read/hash/write unit, so memory stays flat for any blob size
-PART = 8 << 20  # object-store part size (a multiple of CHUNK, ≥ S3's 5 MiB minimum)
+PART = 16 << 20  # object-store part size (a multiple of CHUNK, ≥ S3's 5 MiB minimum)
 TEMP_MARK = ".tmp-"
 
 ProgressFn = Callable[[int], None]
