@@ -84,9 +84,19 @@ def build_store(work: Path, packages: list[str]) -> Path:
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    return timed_cpu(cmd, env)[0]
+
+
+def timed_cpu(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall seconds, user+sys CPU seconds) of *cmd*; CPU time varies less on a busy machine."""
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return wall, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -126,15 +136,21 @@ def main() -> None:
         empty = work / "empty-venv"
         subprocess.run([str(BIN / "uv"), "venv", "-q", "-p", PY, str(empty)], check=True)
         bare_cmd = [str(empty / "bin" / "python"), "-c", "pass"]
-        bare, ex, sf = [], [], []
+        # the single file runs with the same empty venv's python (a base install's site-packages
+        # can be slow to start and is not ours to measure)
+        sf_cmd = [bare_cmd[0], str(script), str(uri), "--", "python", "-c", "pass"]
+        runs: dict[str, list[tuple[float, float]]] = {"bare": [], "exec": [], "file": []}
         for _ in range(args.warm_runs):  # interleaved: load changes hit all three alike
-            bare.append(timed(bare_cmd))
-            ex.append(timed(exec_cmd, env))
-            sf.append(timed([PY, str(script), str(uri), "--", "python", "-c", "pass"], env))
-        b = statistics.median(bare)
-        print(f"warm: python -c pass in an empty venv {b * 1000:.1f} ms")
-        print(f"warm: envship exec +{(statistics.median(ex) - b) * 1000:.1f} ms")
-        print(f"warm: envship_node.py +{(statistics.median(sf) - b) * 1000:.1f} ms")
+            runs["bare"].append(timed_cpu(bare_cmd))
+            runs["exec"].append(timed_cpu(exec_cmd, env))
+            runs["file"].append(timed_cpu(sf_cmd, env))
+        wall = {k: statistics.median(w for w, _ in v) * 1000 for k, v in runs.items()}
+        cpu = {k: statistics.median(c for _, c in v) * 1000 for k, v in runs.items()}
+        print(f"warm: python -c pass in an empty venv {wall['bare']:.1f} ms "
+              f"(CPU {cpu['bare']:.1f} ms)")
+        for key, label in (("exec", "envship exec"), ("file", "envship_node.py")):
+            print(f"warm: {label} +{wall[key] - wall['bare']:.1f} ms "
+                  f"(CPU +{cpu[key] - cpu['bare']:.1f} ms)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
