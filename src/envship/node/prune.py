@@ -71,15 +71,19 @@ def list_cache(root: str) -> list[CacheEntry]:
                 layers = tuple(line.strip() for line in f if line.strip())
         except OSError:
             layers = ()
-        views.append(
-            CacheEntry("env", env_id, path, 0, os.stat(path).st_mtime, _in_use(root, env_id),
-                       layers)
-        )
+        try:
+            mtime = os.stat(path).st_mtime
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        views.append(CacheEntry("env", env_id, path, 0, mtime, _in_use(root, env_id), layers))
     out: list[CacheEntry] = []
     for hex_ in _names(os.path.join(root, "layers")):
         path = cache.layer_dir(root, hex_)
         users = [v for v in views if hex_ in v.layers]
-        last = max([os.stat(path).st_mtime] + [v.last_use for v in users])
+        try:
+            last = max([os.stat(path).st_mtime] + [v.last_use for v in users])
+        except FileNotFoundError:
+            continue
         out.append(
             CacheEntry("layer", hex_, path, _layer_size(path), last, any(v.in_use for v in users))
         )
