@@ -39,6 +39,10 @@ _LAZY = {
 
 def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
+    if module is None and name == "spark":  # `envship.spark.session(...)` after `import envship`
+        import importlib
+
+        return importlib.import_module(f"{__name__}.spark")  # does not import pyspark
     if module is None:
         raise AttributeError(f"module 'envship' has no attribute {name!r}")
     import importlib

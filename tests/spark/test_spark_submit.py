@@ -114,3 +114,17 @@ def test_cli_dry_run_and_errors(tmp_path: Path, fake_spark_home: Path) -> None:
         env=run_env, capture_output=True, text=True,
     )
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def test_envship_spark_is_lazy_and_does_not_import_pyspark() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, envship\n"
+         "assert 'envship.spark' not in sys.modules\n"
+         "envship.spark.conf, envship.spark.session, envship.spark.configure\n"
+         "import envship.engines.spark\n"
+         "print('pyspark' in sys.modules)"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
