@@ -227,7 +227,9 @@ class CountingServer:
 
 
 def node_env(**extra: str) -> dict[str, str]:
+    """The test process's environment minus settings that would change what the node does."""
     env = dict(os.environ)
-    env.pop("VIRTUAL_ENV", None)
+    for key in ("VIRTUAL_ENV", "ENVSHIP_PYTHON", "ENVSHIP_CACHE_MAX", "PYTHONPATH"):
+        env.pop(key, None)
     env.update(extra)
     return env

@@ -129,7 +129,10 @@ def test_interpreter_missing_fails_before_download(
     write_store(root, manifest, base.blobs)
     server = serve(root)  # type: ignore[operator]
     uri = f"{server.url}/envs/{manifest.env_id}.json"
-    proc = envship_exec(cache, uri, "python", "-c", "pass")
+    proc = subprocess.run(
+        [ENVSHIP, "exec", "--cache", str(cache), uri, "--", "python", "-c", "pass"],
+        capture_output=True, text=True, env=node_env(PATH="/usr/bin:/bin"),
+    )
     assert proc.returncode == 1
     assert "needs CPython 3.7" in proc.stderr and "--with-python" in proc.stderr
     assert not any(p.startswith("/blobs/") for p in server.counts)  # nothing downloaded
