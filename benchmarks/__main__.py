@@ -114,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         tmp = out.with_suffix(".tmp")
         tmp.write_text(results.to_json() + "\n")
         tmp.replace(out)
-        print(markdown_table(results))
+        table = markdown_table(results)
+        out.with_suffix(".md").write_text(table)
+        print(table)
         print(f"results: {out}")
     return 0
 
