@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         envship_commit=_git_commit(), reference_packages=list(env.packages),
         reference_freeze=env.frozen_requirements(), anchors=dict(ANCHOR_PACKAGES),
         sections=sorted(sections), tools=sorted(tools),
+        pythondontwritebytecode=os.environ.get("PYTHONDONTWRITEBYTECODE"),
     )
     ctx = Ctx(env=env, anchors=anc, scratch=fresh_dir(env.root / "scratch"), runs=runs,
               slow_runs=args.slow_runs or (1 if args.quick else runs),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import statistics
+import sys
+from pathlib import Path
 from typing import Any
 
-from .common import BenchError, dir_bytes, fresh_dir, median_time, timed
+from .common import BenchError, dir_bytes, fresh_dir, median_time, run, timed
 from .context import Ctx
 from .envship_steps import envship_bin, envship_exec, envship_ship, node_script, read_pack_dir
 from .refenv import edit_code
@@ -85,6 +87,11 @@ def bench_node(ctx: Ctx, tools: set[str]) -> None:
     env_uri = str(store / "envs" / f"{env_id}.json")
     packed = read_pack_dir(store, env_id=env_id)
     script = node_script(s / "envship_node.py")
+    # An installed wheel has its bytecode compiled; this checkout may not (and the machine may
+    # set PYTHONDONTWRITEBYTECODE), so compile envship's modules once before timing start-up.
+    import envship
+
+    run([sys.executable, "-m", "compileall", "-q", str(Path(envship.__file__).parent)])
     cache = s / "node-cache"
     runs = ctx.runs
 
