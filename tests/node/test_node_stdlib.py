@@ -82,6 +82,22 @@ def test_package_in_bare_venv_with_import_blocker(
     assert proc.stdout.strip() == "pth ok"
 
 
+def test_fsspec_urls_without_fsspec_say_what_to_do(bare_python: Path, tmp_path: Path) -> None:
+    prog = textwrap.dedent(
+        f"""\
+        import sys
+        sys.path.insert(0, {str(SRC)!r})
+        from envship.node import NodeError, prepare
+        try:
+            prepare("s3://bucket/store/envs/" + "a" * 64 + ".json", cache_dir={str(tmp_path)!r})
+        except NodeError as exc:
+            print(exc)
+        """
+    )
+    out = run([str(bare_python), "-c", prog]).stdout
+    assert "needs fsspec" in out and "presigned" in out
+
+
 def test_single_file_form_in_bare_venv(
     bare_python: Path, numpy_store: Store, tmp_path: Path
 ) -> None:
