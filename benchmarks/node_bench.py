@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import BenchError, dir_bytes, fresh_dir, median_time, run, timed
+from .common import BenchError, dir_bytes, fresh_dir, run, timed
 from .context import Ctx
 from .envship_steps import envship_bin, envship_exec, envship_ship, node_script, read_pack_dir
 from .refenv import edit_code
@@ -93,44 +93,40 @@ def bench_node(ctx: Ctx, tools: set[str]) -> None:
 
     run([sys.executable, "-m", "compileall", "-q", str(Path(envship.__file__).parent)])
     cache = s / "node-cache"
-    runs = ctx.runs
 
-    def exec_cold() -> float:
-        fresh_dir(cache)
-        return envship_exec(env_uri, cache, PASS)
-
-    def script_cold() -> float:
-        fresh_dir(cache)
-        return timed([str(ctx.base_python), str(script), env_uri, "--", *PASS],
-                     env={"ENVSHIP_CACHE": str(cache)})
-
-    res.add_time("node cold start", "envship", median_time(exec_cold, runs),
-                 "envship exec: fetch + verify + unpack + assemble, then python -c pass")
-    res.add_time("node cold start (node-script)", "envship", median_time(script_cold, runs),
-                 "python envship_node.py ENV -- python -c pass")
-    blobs = " && ".join(
-        f"mkdir -p {s}/untar/{k} && tar xzf {b} -C {s}/untar/{k}" for k, b in packed.blobs.items()
-    )
-    tar_cmd = ["bash", "-c", f"rm -rf {s}/untar && {blobs} && {ctx.base_python} -c pass"]
-    res.add_time("node cold start", "tar xzf", median_time(lambda: timed(tar_cmd), runs),
-                 "tar xzf of the same layer blobs + python -c pass (no verify, no view)")
+    # Cold: an empty node cache (or unpack dir) each time; the clean-up is not timed. The tools
+    # take turns in each round, so that load changes on a shared machine hit them alike.
+    untar, vp_dir, pex_root = s / "untar", s / "vp", s / "pex-root-node"
+    blobs = " && ".join(f"mkdir -p {untar}/{k} && tar xzf {b} -C {untar}/{k}"
+                        for k, b in packed.blobs.items())
+    cold: dict[tuple[str, str], tuple[Path, list[str], dict[str, str], str]] = {
+        ("node cold start", "envship"): (
+            cache, [envship_bin(), "exec", env_uri, "--", *PASS], {"ENVSHIP_CACHE": str(cache)},
+            "envship exec: fetch + verify + unpack + assemble, then python -c pass"),
+        ("node cold start (node-script)", "envship"): (
+            cache, [str(ctx.base_python), str(script), env_uri, "--", *PASS],
+            {"ENVSHIP_CACHE": str(cache)}, "python envship_node.py ENV -- python -c pass"),
+        ("node cold start", "tar xzf"): (
+            untar, ["bash", "-c", f"{blobs} && {ctx.base_python} -c pass"], {},
+            "tar xzf of the same layer blobs + python -c pass (no verify, no view)"),
+    }
     vp = ctx.artifacts.get("venv-pack")
     if vp is not None:
-        vp_cmd = ["bash", "-c", f"rm -rf {s}/vp && mkdir {s}/vp && tar xzf {vp} -C {s}/vp && "
-                  f"{s}/vp/bin/python -c pass"]
-        res.add_time("node cold start", "venv-pack", median_time(lambda: timed(vp_cmd), runs),
-                     "tar xzf env.tar.gz + env/bin/python -c pass")
+        cold[("node cold start", "venv-pack")] = (
+            vp_dir, ["bash", "-c", f"tar xzf {vp} -C {vp_dir} && {vp_dir}/bin/python -c pass"],
+            {}, "tar xzf env.tar.gz + env/bin/python -c pass")
     cp = ctx.artifacts.get("cluster-pack")
     if cp is not None:
-        root = s / "pex-root-node"
-
-        def pex_cold() -> float:
-            fresh_dir(root)
-            return timed([str(ctx.base_python), str(cp), "-c", "pass"],
-                         env={"PEX_ROOT": str(root)})
-
-        res.add_time("node cold start", "cluster-pack", median_time(pex_cold, runs),
-                     "python env.pex -c pass with an empty PEX_ROOT")
+        cold[("node cold start", "cluster-pack")] = (
+            pex_root, [str(ctx.base_python), str(cp), "-c", "pass"], {"PEX_ROOT": str(pex_root)},
+            "python env.pex -c pass with an empty PEX_ROOT")
+    cold_samples: dict[tuple[str, str], list[float]] = {key: [] for key in cold}
+    for _ in range(ctx.runs):
+        for key, (scratch_dir, cmd, envvars, _note) in cold.items():
+            fresh_dir(scratch_dir)
+            cold_samples[key].append(timed(cmd, env=envvars))
+    for (step, tool), (_d, _c, _e, note) in cold.items():
+        res.add_time(step, tool, cold_samples[(step, tool)], note)
 
     # Warm: everything already unpacked on the node. Interleaved rounds, so that load changes
     # on a shared machine hit every tool alike.
