@@ -121,3 +121,42 @@ def test_not_an_env_reference(tmp_path: Path) -> None:
         prepare(f, cache_dir=tmp_path / "cache")
     with pytest.raises(NodeError, match="exactly one"):
         prepare(tmp_path, cache_dir=tmp_path / "cache")
+
+
+def test_interrupted_download_is_retried(small_store: Store, tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    gets: list[str] = []
+    root = small_store.root
+
+    class Flaky(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            gets.append(self.path)
+            data = (root / self.path.lstrip("/")).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            first_blob_get = self.path.startswith("/blobs/") and gets.count(self.path) == 1
+            self.wfile.write(data[: len(data) // 2] if first_blob_get else data)
+            self.close_connection = True
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{httpd.server_address[1]}/envs/{small_store.env_id}.json"
+        proc = subprocess.run(
+            [ENVSHIP, "exec", "-v", "--cache", str(tmp_path / "cache"), uri, "--", "tiny"],
+            capture_output=True, text=True, env=node_env(),
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "tiny says hi"
+        assert "download ended after" in proc.stderr and "trying again" in proc.stderr
+        blob_path = f"/blobs/sha256/{small_store.blobs[0].hex}.tar.gz"
+        assert gets.count(blob_path) == 2
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -18,6 +18,7 @@ __all__ = [
     "safe_url",
     "local_path",
     "HashingReader",
+    "FetchInterrupted",
     "is_local",
     "env_int",
     "parse_size",
@@ -119,18 +120,37 @@ def read_url(url: str, limit: int = 64 << 20) -> bytes:
     return bytes(data)
 
 
+class FetchInterrupted(NodeError):
+    """A download broke off midway (connection reset, timeout): worth another attempt."""
+
+
 class HashingReader:
     """A read-only stream that sha256-hashes and counts what passes through it."""
 
-    def __init__(self, raw: BinaryIO, limit: int, label: str = "blob") -> None:
+    def __init__(
+        self, raw: BinaryIO, limit: int, label: str = "blob", *, remote: bool = False
+    ) -> None:
         self._raw = raw
         self._limit = limit
         self._label = label
+        self._remote = remote  # a short remote read is a broken-off download, not a bad blob
         self.sha256 = hashlib.sha256()
         self.count = 0
 
     def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n) if n is not None and n >= 0 else self._raw.read()
+        try:
+            data = self._raw.read(n) if n is not None and n >= 0 else self._raw.read()
+        except NodeError:
+            raise
+        except Exception as exc:  # socket errors, http.client.IncompleteRead, fsspec errors
+            raise FetchInterrupted(
+                f"{self._label}: download interrupted after {self.count} bytes "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        if not data and n != 0 and self._remote and self.count < self._limit:
+            raise FetchInterrupted(
+                f"{self._label}: download ended after {self.count} of {self._limit} bytes"
+            )
         self.count += len(data)
         if self.count > self._limit:
             raise NodeError(

@@ -9,6 +9,7 @@ import time
 from . import cache
 from .cache import fast_view, ref_env_id
 from .errors import NodeError
+from .fetch import FetchInterrupted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from .resolve import Resolved
 
 __all__ = ["View", "prepare", "ensure_view"]
+
+_ATTEMPTS = 3  # per layer, when a download breaks off midway
 
 
 class View:
@@ -183,16 +186,25 @@ def _ensure_layer(
             return final, False
         parent = os.path.dirname(final)
         cache.clean_stale(parent, hex_)  # a crashed builder's leftovers: its lock is free now
-        tmp = cache.temp_dir(parent, hex_)
-        try:
-            start = time.monotonic()
-            size = _fetch_unpack(resolved.layer_urls[lay["digest"]], lay, tmp)
-            with open(os.path.join(tmp, ".envship-size"), "w", encoding="ascii") as f:
-                f.write(f"{size}\n")
-            cache.commit_dir(tmp, final)
-        except BaseException:
-            cache.remove_tree(tmp)
-            raise
+        start = time.monotonic()
+        for attempt in range(_ATTEMPTS):
+            tmp = cache.temp_dir(parent, hex_)
+            try:
+                size = _fetch_unpack(resolved.layer_urls[lay["digest"]], lay, tmp)
+                with open(os.path.join(tmp, ".envship-size"), "w", encoding="ascii") as f:
+                    f.write(f"{size}\n")
+                cache.commit_dir(tmp, final)
+                break
+            except FetchInterrupted as exc:
+                cache.remove_tree(tmp)
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                if log:
+                    log(f"{exc}; trying again")
+                time.sleep(0.5 * 2**attempt)
+            except BaseException:
+                cache.remove_tree(tmp)
+                raise
         if log:
             secs = time.monotonic() - start
             mb = lay["size"] / 1e6
@@ -204,11 +216,13 @@ def _ensure_layer(
 
 def _fetch_unpack(url: str, lay: dict[str, Any], tmp: str) -> int:
     from .extract import Limits, extract_layer
-    from .fetch import HashingReader, open_url, safe_url
+    from .fetch import HashingReader, is_local, open_url, safe_url
 
     label = f"{lay['kind']} {lay['digest'][:19]}"
     expected = lay["digest"].split(":", 1)[1]
-    reader = HashingReader(open_url(url), lay["size"], f"layer {label}: blob {safe_url(url)}")
+    reader = HashingReader(
+        open_url(url), lay["size"], f"layer {label}: blob {safe_url(url)}", remote=not is_local(url)
+    )
     try:
         try:
             size = extract_layer(reader, tmp, label, Limits.from_env())
