@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import json
 import logging
 import os
 import tempfile
@@ -25,6 +26,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_DISTS_FILE = ".envship-dists.json"
 
 # --code: a project path, None (the project in the current directory, if any) or False (none)
 CodeArg = str | os.PathLike[str] | None | bool
@@ -67,10 +70,10 @@ def stage_lock(
 def lock_snapshot(staged: Staged, target: Target, code_site: Path | None) -> Snapshot:
     """A Snapshot of the staging prefix (read with this interpreter), with *target*'s facts."""
     sites = [staged.site] + ([code_site] if code_site is not None else [])
-    dists: list[dict[str, Any]] = []
-    for site in sites:
-        for dist in md.distributions(path=[str(site)]):
-            dists.append(_dist_info(dist, str(site), None))
+    dists = _staged_dists(staged)
+    if code_site is not None:
+        dists += [_dist_info(d, str(code_site), None)
+                  for d in md.distributions(path=[str(code_site)])]
     data = {
         "distributions": dists,
         "site_packages": [str(s) for s in sites],
@@ -87,6 +90,29 @@ def lock_snapshot(staged: Staged, target: Target, code_site: Path | None) -> Sna
         "libdir": "",
     }
     return snapshot_from_probe(data)
+
+
+def _staged_dists(staged: Staged) -> list[dict[str, Any]]:
+    """The probe's description of the staged distributions; saved beside them (they never
+    change once staged), so a warm build does not parse every RECORD again."""
+    saved = staged.prefix / _DISTS_FILE
+    try:
+        data = json.loads(saved.read_text())
+        if isinstance(data, list):
+            return data
+    except (OSError, ValueError):
+        pass
+    dists = [_dist_info(d, str(staged.site), None)
+             for d in md.distributions(path=[str(staged.site)])]
+    dists.sort(key=lambda d: str(d.get("name") or "").lower())
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=staged.prefix)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(dists, fh)
+        os.replace(tmp, saved)
+    except OSError as exc:  # a read-only cache only costs speed
+        log.debug("cannot save %s: %s", saved, exc)
+    return dists
 
 
 def pack_lock(
