@@ -123,8 +123,13 @@ def test_gc_removes_stale_temp_files_only(tmp_path: Path) -> None:
     stale.write_bytes(b"partial")
     fresh.write_bytes(b"partial")
     _age(store, f"blobs/sha256/{stale.name}", 7200)
-    assert store.gc().temp_removed == 1
-    assert not stale.exists() and fresh.exists()
+    envs = Path(store.location.path("envs"))
+    envs.mkdir()
+    stale_manifest = envs / (".%s.json.tmp-cccc" % ("3" * 64))
+    stale_manifest.write_bytes(b"{")
+    _age(store, f"envs/{stale_manifest.name}", 7200)
+    assert store.gc().temp_removed == 2
+    assert not stale.exists() and fresh.exists() and not stale_manifest.exists()
 
 
 def test_gc_stops_on_unreadable_manifest(tmp_path: Path) -> None:

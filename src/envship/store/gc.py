@@ -87,17 +87,32 @@ def _referenced(loc: StoreLocation, policy: retry.RetryPolicy, skip: set[str]) -
     return refs
 
 
-def _blob_entries(loc: StoreLocation, policy: retry.RetryPolicy) -> list[dict[str, Any]]:
+def _entries(loc: StoreLocation, policy: retry.RetryPolicy, *folder: str
+             ) -> list[dict[str, Any]]:
     def ls() -> list[dict[str, Any]]:
         try:
-            return list(loc.fs.ls(loc.path("blobs", "sha256"), detail=True))
+            return list(loc.fs.ls(loc.path(*folder), detail=True))
         except FileNotFoundError:
             return []
 
     try:
-        return retry.call(ls, "listing blobs/", loc, policy)
+        return retry.call(ls, f"listing {'/'.join(folder)}/", loc, policy)
     except Exception as exc:
-        raise retry.as_store_error(exc, "listing blobs/", loc) from None
+        raise retry.as_store_error(exc, f"listing {'/'.join(folder)}/", loc) from None
+
+
+def _blob_entries(loc: StoreLocation, policy: retry.RetryPolicy) -> list[dict[str, Any]]:
+    return _entries(loc, policy, "blobs", "sha256")
+
+
+def _small_temp_entries(loc: StoreLocation, policy: retry.RetryPolicy) -> list[dict[str, Any]]:
+    """Temp files of interrupted manifest/tag writes (filesystems with rename only)."""
+    if loc.object_store:
+        return []
+    return [
+        e for folder in ("envs", "tags") for e in _entries(loc, policy, folder)
+        if TEMP_MARK in str(e["name"]).rpartition("/")[2]
+    ]
 
 
 def _rm(loc: StoreLocation, path: str, policy: retry.RetryPolicy) -> None:
@@ -177,7 +192,7 @@ def collect(
     refs = _referenced(loc, policy, set(doomed))
     removed: list[str] = []
     freed = temps = young = 0
-    for entry in blob_entries:
+    for entry in blob_entries + _small_temp_entries(loc, policy):
         path = str(entry["name"])
         name = path.rstrip("/").rpartition("/")[2]
         stamp = mtime_of(entry)
