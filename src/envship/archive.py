@@ -8,7 +8,9 @@ import io
 import os
 import tarfile
 import tempfile
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,13 +19,15 @@ from isal import igzip_threaded
 from .errors import PackError
 from .layers import LayerEntry
 
-__all__ = ["Blob", "write_blob", "COMPRESS_LEVEL", "SHEBANG"]
+__all__ = ["Blob", "BlockWriter", "write_blob", "COMPRESS_LEVEL", "SHEBANG"]
 
 COMPRESS_LEVEL = 1
 SHEBANG = b"#!/usr/bin/env python"
 _THREADS = 2
 _BLOCK = 1 << 20
-_BIG = 8 << 20  # files above this are streamed in chunks, smaller ones read whole
+_BIG = 4 << 20  # files above this are streamed in chunks, smaller ones read whole (ahead)
+_READERS = 2
+_WINDOW = 32
 _ZERO = bytes(tarfile.BLOCKSIZE)
 
 ProgressFn = Callable[[int, int], None]
@@ -55,6 +59,37 @@ class _HashingFile(io.RawIOBase):
         self.sha.update(data)
         self.size += len(data)
         return len(data)
+
+
+class BlockWriter:
+    """Feeds the compressor fixed-size blocks, whatever the sizes of the writes.
+
+    ``igzip_threaded`` compresses each block it is handed on its own (with the previous
+    block as dictionary), so block boundaries shape the output: cutting the tar stream at fixed
+    offsets makes the gzip bytes a function of the tar bytes alone.
+    """
+
+    def __init__(self, out: io.BufferedIOBase, block: int = _BLOCK) -> None:
+        self._out = out
+        self._block = block
+        self._buf = bytearray()
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        buf = self._buf
+        buf += data
+        if len(buf) >= self._block:
+            cut = len(buf) - len(buf) % self._block
+            with memoryview(buf) as view:
+                for off in range(0, cut, self._block):
+                    self._out.write(bytes(view[off:off + self._block]))
+            del buf[:cut]
+        return len(data)
+
+    def finish(self) -> None:
+        """Write the last, partial block."""
+        if self._buf:
+            self._out.write(bytes(self._buf))
+            self._buf.clear()
 
 
 def _header(name: str, size: int, mode: int, is_dir: bool) -> bytes:
@@ -113,52 +148,101 @@ def _read_whole(entry: LayerEntry, fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _add_file(out: io.BufferedIOBase, entry: LayerEntry) -> int:
-    """Append one file entry; returns the number of tar bytes written."""
+def _open(entry: LayerEntry) -> int:
     try:
-        fd = os.open(entry.source, os.O_RDONLY)
+        return os.open(entry.source, os.O_RDONLY)
     except FileNotFoundError as exc:
         raise PackError(
             f"cannot read {entry.source}: it vanished while packing (or is listed in a RECORD "
-            "but missing); "
-            "reinstall the package it belongs to, then pack again."
+            "but missing); reinstall the package it belongs to, then pack again."
         ) from exc
     except OSError as exc:
         raise PackError(
             f"cannot read {entry.source}: {exc.strerror}; fix its permissions or exclude it."
         ) from exc
+
+
+def _load(entry: LayerEntry) -> tuple[int, bytes | None]:
+    """(tar mode, content) of a small or transformed file; content None: stream it later.
+
+    Runs in reader threads (os.read releases the GIL), so file I/O overlaps compression.
+    """
+    fd = _open(entry)
     try:
         st = os.fstat(fd)
         mode = 0o755 if st.st_mode & 0o111 else 0o644
-        if entry.transform or st.st_size <= _BIG:
-            data = _read_whole(entry, fd, st.st_size)
-            if entry.transform == "shebang":
-                data = _rewrite_shebang(data)
-            elif entry.transform == "record":
-                data = _rewrite_record(data, entry.record_keep, entry.record_blank)
-            header = _header(entry.arcname, len(data), mode, False)
-            out.write(header)
-            out.write(data)
-            size = len(data)
-        else:
-            size = st.st_size
-            header = _header(entry.arcname, size, mode, False)
-            out.write(header)
-            left = size
-            while left > 0:
-                chunk = os.read(fd, min(left, _BLOCK))
-                if not chunk:
-                    raise PackError(f"{entry.source} shrank while it was being packed; pack again.")
-                out.write(chunk)
-                left -= len(chunk)
+        if not entry.transform and st.st_size > _BIG:
+            return mode, None
+        data = _read_whole(entry, fd, st.st_size)
     except OSError as exc:
         raise PackError(f"cannot read {entry.source}: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
+    if entry.transform == "shebang":
+        data = _rewrite_shebang(data)
+    elif entry.transform == "record":
+        data = _rewrite_record(data, entry.record_keep, entry.record_blank)
+    return mode, data
+
+
+def _stream(out: BlockWriter, entry: LayerEntry, mode: int) -> tuple[int, int]:
+    """Append a big file chunk by chunk; returns (header length, file size)."""
+    fd = _open(entry)
+    try:
+        size = os.fstat(fd).st_size
+        header = _header(entry.arcname, size, mode, False)
+        out.write(header)
+        left = size
+        while left > 0:
+            chunk = os.read(fd, min(left, _BLOCK))
+            if not chunk:
+                raise PackError(f"{entry.source} shrank while it was being packed; pack again.")
+            out.write(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise PackError(f"cannot read {entry.source}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    return len(header), size
+
+
+def _add_file(out: BlockWriter, entry: LayerEntry, loaded: tuple[int, bytes | None]) -> int:
+    """Append one file entry; returns the number of tar bytes written."""
+    mode, data = loaded
+    if data is None:
+        header_len, size = _stream(out, entry, mode)
+    else:
+        size = len(data)
+        header = _header(entry.arcname, size, mode, False)
+        out.write(header)
+        out.write(data)
+        header_len = len(header)
     pad = -size % tarfile.BLOCKSIZE
     if pad:
         out.write(_ZERO[:pad])
-    return len(header) + size + pad
+    return header_len + size + pad
+
+
+def _prefetched(entries: Sequence[LayerEntry]) -> Iterator[tuple[int, bytes | None]]:
+    """_load() of each entry, in order, read ahead by a few threads within a bounded window."""
+    pool = ThreadPoolExecutor(max_workers=_READERS, thread_name_prefix="envship-read")
+    window: deque[Future[tuple[int, bytes | None]]] = deque()
+    it = iter(entries)
+    try:
+        for entry in it:
+            window.append(pool.submit(_load, entry))
+            if len(window) >= _WINDOW:
+                break
+        while window:
+            loaded = window.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                window.append(pool.submit(_load, nxt))
+            yield loaded
+    finally:
+        for fut in window:
+            fut.cancel()
+        pool.shutdown(wait=True)
 
 
 def write_blob(
@@ -178,23 +262,26 @@ def write_blob(
             gz: io.BufferedIOBase = igzip_threaded.open(  # type: ignore[no-untyped-call]
                 hashing, "wb", compresslevel=COMPRESS_LEVEL, threads=_THREADS, block_size=_BLOCK
             )
+            out = BlockWriter(gz)
             try:
                 seen_dirs: set[str] = set()
                 written = 0
-                for i, entry in enumerate(entries):
+                files = zip(entries, _prefetched(entries), strict=True)
+                for i, (entry, loaded) in enumerate(files):
                     for d in _dirs_of(entry.arcname):
                         if d not in seen_dirs:
                             seen_dirs.add(d)
                             header = _header(d, 0, 0o755, True)
-                            gz.write(header)
+                            out.write(header)
                             written += len(header)
-                    written += _add_file(gz, entry)
+                    written += _add_file(out, entry, loaded)
                     if progress is not None and (i % 64 == 0 or i + 1 == total):
                         progress(i + 1, total)
                 # end-of-archive: two zero blocks, padded to tar's 10 KiB record size
                 end = 2 * tarfile.BLOCKSIZE
                 end += -(written + end) % tarfile.RECORDSIZE
-                gz.write(bytes(end))
+                out.write(bytes(end))
+                out.finish()
             finally:
                 gz.close()
         digest = hashing.sha.hexdigest()

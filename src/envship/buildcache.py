@@ -20,7 +20,7 @@ __all__ = ["FORMAT_VERSION", "BuildCache", "envship_home", "fingerprint"]
 log = logging.getLogger(__name__)
 
 # Bump whenever the bytes a plan turns into change (archive format, path rules, transforms).
-FORMAT_VERSION = "envship.layer/1"
+FORMAT_VERSION = "envship.layer/2"
 
 
 def envship_home() -> Path:

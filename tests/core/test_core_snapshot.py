@@ -78,3 +78,29 @@ def test_snapshot_facts(small: Path) -> None:
     assert all(d.source == "index" for d in snap.distributions)
     assert canonical_name("Py4J") == "py4j" and canonical_name("a_b.c") == "a-b-c"
     assert set(DEFAULT_EXCLUDED) == {"pyspark", "py4j"}
+
+
+def test_gzip_bytes_depend_on_content_not_on_write_sizes(tmp_path: Path) -> None:
+    """The threaded compressor cuts blocks where it is written to; BlockWriter fixes the cuts."""
+    import random
+
+    from isal import igzip_threaded
+
+    from envship.archive import BlockWriter
+
+    data = random.Random(7).randbytes(3_500_000) + b"envship " * 300_000
+    outputs = []
+    for seed, sizes in ((1, (512, 70_000)), (2, (1, 3_000_000)), (3, (1 << 20, 1 << 20))):
+        path = tmp_path / f"{seed}.gz"
+        rnd = random.Random(seed)
+        gz = igzip_threaded.open(path, "wb", compresslevel=1, threads=2)
+        out = BlockWriter(gz)
+        pos = 0
+        while pos < len(data):
+            step = rnd.randint(*sizes)
+            out.write(data[pos:pos + step])
+            pos += step
+        out.finish()
+        gz.close()
+        outputs.append(path.read_bytes())
+    assert outputs[0] == outputs[1] == outputs[2]
