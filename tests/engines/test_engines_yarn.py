@@ -153,6 +153,17 @@ def test_container_needs_no_python_when_env_has_python_layer(
     assert hello == "hello from mylib 1"
 
 
+def test_tag_uri_is_pinned_to_its_env(shipped: Shipped) -> None:
+    from envship.engines.yarn import MANIFEST_NAME, yarn_resources
+
+    (shipped.store / "tags").mkdir(exist_ok=True)
+    tag = shipped.store / "tags" / "prod.json"
+    tag.write_text(json.dumps({"env": shipped.env_id}))
+    res = yarn_resources(str(tag), "true")
+    assert res.env_id == shipped.env_id
+    assert res.files[MANIFEST_NAME][0].endswith(f"/envs/{shipped.env_id}.json")
+
+
 def test_bad_env_uri_is_a_clear_error(tmp_path: Path) -> None:
     import envship.yarn
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from ..errors import EngineError
 from ..manifest import Manifest
-from .exec import NODE_SCRIPT_NAME, EnvRef, env_uri
+from .exec import NODE_SCRIPT_NAME, EnvRef, env_uri, resolve_env_id
 
 if TYPE_CHECKING:
     import skein
@@ -46,6 +46,9 @@ def _store_root_and_id(uri: str) -> tuple[str, str]:
     base = uri.split("?", 1)[0]
     head, _, name = base.rstrip("/").rpartition("/")
     root, _, envs = head.rpartition("/")
+    if envs == "tags" and name.endswith(".json"):
+        # Pin the env the tag points to now: every container runs the same env.
+        return root, resolve_env_id(uri)
     env_id = name[: -len(".json")] if name.endswith(".json") else ""
     if envs != "envs" or len(env_id) != 64:
         raise EngineError(
@@ -115,10 +118,10 @@ def yarn_resources(
 ) -> YarnResources:
     """The files to localize and the script to run, without needing skein.
 
-    *schemes* maps fsspec URL schemes to Hadoop ones (default ``{"s3": "s3a", "gs": "gs"}``).
+    *schemes* maps fsspec URL schemes to Hadoop ones (default ``{"s3": "s3a"}``).
     """
     root, env_id = _store_root_and_id(env_uri(env))
-    manifest = _load_manifest(env)
+    manifest = _load_manifest(f"{root}/envs/{env_id}.json" if isinstance(env, str) else env)
     if manifest.env_id != env_id:
         raise EngineError(f"the manifest of {env_uri(env)} does not match its env id")
     scheme_map = {"s3": "s3a"} if schemes is None else dict(schemes)
