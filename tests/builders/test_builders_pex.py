@@ -32,6 +32,7 @@ def packed(lock_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = json.loads(proc.stdout)
     assert [lay["kind"] for lay in data["layers"]] == ["code", "deps"]
     assert (out / "env.pex").is_file()
+    assert data["pex"] == str(out / "env.pex")
     return out
 
 

@@ -121,6 +121,8 @@ def pack(
     else:
         result = do_pack(python, **kwargs)
     data = _result_dict(result)
+    if pex is not None:
+        data["pex"] = str(pex)
     if as_json:
         print(json.dumps(data, indent=2))
         return
