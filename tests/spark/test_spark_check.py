@@ -121,3 +121,19 @@ def test_executor_report_is_pickled_by_value_and_runs_without_envship(
     )
     assert proc.returncode == 0, proc.stderr
     assert "a" * 64 in proc.stdout
+
+
+def test_code_drift_ignores_a_project_dir_named_like_its_package(tmp_path: Path) -> None:
+    env = handmade_env(str(tmp_path / "store"), {"code": CODE}, tmp_path / "w")
+    job_dir = tmp_path / "job"
+    (job_dir / "driftpkg").mkdir(parents=True)  # the checkout, holding src/driftpkg/...
+    (job_dir / "driftpkg" / "pyproject.toml").write_text("[project]\nname = 'driftpkg'\n")
+    _checkout(job_dir / "driftpkg" / "src")
+    import sys
+
+    sys.path.insert(0, str(job_dir / "driftpkg" / "src"))  # as an editable install does
+    try:
+        drift = require_code_match(env, [str(job_dir)])
+    finally:
+        sys.path.remove(str(job_dir / "driftpkg" / "src"))
+    assert drift.ok and drift.compared == 3  # found in src/, not the bare job_dir/driftpkg

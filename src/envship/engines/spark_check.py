@@ -185,14 +185,22 @@ def _locate(rel: str, search_path: Sequence[str]) -> Path | None:
             if candidate.exists():
                 return candidate
         locations = list(spec.submodule_search_locations or ())
-        return Path(locations[0]) / rest if locations else None
+        if not locations or _is_namespace(spec):
+            return None  # a namespace portion is no evidence the file was deleted
+        return Path(locations[0]) / rest
     return Path(spec.origin) if spec.origin and spec.origin.endswith(".py") else None
+
+
+def _is_namespace(spec: importlib.machinery.ModuleSpec) -> bool:
+    return spec.origin in (None, "namespace")
 
 
 def _find_spec(name: str, search_path: Sequence[str]) -> importlib.machinery.ModuleSpec | None:
     if search_path:
+        # Like a script's own directory at the head of sys.path; a bare directory there (a
+        # namespace portion, e.g. a project checkout named like its package) does not count.
         spec = importlib.machinery.PathFinder.find_spec(name, [os.fspath(p) for p in search_path])
-        if spec is not None:
+        if spec is not None and not _is_namespace(spec):
             return spec
     try:
         return importlib.util.find_spec(name)
