@@ -140,3 +140,32 @@ def test_lock_options_need_requirements(tmp_path: Path) -> None:
         pack("/usr/bin/python3", requirements=req)
     with pytest.raises(PackError, match="--with-python"):
         pack(with_python=True, requirements=req)
+
+
+def test_project_discovery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                           caplog: pytest.LogCaptureFixture) -> None:
+    from envship.builders.lockpack import resolve_code
+    from envship.builders.project import find_project
+
+    flat = tmp_path / "flat"
+    (flat / "my_tool").mkdir(parents=True)
+    (flat / "my_tool" / "__init__.py").write_text("")
+    (flat / "tests").mkdir()
+    (flat / "tests" / "__init__.py").write_text("")
+    (flat / "pyproject.toml").write_text(
+        '[project]\nname = "my-tool"\ndynamic = ["version"]\n'
+        '[project.scripts]\nmt = "my_tool:main"\n')
+    proj = find_project(flat)
+    assert (proj.source_dir, proj.top_level, proj.version) == (flat, ("my_tool",), "0+local")
+    assert proj.entry_points == {"console_scripts": {"mt": "my_tool:main"}}
+
+    empty = tmp_path / "scripts-only"
+    empty.mkdir()
+    (empty / "pyproject.toml").write_text('[project]\nname = "nothing"\nversion = "1"\n')
+    monkeypatch.chdir(empty)
+    with caplog.at_level(logging.WARNING):
+        assert resolve_code(None) is None  # looked for, not asked for: a warning
+    assert "no code layer" in caplog.text
+    with pytest.raises(PackError, match="no importable package"):
+        resolve_code(empty)
+    assert resolve_code(False) is None

@@ -46,7 +46,13 @@ def resolve_code(code: CodeArg) -> ProjectCode | None:
     if code is None or code is True:
         cwd = Path.cwd()
         if (cwd / "pyproject.toml").is_file():
-            return find_project(cwd)
+            try:
+                return find_project(cwd)
+            except PackError as exc:
+                if code is True:
+                    raise
+                log.warning("no code layer: %s", exc)  # found by looking, not asked for
+                return None
         if code is True:
             raise PackError(f"--code: no pyproject.toml in {cwd}; give the project directory.")
         return None
