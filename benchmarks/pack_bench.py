@@ -111,7 +111,7 @@ def _cluster_pack(ctx: Ctx) -> None:
                              force=True)
         cold.append(r.seconds)
         hashes.append(sha256_file(r.pex))
-    res.add_time("pack cold", "cluster-pack", cold[: ctx.slow_runs],
+    res.add_time("pack cold", "cluster-pack", cold,
                  "upload_env to a local path, empty PEX_ROOT: resolves + downloads wheels "
                  "from PyPI, builds the PEX")
     res.add("reproducible (2+ cold builds)", "cluster-pack", _same(hashes), "")
@@ -149,7 +149,7 @@ def _pex(ctx: Ctx) -> None:
     for _ in range(max(2, ctx.slow_runs)):
         cold.append(anc.pex_build(a, env, out, fresh_dir(s / "pex-root-pex")))
         hashes.append(sha256_file(out))
-    res.add_time("pack cold", "pex", cold[: ctx.slow_runs],
+    res.add_time("pack cold", "pex", cold,
                  "pex -r frozen-requirements <project>, empty PEX_ROOT (downloads from PyPI)")
     res.add("reproducible (2+ cold builds)", "pex", _same(hashes), "")
     res.add("size: total", "pex", out.stat().st_size, "B")
