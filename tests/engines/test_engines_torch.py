@@ -47,7 +47,9 @@ def torch_env(engines_base: Path) -> Shipped:
     run([uv_bin(), "venv", "-q", "--seed", "-p", sys.executable, str(venv)])
     py = venv / "bin" / "python"
     # pip, not uv: only pip looks at the local wheel directory that holds the CPU build.
-    run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", TORCH])
+    # --no-compile: no .pyc for torch's thousands of modules (layers leave them out anyway).
+    run([str(py), "-m", "pip", "install", "-q", "--no-compile", "--disable-pip-version-check",
+         TORCH])
     start = time.monotonic()
     shipped = ship_venv(py, base / "store")
     print(f"torch env shipped in {time.monotonic() - start:.1f} s")
