@@ -210,3 +210,18 @@ def test_check_in_process_workers(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(platform, "python_version_tuple", lambda: ("3", "99", "0"))
         with pytest.raises(EngineError, match=r"runs Python 3\.\d+ .* this client Python 3\.99"):
             envship.dask.check(client, URI)
+
+
+def test_cluster_start_timeout_stops_what_it_started(dask_env: Shipped, tmp_path: Path) -> None:
+    import psutil
+
+    import envship.dask
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with (
+        pytest.raises(EngineError, match="scheduler was not ready after 0s"),
+        envship.dask.cluster(dask_env.uri, cache_dir=tmp_path / "cache", start_timeout=0.3),
+    ):
+        pass
+    left = {p.pid for p in psutil.Process().children(recursive=True)} - before
+    assert not left  # scheduler and workers were stopped on the way out

@@ -162,8 +162,8 @@ def _wait_scheduler(proc: _Proc, scheduler_file: Path, timeout: float) -> str:
         except (OSError, ValueError, KeyError):
             time.sleep(0.1)
     raise EngineError(
-        f"the Dask scheduler was not ready after {timeout:.0f}s (log {proc.log_path}); "
-        "fetching a large env for the first time may need a longer start_timeout"
+        f"the Dask scheduler was not ready after {timeout:.0f}s (fetching a large env for the "
+        f"first time may need a longer start_timeout); its output ends with:\n{proc.tail()}"
     )
 
 
@@ -261,7 +261,10 @@ def _wait_workers(client: Client, procs: Sequence[_Proc], n: int, timeout: float
                     f"its output ends with:\n{proc.tail()}"
                 )
         if time.monotonic() > deadline:
-            raise EngineError(f"fewer than {n} Dask workers connected within {timeout:.0f}s")
+            raise EngineError(
+                f"fewer than {n} Dask workers connected within {timeout:.0f}s; the last "
+                f"worker's output ends with:\n{procs[-1].tail()}"
+            )
         time.sleep(0.2)
 
 
