@@ -195,3 +195,29 @@ def test_damaged_manifest(sample_pack: PackResult, tmp_path: Path) -> None:
     empty.mkdir()
     assert_fails(envship("inspect", str(empty)), "no manifest")
     shutil.rmtree(empty)
+
+
+def test_inspect_and_diff_over_http(sample_pack: PackResult) -> None:
+    import functools
+    import http.server
+    import threading
+
+    assert sample_pack.output is not None
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(sample_pack.output)
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/envs/{sample_pack.env_id}.json"
+        proc = envship("inspect", url, "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["env_id"] == sample_pack.env_id
+        local = str(sample_pack.output)
+        assert json.loads(envship("diff", url, local, "--json").stdout)["same"] is True
+        missing = url.replace(sample_pack.env_id, "0" * 64)
+        assert_fails(envship("inspect", missing), "cannot read manifest")
+    finally:
+        server.shutdown()
+        server.server_close()
