@@ -30,7 +30,9 @@ def load_manifest(ref: str | os.PathLike[str]) -> tuple[Manifest, str]:
     """(manifest, where it came from) for a manifest file, a packed directory, or a URL."""
     text = os.fspath(ref)
     if "://" in text and not text.startswith("file://"):
-        return Manifest.from_json(_read_url(text), source=text), text
+        manifest = Manifest.from_json(_read_url(text), source=text)
+        _check_id(manifest, text.split("?", 1)[0], text)
+        return manifest, text
     path = Path(text.removeprefix("file://")).expanduser()
     if path.is_dir():
         envs = sorted((path / "envs").glob("*.json")) if (path / "envs").is_dir() else []
@@ -46,13 +48,19 @@ def load_manifest(ref: str | os.PathLike[str]) -> tuple[Manifest, str]:
     except OSError as exc:
         raise ManifestError(f"cannot read manifest {path}: {exc.strerror or exc}") from exc
     manifest = Manifest.from_json(data, source=str(path))
-    stem = path.stem
-    if path.parent.name == "envs" and len(stem) == 64 and stem != manifest.env_id:
+    _check_id(manifest, path.as_posix(), str(path))
+    return manifest, str(path)
+
+
+def _check_id(manifest: Manifest, location: str, shown: str) -> None:
+    """A manifest stored as ``envs/<env-id>.json`` must hash to that id."""
+    parent, _, name = location.rstrip("/").rpartition("/")
+    stem = name.removesuffix(".json")
+    if parent.endswith("envs") and len(stem) == 64 and stem != manifest.env_id:
         raise ManifestError(
-            f"{path}: content does not match its env id (the file was modified or damaged); "
+            f"{shown}: content does not match its env id (the file was modified or damaged); "
             "re-create it with `envship pack`."
         )
-    return manifest, str(path)
 
 
 @dataclass(frozen=True)
