@@ -93,9 +93,11 @@ _CLIENT = """
         return int(frame["x"].sum()) + mylib.VALUE, mylib.hello(), np.__version__
 
 
-    def slow(i):
-        import time
+    def slow(i, marks):
+        import os, time
         import numpy as np
+        # One file per start: a task that was running on the killed worker starts twice.
+        open(os.path.join(marks, f"{i}-{os.getpid()}-{time.time_ns()}"), "w").close()
         time.sleep(0.25)
         return int(np.int64(i) * 3)
 
@@ -141,7 +143,9 @@ _CLIENT = """
                 proc.wait(60)
         wait_for(client, 2)
 
-        futures = client.map(slow, range(40))
+        marks = os.path.join(os.getcwd(), "marks")
+        os.mkdir(marks)
+        futures = client.map(slow, range(40), marks=marks)
         busy = []
         deadline = time.monotonic() + 60
         while not busy and time.monotonic() < deadline:
@@ -152,6 +156,7 @@ _CLIENT = """
         os.kill(pids[victim], signal.SIGKILL)  # mid-run: the tasks it held are lost
         out["slow"] = sum(client.gather(futures))
         out["victim_gone"] = victim not in client.scheduler_info(n_workers=-1)["workers"]
+        out["starts"] = len(os.listdir(marks))
     print(json.dumps(out))
 """
 
@@ -177,6 +182,7 @@ def test_cluster_from_env_check_cli_worker_and_worker_kill(
     # A worker killed mid-run: Dask reschedules its tasks and the job completes.
     assert out["slow"] == 3 * sum(range(40))
     assert out["victim_gone"] is True
+    assert out["starts"] > 40  # what ran on the killed worker was run again elsewhere
 
 
 def test_cluster_reports_a_scheduler_that_cannot_start(tmp_path: Path) -> None:
