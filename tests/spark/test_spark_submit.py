@@ -21,11 +21,12 @@ def test_split_args_separates_envship_spark_and_app_args() -> None:
     args = [
         "--mode", "node-cache", "--master", "spark://h:7077", "--conf", "spark.x=1",
         "--archives", "a.tgz#a", "--conf", "spark.archives=b.tgz#b", "-v", "--no-check",
-        "--deploy-mode=client", "--expires", "60",
-        "job.py", "--mode", "app-value", "--no-check",
+        "--deploy-mode=client", "--expires", "60", "-s", "endpoint_url=http://h:1",
+        "--storage-option=anon=true", "job.py", "--mode", "app-value", "--no-check",
     ]
     submit, opts = split_args(args, SubmitOptions())
     assert opts.mode == "node-cache" and opts.check is False and opts.expires == 60
+    assert opts.storage_options == ("endpoint_url=http://h:1", "anon=true")
     assert submit.app == "job.py"
     assert submit.app_args == ("--mode", "app-value", "--no-check")  # the app's, untouched
     assert submit.master == "spark://h:7077" and submit.deploy_mode == "client"
@@ -128,3 +129,28 @@ def test_envship_spark_is_lazy_and_does_not_import_pyspark() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+@pytest.mark.s3
+def test_cli_reads_an_s3_env_with_storage_options_after_env_uri(
+    moto: object, tmp_path: Path, fake_spark_home: Path
+) -> None:
+    import s3fs
+
+    options = moto.storage_options()  # type: ignore[attr-defined]
+    s3fs.S3FileSystem(**options).mkdir("envship-cli-test")
+    env = handmade_env("s3://envship-cli-test/store", {"deps": {"site-packages/x.py": b""}},
+                       tmp_path / "w", options)
+    out = tmp_path / "argv.json"
+    proc = subprocess.run(
+        [ENVSHIP, "spark-submit", env.uri, "-s", f"endpoint_url={options['endpoint_url']}",
+         "--presign", "--master", "spark://h:1", "app.py"],
+        env=dict(os.environ, SPARK_HOME=str(fake_spark_home), ARGV_OUT=str(out)),
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 3, proc.stderr
+    argv = json.loads(out.read_text())
+    assert "-s" not in argv  # envship's option, not spark-submit's
+    archives = next(a for a in argv if a.startswith("spark.archives="))
+    assert f"{options['endpoint_url']}/envship-cli-test/store/blobs/sha256/" in archives
+    assert "Signature=" in archives

@@ -72,12 +72,12 @@ def spark_submit(
 
     given = SubmitOptions(
         mode, cache_dir, presign, expires, not no_check, driver_python, dry_run,
-        not no_local_modules,
+        not no_local_modules, tuple(storage_option or ()),
     )
     submit, options = split_args(list(ctx.args), given)
     env = (
-        Env.open(env_uri, parse_storage_options(storage_option))
-        if storage_option
+        Env.open(env_uri, parse_storage_options(list(options.storage_options)))
+        if options.storage_options
         else open_env(env_uri)
     )
     if options.check and not options.dry_run:

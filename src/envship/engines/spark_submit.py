@@ -52,6 +52,7 @@ class SubmitOptions:
     driver_python: str | None = None
     dry_run: bool = False
     local_modules: bool = True  # ship the .py modules next to the application
+    storage_options: tuple[str, ...] = ()  # KEY=VALUE, to read the env from its store
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ def split_args(args: Sequence[str], options: SubmitOptions) -> tuple[SubmitArgs,
             raise EngineError(f"spark-submit option {arg} needs a value")
         if name in _OWN_VALUES:
             own[_OWN_VALUES[name]] = value
+        elif name in ("--storage-option", "-s"):
+            previous = own.get("storage_options", options.storage_options)
+            own["storage_options"] = (*previous, value)  # type: ignore[misc]
         elif name in _LIST_FLAGS:
             lists[_LIST_FLAGS[name]] = merge_list(lists.get(_LIST_FLAGS[name]), value)
         elif name in ("--conf", "-c"):
