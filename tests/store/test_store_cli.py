@@ -10,8 +10,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from storekit import FixtureEnv
 
-from conftest import FixtureEnv
 from envship.manifest import Manifest
 from envship.store import open_store
 from support import MotoServer

@@ -8,8 +8,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from storekit import FixtureEnv
 
-from conftest import FixtureEnv
 from envship.env import Env, split_env_uri
 from envship.errors import StoreError
 from envship.manifest import Manifest

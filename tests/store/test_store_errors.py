@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from storekit import AWS_ENV, FixtureEnv, make_env
 
-from conftest import AWS_ENV, FixtureEnv, make_env
 from envship.errors import StoreError
 from envship.store import open_store
 from envship.store.fs import Scrubber, parse_storage_options, redact_url

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from storekit import FixtureEnv, env_from_blobs, make_blob, make_random_blob
 
-from conftest import FixtureEnv, env_from_blobs, make_blob, make_random_blob
 from envship.errors import StoreError
 from envship.store import Store, open_store
 

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
+from storekit import make_env
 
-from conftest import make_env
 from envship.errors import StoreError
 from envship.store import Store, open_store
 from envship.store.gc import parse_duration

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from storekit import FixtureEnv, make_env
 
-from conftest import FixtureEnv, make_env
 from envship.errors import ManifestError, StoreError
 from envship.manifest import canonical_json
 from envship.store import Store, open_store

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from ..errors import EnvshipError
 
-__all__ = ["app", "run", "console", "err_console", "state"]
+__all__ = ["AsJson", "app", "run", "console", "err_console", "human_size", "state"]
 
 app = typer.Typer(
     name="envship",
@@ -20,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 err_console = Console(stderr=True)
 
 
@@ -28,6 +30,16 @@ class _State:
 
 
 state = _State()
+
+
+def human_size(n: int) -> str:
+    """Bytes for people: ``512 B``, ``1.5 MB``."""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
 
 
 @app.callback()

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from ..errors import NodeError
-from . import app, console, err_console, state
+from . import app, console, err_console, human_size, state
 
 __all__: list[str] = []
 
@@ -66,14 +66,6 @@ def node_script(
     err_console.print(f"wrote {output}")
 
 
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
 
 def _when(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -99,11 +91,11 @@ def cache_ls(
 
     table = Table("kind", "id", "size", "last use", "in use")
     for e in entries:
-        size = _size(e.size) if e.kind == "layer" else f"{len(e.layers)} layers"
+        size = human_size(e.size) if e.kind == "layer" else f"{len(e.layers)} layers"
         table.add_row(e.kind, e.name[:16], size, _when(e.last_use), "yes" if e.in_use else "")
     console.print(table)
     total = sum(e.size for e in entries if e.kind == "layer")
-    console.print(f"layers total {_size(total)}")
+    console.print(f"layers total {human_size(total)}")
 
 
 @cache_app.command("prune")
@@ -141,4 +133,4 @@ def cache_prune(
     freed = sum(e.size for e in removed if e.kind == "layer")
     layers = sum(e.kind == "layer" for e in removed)
     envs = len(removed) - layers
-    console.print(f"removed {layers} layers and {envs} env views, freed {_size(freed)}")
+    console.print(f"removed {layers} layers and {envs} env views, freed {human_size(freed)}")

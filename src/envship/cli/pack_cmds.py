@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from . import app, console, err_console
+from . import AsJson, app, console, err_console, human_size
 from . import builders_opts as bo
 
 if TYPE_CHECKING:
@@ -19,16 +19,7 @@ __all__: list[str] = []
 
 DEFAULT_OUTPUT = "envship-pack"
 
-_AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
 
 
 class _LayerProgress:
@@ -96,7 +87,7 @@ def pack(
     strict: bo.Strict = False,
     code: bo.Code = None,
     fmt: bo.Format = "layers",
-    as_json: _AsJson = False,
+    as_json: AsJson = False,
 ) -> None:
     """Pack an environment into layer blobs + a manifest in OUTPUT (default ./envship-pack)."""
     from rich.table import Table
@@ -131,7 +122,7 @@ def pack(
                          ("digest", "left"), ("", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for lay in data["layers"]:
-        table.add_row(lay["kind"], str(lay["files"]), _size(lay["size"]), lay["digest"][7:23],
+        table.add_row(lay["kind"], str(lay["files"]), human_size(lay["size"]), lay["digest"][7:23],
                       "built" if lay["built"] else "[dim]cached[/]")
     console.print(table)
     for e in data["excluded"]:
@@ -153,7 +144,7 @@ def inspect(
     manifest: Annotated[
         str, typer.Argument(help="Manifest file or URL, or a packed directory.")
     ],
-    as_json: _AsJson = False,
+    as_json: AsJson = False,
 ) -> None:
     """Show an env: python, layers, distributions, and what was left out and why."""
     from rich.table import Table
@@ -172,7 +163,7 @@ def inspect(
     for col in ("layer", "files", "size", "digest"):
         layers.add_column(col)
     for lay in m.layers:
-        layers.add_row(lay.kind, str(lay.files), _size(lay.size), lay.digest)
+        layers.add_row(lay.kind, str(lay.files), human_size(lay.size), lay.digest)
     console.print(layers)
     dists = Table(title="distributions", box=None, pad_edge=False, title_justify="left")
     for col in ("name", "version", "source", "layer"):
@@ -196,7 +187,7 @@ def inspect(
 def diff(
     a: Annotated[str, typer.Argument(help="Env A: manifest file/URL or packed directory.")],
     b: Annotated[str, typer.Argument(help="Env B: manifest file/URL or packed directory.")],
-    as_json: _AsJson = False,
+    as_json: AsJson = False,
 ) -> None:
     """Compare two envs: distributions added / removed / changed, layers changed."""
     from ..compare import diff_manifests, load_manifest

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import app, console, err_console
+from . import AsJson, app, console, err_console, human_size
 from . import builders_opts as bo
 
 __all__: list[str] = []
@@ -26,7 +26,6 @@ _STORE_OPT_HELP = (
 _StoreOpts = Annotated[
     list[str] | None, typer.Option("--storage-option", "-s", help=_STORE_OPT_HELP)
 ]
-_AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 _StoreArg = Annotated[
     str | None, typer.Argument(help="Store: local path or fsspec URL (default: built-in).")
 ]
@@ -37,14 +36,6 @@ def _options(pairs: list[str] | None) -> dict[str, Any]:
 
     return parse_storage_options(pairs or [])
 
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
 
 
 class _Progress:
@@ -101,7 +92,7 @@ def ship(
     platform: bo.Platform = None,
     strict: bo.Strict = False,
     code: bo.Code = None,
-    as_json: _AsJson = False,
+    as_json: AsJson = False,
 ) -> None:
     """Pack an environment and publish what the store lacks; prints the env URI."""
     from ..shipping import ship_result
@@ -133,11 +124,11 @@ def ship(
     for layer in pub.layers:
         state = "uploaded" if layer.uploaded else "present"
         err_console.print(
-            f"  {layer.kind:<6} {layer.digest[7:19]}  {_size(layer.size):>9}  {state}",
+            f"  {layer.kind:<6} {layer.digest[7:19]}  {human_size(layer.size):>9}  {state}",
             highlight=False,
         )
     err_console.print(
-        f"sent {_size(pub.bytes_sent)} in {pub.seconds:.2f}s", highlight=False, style="dim"
+        f"sent {human_size(pub.bytes_sent)} in {pub.seconds:.2f}s", highlight=False, style="dim"
     )
     if result.tag_uri:
         err_console.print(f"tag: {result.tag_uri}", highlight=False)
@@ -154,7 +145,7 @@ def _stamp(seconds: float | None) -> str:
 def store_ls(
     store_url: _StoreArg = None,
     storage_option: _StoreOpts = None,
-    as_json: _AsJson = False,
+    as_json: AsJson = False,
 ) -> None:
     """List the envs in a store: id, date, total size, layers, tags."""
     from rich.table import Table
@@ -174,7 +165,7 @@ def store_ls(
     for col in ("env id", "created (UTC)", "size", "layers", "python", "tags"):
         table.add_column(col)
     for e in envs:
-        table.add_row(e.env_id[:16], _stamp(e.created), _size(e.size), ",".join(e.layers),
+        table.add_row(e.env_id[:16], _stamp(e.created), human_size(e.size), ",".join(e.layers),
                       e.python, ",".join(e.tags))
     console.print(table)
 
@@ -231,7 +222,7 @@ def gc(
     ] = "1h",
     dry_run: Annotated[bool, typer.Option(help="Show what would go; delete nothing.")] = False,
     storage_option: _StoreOpts = None,
-    as_json: _AsJson = False,
+    as_json: AsJson = False,
 ) -> None:
     """Remove old untagged envs (with --keep / --older-than) and unreferenced blobs."""
     from ..shipping import default_store_url
@@ -255,7 +246,7 @@ def gc(
         console.print(f"{verb} blob {digest}", highlight=False)
     console.print(
         f"{verb} {len(result.envs_removed)} env(s), {len(result.blobs_removed)} blob(s), "
-        f"{_size(result.bytes_freed)}; {result.blobs_kept_young} unreferenced blob(s) kept "
+        f"{human_size(result.bytes_freed)}; {result.blobs_kept_young} unreferenced blob(s) kept "
         "(younger than the grace period)",
         highlight=False,
     )
