@@ -65,7 +65,7 @@ def run() -> None:
     """Run the CLI; an EnvshipError becomes a short red message and exit code 1."""
     _register()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except EnvshipError as exc:
         if state.verbose:
             err_console.print_exception()
@@ -78,10 +78,11 @@ def run() -> None:
     except typer.Abort:
         err_console.print("[red]aborted[/]")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        # Usage errors: typer may bundle its own copy of click, so match the class by name.
+        if any(cls.__name__ == "ClickException" for cls in type(exc).__mro__):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         raise
+    # In non-standalone mode click returns the code of a `typer.Exit(code)` instead of exiting.
+    sys.exit(code if isinstance(code, int) else 0)
