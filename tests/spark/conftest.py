@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sparkkit import HERE, job_venv
+from sparkkit import HERE, JobEnv, job_venv
 
 from envship.engines.spark_cluster import StandaloneCluster
 from support import MotoServer, make_venv, run, start_moto_server, write_sample_project
@@ -66,17 +65,6 @@ def moto(spark_base: Path) -> Iterator[MotoServer]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-@dataclass(frozen=True)
-class JobEnv:
-    python: Path  # the user's venv interpreter: the driver runs here
-    project: Path  # editable `mylib` installed in it (tests that edit it restore it)
-    job_dir: Path  # spark_job.py, jobmod.py, spark_driver.py
-
-    @property
-    def envship(self) -> str:
-        return str(self.python.parent / "envship")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from envship.env import Env
@@ -127,3 +128,14 @@ class CountingStore:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@dataclass(frozen=True)
+class JobEnv:
+    python: Path  # the user's venv interpreter: the driver runs here
+    project: Path  # editable `mylib` installed in it (tests that edit it restore it)
+    job_dir: Path  # spark_job.py, jobmod.py, spark_driver.py
+
+    @property
+    def envship(self) -> str:
+        return str(self.python.parent / "envship")

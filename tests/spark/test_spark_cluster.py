@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sparkkit import CountingStore, parse_result
+from sparkkit import CountingStore, JobEnv, parse_result
 
-from conftest import JobEnv
 from envship.engines.spark_cluster import StandaloneCluster
 from envship.shipping import ship_result
 
