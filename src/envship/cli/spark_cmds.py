@@ -34,9 +34,11 @@ before or after ENV_URI, but before the application.
 )
 def spark_submit(
     ctx: typer.Context,
-    env_uri: Annotated[str, typer.Argument(metavar="ENV_URI", help="Env URI from `envship ship`.")],
+    env_uri: Annotated[
+        str, typer.Argument(metavar="ENV_URI", help="Env URI from `envship ship`, or a .pex.")
+    ],
     mode: Annotated[
-        str, typer.Option("--mode", help="archives (Spark-native) or node-cache (once per node).")
+        str, typer.Option("--mode", help="archives, node-cache or pex (implied by a .pex).")
     ] = "archives",
     cache_dir: Annotated[
         str | None, typer.Option("--cache-dir", help="node-cache mode: node cache on executors.")
@@ -66,6 +68,7 @@ def spark_submit(
 ) -> None:
     from ..engines.spark_check import require_code_match
     from ..engines.spark_conf import open_env
+    from ..engines.spark_pex import PEX_MODE, is_pex
     from ..engines.spark_submit import SubmitOptions, split_args, submit_command
     from ..env import Env
     from ..store.fs import parse_storage_options
@@ -75,12 +78,14 @@ def spark_submit(
         not no_local_modules, tuple(storage_option or ()),
     )
     submit, options = split_args(list(ctx.args), given)
-    env = (
-        Env.open(env_uri, parse_storage_options(list(options.storage_options)))
+    env: Env | str = (
+        env_uri  # a PEX: no manifest, no code layer to compare
+        if options.mode == PEX_MODE or is_pex(env_uri)
+        else Env.open(env_uri, parse_storage_options(list(options.storage_options)))
         if options.storage_options
         else open_env(env_uri)
     )
-    if options.check and not options.dry_run:
+    if isinstance(env, Env) and options.check and not options.dry_run:
         app_dir = str(Path(submit.app).resolve().parent)
         require_code_match(env, [app_dir])
     cmd = submit_command(env, submit, options)

@@ -22,6 +22,7 @@ from .spark_check import (
     require_executors_in_env,
 )
 from .spark_conf import DEFAULT_PRESIGN_EXPIRES, LIST_KEYS, MODES, conf, merge_list, open_env
+from .spark_pex import PEX_MODE, PEX_NAME_CONF, is_pex, pex_name, require_executors_run_pex
 from .spark_submit import local_modules
 
 if TYPE_CHECKING:
@@ -90,24 +91,30 @@ def session(
 
     With *check* (default), first the local code is compared with the env's code layer (edited
     but not re-shipped → :class:`EngineError`), then a tiny job makes sure every executor
-    Python reports the env id. *py_files*: extra modules for the executors' ``sys.path``, e.g.
-    ``local_modules(__file__)``; *search_path*: where the check looks for local modules
-    first; *spark_conf*: extra Spark confs (``**{"spark.x": "y"}``).
+    Python reports the env id. *env* may also be a ``.pex`` path or URL (or ``mode="pex"``):
+    then the check makes sure every executor runs that PEX. *py_files*: extra modules for the
+    executors' ``sys.path``, e.g. ``local_modules(__file__)``; *search_path*: where the check
+    looks for local modules first; *spark_conf*: extra Spark confs (``**{"spark.x": "y"}``).
     """
     from pyspark.sql import SparkSession  # the driver needs pyspark; envship does not
 
-    the_env = open_env(env)
-    if check:
+    pex = mode == PEX_MODE or (mode == "archives" and is_pex(env))
+    the_env = None if pex else open_env(env)
+    if the_env is not None and check:
         require_code_match(the_env, search_path)
+    key, want = (
+        (PEX_NAME_CONF, pex_name(env)) if the_env is None  # type: ignore[arg-type]
+        else ("spark.envship.envId", the_env.env_id)
+    )
     active = SparkSession.getActiveSession()
     if active is not None:
-        running = active.sparkContext.getConf().get("spark.envship.envId", None)
-        if running != the_env.env_id:
+        running = active.sparkContext.getConf().get(key, None)
+        if running != want:
             raise EngineError(
                 "a SparkSession is already running in this process"
                 + (f" with env {running[:12]}" if running else "")
                 + "; stop it (spark.stop()) before starting one for env "
-                + the_env.env_id[:12]
+                + (want if the_env is None else want[:12])
             )
     builder = SparkSession.builder.appName(app_name)
     if master:
@@ -120,7 +127,7 @@ def session(
     previous = os.environ.get("PYSPARK_PYTHON")
     try:
         builder = configure(
-            builder, the_env, mode, master=master, cache_dir=cache_dir, presign=presign,
+            builder, the_env or env, mode, master=master, cache_dir=cache_dir, presign=presign,
             expires=expires,
         )
         spark = builder.getOrCreate()
@@ -131,7 +138,10 @@ def session(
             os.environ["PYSPARK_PYTHON"] = previous
     if check:
         try:
-            require_executors_in_env(spark, the_env.env_id)
+            if the_env is None:
+                require_executors_run_pex(spark, want)
+            else:
+                require_executors_in_env(spark, the_env.env_id)
         except BaseException:
             spark.stop()
             raise

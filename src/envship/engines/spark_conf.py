@@ -35,7 +35,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MODES = ("archives", "node-cache")
+MODES = ("archives", "node-cache", "pex")
 EXECUTOR_PYTHON = f"./{BOOT_ALIAS}/python"  # relative to the executor's working directory
 LIST_KEYS = ("spark.archives", "spark.files", "spark.submit.pyFiles", "spark.jars")
 DEFAULT_PRESIGN_EXPIRES = 6 * 3600
@@ -99,8 +99,13 @@ def conf(
     node runtime, which fetches each layer once per node and reuses it across applications.
     With a ``local[...]`` *master* the env is prepared in this machine's node cache instead.
     *presign*: hand out presigned HTTPS URLs (default: only in node-cache mode for object
-    stores); *cache_dir*: the node cache on executors (``$ENVSHIP_CACHE``).
+    stores); *cache_dir*: the node cache on executors (``$ENVSHIP_CACHE``). A path or URL
+    ending in ``.pex`` (or ``mode="pex"``): the executors run that PEX (see ``spark_pex``).
     """
+    from .spark_pex import PEX_MODE, is_pex, pex_conf
+
+    if mode == PEX_MODE or (is_pex(env) and mode == "archives"):
+        return pex_conf(env, master=master)
     if mode not in MODES:
         raise EngineError(f"unknown Spark mode {mode!r}: use one of {', '.join(MODES)}")
     if deploy_mode not in ("client", "cluster"):

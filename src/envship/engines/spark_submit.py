@@ -185,7 +185,7 @@ def _default_master() -> str:
 
 
 def submit_command(
-    env: Env, submit: SubmitArgs, options: SubmitOptions, spark_submit: str | None = None
+    env: Env | str, submit: SubmitArgs, options: SubmitOptions, spark_submit: str | None = None
 ) -> list[str]:
     """The full spark-submit argv for running *submit* with its executors inside *env*."""
     master = submit.master or _default_master()

@@ -1,0 +1,150 @@
+"""Spark with a PEX env: the executors' Python is a single-file PEX shipped in ``spark.files``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import EngineError
+
+__all__ = [
+    "PEX_MODE",
+    "PEX_NAME_CONF",
+    "PexReport",
+    "is_pex",
+    "pex_name",
+    "pex_conf",
+    "pex_reports",
+    "require_executors_run_pex",
+]
+
+log = logging.getLogger(__name__)
+
+PEX_MODE = "pex"
+PEX_NAME_CONF = "spark.envship.pex"  # the PEX file name the session was configured with
+
+
+@dataclass(frozen=True)
+class PexReport:
+    """What one executor Python process says about the PEX it runs (``$PEX``, set by pex)."""
+
+    pex: str | None
+    executable: str
+    host: str
+
+
+def is_pex(env: object) -> bool:
+    """True when *env* is a local path or URL (str or path-like) ending in ``.pex``."""
+    if isinstance(env, os.PathLike):
+        env = os.fspath(env)
+    return isinstance(env, str) and urllib.parse.urlsplit(env).path.endswith(".pex")
+
+
+def pex_name(pex: str | os.PathLike[str]) -> str:
+    """The PEX's file name, as executors see it in their working directory."""
+    if not isinstance(pex, (str, os.PathLike)):
+        raise EngineError(f"{pex!r} is not a PEX: pass the path or URL of a .pex file")
+    return urllib.parse.urlsplit(os.fspath(pex)).path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _locate(pex: str) -> tuple[str, Path | None]:
+    """(the URL Spark fetches, the local file or None when the PEX is remote)."""
+    parts = urllib.parse.urlsplit(pex)
+    if parts.scheme in ("", "file") or len(parts.scheme) == 1:
+        raw = urllib.request.url2pathname(parts.path) if parts.scheme == "file" else pex
+        local = Path(raw).expanduser().absolute()
+        if not local.is_file():
+            raise EngineError(
+                f"PEX {pex} not found: build one with "
+                "`envship pack -r requirements.txt --format pex`"
+            )
+        return str(local), local
+    if pex.startswith("s3://"):  # Hadoop reads S3 through S3A
+        return "s3a://" + pex[len("s3://") :], None
+    return pex, None
+
+
+def pex_conf(pex: object, *, master: str | None = None) -> dict[str, str]:
+    """The Spark confs that run the executors' Python from the PEX *pex* (path or URL).
+
+    Cluster masters: the PEX goes in ``spark.files`` and ``spark.pyspark.python`` is
+    ``./<name>.pex`` (with ``PEX_ROOT`` in the executor's working directory). ``local[...]``:
+    the workers run on this machine, outside any Spark working directory, so the absolute path
+    of the local file is used. ``PEX_INHERIT_PATH=fallback``: pex scrubs ``PYTHONPATH``, through
+    which Spark hands the workers pyspark; with it, the PEX's own packages still come first.
+    """
+    from .spark_conf import is_local_master
+
+    if isinstance(pex, os.PathLike):
+        pex = os.fspath(pex)
+    if not isinstance(pex, str) or not pex:
+        raise EngineError(
+            f"{pex!r} is not a PEX: pass the path or URL of a .pex file written by "
+            "`envship pack --format pex`"
+        )
+    url, local = _locate(pex)
+    out = {
+        "spark.envship.env": url,
+        "spark.envship.mode": PEX_MODE,
+        PEX_NAME_CONF: pex_name(url),
+        "spark.executorEnv.PEX_INHERIT_PATH": "fallback",
+    }
+    if is_local_master(master):
+        if local is None:
+            raise EngineError(
+                f"a local[...] master runs the PEX from this machine: download {pex} and pass "
+                "its local path"
+            )
+        out["spark.pyspark.python"] = str(local)
+        return out
+    from ..builders.pex import pex_spark_conf
+
+    out.update(pex_spark_conf(url))
+    return out
+
+
+def pex_reports(spark: Any, tasks: int | None = None) -> list[PexReport]:
+    """Run a tiny job: one report per task from the executors' Python processes."""
+    sc = spark.sparkContext
+    n = tasks or max(2, min(int(sc.defaultParallelism), 16))
+
+    # Defined here so Spark pickles it by value: the PEX need not hold envship.
+    def report(_: Iterator[int]) -> Iterator[tuple[str | None, str, str]]:
+        import os as _os
+        import socket
+        import sys
+
+        yield _os.environ.get("PEX"), sys.executable, socket.gethostname()
+
+    rows = sc.parallelize(range(n), n).mapPartitions(report).collect()
+    return [PexReport(*row) for row in rows]
+
+
+def require_executors_run_pex(spark: Any, name: str) -> list[PexReport]:
+    """:func:`pex_reports`, raising :class:`EngineError` unless every executor runs PEX *name*
+    (pex sets ``$PEX`` to the PEX file it runs)."""
+    try:
+        reports = pex_reports(spark)
+    except Exception as exc:  # py4j/pyspark errors: the PEX did not even start
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EngineError(
+            f"the PEX check job failed on the executors ({first}); the executor logs tell "
+            f"why {name} did not start (is a matching python3.X on the nodes' PATH?)"
+        ) from exc
+    wrong = [r for r in reports if not r.pex or os.path.basename(r.pex) != name]
+    if wrong:
+        r = wrong[0]
+        seen = f"PEX {r.pex}" if r.pex else "no PEX"
+        raise EngineError(
+            f"executors do not run {name}: on {r.host}, {r.executable} runs {seen}. Is "
+            "spark.pyspark.python / PYSPARK_PYTHON overridden, or was the session created "
+            "before envship configured it?"
+        )
+    log.info("%d executor python processes run %s", len(reports), name)
+    return reports
