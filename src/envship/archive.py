@@ -136,16 +136,15 @@ def _dirs_of(arcname: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def _read_whole(entry: LayerEntry, fd: int, size: int) -> bytes:
-    chunks = []
+def _chunks(entry: LayerEntry, fd: int, size: int, step: int) -> Iterator[bytes]:
+    """The *size* bytes of *fd* in reads of at most *step*; a file that shrank is an error."""
     left = size
     while left > 0:
-        chunk = os.read(fd, min(left, _BIG))
+        chunk = os.read(fd, min(left, step))
         if not chunk:
             raise PackError(f"{entry.source} shrank while it was being packed; pack again.")
-        chunks.append(chunk)
+        yield chunk
         left -= len(chunk)
-    return b"".join(chunks)
 
 
 def _open(entry: LayerEntry) -> int:
@@ -173,7 +172,7 @@ def _load(entry: LayerEntry) -> tuple[int, bytes | None]:
         mode = 0o755 if st.st_mode & 0o111 else 0o644
         if not entry.transform and st.st_size > _BIG:
             return mode, None
-        data = _read_whole(entry, fd, st.st_size)
+        data = b"".join(_chunks(entry, fd, st.st_size, _BIG))
     except OSError as exc:
         raise PackError(f"cannot read {entry.source}: {exc.strerror or exc}") from exc
     finally:
@@ -192,13 +191,8 @@ def _stream(out: BlockWriter, entry: LayerEntry, mode: int) -> tuple[int, int]:
         size = os.fstat(fd).st_size
         header = _header(entry.arcname, size, mode, False)
         out.write(header)
-        left = size
-        while left > 0:
-            chunk = os.read(fd, min(left, _BLOCK))
-            if not chunk:
-                raise PackError(f"{entry.source} shrank while it was being packed; pack again.")
+        for chunk in _chunks(entry, fd, size, _BLOCK):
             out.write(chunk)
-            left -= len(chunk)
     except OSError as exc:
         raise PackError(f"cannot read {entry.source}: {exc.strerror or exc}") from exc
     finally:
