@@ -49,7 +49,7 @@ def throughput(endpoint: str, mib: int, runs: int) -> dict[str, Any]:
     """Seconds to get one *mib* MiB blob into S3: envship publish vs `s3fs.put_file`."""
     import s3fs
 
-    from envship.manifest import LayerRef, Manifest, PythonInfo
+    from envship.packing.manifest import LayerRef, Manifest, PythonInfo
     from envship.store import open_store
 
     work = Path(tempfile.mkdtemp(prefix="bench-store-"))

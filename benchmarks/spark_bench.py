@@ -90,7 +90,7 @@ def _where(info: dict[str, Any], label: str) -> str:
 
 def bench_spark(ctx: Ctx) -> None:
     """One shared cluster (2 cores, 2 GB); one application per recipe, run once each."""
-    from envship.engines.spark_cluster import StandaloneCluster, find_spark_home
+    from envship.engines.spark.local_cluster import StandaloneCluster, find_spark_home
 
     env = ctx.env
     work = fresh_dir(ctx.scratch / "spark")

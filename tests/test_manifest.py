@@ -7,7 +7,7 @@ import json
 import pytest
 
 from envship.errors import ManifestError
-from envship.manifest import Distribution, LayerRef, Manifest, PythonInfo
+from envship.packing.manifest import Distribution, LayerRef, Manifest, PythonInfo
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -22,7 +22,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from envship.engines.spark_cluster import StandaloneCluster
+from envship.engines.spark.local_cluster import StandaloneCluster
 from envship.errors import EnvshipError
 from envship.shipping import ShipResult, ship_result
 

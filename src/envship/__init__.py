@@ -6,15 +6,17 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs `envsh
 if TYPE_CHECKING:
     from .env import Env
     from .errors import EnvshipError
-    from .manifest import Manifest
-    from .packing import PackResult, pack
-    from .shipping import ship
+    from .node.errors import NodeError
+    from .packing.manifest import Manifest
+    from .packing.pipeline import PackResult
+    from .shipping import pack, ship
     from .store import open_store
 
 __all__ = [
     "Env",
     "EnvshipError",
     "Manifest",
+    "NodeError",
     "PackResult",
     "__version__",
     "open_store",
@@ -23,28 +25,30 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
+# Engine adapters reachable as attributes; the registry itself is envship.engines.ENGINES.
+_ENGINES = frozenset({"spark", "dask", "ray", "yarn"})
+
 # Public names, imported on first use: `envship exec` imports this package on its start-up
 # fast path, which must stay standard-library only. Engine modules (envship.spark,
 # envship.dask, ...) are submodules, imported as `import envship.spark`.
 _LAZY = {
     "Env": "env",
     "EnvshipError": "errors",
-    "Manifest": "manifest",
-    "PackResult": "packing",
-    "pack": "packing",
+    "Manifest": "packing.manifest",
+    "NodeError": "node.errors",
+    "PackResult": "packing.pipeline",
+    "pack": "shipping",
     "ship": "shipping",
     "open_store": "store",
 }
 
 
 def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None and name == "spark":  # `envship.spark.session(...)` after `import envship`
-        import importlib
-
-        return importlib.import_module(f"{__name__}.spark")  # does not import pyspark
-    if module is None:
-        raise AttributeError(f"module 'envship' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    module = _LAZY.get(name)
+    if module is not None:
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    if name in _ENGINES:  # `envship.dask.cluster(...)` after a bare `import envship`
+        return importlib.import_module(f"{__name__}.{name}")  # does not import the engine
+    raise AttributeError(f"module 'envship' has no attribute {name!r}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import StoreError
-from .manifest import Manifest
+from .packing.manifest import Manifest
 
 if TYPE_CHECKING:
     from .store import Store

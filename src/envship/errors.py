@@ -1,4 +1,7 @@
-"""Exception hierarchy: every failure a user can act on is an ``EnvshipError``."""
+"""Exception hierarchy: every failure a user can act on is an ``EnvshipError``.
+
+The node runtime's :class:`envship.node.errors.NodeError` is one too (it lives with the
+stdlib-only node package, which also runs without envship installed)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ __all__ = [
     "PackError",
     "ManifestError",
     "StoreError",
-    "NodeError",
     "EngineError",
     "RemoteError",
 ]
@@ -32,10 +34,6 @@ class ManifestError(EnvshipError):
 
 class StoreError(EnvshipError):
     """A store could not be read or written (auth, not found, unreachable, corrupt blob)."""
-
-
-class NodeError(EnvshipError):
-    """The node runtime could not fetch, verify, unpack or assemble an env."""
 
 
 class EngineError(EnvshipError):

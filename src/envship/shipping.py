@@ -1,30 +1,60 @@
-"""`ship()`: pack an environment and publish it to a store in one call."""
+"""`pack()` and `ship()`: pack an environment, and publish it to a store, in one call."""
 
 from __future__ import annotations
 
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .env import Env
+from .errors import PackError
+from .packing.pipeline import PackResult
+from .paths import default_store_url
 from .store import PublishResult, open_store
 from .store.publish import Progress
 
-__all__ = ["ship", "ship_result", "ShipResult", "default_store_url", "envship_home"]
+__all__ = ["pack", "ship", "ship_result", "ShipResult"]
 
 
-def envship_home() -> Path:
-    """`$ENVSHIP_HOME`, default `~/.local/share/envship`."""
-    raw = os.environ.get("ENVSHIP_HOME")
-    return Path(raw).expanduser() if raw else Path.home() / ".local" / "share" / "envship"
+def pack(
+    python: str | os.PathLike[str] | None = None,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    **pack_opts: Any,
+) -> PackResult:
+    """Pack the environment of *python* (see :func:`envship.packing.pipeline.pack`).
+
+    With *output*, the layers and manifest are written there as a local store (the same
+    layout and the same publish as :func:`ship` to a directory); parents are created.
+    """
+    from .packing.pipeline import pack as pack_env
+
+    out = _check_output(Path(output)) if output is not None else None
+    packed = pack_env(python, **pack_opts)
+    if out is None:
+        return packed
+    store = open_store(str(out))
+    store.publish(packed.manifest, packed.blobs, provenance=False)
+    placed = {d: out / "blobs" / "sha256" / f"{d.split(':', 1)[1]}.tar.gz" for d in packed.blobs}
+    return replace(packed, blobs=placed, output=out)
 
 
-def default_store_url() -> str:
-    """The store used when none is given: a local directory `$ENVSHIP_HOME/store`."""
-    return str(envship_home() / "store")
+def _check_output(out: Path) -> Path:
+    """Fail early (before any work) when *out* cannot be a pack output directory."""
+    out = out.expanduser().absolute()
+    if out.exists() and not out.is_dir():
+        raise PackError(f"output {out} exists and is not a directory; choose another -o.")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise PackError(f"output {out}: {probe} is not a directory; choose another -o.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PackError(f"output directory {out} is not writable; choose another -o.")
+    return out
 
 
 @dataclass(frozen=True)
@@ -53,8 +83,6 @@ def ship_result(
     **pack_opts: Any,
 ) -> ShipResult:
     """:func:`ship`, returning what was uploaded and built as well."""
-    from .packing import pack
-
     store = open_store(store_url if store_url is not None else default_store_url(),
                        storage_options)
     if tag is not None:
@@ -64,7 +92,7 @@ def ship_result(
     # Client setup (session, credentials, TLS) overlaps with packing.
     warm_up = threading.Thread(target=store.connect, name="envship-store-connect", daemon=True)
     warm_up.start()
-    packed = pack(**pack_opts)
+    packed = pack(**pack_opts)  # no output: the blobs go to the store
     warm_up.join()
     result = store.publish(packed.manifest, packed.blobs, progress, provenance=provenance)
     tag_uri = store.set_tag(tag, result.env_id) if tag is not None else None
@@ -85,7 +113,7 @@ def ship(
 
     *store_url*: a local path or fsspec URL (default :func:`default_store_url`);
     *storage_options*: passed to fsspec (credentials, `endpoint_url`, ...);
-    *tag*: also point `tags/<tag>.json` at the env; *pack_opts*: as `envship.packing.pack`.
+    *tag*: also point `tags/<tag>.json` at the env; *pack_opts*: as :func:`pack`.
     """
     return ship_result(
         store_url, storage_options=storage_options, tag=tag, progress=progress, **pack_opts

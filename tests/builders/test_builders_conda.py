@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from envship.packing import pack
+from envship import pack
 from support import run, uv_bin
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")

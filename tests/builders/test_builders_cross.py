@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from buildkit import EM_AARCH64, NUMPY, elf_machine
 
-from envship.builders import pack_lock
-from envship.packing import PackResult
+from envship.packing.pipeline import PackResult, pack_lock
 
 
 @pytest.fixture(scope="module")

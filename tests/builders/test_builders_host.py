@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from buildkit import HOST_VERSION, NUMPY, SIX
 
-from envship.builders import pack_lock
-from envship.packing import PackResult
+import envship
+from envship.packing.pipeline import PackResult, pack_lock
 from support import run, uv_bin
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")
@@ -34,7 +34,8 @@ def pylock(lock_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def host_env(pylock: Path, lock_dir: Path, builders_cache: Path,
              tmp_path_factory: pytest.TempPathFactory) -> tuple[PackResult, Path]:
     out = tmp_path_factory.mktemp("host") / "out"
-    result = pack_lock(pylock, code=lock_dir / "mylib", cache_dir=builders_cache, output=out)
+    result = envship.pack(requirements=pylock, code=lock_dir / "mylib", cache_dir=builders_cache,
+                          output=out)
     return result, out
 
 
@@ -94,7 +95,8 @@ def test_uv_lock_project(builders_cache: Path, tmp_path: Path) -> None:
     )
     run([uv_bin(), "lock", "-q", "--directory", str(proj)])
     out = tmp_path / "out"
-    result = pack_lock(proj / "uv.lock", code=proj, cache_dir=builders_cache, output=out)
+    result = envship.pack(requirements=proj / "uv.lock", code=proj, cache_dir=builders_cache,
+                          output=out)
     dists = {d.name: (d.source, d.layer) for d in result.manifest.distributions}
     assert dists == {"six": ("index", "deps"), "app": ("editable", "code")}
     got = _exec(out, "python", "-c", "import app, six; print(app.NAME, six.__version__)",

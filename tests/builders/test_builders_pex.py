@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from buildkit import NUMPY
 
-from envship.builders.pex import build_pex, complete_platform, pex_spark_conf
-from envship.builders.target import resolve_target
+from envship.packing.pex import build_pex, complete_platform, pex_spark_conf
+from envship.packing.sources.lock.target import resolve_target
 from support import run
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")

@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 from buildkit import NUMPY, SIX
 
-from envship.builders import BuildError, pack_lock, read_lock
 from envship.errors import PackError
+from envship.packing.pipeline import pack_lock
+from envship.packing.sources.lock import BuildError, read_lock
 
 
 def _fresh_build(lock: Path, base: Path, platform: str) -> tuple[str, list[str]]:
     """Build with empty envship and uv caches, in its own process (its own environment)."""
     code = (
         "import json, sys\n"
-        "from envship.builders import pack_lock\n"
+        "from envship.packing.pipeline import pack_lock\n"
         f"r = pack_lock({str(lock)!r}, python_version='3.12', platform={platform!r},"
         f" code=False, cache_dir={str(base / 'cache')!r})\n"
         "print(json.dumps([r.env_id, [l.digest for l in r.manifest.layers]]))\n"
@@ -119,7 +120,7 @@ def test_bad_target_options(tmp_path: Path) -> None:
 
 
 def test_platform_tags_map_to_uv_names() -> None:
-    from envship.builders.target import uv_platform
+    from envship.packing.sources.lock.target import uv_platform
 
     assert uv_platform("manylinux_2_28_aarch64") == "aarch64-manylinux_2_28"
     assert uv_platform("manylinux2014_x86_64") == "x86_64-manylinux_2_17"
@@ -130,7 +131,7 @@ def test_platform_tags_map_to_uv_names() -> None:
 
 
 def test_lock_options_need_requirements(tmp_path: Path) -> None:
-    from envship.packing import pack
+    from envship import pack
 
     with pytest.raises(PackError, match="--platform: only with --requirements"):
         pack(platform="manylinux_2_28_x86_64")
@@ -144,8 +145,8 @@ def test_lock_options_need_requirements(tmp_path: Path) -> None:
 
 def test_project_discovery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                            caplog: pytest.LogCaptureFixture) -> None:
-    from envship.builders.lockpack import resolve_code
-    from envship.builders.project import find_project
+    from envship.packing.sources.lock.project import find_project
+    from envship.packing.sources.lock.stage import resolve_code
 
     flat = tmp_path / "flat"
     (flat / "my_tool").mkdir(parents=True)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from envship.packing import PackResult, pack
+from envship import pack
+from envship.packing.pipeline import PackResult
 from support import SampleEnv
 
 

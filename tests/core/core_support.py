@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tarfile
 
-from envship.packing import PackResult
+from envship.packing.pipeline import PackResult
 
 
 def layer_names(result: PackResult, kind: str) -> list[str]:

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from core_support import layer_names
 
-from envship.manifest import Manifest, canonical_json
-from envship.packing import PackResult, pack
+from envship import pack
+from envship.packing.manifest import Manifest, canonical_json
+from envship.packing.pipeline import PackResult
 from support import SampleEnv, make_venv, run, write_sample_project
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from envship.packing import PackResult, pack
+from envship import pack
+from envship.packing.pipeline import PackResult
 from support import SampleEnv
 
 MM = f"{sys.version_info[0]}.{sys.version_info[1]}"

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from envship.archive import SHEBANG, _rewrite_shebang
-from envship.packing import PackResult, pack
-from envship.selection import DEFAULT_EXCLUDED
-from envship.snapshot import canonical_name, take_snapshot
+from envship import pack
+from envship.packing.archive import SHEBANG, _rewrite_shebang
+from envship.packing.pipeline import PackResult
+from envship.packing.selection import DEFAULT_EXCLUDED
+from envship.packing.sources.snapshot import canonical_name, take_snapshot
 from support import make_venv, run, uv_bin
 
 
@@ -86,7 +87,7 @@ def test_gzip_bytes_depend_on_content_not_on_write_sizes(tmp_path: Path) -> None
 
     from isal import igzip_threaded
 
-    from envship.archive import BlockWriter
+    from envship.packing.archive import BlockWriter
 
     data = random.Random(7).randbytes(3_500_000) + b"envship " * 300_000
     outputs = []

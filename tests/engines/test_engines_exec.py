@@ -66,7 +66,7 @@ def test_command_runs_inside_env(
     form: str, shipped_sample: Shipped, node_script: Path, tmp_path: Path
 ) -> None:
     from envship.env import Env
-    from envship.manifest import Manifest
+    from envship.packing.manifest import Manifest
 
     manifest_path = shipped_sample.store / "envs" / f"{shipped_sample.env_id}.json"
     env = Env(shipped_sample.uri, Manifest.from_json(manifest_path.read_bytes()),

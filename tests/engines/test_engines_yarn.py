@@ -81,7 +81,7 @@ def test_spec_round_trips_and_holds_layers_as_archives(shipped: Shipped, tmp_pat
 def test_spec_maps_s3_to_s3a_and_keeps_secrets_out(shipped: Shipped, tmp_path: Path) -> None:
     from envship.engines.yarn import yarn_resources
     from envship.env import Env
-    from envship.manifest import Manifest
+    from envship.packing.manifest import Manifest
 
     manifest_path = shipped.store / "envs" / f"{shipped.env_id}.json"
     manifest = Manifest.from_json(manifest_path.read_bytes())

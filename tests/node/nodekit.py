@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from envship.manifest import (
+from envship.packing.manifest import (
     Distribution,
     LayerRef,
     Manifest,

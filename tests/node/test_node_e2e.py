@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from nodekit import ENVSHIP, node_env
 
+from envship import pack
 from envship.node import prepare
-from envship.packing import PackResult, pack
+from envship.packing.pipeline import PackResult
 from envship.store import open_store
 from support import SampleEnv, start_moto_server
 

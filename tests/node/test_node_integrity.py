@@ -19,9 +19,9 @@ from nodekit import (
     write_tag,
 )
 
-from envship.manifest import Distribution, Manifest
 from envship.node import NodeError, prepare
 from envship.node.resolve import env_id_of
+from envship.packing.manifest import Distribution, Manifest
 
 
 def test_node_and_manifest_agree_on_env_ids(small_store: Store) -> None:

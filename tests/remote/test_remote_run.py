@@ -13,8 +13,8 @@ from remote_support import ShippedClient
 
 import envship
 from envship.errors import RemoteError
-from envship.manifest import LayerRef, Manifest, PythonInfo
 from envship.node import prepare
+from envship.packing.manifest import LayerRef, Manifest, PythonInfo
 from envship.remote import RUNNER, build_payload, check_compatible
 from support import SampleEnv
 

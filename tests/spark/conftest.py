@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sparkkit import HERE, JobEnv, job_venv
 
-from envship.engines.spark_cluster import StandaloneCluster
+from envship.engines.spark.local_cluster import StandaloneCluster
 from support import MotoServer, make_venv, run, start_moto_server, write_sample_project
 
 AWS_ENV = {

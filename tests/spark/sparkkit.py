@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envship.env import Env
-from envship.manifest import LayerRef, Manifest, PythonInfo
+from envship.packing.manifest import LayerRef, Manifest, PythonInfo
 from envship.store import open_store
 
 HERE = Path(__file__).resolve().parent

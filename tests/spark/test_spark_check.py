@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sparkkit import handmade_env
 
-from envship.engines.spark_check import (
+from envship.engines.spark.check import (
     code_drift,
     executor_reports,
     require_code_match,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sparkkit import CountingStore, JobEnv, parse_result
 
-from envship.engines.spark_cluster import StandaloneCluster
+from envship.engines.spark.local_cluster import StandaloneCluster
 from envship.shipping import ship_result
 
 pytestmark = pytest.mark.spark

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sparkkit import handmade_env
 
-from envship.engines import spark_boot
-from envship.engines.spark_conf import conf, hadoop_url, is_local_master, merge_list
+from envship.engines.spark import boot as spark_boot
+from envship.engines.spark.conf import conf, hadoop_url, is_local_master, merge_list
 from envship.env import Env
 from envship.errors import EngineError
 

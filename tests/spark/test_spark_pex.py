@@ -13,8 +13,8 @@ import pytest
 from sparkkit import parse_result
 
 from envship.engines.spark import configure
-from envship.engines.spark_conf import conf
-from envship.engines.spark_pex import is_pex
+from envship.engines.spark.conf import conf
+from envship.engines.spark.pex import is_pex
 from envship.errors import EngineError
 from support import run, uv_bin
 

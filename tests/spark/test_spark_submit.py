@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sparkkit import handmade_env
 
-from envship.engines.spark_submit import SubmitOptions, split_args
+from envship.engines.spark.submit import SubmitOptions, split_args
 from envship.errors import EngineError
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")

@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from envship.manifest import Manifest
+from envship.packing.manifest import Manifest
 from envship.store import open_store
 
 

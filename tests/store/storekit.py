@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from envship.manifest import Distribution, LayerRef, Manifest, PythonInfo
+from envship.packing.manifest import Distribution, LayerRef, Manifest, PythonInfo
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing-key-id",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from storekit import FixtureEnv
 
-from envship.manifest import Manifest
+from envship.packing.manifest import Manifest
 from envship.store import open_store
 from support import MotoServer
 
@@ -56,7 +56,7 @@ def test_default_store_is_under_envship_home(tmp_path: Path) -> None:
     home = tmp_path / "home"
     out = cli("store", "ls", "--json", env={"ENVSHIP_HOME": str(home)})
     assert json.loads(out.stdout) == []
-    from envship.shipping import default_store_url
+    from envship.paths import default_store_url
 
     os.environ["ENVSHIP_HOME"], old = str(home), os.environ.get("ENVSHIP_HOME", "")
     try:

@@ -12,7 +12,7 @@ from storekit import FixtureEnv
 
 from envship.env import Env, split_env_uri
 from envship.errors import StoreError
-from envship.manifest import Manifest
+from envship.packing.manifest import Manifest
 from envship.store import open_store
 
 

@@ -125,7 +125,7 @@ def test_upload_memory_stays_flat(tmp_path: Path) -> None:
     spec = write_spec(env, tmp_path / "spec.json")
     code = (
         "import json, resource, sys; from pathlib import Path\n"
-        "from envship.manifest import Manifest; from envship.store import open_store\n"
+        "from envship.packing.manifest import Manifest; from envship.store import open_store\n"
         "spec = json.loads(Path(sys.argv[1]).read_text())\n"
         "store = open_store(sys.argv[2])\n"
         "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"

@@ -10,7 +10,7 @@ import pytest
 from storekit import FixtureEnv, make_env
 
 from envship.errors import ManifestError, StoreError
-from envship.manifest import canonical_json
+from envship.packing.manifest import canonical_json
 from envship.store import Store, open_store
 
 

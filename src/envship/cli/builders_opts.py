@@ -7,10 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["Requirements", "PythonVersion", "Platform", "Strict", "Code", "Format", "lock_opts",
-           "build_pex_for", "FORMATS"]
-
-FORMATS = ("layers", "pex", "both")
+__all__ = ["Requirements", "PythonVersion", "Platform", "Strict", "Code", "Format", "lock_opts"]
 
 Requirements = Annotated[
     Path | None,
@@ -61,20 +58,3 @@ def lock_opts(
     if code is not None:
         opts["code"] = code
     return opts
-
-
-def build_pex_for(fmt: str, output: Path, opts: dict[str, Any]) -> Path | None:
-    """Write ``OUTPUT/env.pex`` when *fmt* asks for a PEX (lock builds only); its path."""
-    from ..errors import PackError
-
-    if fmt not in FORMATS:
-        raise PackError(f"--format {fmt}: expected one of {', '.join(FORMATS)}.")
-    if fmt == "layers":
-        return None
-    if "requirements" not in opts:
-        raise PackError(f"--format {fmt}: needs --requirements (a PEX is built from a lock).")
-    from ..builders.pex import build_pex
-
-    keys = ("python_version", "platform", "strict", "code")
-    return build_pex(opts["requirements"], output / "env.pex",
-                     **{k: opts[k] for k in keys if k in opts})

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import NodeError
+from ..node.errors import NodeError
 from . import app, console, err_console, human_size, state
 
 __all__: list[str] = []
@@ -117,7 +117,6 @@ def cache_prune(
     import os
 
     from ..node.cache import cache_root
-    from ..node.errors import NodeError as _NodeError
     from ..node.fetch import parse_size
     from ..node.prune import prune
 
@@ -126,10 +125,7 @@ def cache_prune(
         limit = parse_size(limit_text) if limit_text else None
     except ValueError:
         raise NodeError(f"--max-size {limit_text!r} is not a size (like 500M, 20G)") from None
-    try:
-        removed = prune(cache_root(str(cache) if cache else None), limit) or []
-    except _NodeError as exc:
-        raise NodeError(str(exc)) from exc
+    removed = prune(cache_root(str(cache) if cache else None), limit) or []
     freed = sum(e.size for e in removed if e.kind == "layer")
     layers = sum(e.kind == "layer" for e in removed)
     envs = len(removed) - layers

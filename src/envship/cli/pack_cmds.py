@@ -12,8 +12,8 @@ from . import AsJson, app, console, err_console, human_size
 from . import builders_opts as bo
 
 if TYPE_CHECKING:
-    from ..manifest import Manifest
-    from ..packing import PackResult
+    from ..packing.manifest import Manifest
+    from ..packing.pipeline import PackResult
 
 __all__: list[str] = []
 
@@ -92,7 +92,8 @@ def pack(
     """Pack an environment into layer blobs + a manifest in OUTPUT (default ./envship-pack)."""
     from rich.table import Table
 
-    from ..packing import pack as do_pack
+    from ..packing.pex import build_pex_for
+    from ..shipping import pack as do_pack
 
     progress = None if as_json else _LayerProgress()
     kwargs: dict[str, Any] = {
@@ -100,7 +101,7 @@ def pack(
         "only": tuple(only or ()), "include": tuple(include or ()),
     }
     kwargs.update(bo.lock_opts(requirements, python_version, platform, strict, code))
-    pex = bo.build_pex_for(fmt, output, kwargs)
+    pex = build_pex_for(fmt, output, kwargs)
     if pex is not None:
         err_console.print(f"pex:      {pex}", highlight=False, soft_wrap=True)
         if fmt == "pex":
@@ -149,7 +150,7 @@ def inspect(
     """Show an env: python, layers, distributions, and what was left out and why."""
     from rich.table import Table
 
-    from ..compare import load_manifest
+    from ..packing.diff import load_manifest
 
     m, source = load_manifest(manifest)
     if as_json:
@@ -190,7 +191,7 @@ def diff(
     as_json: AsJson = False,
 ) -> None:
     """Compare two envs: distributions added / removed / changed, layers changed."""
-    from ..compare import diff_manifests, load_manifest
+    from ..packing.diff import diff_manifests, load_manifest
 
     ma, _ = load_manifest(a)
     mb, _ = load_manifest(b)

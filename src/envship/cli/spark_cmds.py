@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import shlex
-import subprocess
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -66,39 +64,19 @@ def spark_submit(
         typer.Option("--storage-option", "-s", help="fsspec storage option KEY=VALUE."),
     ] = None,
 ) -> None:
-    from ..engines.spark_check import require_code_match
-    from ..engines.spark_conf import open_env
-    from ..engines.spark_pex import PEX_MODE, is_pex
-    from ..engines.spark_submit import SubmitOptions, split_args, submit_command
-    from ..env import Env
-    from ..store.fs import parse_storage_options
+    from ..engines.spark.submit import SubmitOptions, plan_submit, run_command
 
     given = SubmitOptions(
         mode, cache_dir, presign, expires, not no_check, driver_python, dry_run,
         not no_local_modules, tuple(storage_option or ()),
     )
-    submit, options = split_args(list(ctx.args), given)
-    env: Env | str = (
-        env_uri  # a PEX: no manifest, no code layer to compare
-        if options.mode == PEX_MODE or is_pex(env_uri)
-        else Env.open(env_uri, parse_storage_options(list(options.storage_options)))
-        if options.storage_options
-        else open_env(env_uri)
-    )
-    if isinstance(env, Env) and options.check and not options.dry_run:
-        app_dir = str(Path(submit.app).resolve().parent)
-        require_code_match(env, [app_dir])
-    cmd = submit_command(env, submit, options)
+    cmd, options = plan_submit(env_uri, ctx.args, given)
     shown = shlex.join(cmd)
     if options.dry_run:
         print(shown)
         return
     if state.verbose:
         err_console.print(f"[dim]$ {shown}[/]", highlight=False, markup=True, soft_wrap=True)
-    try:
-        code = subprocess.call(cmd)
-    except KeyboardInterrupt:
-        code = 130
     # sys.exit, not typer.Exit: the shell runs click with standalone_mode=False, where an
     # Exit's code would be returned and dropped.
-    sys.exit(code)
+    sys.exit(run_command(cmd))

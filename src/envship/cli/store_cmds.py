@@ -150,7 +150,7 @@ def store_ls(
     """List the envs in a store: id, date, total size, layers, tags."""
     from rich.table import Table
 
-    from ..shipping import default_store_url
+    from ..paths import default_store_url
     from ..store import open_store
 
     store = open_store(store_url or default_store_url(), _options(storage_option))
@@ -225,7 +225,7 @@ def gc(
     as_json: AsJson = False,
 ) -> None:
     """Remove old untagged envs (with --keep / --older-than) and unreferenced blobs."""
-    from ..shipping import default_store_url
+    from ..paths import default_store_url
     from ..store import open_store
     from ..store.gc import parse_duration
 

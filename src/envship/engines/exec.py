@@ -115,7 +115,7 @@ def resolve_env_id(env: EnvRef) -> str:
 
 def _read_env_id(ref: str) -> str:
     """Tag URI, manifest file or packed directory: read it to learn the env id."""
-    from ..manifest import Manifest
+    from ..packing.manifest import Manifest
 
     path = ref[len("file://") :] if ref.startswith("file://") else ref
     if "://" not in path and os.path.isdir(path):

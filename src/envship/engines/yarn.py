@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..errors import EngineError
-from ..manifest import Manifest
+from ..packing.manifest import Manifest
+from ..paths import envship_home
 from .exec import NODE_SCRIPT_NAME, EnvRef, env_uri, resolve_env_id
 
 if TYPE_CHECKING:
@@ -220,7 +221,7 @@ def node_script_file(directory: str | os.PathLike[str] | None = None) -> Path:
 
     text = script_text()
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    base = Path(directory) if directory is not None else _home() / "node-script"
+    base = Path(directory) if directory is not None else envship_home() / "node-script"
     path = base / digest / NODE_SCRIPT_NAME
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,5 +231,4 @@ def node_script_file(directory: str | os.PathLike[str] | None = None) -> Path:
     return path
 
 
-def _home() -> Path:
-    return Path(os.environ.get("ENVSHIP_HOME") or "~/.local/share/envship").expanduser()
+

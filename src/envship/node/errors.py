@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+try:  # inside the envship package: node failures are EnvshipErrors like every other
+    from ..errors import EnvshipError as _Base
+except ImportError:  # the single-file runtime (`envship node-script`) has no envship package
+    _Base = Exception  # type: ignore[misc,assignment]
+
 __all__ = ["NodeError"]
 
 
-class NodeError(Exception):
+class NodeError(_Base):
     """An env could not be resolved, fetched, verified, unpacked, assembled or run on this node.
 
-    Standard-library only, like the rest of :mod:`envship.node`; the ``envship`` CLI turns it
-    into :class:`envship.errors.NodeError`.
+    Standard-library only, like the rest of :mod:`envship.node`. Inside the envship package it
+    is an :class:`envship.errors.EnvshipError`, so library callers catch one exception tree.
     """

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import cloudpickle
 
 from ..errors import RemoteError
-from ..manifest import Manifest
+from ..packing.manifest import Manifest
 from .payload import Payload, build_payload, check_compatible, local_modules
 
 __all__ = [

@@ -23,7 +23,7 @@ from typing import Any
 import cloudpickle
 
 from ..errors import RemoteError
-from ..manifest import Manifest
+from ..packing.manifest import Manifest
 
 __all__ = ["FORMAT", "Payload", "build_payload", "check_compatible", "local_modules"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ..manifest import Manifest
+from ..packing.manifest import Manifest
 from . import gc as _gc
 from . import retry
 from .fetch import fetch_blob, read_manifest

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ManifestError, StoreError
-from ..manifest import Manifest
+from ..packing.manifest import Manifest
 from . import retry
 from .fs import StoreLocation
 from .transfer import ProgressFn, download_file

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import StoreError
-from ..manifest import Manifest
+from ..packing.manifest import Manifest
 from . import retry
 from .fetch import read_manifest
 from .fs import StoreLocation

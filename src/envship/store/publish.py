@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ..manifest import LayerRef, Manifest, canonical_json
+from ..packing.manifest import LayerRef, Manifest, canonical_json
 from . import retry
 from .fs import StoreLocation
 from .transfer import upload_file, write_bytes

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ...errors import SnapshotError
+from ..manifest import PythonInfo
 from .editables import SourceRoot, editable_roots
-from .errors import SnapshotError
-from .manifest import PythonInfo
 from .probecache import load_probe, save_probe
 
 __all__ = [

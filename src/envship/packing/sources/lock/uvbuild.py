@@ -15,8 +15,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from ..errors import PackError
-from .lock import PinnedSet
+from ....errors import PackError
+from .lockfile import PinnedSet
 from .target import Target
 from .uvtool import BuildError, run_uv, uv_version
 

@@ -8,9 +8,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .errors import PackError
-from .snapshot import DistInfo, Snapshot
-from .sourcetree import SourceWalker, root_entries
+from ..errors import PackError
+from .sources.conda import conda_shared_libs
+from .sources.snapshot import DistInfo, Snapshot
+from .sources.sourcetree import SourceWalker, root_entries
 
 __all__ = ["LayerEntry", "LayerPlan", "plan_layers", "plan_python"]
 
@@ -198,4 +199,10 @@ def plan_python(snapshot: Snapshot) -> LayerPlan:
             if os.path.islink(full) and not os.path.exists(full):
                 continue
             b.add(LayerEntry(f"{arcdir}/{name}", full))
-    return b.plan("python", "stat", (base, snapshot.python.version))
+    conda_libs = conda_shared_libs(snapshot)
+    lib_arc = f"python/{os.path.relpath(libdir, base).replace(os.sep, '/')}" if (
+        libdir.startswith(base + os.sep)) else "python/lib"
+    for name, real in conda_libs:
+        b.add(LayerEntry(f"{lib_arc}/{name}", real))
+    salt = (base, snapshot.python.version) + (("conda",) if conda_libs else ())
+    return b.plan("python", "stat", salt)

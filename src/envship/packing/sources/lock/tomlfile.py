@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import PackError
+from ....errors import PackError
 
 __all__ = ["load_toml"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import EngineError
+from ...errors import EngineError
 
 __all__ = ["StandaloneCluster", "find_spark_home", "free_port"]
 

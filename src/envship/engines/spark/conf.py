@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EngineError
-from .spark_boot import (
+from ...errors import EngineError
+from .boot import (
     BOOT_ALIAS,
     ENV_REF_VAR,
     archives_boot,
@@ -20,7 +20,7 @@ from .spark_boot import (
 )
 
 if TYPE_CHECKING:
-    from ..env import Env
+    from ...env import Env
 
 __all__ = [
     "MODES",
@@ -46,7 +46,7 @@ _STDLIB_SCHEMES = ("", "file", "http", "https")
 
 def open_env(env: Env | str) -> Env:
     """An :class:`Env` from an Env or an env / tag URI (reads the manifest from the store)."""
-    from ..env import Env
+    from ...env import Env
 
     if isinstance(env, Env):
         return env
@@ -102,7 +102,7 @@ def conf(
     stores); *cache_dir*: the node cache on executors (``$ENVSHIP_CACHE``). A path or URL
     ending in ``.pex`` (or ``mode="pex"``): the executors run that PEX (see ``spark_pex``).
     """
-    from .spark_pex import PEX_MODE, is_pex, pex_conf
+    from .pex import PEX_MODE, is_pex, pex_conf
 
     if mode == PEX_MODE or (is_pex(env) and mode == "archives"):
         return pex_conf(env, master=master)
@@ -128,7 +128,7 @@ def conf(
 
 
 def _default_boot_dir() -> Path:
-    from ..shipping import envship_home
+    from ...paths import envship_home
 
     return envship_home() / "spark"
 
@@ -194,8 +194,7 @@ def _node_cache_conf(
 def _local_conf(env: Env, cache_dir: str | None) -> dict[str, str]:
     """local[...]: Python workers are children of this JVM, on this machine — use a view in this
     machine's node cache (Spark unpacks archives where a relative python path cannot reach)."""
-    from ..errors import NodeError
-    from ..node import prepare
+    from ...node import NodeError, prepare
 
     try:
         view = prepare(env.uri, cache_dir=cache_dir)

@@ -10,19 +10,24 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from packaging.tags import compatible_tags, cpython_tags
 
-from ..sourcetree import SourceWalker, root_entries
-from .lock import read_lock
-from .lockpack import CodeArg, builders_home, resolve_code
-from .target import Target, arch_of, resolve_target
-from .uvbuild import resolve_set
-from .uvtool import BuildError
+from ..errors import PackError
+from .sources.lock.lockfile import read_lock
+from .sources.lock.stage import CodeArg, builders_home, resolve_code
+from .sources.lock.target import Target, arch_of, resolve_target
+from .sources.lock.uvbuild import resolve_set
+from .sources.lock.uvtool import BuildError
+from .sources.sourcetree import SourceWalker, root_entries
 
-__all__ = ["PEX_PIP_VERSION", "build_pex", "complete_platform", "pex_spark_conf"]
+__all__ = ["FORMATS", "PEX_PIP_VERSION", "build_pex", "build_pex_for", "complete_platform",
+           "pex_spark_conf"]
+
+FORMATS = ("layers", "pex", "both")  # what `pack --format` writes
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +82,7 @@ def _copy_code(code: CodeArg, dest: Path) -> bool:
     project = resolve_code(code)
     if project is None:
         return False
-    from ..editables import SourceRoot
+    from .sources.editables import SourceRoot
 
     root = SourceRoot("path", str(project.source_dir), top_level=project.top_level)
     for arc, src in root_entries(SourceWalker(), root):
@@ -147,3 +152,17 @@ def pex_spark_conf(pex_url: str) -> dict[str, str]:
         "spark.pyspark.python": f"./{name}",
         "spark.executorEnv.PEX_ROOT": "./.pex",
     }
+
+
+def build_pex_for(fmt: str, output: Path, opts: Mapping[str, Any]) -> Path | None:
+    """Write ``OUTPUT/env.pex`` when *fmt* asks for a PEX (lock builds only); its path.
+    *opts*: the ``pack()`` keyword arguments (``requirements`` and the lock options)."""
+    if fmt not in FORMATS:
+        raise PackError(f"--format {fmt}: expected one of {', '.join(FORMATS)}.")
+    if fmt == "layers":
+        return None
+    if "requirements" not in opts:
+        raise PackError(f"--format {fmt}: needs --requirements (a PEX is built from a lock).")
+    keys = ("python_version", "platform", "strict", "code")
+    return build_pex(opts["requirements"], Path(output) / "env.pex",
+                     **{k: opts[k] for k in keys if k in opts})

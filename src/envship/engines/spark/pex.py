@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import EngineError
+from ...errors import EngineError
 
 __all__ = [
     "PEX_MODE",
@@ -79,7 +79,7 @@ def pex_conf(pex: object, *, master: str | None = None) -> dict[str, str]:
     of the local file is used. ``PEX_INHERIT_PATH=fallback``: pex scrubs ``PYTHONPATH``, through
     which Spark hands the workers pyspark; with it, the PEX's own packages still come first.
     """
-    from .spark_conf import is_local_master
+    from .conf import is_local_master
 
     if isinstance(pex, os.PathLike):
         pex = os.fspath(pex)
@@ -103,7 +103,7 @@ def pex_conf(pex: object, *, master: str | None = None) -> dict[str, str]:
             )
         out["spark.pyspark.python"] = str(local)
         return out
-    from ..builders.pex import pex_spark_conf
+    from ...packing.pex import pex_spark_conf
 
     out.update(pex_spark_conf(url))
     return out

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from isal import igzip_threaded
 
-from .errors import PackError
+from ..errors import PackError
 from .layers import LayerEntry
 
 __all__ = ["Blob", "BlockWriter", "write_blob", "COMPRESS_LEVEL", "SHEBANG"]

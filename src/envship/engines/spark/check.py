@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EngineError, EnvshipError
+from ...errors import EngineError, EnvshipError
 
 if TYPE_CHECKING:
-    from ..env import Env
+    from ...env import Env
 
 __all__ = [
     "CodeDrift",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ManifestError
+from ..errors import ManifestError
 from .manifest import Manifest
 
 __all__ = ["EnvDiff", "load_manifest", "diff_manifests"]

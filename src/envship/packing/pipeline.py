@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import PackError
 from .archive import Blob, write_blob
-from .buildcache import FORMAT_VERSION, BuildCache
-from .errors import PackError
+from .buildcache import BuildCache
 from .layers import LayerPlan, plan_layers, plan_python
 from .manifest import Distribution, LayerRef, Manifest
 from .selection import select
-from .snapshot import Snapshot, take_snapshot
+from .sources.conda import conda_prefix
+from .sources.lock.project import write_editable_stub
+from .sources.lock.stage import CodeArg, lock_snapshot, resolve_code, stage_lock
+from .sources.lock.target import resolve_target
+from .sources.snapshot import Snapshot, take_snapshot
 
-__all__ = ["PackResult", "ProgressCallback", "pack", "pack_snapshot", "write_output"]
+__all__ = ["PackResult", "ProgressCallback", "pack", "pack_lock", "pack_snapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +40,13 @@ class PackResult:
     env_id: str
     blobs: Mapping[str, Path]  # "sha256:<hex>" -> local blob file
     built: Mapping[str, bool]  # layer kind -> archived now (True) or from the build cache
-    output: Path | None
+    output: Path | None = None  # the local store it was written to (``envship.pack(output=)``)
 
 
 def pack(
     python: str | os.PathLike[str] | None = None,
     *,
     with_python: bool = False,
-    output: str | os.PathLike[str] | None = None,
     exclude: Iterable[str] = (),
     only: Iterable[str] = (),
     include: Iterable[str] = (),
@@ -55,31 +57,22 @@ def pack(
 ) -> PackResult:
     """Pack the environment of *python* (venv dir, prefix or interpreter; default: this one).
 
-    With *output*, writes the store layout (``blobs/sha256/<hex>.tar.gz``, ``envs/<id>.json``)
-    there. Layers whose inputs did not change are taken from the build cache.
+    Layers whose inputs did not change are taken from the build cache; the blobs stay there
+    (``envship.pack(output=...)`` and ``envship.ship`` publish them to a store).
     With *requirements* (a lock file), builds the env from it instead, without a local
     environment; *lock_opts*: ``python_version``, ``platform``, ``strict``, ``code``
-    (see ``envship.builders.pack_lock``).
+    (see :func:`pack_lock`).
     """
     if requirements is not None or lock_opts:
-        from .builders.lockpack import pack_requirements
-
-        return pack_requirements(
-            requirements, python=python, with_python=with_python, output=output,
-            exclude=exclude, only=only, include=include, cache_dir=cache_dir,
-            progress=progress, **lock_opts,
+        return _pack_requirements(
+            requirements, python=python, with_python=with_python, exclude=exclude, only=only,
+            include=include, cache_dir=cache_dir, progress=progress, **lock_opts,
         )
-    out_dir = _check_output(Path(output)) if output is not None else None
     cache = BuildCache(Path(cache_dir)) if cache_dir is not None else BuildCache.default()
     snapshot = take_snapshot(python, probe_cache=cache.root / "probes")
-    from .builders.conda import conda_python_plan
-
-    python_plan = conda_python_plan(snapshot)  # a conda prefix ships its interpreter + libs
     return pack_snapshot(
         snapshot,
-        with_python=with_python or python_plan is not None,
-        python_plan=python_plan,
-        output=out_dir,
+        with_python=with_python or conda_prefix(snapshot) is not None,  # conda: own interpreter
         exclude=exclude,
         only=only,
         include=include,
@@ -92,20 +85,18 @@ def pack_snapshot(
     snapshot: Snapshot,
     *,
     with_python: bool = False,
-    output: Path | None = None,
     exclude: Iterable[str] = (),
     only: Iterable[str] = (),
     include: Iterable[str] = (),
     cache_dir: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
-    python_plan: LayerPlan | None = None,
 ) -> PackResult:
-    """:func:`pack` for an already taken snapshot (*python_plan*: instead of plan_python)."""
+    """:func:`pack` for an already taken snapshot."""
     selection = select(snapshot, exclude=exclude, only=only, include=include)
     salt = (snapshot.python.implementation, snapshot.python.abi, snapshot.python.platform)
     plans = plan_layers(snapshot, selection.kept, salt)
     if with_python:
-        plans.append(python_plan or plan_python(snapshot))
+        plans.append(plan_python(snapshot))
     cache = BuildCache(Path(cache_dir)) if cache_dir is not None else BuildCache.default()
     refs: dict[str, LayerRef] = {}
     blobs: dict[str, Path] = {}
@@ -138,9 +129,7 @@ def pack_snapshot(
         entry_points={g: dict(sorted(v.items())) for g, v in sorted(eps.items())},
         excluded=selection.excluded,
     )
-    if output is not None:
-        blobs = write_output(output, manifest, blobs)
-    return PackResult(manifest, manifest.env_id, blobs, built, output)
+    return PackResult(manifest, manifest.env_id, blobs, built)
 
 
 def _builder(plan: LayerPlan, progress: ProgressCallback | None) -> Callable[[Path], Blob]:
@@ -158,70 +147,59 @@ def _builder(plan: LayerPlan, progress: ProgressCallback | None) -> Callable[[Pa
     return build
 
 
-def _check_output(out: Path) -> Path:
-    """Fail early (before any work) when *out* cannot be a pack output directory."""
-    out = out.expanduser().absolute()
-    if out.exists() and not out.is_dir():
-        raise PackError(f"output {out} exists and is not a directory; choose another -o.")
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise PackError(f"output {out}: {probe} is not a directory; choose another -o.")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise PackError(f"output directory {out} is not writable; choose another -o.")
-    return out
+def pack_lock(
+    requirements: str | os.PathLike[str],
+    *,
+    python_version: str | None = None,
+    platform: str | None = None,
+    strict: bool = False,
+    code: CodeArg = None,
+    exclude: Iterable[str] = (),
+    only: Iterable[str] = (),
+    include: Iterable[str] = (),
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> PackResult:
+    """Build an env from a lock without a local environment.
+
+    *requirements*: ``requirements.txt`` (pinned), ``pylock.toml`` or ``uv.lock``;
+    *python_version* (``3.X``) and *platform* (a wheel platform tag such as
+    ``manylinux_2_28_aarch64``) name the target, default this interpreter and machine;
+    *strict*: unpinned or incomplete requirements are an error instead of a warning;
+    *code*: the project for the code layer (default: the one in the current directory).
+    """
+    target = resolve_target(python_version, platform)
+    project = resolve_code(code)
+    staged = stage_lock(requirements, target, strict=strict, cache_dir=cache_dir)
+    with tempfile.TemporaryDirectory(prefix="envship-code-") as tmp:
+        code_site = None
+        if project is not None:
+            code_site = Path(tmp) / "site-packages"
+            code_site.mkdir()
+            write_editable_stub(project, code_site)
+        snapshot = lock_snapshot(staged, target, code_site)
+        return pack_snapshot(
+            snapshot, exclude=exclude, only=only, include=include,
+            cache_dir=cache_dir, progress=progress,
+        )
 
 
-def _place(src: Path, dest: Path) -> None:
-    """Hard-link (or copy) *src* to *dest* via a temp name, so *dest* is never half-written."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
-    os.close(fd)
-    os.unlink(tmp)
-    try:
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_output(out: Path, manifest: Manifest, blobs: Mapping[str, Path]) -> dict[str, Path]:
-    """Write blobs, then the manifest, in the store layout; on failure remove what was added."""
-    created: list[Path] = []
-    existed = out.exists()
-    placed: dict[str, Path] = {}
-    try:
-        for sub in (out, out / "blobs", out / "blobs" / "sha256", out / "envs"):
-            if not sub.exists():
-                sub.mkdir()
-                created.append(sub)
-        for digest, src in blobs.items():
-            dest = out / "blobs" / "sha256" / f"{digest.split(':', 1)[1]}.tar.gz"
-            if not dest.exists():
-                _place(src, dest)
-                created.append(dest)
-            placed[digest] = dest
-        dest = out / "envs" / f"{manifest.env_id}.json"
-        if not dest.exists():
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(manifest.to_json())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, dest)
-            created.append(dest)
-    except OSError as exc:
-        if not existed:
-            shutil.rmtree(out, ignore_errors=True)
-        else:
-            for path in reversed(created):
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-        raise PackError(f"cannot write pack output to {out}: {exc.strerror or exc}") from exc
-    log.debug("wrote %s (format %s)", out, FORMAT_VERSION)
-    return placed
+def _pack_requirements(
+    requirements: str | os.PathLike[str] | None,
+    *,
+    python: str | os.PathLike[str] | None = None,
+    with_python: bool = False,
+    **opts: Any,
+) -> PackResult:
+    """``pack(requirements=...)``: check the options that do not mix, then :func:`pack_lock`."""
+    if requirements is None:
+        lock_only = ("python_version", "platform", "strict", "code")
+        named = ", ".join("--" + k.replace("_", "-") for k in lock_only if k in opts)
+        raise PackError(f"{named}: only with --requirements (a lock file to build from).")
+    if python is not None:
+        raise PackError("--python and --requirements exclude each other: pack an existing "
+                        "environment, or build one from a lock, not both.")
+    if with_python:
+        raise PackError("--with-python needs a local environment to copy the interpreter from; "
+                        "a lock build has none (the node brings a Python of the target version).")
+    return pack_lock(requirements, **opts)

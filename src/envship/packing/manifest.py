@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ManifestError
+from ..errors import ManifestError
 
 __all__ = [
     "SCHEMA",

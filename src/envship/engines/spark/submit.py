@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import EngineError
-from .spark_cluster import find_spark_home
-from .spark_conf import DEFAULT_PRESIGN_EXPIRES, LIST_KEYS, conf, merge_list
+from ...errors import EngineError
+from .conf import DEFAULT_PRESIGN_EXPIRES, LIST_KEYS, conf, merge_list
+from .local_cluster import find_spark_home
 
 if TYPE_CHECKING:
-    from ..env import Env
+    from ...env import Env
 
 __all__ = [
     "SubmitOptions",
@@ -25,6 +25,8 @@ __all__ = [
     "find_spark_submit",
     "local_modules",
     "submit_command",
+    "plan_submit",
+    "run_command",
 ]
 
 # Files next to an application that are tooling, not modules the job imports.
@@ -208,3 +210,41 @@ def submit_command(
     for key, value in confs.items():
         cmd += ["--conf", f"{key}={value}"]
     return [*cmd, *submit.spark_args, submit.app, *submit.app_args]
+
+
+def plan_submit(
+    env_ref: str, argv: Sequence[str], given: SubmitOptions
+) -> tuple[list[str], SubmitOptions]:
+    """The spark-submit argv for ``envship spark-submit ENV_REF ARGV...``: open the env (or take
+    the PEX as it is), check that the application's local code matches the env's code layer,
+    and add the env's confs. *given*: options parsed before ENV_REF (more may follow it).
+    Returns the argv and the options in force."""
+    from ...env import Env
+    from ...store.fs import parse_storage_options
+    from .check import require_code_match
+    from .conf import open_env
+    from .pex import PEX_MODE, is_pex
+
+    submit, options = split_args(list(argv), given)
+    env: Env | str
+    if options.mode == PEX_MODE or is_pex(env_ref):
+        env = env_ref  # a PEX: no manifest, no code layer to compare
+    elif options.storage_options:
+        env = Env.open(env_ref, parse_storage_options(list(options.storage_options)))
+    else:
+        env = open_env(env_ref)
+    if isinstance(env, Env) and options.check and not options.dry_run:
+        require_code_match(env, [str(Path(submit.app).resolve().parent)])
+    return submit_command(env, submit, options), options
+
+
+def run_command(cmd: Sequence[str]) -> int:
+    """Run *cmd* in the foreground; its exit code (130 on Ctrl-C, as a shell reports it)."""
+    import subprocess
+
+    try:
+        return subprocess.call(list(cmd))
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        raise EngineError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from None

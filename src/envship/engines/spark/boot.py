@@ -11,7 +11,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..manifest import Manifest
+from ...packing.manifest import Manifest
 
 __all__ = [
     "BOOT_ALIAS",
@@ -194,7 +194,7 @@ def archives_boot(manifest: Manifest) -> BootArchive:
 def node_cache_boot(version: str) -> BootArchive:
     """Boot for node-cache mode: `python` that runs the single-file node runtime. The env is
     named at run time by ``$ENVSHIP_ENV_REF``, so one archive serves every env of a version."""
-    from ..node.script import script_text
+    from ...node.script import script_text
 
     sh = _NODE_CACHE_SH.format(ref_var=ENV_REF_VAR, version=version)
     files = {

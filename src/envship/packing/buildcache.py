@@ -11,22 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import PackError
+from ..paths import build_cache_dir
 from .archive import COMPRESS_LEVEL, Blob
-from .errors import PackError
 from .layers import LayerEntry, LayerPlan
 
-__all__ = ["FORMAT_VERSION", "BuildCache", "envship_home", "fingerprint"]
+__all__ = ["FORMAT_VERSION", "BuildCache", "fingerprint"]
 
 log = logging.getLogger(__name__)
 
 # Bump whenever the bytes a plan turns into change (archive format, path rules, transforms).
 FORMAT_VERSION = "envship.layer/2"
-
-
-def envship_home() -> Path:
-    """``$ENVSHIP_HOME``, default ``~/.local/share/envship``."""
-    env = os.environ.get("ENVSHIP_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "envship"
 
 
 def _stat_key(path: str) -> str:
@@ -84,7 +79,7 @@ class BuildCache:
 
     @classmethod
     def default(cls) -> BuildCache:
-        return cls(envship_home() / "build-cache")
+        return cls(build_cache_dir())
 
     @property
     def blob_dir(self) -> Path:

@@ -12,8 +12,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EngineError
-from .spark_check import (
+from ...errors import EngineError
+from .check import (
     CodeDrift,
     ExecutorReport,
     code_drift,
@@ -21,12 +21,12 @@ from .spark_check import (
     require_code_match,
     require_executors_in_env,
 )
-from .spark_conf import DEFAULT_PRESIGN_EXPIRES, LIST_KEYS, MODES, conf, merge_list, open_env
-from .spark_pex import PEX_MODE, PEX_NAME_CONF, is_pex, pex_name, require_executors_run_pex
-from .spark_submit import local_modules
+from .conf import DEFAULT_PRESIGN_EXPIRES, LIST_KEYS, MODES, conf, merge_list, open_env
+from .pex import PEX_MODE, PEX_NAME_CONF, is_pex, pex_name, require_executors_run_pex
+from .submit import local_modules
 
 if TYPE_CHECKING:
-    from ..env import Env
+    from ...env import Env
 
 __all__ = [
     "MODES",

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import PackError
+from ..errors import PackError
 from .manifest import Excluded
-from .snapshot import DistInfo, Snapshot, canonical_name
+from .sources.snapshot import DistInfo, Snapshot, canonical_name
 
 __all__ = ["DEFAULT_EXCLUDED", "Selection", "select"]
 

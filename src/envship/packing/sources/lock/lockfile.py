@@ -12,7 +12,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from ..errors import PackError
+from ....errors import PackError
 from .tomlfile import load_toml
 from .uvtool import uv_bin
 

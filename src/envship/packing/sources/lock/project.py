@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import PackError
+from ....errors import PackError
 from .tomlfile import load_toml
 
 __all__ = ["ProjectCode", "find_project", "write_editable_stub"]

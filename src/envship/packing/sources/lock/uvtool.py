@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
-from ..errors import PackError
+from ....errors import PackError
 
 __all__ = ["BuildError", "uv_bin", "uv_version", "run_uv", "explain_uv_error"]
 

@@ -1,4 +1,4 @@
-"""pack_lock(): a lock file + target -> the same layers and manifest an env snapshot gives."""
+"""A lock file + target -> a staged install and the Snapshot of it (what a venv would give)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,19 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..buildcache import envship_home
-from ..errors import PackError
-from ..packing import PackResult, ProgressCallback, _check_output, pack_snapshot
+from ....errors import PackError
+from ....paths import build_cache_dir
 from ..probe import _dist_info
 from ..snapshot import Snapshot, snapshot_from_probe
-from .lock import read_lock
-from .project import ProjectCode, find_project, write_editable_stub
-from .target import Target, resolve_target
+from .lockfile import read_lock
+from .project import ProjectCode, find_project
+from .target import Target
 from .uvbuild import Staged, resolve_set, stage
 
-__all__ = [
-    "CodeArg", "pack_lock", "pack_requirements", "stage_lock", "resolve_code", "lock_snapshot"
-]
+__all__ = ["CodeArg", "builders_home", "lock_snapshot", "resolve_code", "stage_lock"]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +31,7 @@ CodeArg = str | os.PathLike[str] | None | bool
 
 def builders_home(cache_dir: str | os.PathLike[str] | None) -> Path:
     """Where staged installs and cached resolutions live (beside the build cache)."""
-    base = Path(cache_dir) if cache_dir is not None else envship_home() / "build-cache"
+    base = Path(cache_dir) if cache_dir is not None else build_cache_dir()
     return base / "builders"
 
 
@@ -119,63 +115,3 @@ def _staged_dists(staged: Staged) -> list[dict[str, Any]]:
     except OSError as exc:  # a read-only cache only costs speed
         log.debug("cannot save %s: %s", saved, exc)
     return dists
-
-
-def pack_lock(
-    requirements: str | os.PathLike[str],
-    *,
-    python_version: str | None = None,
-    platform: str | None = None,
-    strict: bool = False,
-    code: CodeArg = None,
-    output: str | os.PathLike[str] | None = None,
-    exclude: Iterable[str] = (),
-    only: Iterable[str] = (),
-    include: Iterable[str] = (),
-    cache_dir: str | os.PathLike[str] | None = None,
-    progress: ProgressCallback | None = None,
-) -> PackResult:
-    """Build an env from a lock without a local environment.
-
-    *requirements*: ``requirements.txt`` (pinned), ``pylock.toml`` or ``uv.lock``;
-    *python_version* (``3.X``) and *platform* (a wheel platform tag such as
-    ``manylinux_2_28_aarch64``) name the target, default this interpreter and machine;
-    *strict*: unpinned or incomplete requirements are an error instead of a warning;
-    *code*: the project for the code layer (default: the one in the current directory).
-    """
-    out_dir = _check_output(Path(output)) if output is not None else None
-    target = resolve_target(python_version, platform)
-    project = resolve_code(code)
-    staged = stage_lock(requirements, target, strict=strict, cache_dir=cache_dir)
-    with tempfile.TemporaryDirectory(prefix="envship-code-") as tmp:
-        code_site = None
-        if project is not None:
-            code_site = Path(tmp) / "site-packages"
-            code_site.mkdir()
-            write_editable_stub(project, code_site)
-        snapshot = lock_snapshot(staged, target, code_site)
-        return pack_snapshot(
-            snapshot, output=out_dir, exclude=exclude, only=only, include=include,
-            cache_dir=cache_dir, progress=progress,
-        )
-
-
-def pack_requirements(
-    requirements: str | os.PathLike[str] | None,
-    *,
-    python: str | os.PathLike[str] | None = None,
-    with_python: bool = False,
-    **opts: Any,
-) -> PackResult:
-    """``pack(requirements=...)``: check the options that do not mix, then :func:`pack_lock`."""
-    if requirements is None:
-        lock_only = ("python_version", "platform", "strict", "code")
-        named = ", ".join("--" + k.replace("_", "-") for k in lock_only if k in opts)
-        raise PackError(f"{named}: only with --requirements (a lock file to build from).")
-    if python is not None:
-        raise PackError("--python and --requirements exclude each other: pack an existing "
-                        "environment, or build one from a lock, not both.")
-    if with_python:
-        raise PackError("--with-python needs a local environment to copy the interpreter from; "
-                        "a lock build has none (the node brings a Python of the target version).")
-    return pack_lock(requirements, **opts)

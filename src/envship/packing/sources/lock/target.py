@@ -6,8 +6,8 @@ import re
 import sys
 from dataclasses import dataclass
 
-from ..errors import PackError
-from ..manifest import PythonInfo
+from ....errors import PackError
+from ...manifest import PythonInfo
 
 __all__ = ["Target", "resolve_target", "host_platform_tag", "uv_platform", "arch_of"]
 
