@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from support import SampleEnv, make_venv, write_sample_project
+from kits.support import (
+    AWS_ENV,
+    MotoServer,
+    SampleEnv,
+    make_venv,
+    start_moto_server,
+    write_sample_project,
+)
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +52,20 @@ def _session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """One real moto_server (S3 API) for the whole session, AWS dummies set in the environment."""
+    old = {k: os.environ.get(k) for k in AWS_ENV}
+    os.environ.update(AWS_ENV)
+    server = start_moto_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

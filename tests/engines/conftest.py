@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from enginekit import Shipped, client_venv, make_venv, ship_venv, version_of
 
-from support import run, write_sample_project
+from kits.enginekit import Shipped, client_venv, make_venv, ship_venv, version_of
+from kits.support import run, write_sample_project
 
 
 def pytest_configure(config: pytest.Config) -> None:

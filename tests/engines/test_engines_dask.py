@@ -10,10 +10,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from enginekit import Shipped, child_environ
 
 from envship.engines.dask import cli_options, worker_command
 from envship.errors import EngineError
+from kits.enginekit import Shipped, child_environ
 
 pytestmark = pytest.mark.dask
 

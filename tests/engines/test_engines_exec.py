@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from enginekit import Shipped, child_environ, ship_venv
 
 from envship.engines.exec import command, env_uri, process_environ, resolve_env_id
 from envship.errors import EngineError
-from support import SampleEnv
+from kits.enginekit import Shipped, child_environ, ship_venv
+from kits.support import SampleEnv
 
 ENV_ID = "0f" * 32
 

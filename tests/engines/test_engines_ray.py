@@ -12,10 +12,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from enginekit import Shipped, child_environ, client_venv, ship_venv
 
 from envship.engines.ray import runtime_env
-from support import make_venv, write_sample_project
+from kits.enginekit import Shipped, child_environ, client_venv, ship_venv
+from kits.support import make_venv, write_sample_project
 
 ENV_ID = "cd" * 32
 URI = f"/s/envs/{ENV_ID}.json"

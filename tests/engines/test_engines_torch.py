@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from enginekit import Shipped, child_environ, free_port, ship_venv
 
 from envship.engines.exec import command, process_environ
-from support import run, uv_bin
+from kits.enginekit import Shipped, child_environ, free_port, ship_venv
+from kits.support import run, uv_bin
 
 pytestmark = pytest.mark.torch
 

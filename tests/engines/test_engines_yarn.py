@@ -16,11 +16,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from enginekit import Shipped, child_environ, ship_venv
 
 from envship.engines.exec import NODE_SCRIPT_NAME
 from envship.errors import EngineError
-from support import SampleEnv
+from kits.enginekit import Shipped, child_environ, ship_venv
+from kits.support import SampleEnv
 
 skein = pytest.importorskip("skein")
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nodekit import (
+
+from kits.nodekit import (
     CountingServer,
     Store,
     blob_from_tree,
@@ -16,8 +17,7 @@ from nodekit import (
     write_code_tree,
     write_store,
 )
-
-from support import make_venv
+from kits.support import make_venv
 
 
 @pytest.fixture

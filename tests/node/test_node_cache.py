@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from nodekit import (
+from kits.nodekit import (
     ENVSHIP,
     Store,
     blob_from_members,

@@ -7,13 +7,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from nodekit import ENVSHIP, node_env
 
 from envship import pack
 from envship.node import prepare
 from envship.packing.pipeline import PackResult
 from envship.store import open_store
-from support import SampleEnv, start_moto_server
+from kits.nodekit import ENVSHIP, node_env
+from kits.support import SampleEnv, start_moto_server
 
 CHECK = (
     "import numpy, mylib, sys, os; "

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from nodekit import ENVSHIP, Store, make_manifest, make_small_store, node_env, write_store
+from kits.nodekit import ENVSHIP, Store, make_manifest, make_small_store, node_env, write_store
 
 
 def envship_exec(

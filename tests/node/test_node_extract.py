@@ -7,7 +7,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from nodekit import (
+
+from envship.node import NodeError, prepare
+from kits.nodekit import (
     Blob,
     blob_from_members,
     dir_member,
@@ -16,8 +18,6 @@ from nodekit import (
     make_manifest,
     write_store,
 )
-
-from envship.node import NodeError, prepare
 
 
 def _device(name: str) -> tuple[tarfile.TarInfo, None]:

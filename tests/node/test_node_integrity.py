@@ -8,7 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from nodekit import (
+
+from envship.node import NodeError, prepare
+from envship.node.resolve import env_id_of
+from envship.packing.manifest import Distribution, Manifest
+from kits.nodekit import (
     ENVSHIP,
     Store,
     blob_from_members,
@@ -18,10 +22,6 @@ from nodekit import (
     write_store,
     write_tag,
 )
-
-from envship.node import NodeError, prepare
-from envship.node.resolve import env_id_of
-from envship.packing.manifest import Distribution, Manifest
 
 
 def test_node_and_manifest_agree_on_env_ids(small_store: Store) -> None:

@@ -9,11 +9,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from nodekit import ENVSHIP, Store, node_env
 
 import envship.node
 from envship.node.script import MODULES, script_text
-from support import HOST_PYTHON, run, uv_bin
+from kits.nodekit import ENVSHIP, Store, node_env
+from kits.support import HOST_PYTHON, run, uv_bin
 
 SRC = Path(envship.__file__).resolve().parent.parent
 NODE_DIR = Path(envship.node.__file__).resolve().parent
@@ -148,7 +148,7 @@ def _pythons() -> list[str]:
 
 @pytest.mark.parametrize("other", _pythons() or [pytest.param("", marks=pytest.mark.skip)])
 def test_single_file_runs_on_other_pythons(other: str, tmp_path: Path) -> None:
-    from nodekit import (
+    from kits.nodekit import (
         blob_from_tree,
         make_manifest,
         make_small_store,

@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
-from remote_support import ShippedClient
 
-from support import make_venv, run, write_sample_project
+from kits.remotekit import ShippedClient
+from kits.support import make_venv, run, write_sample_project
 
 REPO = Path(__file__).resolve().parents[2]
 

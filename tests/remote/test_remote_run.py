@@ -9,14 +9,14 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
-from remote_support import ShippedClient
 
 import envship
 from envship.errors import RemoteError
 from envship.node import prepare
 from envship.packing.manifest import LayerRef, Manifest, PythonInfo
 from envship.remote import RUNNER, build_payload, check_compatible
-from support import SampleEnv
+from kits.remotekit import ShippedClient
+from kits.support import SampleEnv
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -4,33 +4,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from storekit import AWS_ENV, FixtureEnv, make_env
 
-from support import MotoServer, start_moto_server
+from kits.storekit import FixtureEnv, make_env
+from kits.support import MotoServer
 
 
 @pytest.fixture
 def fixture_env(tmp_path: Path) -> FixtureEnv:
     return make_env(tmp_path / "blobs")
-
-
-@pytest.fixture(scope="session")
-def moto() -> Iterator[MotoServer]:
-    """A real moto_server for the session (AWS dummies + region set in the environment)."""
-    old = {k: os.environ.get(k) for k in AWS_ENV}
-    os.environ.update(AWS_ENV)
-    server = start_moto_server()
-    yield server
-    server.stop()
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 @pytest.fixture

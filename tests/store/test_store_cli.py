@@ -10,11 +10,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from storekit import FixtureEnv
 
 from envship.packing.manifest import Manifest
 from envship.store import open_store
-from support import MotoServer
+from kits.storekit import FixtureEnv
+from kits.support import MotoServer
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")
 

@@ -8,12 +8,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from storekit import FixtureEnv
 
 from envship.env import Env, split_env_uri
 from envship.errors import StoreError
 from envship.packing.manifest import Manifest
 from envship.store import open_store
+from kits.storekit import FixtureEnv
 
 
 def test_env_open_by_env_and_tag_uri(store_url: str, fixture_env: FixtureEnv) -> None:

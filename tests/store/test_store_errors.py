@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from storekit import AWS_ENV, FixtureEnv, make_env
 
 from envship.errors import StoreError
 from envship.store import open_store
 from envship.store.fs import Scrubber, parse_storage_options, redact_url
 from envship.store.retry import RetryPolicy, call, is_transient
-from support import start_moto_server
+from kits.storekit import FixtureEnv, make_env
+from kits.support import AWS_ENV, start_moto_server
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")
 
@@ -192,7 +192,7 @@ def test_auth_and_missing_bucket_fail_at_once(moto: object, fixture_env: Fixture
 
 @pytest.mark.s3
 def test_missing_bucket_is_clear(moto: object, fixture_env: FixtureEnv) -> None:
-    from support import MotoServer
+    from kits.support import MotoServer
 
     assert isinstance(moto, MotoServer)
     store = open_store("s3://no-such-bucket/envs", moto.storage_options())

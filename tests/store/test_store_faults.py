@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from storekit import FixtureEnv, env_from_blobs, make_blob, make_random_blob
 
 from envship.errors import StoreError
 from envship.store import Store, open_store
+from kits.storekit import FixtureEnv, env_from_blobs, make_blob, make_random_blob
 
 WORKER = str(Path(__file__).with_name("publish_worker.py"))
 MIB = 1 << 20

@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-from storekit import make_env
 
 from envship.errors import StoreError
 from envship.store import Store, open_store
 from envship.store.gc import parse_duration
+from kits.storekit import make_env
 
 
 def _age(store: Store, rel: str, seconds: float) -> None:

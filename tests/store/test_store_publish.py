@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from storekit import FixtureEnv, make_env
 
 from envship.errors import ManifestError, StoreError
 from envship.packing.manifest import canonical_json
 from envship.store import Store, open_store
+from kits.storekit import FixtureEnv, make_env
 
 
 def files_in(store: Store) -> dict[str, int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from envship.store import open_store
-from support import MotoServer, SampleEnv, make_venv
+from kits.support import MotoServer, SampleEnv, make_venv
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")
 

@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from support import make_venv
+from kits.support import make_venv
 
 REPO = Path(__file__).resolve().parents[2]  # the envship checkout, installed editable below
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sparkkit import CountingStore, JobEnv, parse_result
 
 from envship.engines.spark.local_cluster import StandaloneCluster
 from envship.shipping import ship_result
+from kits.sparkkit import CountingStore, JobEnv, parse_result
 
 pytestmark = pytest.mark.spark
 

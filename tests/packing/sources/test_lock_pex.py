@@ -10,11 +10,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from buildkit import NUMPY
 
 from envship.packing.pex import build_pex, complete_platform, pex_spark_conf
 from envship.packing.sources.lock.target import resolve_target
-from support import run
+from kits.buildkit import NUMPY
+from kits.support import run
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")
 CHECK = "import numpy, six, mylib; print(numpy.__version__, mylib.hello())"

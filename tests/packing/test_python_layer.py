@@ -12,7 +12,7 @@ import pytest
 
 from envship import pack
 from envship.packing.pipeline import PackResult
-from support import SampleEnv
+from kits.support import SampleEnv
 
 MM = f"{sys.version_info[0]}.{sys.version_info[1]}"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from buildkit import NUMPY, SIX
 
-from support import write_sample_project
+from kits.buildkit import NUMPY, SIX
+from kits.support import write_sample_project
 
 
 @pytest.fixture(scope="session")

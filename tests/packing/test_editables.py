@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from core_support import layer_names
 
 from envship import pack
 from envship.errors import PackError
 from envship.packing.pipeline import PackResult
 from envship.packing.sources.snapshot import take_snapshot
-from support import make_venv, run, uv_bin, write_sample_project
+from kits.packkit import layer_names
+from kits.support import make_venv, run, uv_bin, write_sample_project
 
 # (import name, distribution source) of everything the flavours venv installs from a checkout
 CHECKOUTS = {

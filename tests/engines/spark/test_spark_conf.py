@@ -11,12 +11,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from sparkkit import handmade_env
 
 from envship.engines.spark import boot as spark_boot
 from envship.engines.spark.conf import conf, hadoop_url, is_local_master, merge_list
 from envship.env import Env
 from envship.errors import EngineError
+from kits.sparkkit import handmade_env
 
 PROBE = (
     "import json, os, sys, importlib.util as u\n"

@@ -8,7 +8,7 @@ import pytest
 
 from envship import pack
 from envship.packing.pipeline import PackResult
-from support import SampleEnv
+from kits.support import SampleEnv
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """Spark fixtures: a real standalone master + worker on 127.0.0.1 whose own python3 is a bare
-venv (no numpy/pandas), a job venv shipped to a store, and a moto S3 server."""
+venv (no numpy/pandas), a job venv shipped to a store."""
 
 from __future__ import annotations
 
@@ -9,16 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sparkkit import HERE, JobEnv, job_venv
 
 from envship.engines.spark.local_cluster import StandaloneCluster
-from support import MotoServer, make_venv, run, start_moto_server, write_sample_project
-
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing-key-id",
-    "AWS_SECRET_ACCESS_KEY": "testing-secret-key-value",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+from kits.sparkkit import JobEnv, job_venv
+from kits.support import make_venv, run, write_sample_project
 
 
 @pytest.fixture(scope="session")
@@ -52,25 +46,9 @@ def spark_cluster(spark_base: Path, bare_bin: Path) -> Iterator[StandaloneCluste
 
 
 @pytest.fixture(scope="session")
-def moto(spark_base: Path) -> Iterator[MotoServer]:
-    old = {k: os.environ.get(k) for k in AWS_ENV}
-    os.environ.update(AWS_ENV)
-    server = start_moto_server()
-    try:
-        yield server
-    finally:
-        server.stop()
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@pytest.fixture(scope="session")
 def job_env(spark_base: Path) -> JobEnv:
     project = write_sample_project(spark_base / "mylib")
     py = job_venv(spark_base / "jobenv", project)
     job_dir = spark_base / "job"
-    shutil.copytree(HERE / "jobfiles", job_dir)
+    shutil.copytree(Path(__file__).parent / "jobfiles", job_dir)
     return JobEnv(py, project, job_dir)

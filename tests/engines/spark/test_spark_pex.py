@@ -10,15 +10,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from sparkkit import parse_result
 
 from envship.engines.spark import configure
 from envship.engines.spark.conf import conf
 from envship.engines.spark.pex import is_pex
 from envship.errors import EngineError
-from support import run, uv_bin
+from kits.sparkkit import parse_result
+from kits.support import run, uv_bin
 
-REPO = Path(__file__).resolve().parent.parent.parent
+REPO = Path(__file__).resolve().parents[3]
 ENVSHIP = str(Path(sys.executable).parent / "envship")
 SIX = "six==1.17.0"  # pure Python and small; the driver's job venv does not have it
 

@@ -9,11 +9,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from buildkit import HOST_VERSION, NUMPY, SIX
 
 import envship
 from envship.packing.pipeline import PackResult, pack_lock
-from support import run, uv_bin
+from kits.buildkit import HOST_VERSION, NUMPY, SIX
+from kits.support import run, uv_bin
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")
 

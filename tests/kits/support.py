@@ -98,6 +98,13 @@ def write_sample_project(root: Path, name: str = "mylib", backend: str = "setupt
     return root
 
 
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing-key-id",
+    "AWS_SECRET_ACCESS_KEY": "testing-secret-key-value",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
 @dataclass(frozen=True)
 class SampleEnv:
     venv: Path  # the venv prefix

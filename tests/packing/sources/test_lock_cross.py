@@ -6,9 +6,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from buildkit import EM_AARCH64, NUMPY, elf_machine
 
 from envship.packing.pipeline import PackResult, pack_lock
+from kits.buildkit import EM_AARCH64, NUMPY, elf_machine
 
 
 @pytest.fixture(scope="module")

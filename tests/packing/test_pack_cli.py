@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from envship.packing.pipeline import PackResult
-from support import SampleEnv, make_venv
+from kits.support import SampleEnv, make_venv
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")
 

@@ -12,7 +12,7 @@ from envship.packing.archive import SHEBANG, _rewrite_shebang
 from envship.packing.pipeline import PackResult
 from envship.packing.selection import DEFAULT_EXCLUDED
 from envship.packing.sources.snapshot import canonical_name, take_snapshot
-from support import make_venv, run, uv_bin
+from kits.support import make_venv, run, uv_bin
 
 
 @pytest.fixture(scope="module")

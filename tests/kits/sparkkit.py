@@ -78,7 +78,7 @@ def job_venv(path: Path, project: Path) -> Path:
     *project*. envship is installed from this checkout, rebuilt (not a stale cached wheel)."""
     import pyspark
 
-    from support import run, uv_bin
+    from kits.support import run, uv_bin
 
     repo = HERE.parent.parent
     run([uv_bin(), "venv", "-q", "-p", sys.executable, str(path)])

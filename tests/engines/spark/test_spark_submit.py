@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from sparkkit import handmade_env
 
 from envship.engines.spark.submit import SubmitOptions, split_args
 from envship.errors import EngineError
+from kits.sparkkit import handmade_env
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")
 

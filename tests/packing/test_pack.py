@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from core_support import layer_names
 
 from envship import pack
 from envship.packing.manifest import Manifest, canonical_json
 from envship.packing.pipeline import PackResult
-from support import SampleEnv, make_venv, run, write_sample_project
+from kits.packkit import layer_names
+from kits.support import SampleEnv, make_venv, run, write_sample_project
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")
 

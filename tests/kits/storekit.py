@@ -13,12 +13,6 @@ from pathlib import Path
 
 from envship.packing.manifest import Distribution, LayerRef, Manifest, PythonInfo
 
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing-key-id",
-    "AWS_SECRET_ACCESS_KEY": "testing-secret-key-value",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
 
 @dataclass(frozen=True)
 class FixtureEnv:

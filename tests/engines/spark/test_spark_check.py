@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sparkkit import handmade_env
 
 from envship.engines.spark.check import (
     code_drift,
@@ -18,6 +17,7 @@ from envship.engines.spark.check import (
     require_executors_in_env,
 )
 from envship.errors import EngineError
+from kits.sparkkit import handmade_env
 
 CODE = {
     "site-packages/driftpkg/__init__.py": b"VALUE = 1\n",

@@ -1,0 +1,1 @@
+"""Test helpers shared by the suite: real servers, real venvs, small fixture envs."""
