@@ -2,42 +2,38 @@
 
 from __future__ import annotations
 
-import re
-import urllib.parse
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import StoreError
+from .errors import ManifestError, StoreError
+from .node.ref import parse_ref
 from .packing.manifest import Manifest
 
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["Env", "split_env_uri"]
+__all__ = ["Env", "open_manifest", "split_env_uri"]
 
 T = TypeVar("T")
 
-_ENV_TAIL = re.compile(r"^(?:(?P<store>.*)/)?envs/(?P<id>[0-9a-f]{64})(?:\.presigned)?\.json$")
-_TAG_TAIL = re.compile(r"^(?:(?P<store>.*)/)?tags/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\.json$")
-
-
 def split_env_uri(uri: str) -> tuple[str, str, str]:
     """`<store>/envs/<id>.json` -> (store, "env", id); `<store>/tags/<n>.json` -> (store,
-    "tag", n). Presigned manifests (`<id>.presigned.json`) count as the env."""
-    path = urllib.parse.urlsplit(uri)._replace(query="", fragment="").geturl()
-    if "://" not in uri:
-        path = uri
-    m = _ENV_TAIL.match(path)
-    if m:
-        return m.group("store") or ".", "env", m.group("id")
-    m = _TAG_TAIL.match(path)
-    if m:
-        return m.group("store") or ".", "tag", m.group("name")
-    raise StoreError(
-        f"{uri} is not an env URI: expected <store>/envs/<env-id>.json or "
-        "<store>/tags/<name>.json (as printed by `envship ship`)"
-    )
+    "tag", n); a packed env directory -> (it, "packed", its path). Presigned manifests
+    (`<id>.presigned.json`) count as the env. See :func:`envship.node.ref.parse_ref`."""
+    try:
+        parsed = parse_ref(uri)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
+    kind = "env" if parsed.kind == "presigned" else parsed.kind
+    if parsed.store is None:
+        raise StoreError(
+            f"{uri}: a manifest outside a store's envs/ directory; pass the env URI "
+            "(<store>/envs/<env-id>.json) as printed by `envship ship`"
+        )
+    return parsed.store, kind, parsed.name
 
 
 @dataclass(frozen=True)
@@ -89,15 +85,69 @@ class Env:
 
     @classmethod
     def open(cls, uri: str, storage_options: Mapping[str, Any] | None = None) -> Env:
-        """The env at an env URI (`<store>/envs/<id>.json`) or tag URI (`<store>/tags/<n>.json`)."""
+        """The env at an env URI (`<store>/envs/<id>.json`), tag URI (`<store>/tags/<n>.json`),
+        presigned manifest URL or packed env directory; the manifest is always checked against
+        its env id."""
         from .store import open_store
         from .store.fs import redact_url
 
+        if _is_presigned(uri):
+            return cls._open_presigned(uri)
         store_url, kind, ref = split_env_uri(uri)
         store = open_store(store_url, storage_options)
-        env_id = store.read_tag(ref) if kind == "tag" else ref
-        manifest = store.read_manifest(env_id)
+        if kind == "packed":
+            env_id = _packed_env_id(ref)
+        else:
+            env_id = store.read_tag(ref) if kind == "tag" else ref
+        manifest = store.read_manifest(env_id)  # checked against env_id
+        if kind == "packed":
+            return cls(store.env_uri(env_id), manifest, store.url, dict(store.storage_options))
         uri_out = redact_url(uri) if kind == "env" and "?" not in uri else store.env_uri(env_id)
         if uri_out.endswith(".presigned.json"):
             uri_out = store.env_uri(env_id)
         return cls(uri_out, manifest, store.url, dict(store.storage_options))
+
+    @classmethod
+    def _open_presigned(cls, url: str) -> Env:
+        """A presigned manifest over HTTPS: read and verified by the node runtime's resolver."""
+        from .node.resolve import resolve
+
+        resolved = resolve(url)
+        manifest = Manifest.from_dict(resolved.manifest, source=resolved.source)
+        store_url = resolved.source.rsplit("/envs/", 1)[0] if "/envs/" in resolved.source else ""
+        return cls(url, manifest, store_url)
+
+
+def _is_presigned(uri: str) -> bool:
+    return uri.split("?", 1)[0].endswith(".presigned.json") and uri.startswith(
+        ("http://", "https://"))
+
+
+def _packed_env_id(path: str) -> str:
+    from .node.ref import packed_env_id
+
+    return packed_env_id(path)
+
+
+def open_manifest(
+    ref: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None
+) -> tuple[Manifest, str]:
+    """(manifest, where it came from) for any env reference :meth:`Env.open` takes (checked
+    against its env id), or a manifest file saved anywhere (which names no env id to check)."""
+    text = os.fspath(ref)
+    try:
+        parse_ref(text)
+    except ValueError:
+        path = Path(text.removeprefix("file://")).expanduser()
+        if "://" in text and not text.startswith("file://") or not path.is_file():
+            raise ManifestError(
+                f"{text} is neither an env reference (<store>/envs/<env-id>.json, "
+                "<store>/tags/<name>.json, a packed directory) nor a manifest file"
+            ) from None
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ManifestError(f"cannot read manifest {path}: {exc.strerror or exc}") from exc
+        return Manifest.from_json(data, source=str(path)), str(path)
+    env = Env.open(text, storage_options)
+    return env.manifest, env.uri

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .env import Env
-from .errors import PackError
+from .errors import PackError, StoreError
 from .packing.pipeline import PackResult
 from .paths import default_store_url
 from .store import PublishResult, open_store
@@ -36,8 +37,14 @@ def pack(
     packed = pack_env(python, **pack_opts)
     if out is None:
         return packed
-    store = open_store(str(out))
-    store.publish(packed.manifest, packed.blobs, provenance=False)
+    existed = out.exists()
+    try:
+        open_store(str(out)).publish(packed.manifest, packed.blobs, provenance=False)
+    except (StoreError, OSError) as exc:
+        if not existed:  # nothing half-written is left behind
+            shutil.rmtree(out, ignore_errors=True)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise PackError(f"cannot write pack output to {out}: {reason}") from exc
     placed = {d: out / "blobs" / "sha256" / f"{d.split(':', 1)[1]}.tar.gz" for d in packed.blobs}
     return replace(packed, blobs=placed, output=out)
 

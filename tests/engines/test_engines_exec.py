@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,9 @@ import pytest
 
 from envship.engines.exec import command, env_uri, process_environ, resolve_env_id
 from envship.errors import EngineError
+from envship.store import open_store
 from kits.enginekit import Shipped, child_environ, ship_venv
+from kits.storekit import make_env
 from kits.support import SampleEnv
 
 ENV_ID = "0f" * 32
@@ -39,16 +40,27 @@ def test_command_forms() -> None:
         env_uri(42)  # type: ignore[arg-type]
 
 
-def test_resolve_env_id_from_uri_tag_and_packed_dir(tmp_path: Path) -> None:
-    assert resolve_env_id(f"hdfs:///s/envs/{ENV_ID}.json") == ENV_ID
-    (tmp_path / "tags").mkdir()
-    (tmp_path / "tags" / "prod.json").write_text(json.dumps({"env": ENV_ID}))
-    assert resolve_env_id(str(tmp_path / "tags" / "prod.json")) == ENV_ID
-    (tmp_path / "envs").mkdir()
-    (tmp_path / "envs" / f"{ENV_ID}.json").write_text("{}")
-    assert resolve_env_id(str(tmp_path)) == ENV_ID
+def test_resolve_env_id_reads_and_verifies_every_reference(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "store"))
+    env = make_env(tmp_path / "blobs")
+    env_id = store.publish(env.manifest, env.blobs).env_id
+    root = tmp_path / "store"
+    store.set_tag("prod", env_id)
+    assert resolve_env_id(str(root / "envs" / f"{env_id}.json")) == env_id
+    assert resolve_env_id(str(root / "tags" / "prod.json")) == env_id
     with pytest.raises(EngineError, match="cannot read env reference"):
-        resolve_env_id(str(tmp_path / "tags" / "missing.json"))
+        resolve_env_id(str(root / "tags" / "missing.json"))
+    # A manifest that does not hash to the id in its name is refused, however it is named.
+    packed = tmp_path / "packed"
+    (packed / "envs").mkdir(parents=True)
+    (packed / "envs" / f"{ENV_ID}.json").write_text("{}")
+    with pytest.raises(EngineError, match="cannot read env reference"):
+        resolve_env_id(str(packed))
+    with pytest.raises(EngineError, match="cannot read env reference"):
+        resolve_env_id(str(packed / "envs" / f"{ENV_ID}.json"))
+    (root / "envs" / f"{env_id}.json").write_text("{}")
+    with pytest.raises(EngineError, match="cannot read env reference"):
+        resolve_env_id(str(root / "envs" / f"{env_id}.json"))
 
 
 def test_process_environ_sets_cache_and_drops_python_path(tmp_path: Path) -> None:

@@ -221,3 +221,13 @@ def test_inspect_and_diff_over_http(sample_pack: PackResult) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_output_parents_are_created(small_venv: Path, tmp_path: Path, isolated_home: Path) -> None:
+    out = tmp_path / "a" / "b" / "out"
+    proc = envship("pack", "--python", str(small_venv), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    manifests = sorted((out / "envs").glob("*.json"))
+    assert len(manifests) == 1  # a local store: the manifest, no provenance file
+    blobs = sorted((out / "blobs" / "sha256").glob("*.tar.gz"))
+    assert blobs and all(not p.name.startswith(".") for p in blobs)

@@ -29,7 +29,7 @@ def test_env_open_by_env_and_tag_uri(store_url: str, fixture_env: FixtureEnv) ->
 
 
 def test_env_open_rejects_non_env_uris(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="not an env URI"):
+    with pytest.raises(StoreError, match="not an env reference"):
         Env.open(str(tmp_path / "store"))
     with pytest.raises(StoreError, match="not found"):
         Env.open(str(tmp_path / "store" / "envs" / ("a" * 64 + ".json")))

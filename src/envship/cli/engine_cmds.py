@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from . import app
+from .app import app
 
 __all__: list[str] = []
 

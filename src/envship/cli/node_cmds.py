@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from ..node.errors import NodeError
-from . import app, console, err_console, human_size, state
+from .app import app, console, err_console, human_size, state
 
 __all__: list[str] = []
 

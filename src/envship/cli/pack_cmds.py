@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from . import AsJson, app, console, err_console, human_size
 from . import builders_opts as bo
+from .app import AsJson, app, console, err_console, human_size
 
 if TYPE_CHECKING:
     from ..packing.manifest import Manifest
@@ -150,7 +150,7 @@ def inspect(
     """Show an env: python, layers, distributions, and what was left out and why."""
     from rich.table import Table
 
-    from ..packing.diff import load_manifest
+    from ..env import open_manifest as load_manifest
 
     m, source = load_manifest(manifest)
     if as_json:
@@ -191,7 +191,8 @@ def diff(
     as_json: AsJson = False,
 ) -> None:
     """Compare two envs: distributions added / removed / changed, layers changed."""
-    from ..packing.diff import diff_manifests, load_manifest
+    from ..env import open_manifest as load_manifest
+    from ..packing.diff import diff_manifests
 
     ma, _ = load_manifest(a)
     mb, _ = load_manifest(b)

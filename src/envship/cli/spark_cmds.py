@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from . import app, err_console, state
+from .app import app, err_console, state
 
 __all__: list[str] = []
 

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from . import AsJson, app, console, err_console, human_size
 from . import builders_opts as bo
+from .app import AsJson, app, console, err_console, human_size
 
 __all__: list[str] = []
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError
-from .exec import EnvRef, command, process_environ, resolve_env_id
+from .launch import EnvRef, command, process_environ, resolve_env_id
 
 if TYPE_CHECKING:
     from distributed import Client

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import EngineError
-from .exec import EnvRef, command, resolve_env_id
+from .launch import EnvRef, command, resolve_env_id
 
 __all__ = ["runtime_env", "check"]
 

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ..errors import EngineError
+from ..errors import EngineError, EnvshipError
+from ..node.ref import parse_ref
 from ..packing.manifest import Manifest
 from ..paths import envship_home
-from .exec import NODE_SCRIPT_NAME, EnvRef, env_uri, resolve_env_id
+from .hadoop import HADOOP_SCHEMES, hadoop_url
+from .launch import NODE_SCRIPT_NAME, EnvRef, env_uri
 
 if TYPE_CHECKING:
     import skein
@@ -43,45 +45,33 @@ class YarnResources:
     env_id: str
 
 
-def _store_root_and_id(uri: str) -> tuple[str, str]:
-    base = uri.split("?", 1)[0]
-    head, _, name = base.rstrip("/").rpartition("/")
-    root, _, envs = head.rpartition("/")
-    if envs == "tags" and name.endswith(".json"):
-        # Pin the env the tag points to now: every container runs the same env.
-        return root, resolve_env_id(uri)
-    env_id = name[: -len(".json")] if name.endswith(".json") else ""
-    if envs != "envs" or len(env_id) != 64:
+def _open(env: EnvRef) -> tuple[str, Manifest]:
+    """(store root, verified manifest) of *env*; a tag is pinned to the env it names now, so
+    every container runs the same env."""
+    from ..env import Env
+
+    uri = env_uri(env)
+    try:
+        kind = parse_ref(uri).kind
+    except ValueError:
+        kind = ""
+    if kind not in ("env", "tag"):
         raise EngineError(
-            f"{uri}: YARN needs an env URI of the form <store>/envs/<env-id>.json on a "
-            "filesystem Hadoop can read (hdfs://, s3a://, abfs://, file://...); "
+            f"{uri}: YARN needs an env URI of the form <store>/envs/<env-id>.json (or a tag URI) "
+            "on a filesystem Hadoop can read (hdfs://, s3a://, abfs://, file://...); "
             "use the URI `envship ship` printed"
         )
-    return root, env_id
+    opened = env if isinstance(env, Env) else None
+    if opened is None:
+        try:
+            opened = Env.open(uri)
+        except EnvshipError as exc:
+            raise EngineError(f"cannot read env {uri}: {exc}") from exc
+    return opened.store_url, opened.manifest
 
 
 def _hadoop_url(url: str, schemes: Mapping[str, str]) -> str:
-    """Map fsspec schemes to Hadoop's (s3:// -> s3a://); make local paths absolute file://."""
-    parts = urlsplit(url)
-    if not parts.scheme:
-        return "file://" + os.path.abspath(url)
-    new = schemes.get(parts.scheme)
-    return new + url[len(parts.scheme) :] if new else url
-
-
-def _load_manifest(env: EnvRef) -> Manifest:
-    manifest = getattr(env, "manifest", None)
-    if isinstance(manifest, Manifest):
-        return manifest
-    uri = env_uri(env)
-    try:
-        import fsspec
-
-        with fsspec.open(uri, "rb") as fh:
-            data = fh.read()
-    except (OSError, ValueError) as exc:
-        raise EngineError(f"cannot read the manifest at {uri}: {exc}") from exc
-    return Manifest.from_json(data, source=uri)
+    return hadoop_url(url, schemes, local_as_file=True)
 
 
 def bootstrap_script(manifest: Manifest, env_id: str, command: str) -> str:
@@ -121,11 +111,9 @@ def yarn_resources(
 
     *schemes* maps fsspec URL schemes to Hadoop ones (default ``{"s3": "s3a"}``).
     """
-    root, env_id = _store_root_and_id(env_uri(env))
-    manifest = _load_manifest(f"{root}/envs/{env_id}.json" if isinstance(env, str) else env)
-    if manifest.env_id != env_id:
-        raise EngineError(f"the manifest of {env_uri(env)} does not match its env id")
-    scheme_map = {"s3": "s3a"} if schemes is None else dict(schemes)
+    root, manifest = _open(env)
+    env_id = manifest.env_id
+    scheme_map = HADOOP_SCHEMES if schemes is None else dict(schemes)
     cmd = command if isinstance(command, str) else shlex.join(command)
     if not cmd.strip():
         raise EngineError("no command to run in the YARN containers")

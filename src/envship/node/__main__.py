@@ -7,6 +7,7 @@ import sys
 
 from . import cache
 from .errors import NodeError
+from .ref import packed_env_id, parse_ref
 
 __all__ = ["main", "USAGE"]
 
@@ -78,18 +79,12 @@ def _parse(argv: list[str]) -> tuple[bool, str | None, str | None, str, list[str
 
 
 def _quick_env_id(ref: str) -> str | None:
-    env_id = cache.ref_env_id(ref)
-    if env_id is None and "://" not in ref:
-        try:  # a packed env directory: envs/ holds its one manifest
-            names = [
-                n for n in os.listdir(os.path.join(ref, "envs"))
-                if n.endswith(".json") and ".presigned." not in n
-            ]
-        except OSError:
-            return None
-        if len(names) == 1:
-            env_id = cache.ref_env_id(names[0])
-    return env_id
+    """The env id *ref* names, if that needs no read (a tag does): the warm-start fast path."""
+    try:
+        parsed = parse_ref(ref)
+        return packed_env_id(parsed.name) if parsed.kind == "packed" else parsed.env_id
+    except (ValueError, NodeError):
+        return None
 
 
 def _find(cmd: str, path: str) -> str | None:

@@ -23,9 +23,6 @@ __all__ = [
     "clean_leftovers",
     "temp_dir",
     "fast_view",
-    "ref_env_id",
-    "split_ref",
-    "is_hex64",
 ]
 
 TMP_PREFIX = ".tmp-"  # a directory being built; never used by a reader
@@ -172,26 +169,3 @@ def fast_view(root: str, env_id: str) -> str | None:
     except OSError:  # a read-only cache prepared by someone else still runs
         pass
     return path
-
-
-_HEX = frozenset("0123456789abcdef")
-
-
-def is_hex64(text: str) -> bool:
-    return len(text) == 64 and all(c in _HEX for c in text)
-
-
-def split_ref(ref: str) -> tuple[str, str]:
-    """(*ref* up to its last path component, the last component), ignoring any query string."""
-    base = ref.split("?", 1)[0].split("#", 1)[0] if "://" in ref else ref
-    head, _, name = base.rstrip("/").rpartition("/")
-    return head, name
-
-
-def ref_env_id(ref: str) -> str | None:
-    """The env id an env URI or presigned-manifest URI names, without reading anything."""
-    name = split_ref(ref)[1]
-    for suffix in (".presigned.json", ".json"):
-        if name.endswith(suffix) and is_hex64(name[: -len(suffix)]):
-            return name[: -len(suffix)]
-    return None

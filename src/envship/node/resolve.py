@@ -6,17 +6,16 @@ import hashlib
 import json
 import os
 
-from .cache import is_hex64 as _is_hex64
-from .cache import ref_env_id
-from .cache import split_ref as _split
 from .errors import NodeError
-from .fetch import is_local, local_path, read_url, safe_url
+from .fetch import local_path, read_url, safe_url
+from .ref import is_hex64 as _is_hex64
+from .ref import packed_env_id, parse_ref
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Resolved", "resolve", "follow", "env_id_of", "hashed_json", "ref_env_id", "SCHEMA"]
+__all__ = ["Resolved", "resolve", "follow", "env_id_of", "hashed_json", "SCHEMA"]
 
 SCHEMA = "envship.manifest/1"
 
@@ -59,21 +58,6 @@ def _join(root: str, *parts: str) -> str:
     return os.path.join(local_path(root), *parts)
 
 
-def _packed_dir(path: str) -> str:
-    envs = os.path.join(path, "envs")
-    try:
-        names = sorted(n for n in os.listdir(envs) if ref_env_id(n) and ".presigned" not in n)
-    except OSError:
-        names = []
-    if len(names) != 1:
-        found = f"{len(names)} manifests" if names else "no manifest"
-        raise NodeError(
-            f"{path}: a packed env directory holds exactly one envs/<env-id>.json, found {found}; "
-            "pass the env URI (<store>/envs/<env-id>.json) instead"
-        )
-    return os.path.join(envs, names[0])
-
-
 def _load(url: str, what: str) -> tuple[bytes, Any]:
     data = read_url(url)
     try:
@@ -82,31 +66,34 @@ def _load(url: str, what: str) -> tuple[bytes, Any]:
         raise NodeError(f"{safe_url(url)}: {what} is not valid JSON") from None
 
 
+def _parse(ref: str) -> Any:
+    try:
+        return parse_ref(ref)
+    except ValueError as exc:
+        raise NodeError(str(exc)) from None
+
+
 def follow(ref: str) -> str:
     """The manifest URL *ref* leads to: tags are read, packed directories listed."""
-    url = ref
-    if is_local(ref) and os.path.isdir(local_path(ref)):
-        url = _packed_dir(local_path(ref))
-    head, name = _split(url)
-    if _split(head)[1] == "tags" and name.endswith(".json"):
-        _, tag = _load(url, "tag")
+    parsed = _parse(ref)
+    if parsed.kind == "packed":
+        return os.path.join(parsed.name, "envs", packed_env_id(parsed.name) + ".json")
+    if parsed.kind == "tag":
+        _, tag = _load(ref, "tag")
         env_id = tag.get("env") if isinstance(tag, dict) else None
         if not isinstance(env_id, str) or not _is_hex64(env_id):
-            raise NodeError(f"{safe_url(url)}: not a tag (expected {{\"env\": \"<env id>\"}})")
-        url = _join(_split(head)[0], "envs", env_id + ".json")
-    return url
+            raise NodeError(f"{safe_url(ref)}: not a tag (expected {{\"env\": \"<env id>\"}})")
+        return _join(parsed.store, "envs", env_id + ".json")
+    return ref
 
 
 def resolve(ref: str) -> Resolved:
     """Read and verify the manifest *ref* points to; tags are followed, then verified too."""
     url = follow(ref)
-    head, name = _split(url)
-    expected = ref_env_id(url)
-    if expected is None:
-        raise NodeError(
-            f"{safe_url(ref)}: not an env reference; expected <store>/envs/<env-id>.json, "
-            "<store>/tags/<name>.json, <env-id>.presigned.json or a packed env directory"
-        )
+    parsed = _parse(url)
+    expected = parsed.env_id
+    if expected is None:  # follow() always ends at an env or presigned manifest
+        raise NodeError(f"{safe_url(ref)}: does not lead to a manifest")
     raw, manifest = _load(url, "manifest")
     _check_schema(manifest, url)
     actual = env_id_of(manifest)
@@ -115,7 +102,7 @@ def resolve(ref: str) -> Resolved:
             f"{safe_url(url)}: manifest content (sha256 {actual[:16]}…) does not match the env id "
             f"in its name ({expected[:16]}…); the store was modified, refusing to run it"
         )
-    store = _split(head)[0] if _split(head)[1] == "envs" else None
+    store = parsed.store
     urls: dict[str, str] = {}
     for lay in manifest["layers"]:
         if isinstance(lay.get("url"), str):

@@ -7,9 +7,10 @@ import sys
 import time
 
 from . import cache
-from .cache import fast_view, ref_env_id
+from .cache import fast_view
 from .errors import NodeError
 from .fetch import FetchInterrupted
+from .ref import ref_env_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ __all__ = ["script_text", "MODULES", "PACKAGE"]
 PACKAGE = "_envship_node"  # the package name inside the script; never clashes with envship
 MODULES = (
     "__init__", "__main__", "assemble", "cache", "errors", "extract", "fetch", "gunzip", "interp",
-    "prune", "resolve", "runtime",
+    "prune", "ref", "resolve", "runtime",
 )
 
 _HEAD = '''#!/usr/bin/env python3

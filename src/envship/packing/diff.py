@@ -1,66 +1,13 @@
-"""Load a manifest from a path, packed directory or URL, and compare two manifests."""
+"""Compare two manifests: distributions added, removed, changed; layers that differ."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ..errors import ManifestError
 from .manifest import Manifest
 
-__all__ = ["EnvDiff", "load_manifest", "diff_manifests"]
-
-
-def _read_url(url: str) -> bytes:
-    try:
-        import fsspec
-    except ImportError as exc:  # pragma: no cover - fsspec is a dependency
-        raise ManifestError(f"cannot read {url}: fsspec is not installed") from exc
-    try:
-        with fsspec.open(url, "rb") as fh:
-            data: bytes = fh.read()
-            return data
-    except (OSError, ValueError) as exc:
-        raise ManifestError(f"cannot read manifest {url}: {exc}") from exc
-
-
-def load_manifest(ref: str | os.PathLike[str]) -> tuple[Manifest, str]:
-    """(manifest, where it came from) for a manifest file, a packed directory, or a URL."""
-    text = os.fspath(ref)
-    if "://" in text and not text.startswith("file://"):
-        manifest = Manifest.from_json(_read_url(text), source=text)
-        _check_id(manifest, text.split("?", 1)[0], text)
-        return manifest, text
-    path = Path(text.removeprefix("file://")).expanduser()
-    if path.is_dir():
-        envs = sorted((path / "envs").glob("*.json")) if (path / "envs").is_dir() else []
-        if len(envs) != 1:
-            what = "no manifest" if not envs else f"{len(envs)} manifests"
-            raise ManifestError(
-                f"{path} holds {what} under envs/; pass the manifest file "
-                "(<dir>/envs/<env-id>.json) itself."
-            )
-        path = envs[0]
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ManifestError(f"cannot read manifest {path}: {exc.strerror or exc}") from exc
-    manifest = Manifest.from_json(data, source=str(path))
-    _check_id(manifest, path.as_posix(), str(path))
-    return manifest, str(path)
-
-
-def _check_id(manifest: Manifest, location: str, shown: str) -> None:
-    """A manifest stored as ``envs/<env-id>.json`` must hash to that id."""
-    parent, _, name = location.rstrip("/").rpartition("/")
-    stem = name.removesuffix(".json")
-    if parent.endswith("envs") and len(stem) == 64 and stem != manifest.env_id:
-        raise ManifestError(
-            f"{shown}: content does not match its env id (the file was modified or damaged); "
-            "re-create it with `envship pack`."
-        )
+__all__ = ["EnvDiff", "diff_manifests"]
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import EngineError
+from ..hadoop import hadoop_url
 from .boot import (
     BOOT_ALIAS,
     ENV_REF_VAR,
@@ -18,6 +18,7 @@ from .boot import (
     node_cache_boot,
     write_boot,
 )
+from .master import is_local_master
 
 if TYPE_CHECKING:
     from ...env import Env
@@ -40,7 +41,6 @@ EXECUTOR_PYTHON = f"./{BOOT_ALIAS}/python"  # relative to the executor's working
 LIST_KEYS = ("spark.archives", "spark.files", "spark.submit.pyFiles", "spark.jars")
 DEFAULT_PRESIGN_EXPIRES = 6 * 3600
 
-_LOCAL_MASTER = re.compile(r"^local(\[[^\]]*\])?$")
 _STDLIB_SCHEMES = ("", "file", "http", "https")
 
 
@@ -58,16 +58,6 @@ def open_env(env: Env | str) -> Env:
     return Env.open(env)
 
 
-def is_local_master(master: str | None) -> bool:
-    """True for ``local``, ``local[N]``, ``local[*]``, ``local[N,F]``: executors in the driver."""
-    return bool(master) and bool(_LOCAL_MASTER.match(master.strip()))  # type: ignore[union-attr]
-
-
-def hadoop_url(url: str) -> str:
-    """A blob URL as Hadoop reads it: ``s3://`` → ``s3a://`` (S3A is Hadoop's S3 client)."""
-    if url.startswith("s3://"):
-        return "s3a://" + url[len("s3://") :]
-    return url
 
 
 def merge_list(*values: str | None) -> str:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import EngineError
+from ..hadoop import hadoop_url
+from .master import is_local_master
 
 __all__ = [
     "PEX_MODE",
@@ -65,9 +67,7 @@ def _locate(pex: str) -> tuple[str, Path | None]:
                 "`envship pack -r requirements.txt --format pex`"
             )
         return str(local), local
-    if pex.startswith("s3://"):  # Hadoop reads S3 through S3A
-        return "s3a://" + pex[len("s3://") :], None
-    return pex, None
+    return hadoop_url(pex), None
 
 
 def pex_conf(pex: object, *, master: str | None = None) -> dict[str, str]:
@@ -79,8 +79,6 @@ def pex_conf(pex: object, *, master: str | None = None) -> dict[str, str]:
     of the local file is used. ``PEX_INHERIT_PATH=fallback``: pex scrubs ``PYTHONPATH``, through
     which Spark hands the workers pyspark; with it, the PEX's own packages still come first.
     """
-    from .conf import is_local_master
-
     if isinstance(pex, os.PathLike):
         pex = os.fspath(pex)
     if not isinstance(pex, str) or not pex:

@@ -1,0 +1,110 @@
+"""Env references: the one parser of what names an env (env URI, tag URI, presigned manifest
+URL, packed directory), used by the node runtime and by the library alike."""
+
+from __future__ import annotations
+
+import os
+
+from .errors import NodeError
+
+__all__ = [
+    "EnvRef", "parse_ref", "packed_env_id", "split_ref", "ref_env_id", "is_hex64", "TAG_CHARS",
+]
+
+_HEX = frozenset("0123456789abcdef")
+TAG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+def is_hex64(text: str) -> bool:
+    return len(text) == 64 and all(c in _HEX for c in text)
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """(*ref* up to its last path component, the last component), ignoring any query string."""
+    base = ref.split("?", 1)[0].split("#", 1)[0] if "://" in ref else ref
+    head, _, name = base.rstrip("/").rpartition("/")
+    return head, name
+
+
+def ref_env_id(ref: str) -> str | None:
+    """The env id an env URI or presigned-manifest URI names, without reading anything."""
+    name = split_ref(ref)[1]
+    for suffix in (".presigned.json", ".json"):
+        if name.endswith(suffix) and is_hex64(name[: -len(suffix)]):
+            return name[: -len(suffix)]
+    return None
+
+
+class EnvRef:
+    """A parsed env reference; nothing is read. *kind* is one of:
+
+    - ``env``: ``<store>/envs/<env-id>.json`` (*name* = env id; a ``<env-id>.json`` elsewhere
+      has no *store*: its layers must carry URLs)
+    - ``presigned``: ``…/<env-id>.presigned.json?…``, a self-contained manifest whose layers
+      carry their own URLs (*name* = env id; *store* is where it sits, may be None)
+    - ``tag``: ``<store>/tags/<name>.json`` (*name* = tag name)
+    - ``packed``: a local directory holding one ``envs/<env-id>.json`` (*store* = it)
+    """
+
+    __slots__ = ("ref", "kind", "store", "name")
+
+    def __init__(self, ref: str, kind: str, store: str | None, name: str) -> None:
+        self.ref = ref
+        self.kind = kind
+        self.store = store
+        self.name = name
+
+    @property
+    def env_id(self) -> str | None:
+        return self.name if self.kind in ("env", "presigned") else None
+
+    def __repr__(self) -> str:
+        return f"EnvRef({self.kind}, store={self.store!r}, name={self.name!r})"
+
+
+def _local_dir(ref: str) -> str | None:
+    if "://" in ref and not ref.startswith("file://"):
+        return None
+    path = os.path.expanduser(ref[len("file://"):] if ref.startswith("file://") else ref)
+    return path if os.path.isdir(path) else None
+
+
+def parse_ref(ref: str) -> EnvRef:
+    """Parse *ref*; a ValueError names what was expected when it is no env reference."""
+    if not ref:
+        raise ValueError("empty env reference")
+    packed = _local_dir(ref)
+    if packed is not None:
+        return EnvRef(ref, "packed", ref.rstrip("/") or "/", packed)
+    head, name = split_ref(ref)
+    store, parent = split_ref(head)[0], split_ref(head)[1]
+    if name.endswith(".presigned.json") and is_hex64(name[: -len(".presigned.json")]):
+        return EnvRef(ref, "presigned", store if parent == "envs" else None,
+                      name[: -len(".presigned.json")])
+    if name.endswith(".json") and is_hex64(name[:-5]):  # a manifest outside envs/ has no store
+        return EnvRef(ref, "env", (store or ".") if parent == "envs" else None, name[:-5])
+    if parent == "tags" and name.endswith(".json") and name[:-5] and name[0] != "." and all(
+        c in TAG_CHARS for c in name[:-5]
+    ):
+        return EnvRef(ref, "tag", store or ".", name[:-5])
+    raise ValueError(
+        f"{ref} is not an env reference: expected <store>/envs/<env-id>.json, "
+        "<store>/tags/<name>.json, <env-id>.presigned.json or a packed env directory "
+        "(as printed by `envship ship`)"
+    )
+
+
+def packed_env_id(path: str) -> str:
+    """The env id of the one manifest in a packed env directory (``<dir>/envs/<id>.json``)."""
+    envs = os.path.join(path, "envs")
+    try:
+        names = sorted(n for n in os.listdir(envs) if ref_env_id(n) and ".presigned" not in n
+                       and not n.endswith(".provenance.json"))
+    except OSError:
+        names = []
+    if len(names) != 1:
+        found = f"{len(names)} manifests" if names else "no manifest"
+        raise NodeError(
+            f"{path}: a packed env directory holds exactly one envs/<env-id>.json, found {found}; "
+            "pass the env URI (<store>/envs/<env-id>.json) instead"
+        )
+    return names[0][: -len(".json")]

@@ -1,0 +1,183 @@
+"""The package's shape: no import cycles (imports inside functions count), no engine imports
+another, and data flows one way (packing -> store -> node -> engines; never back)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import envship
+
+SRC = Path(envship.__file__).resolve().parent
+TOP = "envship"
+
+
+def _module_name(path: Path) -> tuple[str, bool]:
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        return ".".join(parts[:-1]), True
+    return ".".join(parts), False
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p)[0]: p for p in sorted(SRC.rglob("*.py"))}
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return isinstance(test, ast.Name) and test.id == "TYPE_CHECKING" or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement that can run: at module level or inside functions, but not under
+    ``if TYPE_CHECKING:``."""
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """envship module -> the envship modules it imports (a package means its __init__)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        is_pkg = _module_name(path)[1]
+        package = name if is_pkg else name.rpartition(".")[0]
+        for node in _runtime_imports(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+                if not base or base[0] != TOP:
+                    continue  # the single-file node runtime's fallback imports
+                mod = ".".join(base + ([node.module] if node.module else []))
+                targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in modules else mod
+                           for a in node.names]
+            else:
+                mod = node.module or ""
+                targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in modules else mod
+                           for a in node.names]
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target.startswith(TOP) and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def strong(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            strong(v)
+    return out
+
+
+def test_the_graph_sees_imports_inside_functions() -> None:
+    graph = import_graph()
+    # env.Env.run imports envship.remote inside the method: that edge must be in the graph.
+    assert "envship.remote" in graph["envship.env"]
+    assert "envship.packing.manifest" in graph["envship.store.core"]
+
+
+def test_no_import_cycles() -> None:
+    assert _cycles(import_graph()) == []
+
+
+def test_cycle_detection_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def _engine_of(module: str) -> str | None:
+    parts = module.split(".")
+    if len(parts) < 3 or parts[1] != "engines":
+        return None
+    return parts[2]
+
+
+def test_no_engine_imports_another() -> None:
+    shared = {"launch", "hadoop"}  # what adapters build on; not engines themselves
+    bad = []
+    for module, targets in import_graph().items():
+        mine = _engine_of(module)
+        if mine is None or mine in shared:
+            continue
+        for target in targets:
+            theirs = _engine_of(target)
+            if theirs is not None and theirs != mine and theirs not in shared:
+                bad.append(f"{module} -> {target}")
+    assert bad == []
+
+
+# Steps in flow order; a module may import only from its own step or the ones before it.
+_FLOW = ["packing", "store", "node", "remote", "engines", "cli"]
+_ANYWHERE = {"envship", "envship.errors", "envship.paths", "envship.node.errors",
+             "envship.node.ref"}
+
+
+def _step(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in _FLOW else None
+
+
+def test_data_flows_one_way() -> None:
+    bad = []
+    for module, targets in import_graph().items():
+        mine = _step(module)
+        if mine is None:
+            continue
+        for target in targets:
+            theirs = _step(target)
+            if target in _ANYWHERE or theirs is None:
+                continue
+            if _FLOW.index(theirs) > _FLOW.index(mine):
+                bad.append(f"{module} -> {target}")
+    assert bad == []
+
+
+def test_node_imports_nothing_else_of_envship() -> None:
+    graph = import_graph()
+    bad = [f"{m} -> {t}" for m, targets in graph.items() if _step(m) == "node"
+           for t in targets if _step(t) != "node" and t != "envship.errors"]
+    assert bad == []
