@@ -139,10 +139,10 @@ def open_manifest(
         parse_ref(text)
     except ValueError:
         path = Path(text.removeprefix("file://")).expanduser()
-        if "://" in text and not text.startswith("file://") or not path.is_file():
+        if "://" in text and not text.startswith("file://"):
             raise ManifestError(
-                f"{text} is neither an env reference (<store>/envs/<env-id>.json, "
-                "<store>/tags/<name>.json, a packed directory) nor a manifest file"
+                f"{text} is not an env reference (<store>/envs/<env-id>.json, "
+                "<store>/tags/<name>.json, a presigned manifest URL)"
             ) from None
         try:
             data = path.read_bytes()

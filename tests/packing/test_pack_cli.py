@@ -189,7 +189,7 @@ def test_damaged_manifest(sample_pack: PackResult, tmp_path: Path) -> None:
     tampered = tmp_path / "envs" / good.name
     tampered.parent.mkdir()
     tampered.write_text(good.read_text().replace('"numpy"', '"numpy2"'))
-    assert_fails(envship("inspect", str(tampered)), "does not match its env id")
+    assert_fails(envship("inspect", str(tampered)), "content hashes to env id")
     assert_fails(envship("diff", str(good), str(tmp_path / "missing.json")), "cannot read")
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -217,7 +217,7 @@ def test_inspect_and_diff_over_http(sample_pack: PackResult) -> None:
         local = str(sample_pack.output)
         assert json.loads(envship("diff", url, local, "--json").stdout)["same"] is True
         missing = url.replace(sample_pack.env_id, "0" * 64)
-        assert_fails(envship("inspect", missing), "cannot read manifest")
+        assert_fails(envship("inspect", missing), "not found in store")
     finally:
         server.shutdown()
         server.server_close()
