@@ -185,9 +185,20 @@ def validate(profile: str, nodes: int, jobs: int, versions: int, containers: int
     }
 
 
-def _latest(profile: str) -> Path | None:
-    found = sorted(RESULTS_DIR.glob(f"{profile}-*.json"))
-    return found[-1] if found else None
+def _has_inputs(path: Path) -> bool:
+    try:
+        load_inputs(path)
+    except (SystemExit, ValueError, KeyError, OSError):
+        return False
+    return True
+
+
+def latest_results(directory: Path = RESULTS_DIR) -> Path | None:
+    """The newest results JSON (quick or full run) that holds the figures the model needs;
+    a run of only some benchmarks (e.g. `--only spark`) is passed over."""
+    runs = [p for p in directory.glob("*-*.json") if p.name.startswith(("full-", "quick-"))]
+    runs.sort(key=lambda p: p.stem.split("-", 1)[1], reverse=True)  # by timestamp, newest first
+    return next((p for p in runs if _has_inputs(p)), None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,9 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--v-versions", type=int, default=4)
     p.add_argument("--v-containers", type=int, default=3)
     args = p.parse_args(argv)
-    path = args.results or _latest("full") or _latest("quick")
+    path = args.results or latest_results()
     if path is None:
-        print("no results JSON: run `python -m benchmarks` first", file=sys.stderr)
+        print("no results JSON with envship layer sizes: run `python -m benchmarks` first",
+              file=sys.stderr)
         return 2
     inp = load_inputs(path)
     out: dict[str, Any] = {"inputs": inp.__dict__, "source": str(path), "params": {
