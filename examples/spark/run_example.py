@@ -86,9 +86,8 @@ def _submit(args: argparse.Namespace, env_uri: str, master: str,
     envship = str(Path(sys.executable).parent / "envship")
     cmd = [envship, "spark-submit", env_uri, "--mode", args.mode, "--master", master]
     if options:
+        # pyspark's own jars have no S3A client: spark-submit hands out presigned URLs itself
         cmd += ["-s", f"endpoint_url={options['endpoint_url']}"]
-        if args.mode == "archives":
-            cmd.append("--presign")  # pyspark's own jars have no S3A client: plain HTTP URLs
     if args.mode == "node-cache" and os.environ.get("ENVSHIP_CACHE"):
         cmd += ["--cache-dir", os.environ["ENVSHIP_CACHE"]]
     for key, value in SPARK_CONFS.items():

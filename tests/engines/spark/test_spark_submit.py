@@ -154,3 +154,40 @@ def test_cli_reads_an_s3_env_with_storage_options_after_env_uri(
     archives = next(a for a in argv if a.startswith("spark.archives="))
     assert f"{options['endpoint_url']}/envship-cli-test/store/blobs/sha256/" in archives
     assert "Signature=" in archives
+
+
+@pytest.mark.s3
+def test_s3_env_is_presigned_when_this_spark_has_no_s3a_connector(
+    moto: object, tmp_path: Path, fake_spark_home: Path
+) -> None:
+    """A stock `pip install pyspark` cannot read s3a://: the archives become presigned HTTPS
+    URLs, with a one-line notice; with hadoop-aws in SPARK_HOME/jars they stay s3a://."""
+    import s3fs
+
+    options = moto.storage_options()  # type: ignore[attr-defined]
+    s3fs.S3FileSystem(**options).mkdir("envship-s3a-test")
+    env = handmade_env("s3://envship-s3a-test/store", {"deps": {"site-packages/x.py": b""}},
+                       tmp_path / "w", options)
+    out = tmp_path / "argv.json"
+    run_env = dict(os.environ, SPARK_HOME=str(fake_spark_home), ARGV_OUT=str(out))
+
+    def submit(*extra: str) -> tuple[str, str]:
+        proc = subprocess.run(
+            [ENVSHIP, "spark-submit", env.uri, "-s", f"endpoint_url={options['endpoint_url']}",
+             *extra, "--master", "spark://h:1", "app.py"],
+            env=run_env, capture_output=True, text=True,
+        )
+        assert proc.returncode == 3, proc.stderr
+        argv = json.loads(out.read_text())
+        return next(a for a in argv if a.startswith("spark.archives=")), proc.stderr
+
+    archives, err = submit()
+    assert "Signature=" in archives and "s3a://" not in archives
+    assert "no S3A connector" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    archives, err = submit("--no-presign")
+    assert "s3a://envship-s3a-test/store/blobs/sha256/" in archives and "Signature=" not in archives
+    (fake_spark_home / "jars").mkdir()
+    (fake_spark_home / "jars" / "hadoop-aws-3.4.1.jar").write_bytes(b"")
+    archives, err = submit()
+    assert "s3a://envship-s3a-test/store/blobs/sha256/" in archives and "S3A" not in err

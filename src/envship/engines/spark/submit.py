@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import sys
@@ -14,9 +15,12 @@ from typing import TYPE_CHECKING
 from ...errors import EngineError
 from .conf import DEFAULT_PRESIGN_EXPIRES, LIST_KEYS, conf, merge_list
 from .local_cluster import find_spark_home
+from .s3a import has_s3a, is_s3_url
 
 if TYPE_CHECKING:
     from ...env import Env
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "SubmitOptions",
@@ -191,9 +195,13 @@ def submit_command(
 ) -> list[str]:
     """The full spark-submit argv for running *submit* with its executors inside *env*."""
     master = submit.master or _default_master()
+    program = spark_submit or find_spark_submit()
+    presign = options.presign
+    if presign is None and options.mode == "archives" and not isinstance(env, str):
+        presign = _presign_for_missing_s3a(env, Path(program).resolve().parent.parent, submit)
     confs = conf(
         env, options.mode, master=master, deploy_mode=submit.deploy_mode,
-        cache_dir=options.cache_dir, presign=options.presign, expires=options.expires,
+        cache_dir=options.cache_dir, presign=presign, expires=options.expires,
     )
     if submit.deploy_mode == "client" and "spark.pyspark.driver.python" not in submit.confs:
         # The driver runs here, in the local env; without this it would use the executors'.
@@ -204,12 +212,26 @@ def submit_command(
     for key, value in submit.lists.items():
         confs[key] = merge_list(value, confs.get(key))
     confs = {k: v for k, v in confs.items() if v}
-    cmd = [spark_submit or find_spark_submit()]
+    cmd = [program]
     if not submit.master:
         cmd += ["--master", master]
     for key, value in confs.items():
         cmd += ["--conf", f"{key}={value}"]
     return [*cmd, *submit.spark_args, submit.app, *submit.app_args]
+
+
+def _presign_for_missing_s3a(env: Env, spark_home: Path, submit: SubmitArgs) -> bool | None:
+    """True (with a notice) when *env* lives on S3 but this Spark cannot read s3a:// URLs."""
+    if env.is_presigned or not is_s3_url(env.store_url):
+        return None
+    requested = [*submit.lists.values(), *submit.confs.values(), *submit.spark_args]
+    if has_s3a(spark_home, requested):
+        return None
+    log.warning(
+        "%s has no S3A connector (hadoop-aws): executors get presigned HTTPS URLs of the "
+        "layers instead (--no-presign if the cluster's Spark has S3A)", spark_home
+    )
+    return True
 
 
 def plan_submit(
