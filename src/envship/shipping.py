@@ -14,8 +14,8 @@ from .env import Env
 from .errors import PackError, StoreError
 from .packing.pipeline import PackResult
 from .paths import default_store_url
+from .progress import Progress
 from .store import PublishResult, open_store
-from .store.publish import Progress
 
 __all__ = ["pack", "ship", "ship_result", "ShipResult"]
 

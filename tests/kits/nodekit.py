@@ -11,10 +11,12 @@ import os
 import sys
 import tarfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from envship.packing.manifest import (
     Distribution,
@@ -196,9 +198,12 @@ def make_small_store(base: Path) -> Store:
 
 
 class CountingServer:
-    """Serves a directory over HTTP on 127.0.0.1 and counts GETs per path."""
+    """Serves a directory over HTTP on 127.0.0.1 and counts GETs per path.
 
-    def __init__(self, directory: Path) -> None:
+    With *trickle* = (bytes, seconds), blob bodies are sent that many bytes at a time with that
+    pause in between: a slow store, so a node is caught mid-download / mid-unpack."""
+
+    def __init__(self, directory: Path, trickle: tuple[int, float] | None = None) -> None:
         self.counts: Counter[str] = Counter()
         counts, lock = self.counts, threading.Lock()
 
@@ -210,6 +215,19 @@ class CountingServer:
                 with lock:
                     counts[self.path.split("?", 1)[0]] += 1
                 super().do_GET()
+
+            def copyfile(self, source: Any, outputfile: Any) -> None:
+                if trickle is None or "/blobs/" not in self.path:
+                    super().copyfile(source, outputfile)
+                    return
+                size, pause = trickle
+                try:
+                    while chunk := source.read(size):
+                        outputfile.write(chunk)
+                        outputfile.flush()
+                        time.sleep(pause)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client went away (a killed node): nothing to report
 
             def log_message(self, *args: object) -> None:
                 pass

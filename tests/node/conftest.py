@@ -44,8 +44,8 @@ def numpy_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 def serve() -> Iterator[type[CountingServer]]:
     servers: list[CountingServer] = []
 
-    def start(directory: Path) -> CountingServer:
-        s = CountingServer(directory)
+    def start(directory: Path, trickle: tuple[int, float] | None = None) -> CountingServer:
+        s = CountingServer(directory, trickle)
         servers.append(s)
         return s
 

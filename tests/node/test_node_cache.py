@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from kits.nodekit import (
     ENVSHIP,
@@ -55,11 +56,15 @@ def test_32_concurrent_processes_download_each_layer_once(
     assert _leftovers(cache) == []
 
 
-def test_kill_9_during_unpack_leaves_nothing_usable(small_store: Store, tmp_path: Path) -> None:
+def test_kill_9_during_unpack_leaves_nothing_usable(
+    numpy_store: Store, tmp_path: Path, serve: Any
+) -> None:
     cache = tmp_path / "cache"
-    slow = node_env(ENVSHIP_NODE_TEST_UNPACK_DELAY="0.5")  # documented test hook
-    args = [ENVSHIP, "exec", "--cache", str(cache), str(small_store.uri), "--", "tiny"]
-    proc = subprocess.Popen(args, env=slow, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # A slow store (~1 MB/s): the unpack of the numpy layer, streamed from it, runs for seconds.
+    server = serve(numpy_store.root, trickle=(64 << 10, 0.05))
+    uri = f"{server.url}/envs/{numpy_store.env_id}.json"
+    args = [ENVSHIP, "exec", "--cache", str(cache), uri, "--", "tiny"]
+    proc = subprocess.Popen(args, env=node_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until the unpack has started writing files
         tmp = [n for n in _leftovers(cache) if n.startswith("layers/.tmp-")]
@@ -70,8 +75,12 @@ def test_kill_9_during_unpack_leaves_nothing_usable(small_store: Store, tmp_path
         raise AssertionError("unpack never started")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    # the half layer is not committed: no layers/<hex>, no view
-    assert [n for n in os.listdir(cache / "layers") if not n.startswith(".")] == []
+    # the half layer is not committed: no layers/<hex> for it, no view
+    committed = [n for n in os.listdir(cache / "layers") if not n.startswith(".")]
+    big = max(numpy_store.blobs, key=lambda b: len(b.data))
+    assert big.hex not in committed
+    views = os.listdir(cache / "envs") if (cache / "envs").exists() else []
+    assert [n for n in views if not n.startswith(".")] == []
     assert _leftovers(cache)
     (cache / "envs").mkdir(exist_ok=True)
     (cache / "envs" / ".tmp-cafe-99").mkdir()  # another crashed builder, of another env
@@ -79,9 +88,9 @@ def test_kill_9_during_unpack_leaves_nothing_usable(small_store: Store, tmp_path
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "tiny says hi"
     assert _leftovers(cache) == []  # the next cold run cleaned the crashed builders' temp dirs
-    proc2 = subprocess.Popen(args, env=slow, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc2.wait(timeout=60)  # cache hit: the delay hook is not reached
-    assert proc2.returncode == 0
+    server.close()  # a cache hit reads nothing from the store
+    hit = subprocess.run(args, capture_output=True, text=True, env=node_env(), timeout=60)
+    assert hit.returncode == 0 and hit.stdout.strip() == "tiny says hi", hit.stderr
     # and a crash leftover for a layer nobody builds is removed by prune
     (cache / "layers" / ".tmp-deadbeef-1").mkdir()
     pruned = subprocess.run(

@@ -6,18 +6,18 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError
 from .launch import EnvRef, command, process_environ, resolve_env_id
+from .processes import free_port, signal_group
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -120,7 +120,7 @@ def _start(name: str, argv: list[str], environ: dict[str, str], workdir: Path) -
 
 def _stop(procs: Sequence[_Proc], grace: float = 10.0) -> None:
     for proc in procs:
-        _signal_group(proc.popen, signal.SIGTERM)
+        signal_group(proc.popen, signal.SIGTERM)
     deadline = time.monotonic() + grace
     for proc in procs:
         try:
@@ -128,20 +128,10 @@ def _stop(procs: Sequence[_Proc], grace: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             log.warning("%s did not stop after SIGTERM; killing it", proc.name)
         # Kill what is left of the group (a nanny's worker child, a stuck process).
-        _signal_group(proc.popen, signal.SIGKILL)
+        signal_group(proc.popen, signal.SIGKILL)
         proc.popen.wait()
 
 
-def _signal_group(popen: subprocess.Popen[bytes], sig: int) -> None:
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(popen.pid, sig)
-
-
-def _free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _url_host(host: str) -> str:
@@ -205,7 +195,7 @@ def cluster(
         scheduler_file = workdir / "scheduler.json"
         # A port chosen here lets the workers start with the scheduler, not after it: both
         # wait on the same node-cache lock for the env, and workers retry until it listens.
-        port = _free_port(host)
+        port = free_port(host)
         address = f"tcp://{_url_host(host)}:{port}"
         sched = _start(
             "scheduler",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tarfile
-import time
 
 from .errors import NodeError
 from .gunzip import Gunzip
@@ -49,7 +48,6 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
     layer, devices/fifos, duplicates and oversized members; nothing is written outside *dest*.
     """
     root = os.path.realpath(dest)
-    delay = float(os.environ.get("ENVSHIP_NODE_TEST_UNPACK_DELAY") or 0)  # documented test hook
     seen: set[str] = set()
     files: set[str] = set()
     made_dirs: set[str] = {""}
@@ -167,8 +165,6 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
                     out.write(chunk)
                     remaining -= len(chunk)
             files.add(name)
-            if delay:
-                time.sleep(delay)
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, FileExistsError):
             raise NodeError(f"layer {layer}: member {exc.filename!r} written twice") from None

@@ -9,17 +9,18 @@ import os
 import tarfile
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from isal import igzip_threaded
+from isal import igzip, igzip_threaded
 
 from ..errors import PackError
+from ..progress import Progress
 from .layers import LayerEntry
 
-__all__ = ["Blob", "BlockWriter", "write_blob", "COMPRESS_LEVEL", "SHEBANG"]
+__all__ = ["Blob", "BlockWriter", "archive_files", "write_blob", "COMPRESS_LEVEL", "SHEBANG"]
 
 COMPRESS_LEVEL = 1
 SHEBANG = b"#!/usr/bin/env python"
@@ -30,7 +31,6 @@ _READERS = 2
 _WINDOW = 32
 _ZERO = bytes(tarfile.BLOCKSIZE)
 
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -240,9 +240,13 @@ def _prefetched(entries: Sequence[LayerEntry]) -> Iterator[tuple[int, bytes | No
 
 
 def write_blob(
-    entries: Sequence[LayerEntry], blob_dir: Path, progress: ProgressFn | None = None
+    entries: Sequence[LayerEntry],
+    blob_dir: Path,
+    progress: Progress | None = None,
+    label: str = "layer",
 ) -> Blob:
-    """Archive *entries* (sorted by path) into ``blob_dir/<sha256>.tar.gz``; atomic."""
+    """Archive *entries* (sorted by path) into ``blob_dir/<sha256>.tar.gz``; atomic.
+    *progress* gets (*label*, files done, files total)."""
     try:
         blob_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".tar.gz", dir=blob_dir)
@@ -270,7 +274,7 @@ def write_blob(
                             written += len(header)
                     written += _add_file(out, entry, loaded)
                     if progress is not None and (i % 64 == 0 or i + 1 == total):
-                        progress(i + 1, total)
+                        progress(label, i + 1, total)
                 # end-of-archive: two zero blocks, padded to tar's 10 KiB record size
                 end = 2 * tarfile.BLOCKSIZE
                 end += -(written + end) % tarfile.RECORDSIZE
@@ -286,3 +290,22 @@ def write_blob(
         tmp.unlink(missing_ok=True)
         raise
     return Blob(f"sha256:{digest}", hashing.size, total, final)
+
+
+def archive_files(files: Mapping[str, tuple[bytes, int]]) -> bytes:
+    """A small deterministic ``.tar.gz`` made in memory from ``{path: (content, mode)}``, by the
+    same rules as a layer blob (sorted entries, parent directories first, mtime 0, no owners,
+    gzip header without name or time): boot archives and other generated files."""
+    out = bytearray()
+    seen_dirs: set[str] = set()
+    for name in sorted(files, key=lambda a: a.replace("/", "\0")):
+        data, mode = files[name]
+        for d in _dirs_of(name):
+            if d not in seen_dirs:
+                seen_dirs.add(d)
+                out += _header(d, 0, 0o755, True)
+        out += _header(name, len(data), 0o755 if mode & 0o111 else 0o644, False)
+        out += data + bytes(-len(data) % tarfile.BLOCKSIZE)
+    end = 2 * tarfile.BLOCKSIZE
+    out += bytes(end + (-(len(out) + end) % tarfile.RECORDSIZE))
+    return igzip.compress(bytes(out), compresslevel=COMPRESS_LEVEL, mtime=0)

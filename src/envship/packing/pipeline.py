@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PackError
+from ..progress import Progress
 from .archive import Blob, write_blob
 from .buildcache import BuildCache
 from .layers import LayerPlan, plan_layers, plan_python
@@ -22,12 +23,10 @@ from .sources.lock.stage import CodeArg, lock_snapshot, resolve_code, stage_lock
 from .sources.lock.target import resolve_target
 from .sources.snapshot import Snapshot, take_snapshot
 
-__all__ = ["PackResult", "ProgressCallback", "pack", "pack_lock", "pack_snapshot"]
+__all__ = ["PackResult", "pack", "pack_lock", "pack_snapshot"]
 
 log = logging.getLogger(__name__)
 
-# progress(layer_kind, files_done, files_total); called while a layer is being archived
-ProgressCallback = Callable[[str, int, int], None]
 
 _LAYER_ORDER = ("python", "code", "deps")
 
@@ -51,7 +50,7 @@ def pack(
     only: Iterable[str] = (),
     include: Iterable[str] = (),
     cache_dir: str | os.PathLike[str] | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
     requirements: str | os.PathLike[str] | None = None,
     **lock_opts: Any,
 ) -> PackResult:
@@ -89,7 +88,7 @@ def pack_snapshot(
     only: Iterable[str] = (),
     include: Iterable[str] = (),
     cache_dir: str | os.PathLike[str] | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> PackResult:
     """:func:`pack` for an already taken snapshot."""
     selection = select(snapshot, exclude=exclude, only=only, include=include)
@@ -132,17 +131,10 @@ def pack_snapshot(
     return PackResult(manifest, manifest.env_id, blobs, built)
 
 
-def _builder(plan: LayerPlan, progress: ProgressCallback | None) -> Callable[[Path], Blob]:
+def _builder(plan: LayerPlan, progress: Progress | None) -> Callable[[Path], Blob]:
     def build(blob_dir: Path) -> Blob:
         log.info("%s layer: archiving %d files", plan.kind, len(plan.entries))
-        cb = None
-        if progress is not None:
-            kind = plan.kind
-
-            def cb(done: int, total: int) -> None:
-                progress(kind, done, total)
-
-        return write_blob(plan.entries, blob_dir, cb)
+        return write_blob(plan.entries, blob_dir, progress, plan.kind)
 
     return build
 
@@ -158,7 +150,7 @@ def pack_lock(
     only: Iterable[str] = (),
     include: Iterable[str] = (),
     cache_dir: str | os.PathLike[str] | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> PackResult:
     """Build an env from a lock without a local environment.
 

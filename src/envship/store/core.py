@@ -9,15 +9,15 @@ from typing import Any
 
 from ..errors import StoreError
 from ..packing.manifest import Manifest
+from ..progress import BytesDone, Progress
 from . import gc as _gc
 from . import retry
 from .fetch import fetch_blob, read_manifest
 from .fs import StoreLocation, open_location
 from .listing import EnvInfo, list_envs
 from .presign import PresignResult, presign
-from .publish import Progress, PublishResult, publish
+from .publish import PublishResult, publish
 from .tags import ENV_ID_RE, list_env_ids, list_tags, read_tag, set_tag
-from .transfer import ProgressFn
 
 __all__ = ["Store", "open_store"]
 
@@ -103,7 +103,7 @@ class Store:
     def read_manifest(self, env_id: str) -> Manifest:
         return read_manifest(self.location, env_id, self.policy)
 
-    def fetch_blob(self, digest: str, dest: Path, progress: ProgressFn | None = None) -> Path:
+    def fetch_blob(self, digest: str, dest: Path, progress: BytesDone | None = None) -> Path:
         return fetch_blob(self.location, digest, Path(dest), self.policy, progress)
 
     def read_tag(self, name: str) -> str:

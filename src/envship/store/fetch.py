@@ -6,9 +6,10 @@ from pathlib import Path
 
 from ..errors import ManifestError, StoreError
 from ..packing.manifest import Manifest
+from ..progress import BytesDone
 from . import retry
 from .fs import StoreLocation
-from .transfer import ProgressFn, download_file
+from .transfer import download_file
 
 __all__ = ["fetch_blob", "read_manifest", "read_text"]
 
@@ -49,7 +50,7 @@ def fetch_blob(
     digest: str,
     dest: Path,
     policy: retry.RetryPolicy,
-    progress: ProgressFn | None = None,
+    progress: BytesDone | None = None,
 ) -> Path:
     """Download blob *digest* to *dest*, verifying its sha256; nothing corrupt is kept."""
     path = loc.blob_path(digest)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 from ..errors import StoreError
+from ..progress import BytesDone
 from .fs import StoreLocation
 
 __all__ = ["supports_multipart", "upload_multipart", "IN_FLIGHT"]
@@ -28,7 +28,7 @@ def upload_multipart(
     final: str,
     part_size: int,
     chunk: int,
-    progress: Callable[[int], None] | None,
+    progress: BytesDone | None,
     expect_hex: str | None,
 ) -> tuple[int, str]:
     """Upload *src* to *final*; the object exists only once every part is in and the sha256

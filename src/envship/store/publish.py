@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import StoreError
 from ..packing.manifest import LayerRef, Manifest, canonical_json
+from ..progress import Progress
 from . import retry
 from .fs import StoreLocation
 from .transfer import upload_file, write_bytes
@@ -27,7 +28,6 @@ __all__ = ["LayerUpload", "PublishResult", "Progress", "publish", "UPLOADS_ENV"]
 log = logging.getLogger(__name__)
 
 UPLOADS_ENV = "ENVSHIP_STORE_UPLOADS"
-Progress = Callable[[str, int, int], None]
 """`progress(digest, bytes_just_sent, blob_size)`; called from upload threads."""
 
 

@@ -6,11 +6,11 @@ import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from ..progress import BytesDone
 from .fs import StoreLocation
 from .multipart import supports_multipart, upload_multipart
 
@@ -27,7 +27,6 @@ CHUNK = 1 << 20  # 1 MiB: read/hash/write unit, so memory stays flat for any blo
 PART = 16 << 20  # object-store part size (a multiple of CHUNK, ≥ S3's 5 MiB minimum)
 TEMP_MARK = ".tmp-"
 
-ProgressFn = Callable[[int], None]
 
 
 def temp_name(path: str) -> str:
@@ -54,7 +53,7 @@ def _abandon(f: Any) -> None:
             raw.close()
 
 
-def _stream(src: Any, dst: Any, progress: ProgressFn | None) -> tuple[int, str]:
+def _stream(src: Any, dst: Any, progress: BytesDone | None) -> tuple[int, str]:
     digest = hashlib.sha256()
     total = 0
     while True:
@@ -99,7 +98,7 @@ def upload_file(
     local: Path,
     final: str,
     expect_hex: str | None = None,
-    progress: ProgressFn | None = None,
+    progress: BytesDone | None = None,
 ) -> int:
     """Copy *local* to *final*; hash while streaming; never leave a partial *final*.
 
@@ -164,7 +163,7 @@ def download_file(
     dest: Path,
     expect_hex: str,
     what: str,
-    progress: ProgressFn | None = None,
+    progress: BytesDone | None = None,
 ) -> int:
     """Stream *path* to *dest*, verifying sha256; only a verified file ever reaches *dest*."""
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from .check import (
     require_executors_in_env,
 )
 from .conf import DEFAULT_PRESIGN_EXPIRES, LIST_KEYS, MODES, conf, merge_list, open_env
-from .pex import PEX_MODE, PEX_NAME_CONF, is_pex, pex_name, require_executors_run_pex
+from .pex import PEX_NAME_CONF, pex_name, require_executors_run_pex, wants_pex
 from .submit import local_modules
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def session(
     """
     from pyspark.sql import SparkSession  # the driver needs pyspark; envship does not
 
-    pex = mode == PEX_MODE or (mode == "archives" and is_pex(env))
+    pex = wants_pex(env, mode)
     the_env = None if pex else open_env(env)
     if the_env is not None and check:
         require_code_match(the_env, search_path)

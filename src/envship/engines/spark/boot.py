@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import os
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...packing.archive import archive_files
 from ...packing.manifest import Manifest
 
 __all__ = [
@@ -188,7 +186,7 @@ def archives_boot(manifest: Manifest) -> BootArchive:
         view=json.dumps(VIEW_DIR),
     )
     files = {"python": (sh.encode(), 0o755), "boot.py": (boot.encode(), 0o644)}
-    return BootArchive(_targz(files), "archives")
+    return BootArchive(archive_files(files), "archives")
 
 
 def node_cache_boot(version: str) -> BootArchive:
@@ -201,7 +199,7 @@ def node_cache_boot(version: str) -> BootArchive:
         "python": (sh.encode(), 0o755),
         "envship_node.py": (script_text().encode(), 0o644),
     }
-    return BootArchive(_targz(files), "node-cache")
+    return BootArchive(archive_files(files), "node-cache")
 
 
 def write_boot(boot: BootArchive, directory: Path) -> Path:
@@ -214,19 +212,3 @@ def write_boot(boot: BootArchive, directory: Path) -> Path:
     tmp.write_bytes(boot.data)
     tmp.replace(path)
     return path
-
-
-def _targz(files: dict[str, tuple[bytes, int]]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for name in sorted(files):
-            data, mode = files[name]
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), mode, 0
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(data))
-    out = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz:
-        gz.write(raw.getvalue())
-    return out.getvalue()

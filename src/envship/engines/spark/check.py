@@ -24,6 +24,7 @@ __all__ = [
     "ExecutorReport",
     "code_drift",
     "require_code_match",
+    "checked_reports",
     "executor_reports",
     "require_executors_in_env",
 ]
@@ -51,10 +52,11 @@ class CodeDrift:
 class ExecutorReport:
     """What one executor Python process says about itself."""
 
-    env_id: str | None
+    env_id: str | None  # the envship env it runs in, if any
     prefix: str
     executable: str
     host: str
+    pex: str | None = None  # the PEX file it runs, if any (pex sets $PEX)
 
 
 def code_drift(env: Env, search_path: Sequence[str] = ()) -> CodeDrift:
@@ -113,8 +115,8 @@ def executor_reports(spark: Any, tasks: int | None = None) -> list[ExecutorRepor
     n = tasks or max(2, min(int(sc.defaultParallelism), 16))
 
     # Defined here, not at module level, so Spark pickles it by value: executors need not
-    # have envship installed.
-    def report(_: Iterator[int]) -> Iterator[tuple[str | None, str, str, str]]:
+    # have envship installed (a PEX need not hold it either).
+    def report(_: Iterator[int]) -> Iterator[tuple[str | None, str, str, str, str | None]]:
         import os as _os
         import socket
         import sys
@@ -125,22 +127,27 @@ def executor_reports(spark: Any, tasks: int | None = None) -> list[ExecutorRepor
                 env_id = f.read().strip() or None
         except OSError:
             env_id = _os.environ.get("ENVSHIP_ENV_ID")
-        yield env_id, sys.prefix, sys.executable, socket.gethostname()
+        yield env_id, sys.prefix, sys.executable, socket.gethostname(), _os.environ.get("PEX")
 
     rows = sc.parallelize(range(n), n).mapPartitions(report).collect()
     return [ExecutorReport(*row) for row in rows]
 
 
-def require_executors_in_env(spark: Any, env_id: str) -> list[ExecutorReport]:
-    """:func:`executor_reports`, raising :class:`EngineError` unless all run env *env_id*."""
+def checked_reports(spark: Any, what: str, hint: str) -> list[ExecutorReport]:
+    """:func:`executor_reports`; a failed check job becomes one EngineError line naming
+    *what* was checked, with *hint* on where to look."""
     try:
-        reports = executor_reports(spark)
+        return executor_reports(spark)
     except Exception as exc:  # py4j/pyspark errors: the executors' python did not even start
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EngineError(
-            f"the env check job failed on the executors ({first}); the executor logs tell "
-            "why the env's python did not start"
-        ) from exc
+        raise EngineError(f"the {what} check job failed on the executors ({first}); {hint}"
+                          ) from exc
+
+
+def require_executors_in_env(spark: Any, env_id: str) -> list[ExecutorReport]:
+    """:func:`executor_reports`, raising :class:`EngineError` unless all run env *env_id*."""
+    reports = checked_reports(
+        spark, "env", "the executor logs tell why the env's python did not start")
     wrong = [r for r in reports if r.env_id != env_id]
     if wrong:
         r = wrong[0]

@@ -92,9 +92,9 @@ def conf(
     stores); *cache_dir*: the node cache on executors (``$ENVSHIP_CACHE``). A path or URL
     ending in ``.pex`` (or ``mode="pex"``): the executors run that PEX (see ``spark_pex``).
     """
-    from .pex import PEX_MODE, is_pex, pex_conf
+    from .pex import pex_conf, wants_pex
 
-    if mode == PEX_MODE or (is_pex(env) and mode == "archives"):
+    if wants_pex(env, mode):
         return pex_conf(env, master=master)
     if mode not in MODES:
         raise EngineError(f"unknown Spark mode {mode!r}: use one of {', '.join(MODES)}")

@@ -6,7 +6,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -15,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ...errors import EngineError
+from ..processes import free_port, signal_group
 
 __all__ = ["StandaloneCluster", "find_spark_home", "free_port"]
 
@@ -38,13 +38,6 @@ def find_spark_home() -> Path:
             "to a Spark distribution."
         )
     return Path(next(iter(spec.submodule_search_locations)))
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on *host*."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -104,13 +97,13 @@ class StandaloneCluster:
         """Terminate the worker (and its executors) and the master; SIGKILL what lingers."""
         procs, self._procs = self._procs, []
         for proc in reversed(procs):
-            _signal_group(proc, signal.SIGTERM)
+            signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + 15
         for proc in reversed(procs):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             # Executors and python daemons share the worker's process group: kill stragglers too.
-            _signal_group(proc, signal.SIGKILL)
+            signal_group(proc, signal.SIGKILL)
             proc.wait()
 
     def __enter__(self) -> StandaloneCluster:
@@ -169,7 +162,3 @@ class StandaloneCluster:
             f"{self.timeout:.0f}s; see {worker_log}"
         )
 
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)

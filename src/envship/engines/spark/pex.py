@@ -6,23 +6,21 @@ import logging
 import os
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ...errors import EngineError
 from ..hadoop import hadoop_url
+from .check import ExecutorReport, checked_reports
 from .master import is_local_master
 
 __all__ = [
     "PEX_MODE",
     "PEX_NAME_CONF",
-    "PexReport",
     "is_pex",
     "pex_name",
     "pex_conf",
-    "pex_reports",
+    "wants_pex",
     "require_executors_run_pex",
 ]
 
@@ -32,13 +30,10 @@ PEX_MODE = "pex"
 PEX_NAME_CONF = "spark.envship.pex"  # the PEX file name the session was configured with
 
 
-@dataclass(frozen=True)
-class PexReport:
-    """What one executor Python process says about the PEX it runs (``$PEX``, set by pex)."""
-
-    pex: str | None
-    executable: str
-    host: str
+def wants_pex(env: object, mode: str) -> bool:
+    """Does Spark *mode* with *env* mean "run a PEX": ``mode="pex"``, or a ``.pex`` path/URL
+    given in the default (archives) mode."""
+    return mode == PEX_MODE or (mode == "archives" and is_pex(env))
 
 
 def is_pex(env: object) -> bool:
@@ -107,34 +102,12 @@ def pex_conf(pex: object, *, master: str | None = None) -> dict[str, str]:
     return out
 
 
-def pex_reports(spark: Any, tasks: int | None = None) -> list[PexReport]:
-    """Run a tiny job: one report per task from the executors' Python processes."""
-    sc = spark.sparkContext
-    n = tasks or max(2, min(int(sc.defaultParallelism), 16))
-
-    # Defined here so Spark pickles it by value: the PEX need not hold envship.
-    def report(_: Iterator[int]) -> Iterator[tuple[str | None, str, str]]:
-        import os as _os
-        import socket
-        import sys
-
-        yield _os.environ.get("PEX"), sys.executable, socket.gethostname()
-
-    rows = sc.parallelize(range(n), n).mapPartitions(report).collect()
-    return [PexReport(*row) for row in rows]
-
-
-def require_executors_run_pex(spark: Any, name: str) -> list[PexReport]:
-    """:func:`pex_reports`, raising :class:`EngineError` unless every executor runs PEX *name*
-    (pex sets ``$PEX`` to the PEX file it runs)."""
-    try:
-        reports = pex_reports(spark)
-    except Exception as exc:  # py4j/pyspark errors: the PEX did not even start
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EngineError(
-            f"the PEX check job failed on the executors ({first}); the executor logs tell "
-            f"why {name} did not start (is a matching python3.X on the nodes' PATH?)"
-        ) from exc
+def require_executors_run_pex(spark: Any, name: str) -> list[ExecutorReport]:
+    """:func:`~.check.executor_reports`, raising :class:`EngineError` unless every executor
+    runs PEX *name* (pex sets ``$PEX`` to the PEX file it runs)."""
+    reports = checked_reports(
+        spark, "PEX", f"the executor logs tell why {name} did not start (is a matching "
+        "python3.X on the nodes' PATH?)")
     wrong = [r for r in reports if not r.pex or os.path.basename(r.pex) != name]
     if wrong:
         r = wrong[0]

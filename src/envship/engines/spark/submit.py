@@ -245,11 +245,11 @@ def plan_submit(
     from ...store.fs import parse_storage_options
     from .check import require_code_match
     from .conf import open_env
-    from .pex import PEX_MODE, is_pex
+    from .pex import wants_pex
 
     submit, options = split_args(list(argv), given)
     env: Env | str
-    if options.mode == PEX_MODE or is_pex(env_ref):
+    if wants_pex(env_ref, options.mode):
         env = env_ref  # a PEX: no manifest, no code layer to compare
     elif options.storage_options:
         env = Env.open(env_ref, parse_storage_options(list(options.storage_options)))
