@@ -17,6 +17,7 @@ def pytest_configure(config: pytest.Config) -> None:
         ("dask", "starts a real Dask scheduler and workers from a shipped env"),
         ("ray", "installs Ray (~80 MB) in test venvs and starts a local Ray head"),
         ("torch", "installs torch (CPU, from the local wheel) and runs torch.distributed"),
+        ("tensorflow", "installs tensorflow-cpu (~1.5 GB) and runs a 2-worker TF job"),
     ):
         config.addinivalue_line("markers", f"{name}: {what}")
 
