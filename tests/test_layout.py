@@ -181,3 +181,24 @@ def test_node_imports_nothing_else_of_envship() -> None:
     bad = [f"{m} -> {t}" for m, targets in graph.items() if _step(m) == "node"
            for t in targets if _step(t) != "node" and t != "envship.errors"]
     assert bad == []
+
+
+def test_every_engine_is_registered_and_importable_without_its_engine() -> None:
+    import subprocess
+    import sys
+
+    from envship.engines import ENGINES
+
+    on_disk = {p.stem for p in (SRC / "engines").glob("*.py")} | {
+        p.name for p in (SRC / "engines").iterdir() if (p / "__init__.py").exists()
+    }
+    shared = {"__init__", "launch", "hadoop", "processes"}
+    assert set(ENGINES) == on_disk - shared
+    # `import envship` then envship.<engine>, as the docs write it; no engine gets imported
+    code = ("import sys, envship\n"
+            "mods = [envship.spark, envship.dask, envship.ray, envship.yarn]\n"
+            "print(sorted(m for m in ('pyspark', 'distributed', 'ray', 'skein') "
+            "if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -20,6 +20,7 @@ ENGINES: dict[str, tuple[str, str]] = {
     "dask": ("envship.engines.dask", "distributed"),
     "ray": ("envship.engines.ray", "ray"),
     "yarn": ("envship.engines.yarn", "skein"),
+    "tensorflow": ("envship.engines.tensorflow", ""),  # TF_CONFIG for workers started by exec
 }
 
 
