@@ -76,3 +76,27 @@ def test_presigned_env_downloads_without_credentials(
     written = store.presign(result.env_id, expires=60, output=out)
     assert written.url == str(out)
     assert json.loads(out.read_text())["layers"][0]["url"].startswith("http")
+
+
+def test_node_failures_reach_library_callers_as_envship_errors(
+    tmp_path: Path, fixture_env: FixtureEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A corrupt blob stops Env.run / Env.map / a local Spark conf with an EnvshipError (the
+    node runtime's own NodeError), before anything runs."""
+    import envship
+    from envship.engines.spark.conf import conf
+    from envship.errors import EngineError
+
+    store = open_store(str(tmp_path / "store"))
+    env = Env.open(store.publish(fixture_env.manifest, fixture_env.blobs).env_uri)
+    blob = next((tmp_path / "store" / "blobs" / "sha256").glob("*.tar.gz"))
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes()[:-8] + b"\0" * 8)
+    monkeypatch.setenv("ENVSHIP_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(envship.EnvshipError, match="sha256") as info:
+        env.run(print, "never")
+    assert isinstance(info.value, envship.NodeError)
+    with pytest.raises(envship.EnvshipError, match="sha256"):
+        env.map(abs, [1, 2])
+    with pytest.raises(EngineError, match="cannot prepare env"):
+        conf(env, master="local[2]")
