@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from enginekit import Shipped, child_environ, free_port, ship_venv
-from support import make_venv
 
 from envship.engines.exec import command, process_environ
 from envship.engines.tensorflow import tf_config
 from envship.errors import EngineError
+from kits.enginekit import Shipped, child_environ, free_port, ship_venv
+from kits.support import make_venv
 
 TENSORFLOW = "tensorflow-cpu==2.21.0"  # ~270 MB wheel, ~1.5 GB installed with its deps
 STEPS, LR = 4, 0.1
