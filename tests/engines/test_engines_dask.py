@@ -196,25 +196,34 @@ def test_cluster_reports_a_scheduler_that_cannot_start(tmp_path: Path) -> None:
         pass
 
 
-def test_check_in_process_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_in_process_workers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """check() logic against real in-process workers: env id first, then versions."""
     import platform
 
     from distributed import Client, LocalCluster
 
     import envship.dask
+    from envship.store import open_store
+    from kits.storekit import make_env
+
+    fixture = make_env(tmp_path / "blobs")
+    published = open_store(str(tmp_path / "store")).publish(fixture.manifest, fixture.blobs)
+    uri, env_id = published.env_uri, published.env_id
 
     with (
         LocalCluster(n_workers=1, processes=False, dashboard_address=None) as local,
         Client(local) as client,
     ):
         with pytest.raises(EngineError, match=r"1 of 1 Dask workers .*\(not started by envship\)"):
-            envship.dask.check(client, URI)
-        monkeypatch.setenv("ENVSHIP_ENV_ID", ENV_ID)
-        assert set(envship.dask.check(client, URI).values()) == {ENV_ID}
+            envship.dask.check(client, uri)
+        monkeypatch.setenv("ENVSHIP_ENV_ID", env_id)
+        assert set(envship.dask.check(client, uri).values()) == {env_id}
         # The workers report their Python through platform.python_version; fake the client's.
         monkeypatch.setattr(platform, "python_version_tuple", lambda: ("3", "99", "0"))
         with pytest.raises(EngineError, match=r"runs Python 3\.\d+ .* this client Python 3\.99"):
+            envship.dask.check(client, uri)
+        # an env reference whose manifest is not there is refused before asking any worker
+        with pytest.raises(EngineError, match="cannot read env reference"):
             envship.dask.check(client, URI)
 
 

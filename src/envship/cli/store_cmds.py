@@ -178,6 +178,8 @@ def _store_and_env(target: str, env: str | None, options: dict[str, Any]) -> tup
     try:
         store_url, kind, ref = split_env_uri(target)
     except StoreError:
+        kind = "store"
+    if kind in ("store", "packed"):  # a store (a local one is a directory)
         store = open_store(target, options)
         if env is not None:
             return store, store.resolve(env)

@@ -26,7 +26,7 @@ DRIVER = textwrap.dedent(
     """\
     import json, os, sys
     import envship.spark
-    from envship.engines.spark_pex import require_executors_run_pex
+    from envship.engines.spark.pex import require_executors_run_pex
     from envship.errors import EngineError
 
     spark = envship.spark.session(sys.argv[1], master="local[1]")  # checks the executors
