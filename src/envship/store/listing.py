@@ -50,6 +50,7 @@ def env_entries(loc: StoreLocation, policy: retry.RetryPolicy) -> dict[str, dict
     """`ls envs/` with details: env id -> fsspec info of its manifest."""
 
     def ls() -> list[dict[str, Any]]:
+        loc.fs.invalidate_cache(loc.path("envs"))  # another process may have written since
         try:
             return list(loc.fs.ls(loc.path("envs"), detail=True))
         except FileNotFoundError:
