@@ -57,36 +57,46 @@ def _expired(sweep: p.Sweep, first_seen: float, timing: p.Timing) -> bool:
 
 
 def _wait_out(loc: StoreLocation, sweep: p.Sweep, policy: retry.RetryPolicy,
-              timing: p.Timing, step: p.Step) -> p.Sweep:
-    """Poll *sweep* until it can delete nothing more; returns its last state."""
+              timing: p.Timing, step: p.Step, states: tuple[str, ...],
+              waited: list[float]) -> p.Sweep:
+    """Poll *sweep* while it is in one of *states* and may still delete; its last state."""
     first_seen = time.monotonic()
     step("waiting")
-    log.info("waiting for gc sweep %s in %s to finish deleting", sweep.sweep_id, loc.url)
-    while sweep.state == p.DELETING and not _expired(sweep, first_seen, timing):
+    log.info("waiting for gc sweep %s in %s to finish", sweep.sweep_id, loc.url)
+    while sweep.state in states and not _expired(sweep, first_seen, timing):
         time.sleep(timing.poll)
         sweep = p.read_sweep(loc, sweep.sweep_id, policy, sweep.mtime)
+    waited[0] += time.monotonic() - first_seen
     return sweep
 
 
 def _resolve(loc: StoreLocation, names: list[tuple[str, float | None]], env_id: str,
              digests: Sequence[str], policy: retry.RetryPolicy, timing: p.Timing,
-             step: p.Step) -> tuple[bool, set[str]]:
+             step: p.Step, waited: list[float]) -> tuple[bool, set[str]]:
     """Sweeps listed after (or with) our lease: what must be checked again once they are done.
 
     Runs after the lease is written, so a sweep still `marked` now will see the lease in its
-    second look and spare our blobs. Returns (recheck manifest, blobs to recheck).
+    second look and spare our blobs (our manifest, written before the lease goes, keeps them
+    after). An env a sweep means to remove is different: if our manifest is already there we
+    write nothing, so we wait for the sweep to end and look again. Returns (recheck manifest,
+    blobs to recheck).
     """
     manifest, blobs = False, set()
     mine = set(digests)
     for sweep_id, mtime in names:
         sweep = p.read_sweep(loc, sweep_id, policy, mtime)
-        if sweep.state == p.MARKED or (
-            sweep.state != p.GONE and not sweep.threatens(env_id, mine)
-        ):
-            continue
-        if sweep.state == p.DELETING:
-            sweep = _wait_out(loc, sweep, policy, timing, step)
         if sweep.state == p.GONE:  # finished and removed: what it held is unknown
+            return True, mine
+        if not sweep.threatens(env_id, mine):
+            continue
+        if env_id in sweep.envs:
+            sweep = _wait_out(loc, sweep, policy, timing, step, (p.MARKED, p.DELETING),
+                             waited)
+        elif sweep.state == p.MARKED:
+            continue
+        else:
+            sweep = _wait_out(loc, sweep, policy, timing, step, (p.DELETING,), waited)
+        if sweep.state == p.GONE:
             return True, mine
         manifest = manifest or env_id in sweep.envs
         blobs |= mine & sweep.blobs
@@ -148,20 +158,21 @@ def _round(loc: StoreLocation, env_id: str, digests: Sequence[str], checks: _Che
             manifest, present = _check_all(pool, checks, digests)
         try:
             step("checked")
-            waited = time.monotonic()
-            again_manifest, again = _resolve(loc, names, env_id, digests, policy, timing, step)
+            waited = [0.0]
+            again_manifest, again = _resolve(loc, names, env_id, digests, policy, timing, step,
+                                             waited)
             if again_manifest or again:
                 step("rechecking")
                 m2, p2 = _check_all(pool, checks, sorted(again), manifest=again_manifest)
                 if m2 is not None:
                     manifest = m2
                 present.update(p2)
-            waited = time.monotonic() - waited
         except BaseException:
             p.drop_lease(loc, lease, policy)
             raise
     step("claimed")
-    return Claim(lease, bool(manifest), frozenset(d for d, ok in present.items() if ok), waited)
+    return Claim(lease, bool(manifest), frozenset(d for d, ok in present.items() if ok),
+                 waited[0])
 
 
 def claim(

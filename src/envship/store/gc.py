@@ -351,6 +351,7 @@ def collect(
     if doomed or candidates:
         sweep = p.Sweep(p.new_sweep_id(), p.MARKED, frozenset(candidates), frozenset(doomed),
                         timing.sweep_limit)
+        step("announcing")
         p.write_sweep(loc, sweep, policy)
         step("announced")
         # Any publish whose lease was not written yet by now lists sweeps after our marker:
