@@ -192,7 +192,7 @@ def test_tag_of_a_doomed_env(url: str, tmp_path: Path) -> None:
     def tag(step: Step) -> str:
         return store.set_tag("prod", env_id, step=step)
 
-    out = Schedule(["gc:announced", "tag:tag-written", "gc:deleting"]).run(
+    out = Schedule(["gc:announced", "tag:begin", "tag:tag-written", "gc:deleting"]).run(
         gc=gc(store, keep=0), tag=tag)
     assert out["gc"].envs_spared == (env_id,) and store.read_tag("prod") == env_id
     assert_clean(store)

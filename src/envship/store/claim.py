@@ -72,13 +72,14 @@ def _wait_out(loc: StoreLocation, sweep: p.Sweep, policy: retry.RetryPolicy,
 
 def _resolve(loc: StoreLocation, names: list[tuple[str, float | None]], env_id: str,
              digests: Sequence[str], policy: retry.RetryPolicy, timing: p.Timing,
-             step: p.Step, waited: list[float]) -> tuple[bool, set[str]]:
+             step: p.Step, waited: list[float], writes: bool) -> tuple[bool, set[str]]:
     """Sweeps listed after (or with) our lease: what must be checked again once they are done.
 
     Runs after the lease is written, so a sweep still `marked` now will see the lease in its
     second look and spare our blobs (our manifest, written before the lease goes, keeps them
-    after). An env a sweep means to remove is different: if our manifest is already there we
-    write nothing, so we wait for the sweep to end and look again. Returns (recheck manifest,
+    after). An env a sweep means to remove is different unless the caller *writes* a root
+    before it drops the lease (a tag): a publish whose manifest is already there writes
+    nothing, so it waits for the sweep to end and looks again. Returns (recheck manifest,
     blobs to recheck).
     """
     manifest, blobs = False, set()
@@ -89,7 +90,7 @@ def _resolve(loc: StoreLocation, names: list[tuple[str, float | None]], env_id: 
             return True, mine
         if not sweep.threatens(env_id, mine):
             continue
-        if env_id in sweep.envs:
+        if env_id in sweep.envs and not writes:
             sweep = _wait_out(loc, sweep, policy, timing, step, (p.MARKED, p.DELETING),
                              waited)
         elif sweep.state == p.MARKED:
@@ -105,7 +106,7 @@ def _resolve(loc: StoreLocation, names: list[tuple[str, float | None]], env_id: 
 
 def _round(loc: StoreLocation, env_id: str, digests: Sequence[str], checks: _Checks,
            policy: retry.RetryPolicy, timing: p.Timing, step: p.Step,
-           lease: p.Lease | None) -> Claim:
+           lease: p.Lease | None, writes: bool = False) -> Claim:
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=checks.workers + 2,
                             thread_name_prefix="envship-check") as pool:
@@ -160,7 +161,7 @@ def _round(loc: StoreLocation, env_id: str, digests: Sequence[str], checks: _Che
             step("checked")
             waited = [0.0]
             again_manifest, again = _resolve(loc, names, env_id, digests, policy, timing, step,
-                                             waited)
+                                             waited, writes)
             if again_manifest or again:
                 step("rechecking")
                 m2, p2 = _check_all(pool, checks, sorted(again), manifest=again_manifest)
@@ -186,11 +187,15 @@ def claim(
     *,
     workers: int = 4,
     step: p.Step = p.no_step,
+    writes: bool = False,
 ) -> Claim:
-    """Lease *env_id* and *digests*, then report what the store holds (see module doc)."""
+    """Lease *env_id* and *digests*, then report what the store holds (see module doc).
+
+    *writes*: the caller always writes a file gc reads as a root (a tag) before release.
+    """
     step("begin")
     checks = _Checks(check_manifest, check_blob, max(1, workers))
-    return _round(loc, env_id, list(digests), checks, policy, timing, step, None)
+    return _round(loc, env_id, list(digests), checks, policy, timing, step, None, writes)
 
 
 def refresh(

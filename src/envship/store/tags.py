@@ -74,7 +74,7 @@ def set_tag(loc: StoreLocation, name: str, env_id: str, policy: retry.RetryPolic
 
     try:
         got = claim(loc, env_id, (), exists, lambda _: False, policy, timing or Timing(),
-                    step=step)
+                    step=step, writes=True)
     except Exception as exc:
         raise retry.as_store_error(exc, f"writing tag {name}", loc) from None
     try:
