@@ -18,7 +18,7 @@ from ..errors import StoreError
 from . import protocol as p
 from . import retry
 from .fs import StoreLocation, mtime_of
-from .listing import EnvInfo, env_entries, list_envs
+from .listing import created_of, env_entries
 from .refs import BadManifest, BlobRef, read_all_refs
 from .tags import list_tags
 from .transfer import TEMP_MARK
@@ -70,19 +70,31 @@ class GcResult:
         }
 
 
-def _doomed_envs(envs: list[EnvInfo], tagged: set[str], keep: int | None,
+def _env_dates(loc: StoreLocation, policy: retry.RetryPolicy, env_ids: set[str]
+               ) -> list[tuple[str, float | None]]:
+    """(env id, created) newest first, as `store ls` dates them; provenance read in parallel."""
+    entries = {e: info for e, info in env_entries(loc, policy).items() if e in env_ids}
+    if not entries:
+        return []
+    with ThreadPoolExecutor(max_workers=min(16, len(entries))) as pool:
+        dates = list(pool.map(lambda e: (e, created_of(loc, e, entries[e], policy)), entries))
+    dates.sort(key=lambda d: (-(d[1] or 0.0), d[0]))
+    return dates
+
+
+def _doomed_envs(envs: list[tuple[str, float | None]], tagged: set[str], keep: int | None,
                  older_than: float | None, now: float) -> list[str]:
     if keep is None and older_than is None:
         return []
     doomed = []
-    for rank, info in enumerate(envs):  # newest first
-        if info.env_id in tagged:
+    for rank, (env_id, created) in enumerate(envs):  # newest first
+        if env_id in tagged:
             continue
         if keep is not None and rank < keep:
             continue
-        if older_than is not None and (info.created is None or info.created > now - older_than):
+        if older_than is not None and (created is None or created > now - older_than):
             continue
-        doomed.append(info.env_id)
+        doomed.append(env_id)
     return doomed
 
 
@@ -121,11 +133,12 @@ def _blob_entries(loc: StoreLocation, policy: retry.RetryPolicy) -> list[dict[st
 
 
 def _small_temp_entries(loc: StoreLocation, policy: retry.RetryPolicy) -> list[dict[str, Any]]:
-    """Temp files of interrupted manifest/tag writes (filesystems with rename only)."""
+    """Temp files of interrupted small writes: manifests, tags, leases, markers (rename only)."""
     if loc.object_store:
         return []
     return [
-        e for folder in ("envs", "tags") for e in _entries(loc, policy, folder)
+        e for folder in ("envs", "tags", "leases", "sweeps")
+        for e in _entries(loc, policy, folder)
         if TEMP_MARK in str(e["name"]).rpartition("/")[2]
     ]
 
@@ -313,7 +326,7 @@ def collect(
     protected = roots.tagged | roots.leased_envs
     doomed: list[str] = []
     if keep is not None or older_than is not None:
-        envs = [e for e in list_envs(loc, policy) if e.env_id in roots.refs]
+        envs = _env_dates(loc, policy, set(roots.refs))
         doomed = _doomed_envs(envs, protected, keep, older_than, now)
     used = roots.used(set(doomed))
     candidates: dict[str, dict[str, Any]] = {}

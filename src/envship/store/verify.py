@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import StoreError
 from . import protocol as p
 from . import retry
 from .fs import StoreLocation
@@ -296,13 +297,17 @@ def verify(
             done, note = outcome[d.digest]
             fixed.append(Damage(d.kind, f"{d.detail}; {note}", d.env_id, d.digest, d.tag, done))
         damage = fixed
-    leases = p.list_leases(loc, policy)
-    sweeps = p.sweep_names(loc, policy)
     notes = []
+    try:
+        leases = len(p.list_leases(loc, policy))
+    except StoreError as exc:
+        leases = 1
+        notes.append(str(exc))
+    sweeps = len(p.sweep_names(loc, policy))
     if leases:
-        notes.append(f"{len(leases)} lease(s): ships in flight, or left by killed ones (gc "
+        notes.append(f"{leases} lease(s): ships in flight, or left by killed ones (gc "
                      "removes those once stale)")
     if sweeps:
-        notes.append(f"{len(sweeps)} gc sweep marker(s): gcs in flight, or left by killed ones")
+        notes.append(f"{sweeps} gc sweep marker(s): gcs in flight, or left by killed ones")
     return VerifyResult(loc.url, len(refs), len(tags), len(expected), hashed, tuple(damage),
-                        deep, repair, len(leases), len(sweeps), tuple(notes))
+                        deep, repair, leases, sweeps, tuple(notes))
