@@ -84,6 +84,13 @@ def churn_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def test_concurrent_ships_and_gcs(churn_url: str, tmp_path: Path) -> None:
     spec = specs(tmp_path / "blobs")
     settle = "0.5"
+    # One env is tagged, as a team's `prod` would be: it survives every gc, and its blobs are
+    # the ones shared with the churning envs.
+    first = json.loads(spec.read_text())[0]
+    store = open_store(churn_url)
+    tagged = store.publish(Manifest.from_dict(first["manifest"]),
+                           {k: Path(v) for k, v in first["blobs"].items()}).env_id
+    store.set_tag("prod", tagged)
     ships = [start("ship", str(spec), churn_url, "12", settle, str(seed)) for seed in range(3)]
     gcs = [start("gc", churn_url, "6", settle) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in ships + gcs]
@@ -101,7 +108,7 @@ def test_concurrent_ships_and_gcs(churn_url: str, tmp_path: Path) -> None:
           f"({removed} blobs removed), overlaps: {met} ships met a sweep, {spared} "
           f"blobs/envs spared by a second look; damage 0; {ran} surviving envs ran")
     assert len(ship_ops) == 36 and len(gc_ops) == 12
-    assert removed > 0 and reused > 0
+    assert removed > 0 and reused > 0 and ran >= 1 and tagged in open_store(churn_url).env_ids()
 
 
 def test_kill_9_of_ship_and_gc_at_random_points(churn_url: str, tmp_path: Path) -> None:
