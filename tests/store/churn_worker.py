@@ -28,7 +28,7 @@ def main() -> None:
     else:
         store = open_store(sys.argv[2])
         rounds, settle, seed = int(sys.argv[3]), float(sys.argv[4]), 0
-    store.timing = Timing(settle=settle, sweep_limit=30.0, poll=0.05)
+    store.timing = Timing(settle=settle, sweep_limit=8.0, poll=0.05)  # killed gcs: short waits
     rng = random.Random(seed)
     for n in range(rounds):
         steps: list[str] = []
