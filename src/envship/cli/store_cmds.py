@@ -273,3 +273,38 @@ def presign(
         f"presigned manifest: {result.location} (valid {expires}s)", highlight=False
     )
     print(result.url)
+
+
+@store_app.command("verify")
+def store_verify(
+    store_url: _StoreArg = None,
+    deep: Annotated[bool, typer.Option("--deep", help="Also re-hash every blob.")] = False,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Re-upload damaged blobs the build cache holds.")
+    ] = False,
+    storage_option: _StoreOpts = None,
+    as_json: AsJson = False,
+) -> None:
+    """Check every manifest and tag against the blobs; exit 1 if anything is damaged."""
+    from ..paths import default_store_url
+    from ..store import open_store
+
+    store = open_store(store_url or default_store_url(), _options(storage_option))
+    result = store.verify(deep=deep, repair=repair)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        for d in result.damage:
+            mark = "repaired" if d.repaired else "DAMAGE"
+            console.print(f"{mark}: {d.kind}: {d.detail}", highlight=False)
+        for note in result.notes:
+            err_console.print(note, highlight=False, style="dim")
+        hashed = f", {human_size(result.bytes_hashed)} re-hashed" if deep else ""
+        left = sum(not d.repaired for d in result.damage)
+        console.print(
+            f"{result.envs} env(s), {result.tags} tag(s), {result.blobs} blob(s){hashed}: "
+            + ("ok" if result.ok else f"{left} problem(s)"),
+            highlight=False,
+        )
+    if not result.ok:
+        raise typer.Exit(1)

@@ -1,4 +1,4 @@
-"""Content-addressed env store over fsspec: publish, fetch, tag, presign, collect garbage."""
+"""Content-addressed env store over fsspec: publish, fetch, tag, presign, collect, verify."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from .core import Store, open_store
 from .gc import GcResult
 from .listing import EnvInfo
 from .presign import PresignResult
+from .protocol import Timing
 from .publish import LayerUpload, PublishResult
+from .verify import Damage, VerifyResult
 
 __all__ = [
     "Store",
@@ -16,4 +18,7 @@ __all__ = [
     "GcResult",
     "EnvInfo",
     "PresignResult",
+    "VerifyResult",
+    "Damage",
+    "Timing",
 ]

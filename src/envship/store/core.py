@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,10 @@ from .fetch import fetch_blob, read_manifest
 from .fs import StoreLocation, open_location
 from .listing import EnvInfo, list_envs
 from .presign import PresignResult, presign
+from .protocol import Step, Timing, no_step
 from .publish import PublishResult, publish
 from .tags import ENV_ID_RE, list_env_ids, list_tags, read_tag, set_tag
+from .verify import VerifyResult, verify
 
 __all__ = ["Store", "open_store"]
 
@@ -27,9 +29,11 @@ log = logging.getLogger(__name__)
 class Store:
     """Blobs, manifests and tags under one store root (layout: docs/formats.md)."""
 
-    def __init__(self, location: StoreLocation, policy: retry.RetryPolicy) -> None:
+    def __init__(self, location: StoreLocation, policy: retry.RetryPolicy,
+                 timing: Timing | None = None) -> None:
         self.location = location
         self.policy = policy
+        self.timing = timing or Timing()  # the publish/gc protocol's clocks (docs/store.md)
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -72,15 +76,19 @@ class Store:
         progress: Progress | None = None,
         *,
         provenance: bool = True,
+        step: Step = no_step,
     ) -> PublishResult:
-        """Upload the blobs the store lacks, then the manifest; see :mod:`.publish`."""
+        """Upload the blobs the store lacks, then the manifest; see :mod:`.publish`.
+
+        *step* is called between the protocol's steps (tests use it to force interleavings).
+        """
         return publish(
             self.location, manifest, blobs, policy=self.policy, progress=progress,
-            provenance=provenance,
+            provenance=provenance, timing=self.timing, step=step,
         )
 
-    def set_tag(self, name: str, env_id: str) -> str:
-        return set_tag(self.location, name, env_id, self.policy)
+    def set_tag(self, name: str, env_id: str, *, step: Step = no_step) -> str:
+        return set_tag(self.location, name, env_id, self.policy, self.timing, step)
 
     def gc(
         self,
@@ -89,15 +97,29 @@ class Store:
         older_than: float | None = None,
         grace: float = _gc.DEFAULT_GRACE,
         dry_run: bool = False,
+        step: Step = no_step,
     ) -> _gc.GcResult:
         return _gc.collect(
             self.location, self.policy, keep=keep, older_than=older_than, grace=grace,
-            dry_run=dry_run,
+            dry_run=dry_run, timing=self.timing, step=step,
         )
 
     def presign(self, env_id: str, expires: int = 3600, output: Path | None = None
                 ) -> PresignResult:
         return presign(self.location, env_id, self.policy, expires=expires, output=output)
+
+    def verify(
+        self,
+        *,
+        deep: bool = False,
+        repair: bool = False,
+        repair_from: Sequence[Path] | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> VerifyResult:
+        """Every manifest and tag against the blobs (present, right size; *deep*: re-hashed);
+        *repair* re-uploads damaged blobs from *repair_from* (default: the build cache)."""
+        return verify(self.location, self.policy, deep=deep, repair=repair,
+                      repair_from=repair_from, progress=progress)
 
     # -- reading ------------------------------------------------------------------
     def read_manifest(self, env_id: str) -> Manifest:

@@ -1,19 +1,25 @@
-"""Garbage collection: drop old untagged envs, then blobs no remaining manifest references."""
+"""Garbage collection: drop old untagged envs, then blobs no remaining manifest references.
+
+Mark, announce (a sweep marker), wait, look at the roots again, delete; see docs/store.md.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import EnvshipError, StoreError
+from ..errors import StoreError
+from . import protocol as p
 from . import retry
-from .fetch import read_manifest
 from .fs import StoreLocation, mtime_of
-from .listing import EnvInfo, env_entries, list_envs
+from .listing import created_of, env_entries
+from .refs import BadManifest, BlobRef, read_all_refs
 from .tags import list_tags
 from .transfer import TEMP_MARK
 
@@ -42,6 +48,11 @@ class GcResult:
     temp_removed: int  # leftovers of interrupted uploads (temp files, S3 multipart uploads)
     blobs_kept_young: int  # unreferenced but inside the grace period
     dry_run: bool
+    envs_spared: tuple[str, ...] = ()  # doomed, but leased or tagged by the second look
+    blobs_spared: int = 0  # candidates a publish claimed (or a new manifest used) meanwhile
+    leases_removed: int = 0  # stale leases of publishers that died
+    complete: bool = True  # False: the sweep hit its time limit; run gc again
+    seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,40 +62,56 @@ class GcResult:
             "temp_removed": self.temp_removed,
             "blobs_kept_young": self.blobs_kept_young,
             "dry_run": self.dry_run,
+            "envs_spared": list(self.envs_spared),
+            "blobs_spared": self.blobs_spared,
+            "leases_removed": self.leases_removed,
+            "complete": self.complete,
+            "seconds": round(self.seconds, 3),
         }
 
 
-def _doomed_envs(envs: list[EnvInfo], tagged: set[str], keep: int | None,
+def _env_dates(loc: StoreLocation, policy: retry.RetryPolicy, env_ids: set[str]
+               ) -> list[tuple[str, float | None]]:
+    """(env id, created) newest first, as `store ls` dates them; provenance read in parallel."""
+    entries = {e: info for e, info in env_entries(loc, policy).items() if e in env_ids}
+    if not entries:
+        return []
+    with ThreadPoolExecutor(max_workers=min(16, len(entries))) as pool:
+        dates = list(pool.map(lambda e: (e, created_of(loc, e, entries[e], policy)), entries))
+    dates.sort(key=lambda d: (-(d[1] or 0.0), d[0]))
+    return dates
+
+
+def _doomed_envs(envs: list[tuple[str, float | None]], tagged: set[str], keep: int | None,
                  older_than: float | None, now: float) -> list[str]:
     if keep is None and older_than is None:
         return []
     doomed = []
-    for rank, info in enumerate(envs):  # newest first
-        if info.env_id in tagged:
+    for rank, (env_id, created) in enumerate(envs):  # newest first
+        if env_id in tagged:
             continue
         if keep is not None and rank < keep:
             continue
-        if older_than is not None and (info.created is None or info.created > now - older_than):
+        if older_than is not None and (created is None or created > now - older_than):
             continue
-        doomed.append(info.env_id)
+        doomed.append(env_id)
     return doomed
 
 
-def _referenced(loc: StoreLocation, policy: retry.RetryPolicy, skip: set[str]) -> set[str]:
-    """Digests used by every manifest still in the store; unreadable manifests stop gc."""
-    refs: set[str] = set()
-    for env_id in env_entries(loc, policy):
-        if env_id in skip:
-            continue
-        try:
-            manifest = read_manifest(loc, env_id, policy)
-        except EnvshipError as exc:
+def _refs(loc: StoreLocation, policy: retry.RetryPolicy, env_ids: list[str]
+          ) -> dict[str, tuple[BlobRef, ...]]:
+    """Blobs of every listed manifest (vanished ones dropped); unreadable manifests stop gc."""
+    out: dict[str, tuple[BlobRef, ...]] = {}
+    for env_id, refs in read_all_refs(loc, env_ids, policy).items():
+        if isinstance(refs, BadManifest):
             raise StoreError(
-                f"gc stopped: cannot read env {env_id} ({exc}); its blobs cannot be told "
-                "apart, so nothing was collected: fix or remove that manifest first"
-            ) from None
-        refs.update(lay.digest for lay in manifest.layers)
-    return refs
+                f"gc stopped: cannot read env {env_id} in store {loc.url} ({refs.reason}); its "
+                "blobs cannot be told apart, so nothing was collected: fix or remove that "
+                "manifest first (`envship store verify` lists all such damage)"
+            )
+        if refs is not None:
+            out[env_id] = refs
+    return out
 
 
 def _entries(loc: StoreLocation, policy: retry.RetryPolicy, *folder: str
@@ -106,24 +133,66 @@ def _blob_entries(loc: StoreLocation, policy: retry.RetryPolicy) -> list[dict[st
 
 
 def _small_temp_entries(loc: StoreLocation, policy: retry.RetryPolicy) -> list[dict[str, Any]]:
-    """Temp files of interrupted manifest/tag writes (filesystems with rename only)."""
+    """Temp files of interrupted small writes: manifests, tags, leases, markers (rename only)."""
     if loc.object_store:
         return []
     return [
-        e for folder in ("envs", "tags") for e in _entries(loc, policy, folder)
+        e for folder in ("envs", "tags", "leases", "sweeps")
+        for e in _entries(loc, policy, folder)
         if TEMP_MARK in str(e["name"]).rpartition("/")[2]
     ]
 
 
 def _rm(loc: StoreLocation, path: str, policy: retry.RetryPolicy) -> None:
-    def rm() -> None:
-        with contextlib.suppress(FileNotFoundError):
-            loc.fs.rm_file(path)
+    p.remove(loc, path, policy)
 
-    try:
-        retry.call(rm, f"deleting {path}", loc, policy)
-    except Exception as exc:
-        raise retry.as_store_error(exc, "deleting a file", loc) from None
+
+class _SweepOver(StoreError):
+    """The sweep's time limit passed: no more deletes may be sent."""
+
+
+_BULK = 500  # keys per S3 DeleteObjects request (at most 1000)
+
+
+def _delete(loc: StoreLocation, paths: list[str], policy: retry.RetryPolicy,
+            deadline: float) -> None:
+    """Delete *paths* (missing ones are fine); never sends a delete after *deadline*."""
+
+    def guarded(fn: Any) -> Any:
+        def attempt() -> Any:
+            if time.monotonic() >= deadline:
+                raise _SweepOver("sweep time limit reached")
+            return fn()
+
+        return attempt
+
+    if not paths:
+        return
+    if loc.protocol in ("s3", "s3a"):
+        for i in range(0, len(paths), _BULK):
+            batch = paths[i : i + _BULK]
+            try:
+                retry.call(guarded(lambda b=batch: loc.fs.rm(b)), "deleting blobs", loc, policy)
+            except StoreError:
+                raise
+            except Exception as exc:
+                raise retry.as_store_error(exc, "deleting blobs", loc) from None
+        return
+
+    def one(path: str) -> None:
+        def rm() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                loc.fs.rm_file(path)
+
+        try:
+            retry.call(guarded(rm), f"deleting {path}", loc, policy)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise retry.as_store_error(exc, "deleting a file", loc) from None
+
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="envship-rm") as pool:
+        list(pool.map(one, paths))
 
 
 def _still_old(loc: StoreLocation, path: str, cutoff: float) -> bool:
@@ -162,6 +231,70 @@ def _abort_stale_multipart(loc: StoreLocation, cutoff: float, dry_run: bool) -> 
     return count
 
 
+@dataclass
+class _Roots:
+    """What keeps blobs and envs alive, as seen at one moment."""
+
+    refs: dict[str, tuple[BlobRef, ...]]  # env id -> blobs, every manifest listed
+    tagged: set[str]
+    leased_envs: set[str]
+    leased_blobs: set[str]
+    stale_leases: list[str]
+
+    def used(self, doomed: set[str]) -> set[str]:
+        out = set(self.leased_blobs)
+        for env_id, refs in self.refs.items():
+            if env_id not in doomed:
+                out.update(r.digest for r in refs)
+        return out
+
+
+def _roots(loc: StoreLocation, policy: retry.RetryPolicy, timing: p.Timing,
+           known: dict[str, tuple[BlobRef, ...]] | None = None) -> _Roots:
+    """Leases, then tags, then manifests: a publisher that finished (lease gone) between two
+    of these listings wrote its tag or manifest before, so it is seen in the next."""
+    now = time.time()
+    live: list[p.LeaseInfo] = []
+    stale: list[p.LeaseInfo] = []
+    for lease in p.list_leases(loc, policy):
+        (live if lease.live(timing, now) else stale).append(lease)
+    tagged = set(list_tags(loc, policy).values())
+    listed = list(env_entries(loc, policy))
+    known = known or {}
+    refs = {e: known[e] for e in listed if e in known}
+    refs.update(_refs(loc, policy, [e for e in listed if e not in known]))
+    return _Roots(
+        refs=refs,
+        tagged=tagged,
+        leased_envs={lease.env_id for lease in live if lease.env_id},
+        leased_blobs={d for lease in live for d in lease.blobs},
+        stale_leases=[lease.path for lease in stale],
+    )
+
+
+def _other_sweeps(loc: StoreLocation, policy: retry.RetryPolicy, timing: p.Timing
+                  ) -> list[tuple[p.Sweep, float]]:
+    """Markers of earlier gcs, with when we saw them (monotonic)."""
+    seen = time.monotonic()
+    return [(p.read_sweep(loc, sid, policy, mtime), seen)
+            for sid, mtime in p.sweep_names(loc, policy)]
+
+
+def _finished(sweep: p.Sweep, seen: float, timing: p.Timing) -> bool:
+    """Safe to remove another gc's marker: done for `settle` already, or its gc must be dead."""
+    if sweep.state in (p.DONE, p.GONE):
+        return time.monotonic() - seen >= timing.settle
+    now = time.time()
+    if sweep.state == p.DELETING:
+        if sweep.deadline is not None:
+            return now > sweep.deadline + timing.clock_skew + timing.settle
+        return sweep.mtime is not None and now > (
+            sweep.mtime + sweep.limit + timing.clock_skew + timing.settle
+        )
+    # Marked: a live gc moves on after `settle`; one silent this long is gone.
+    return sweep.mtime is not None and now > sweep.mtime + timing.lease_ttl + timing.clock_skew
+
+
 def collect(
     loc: StoreLocation,
     policy: retry.RetryPolicy,
@@ -170,51 +303,124 @@ def collect(
     older_than: float | None = None,
     grace: float = DEFAULT_GRACE,
     dry_run: bool = False,
+    timing: p.Timing | None = None,
+    step: p.Step = p.no_step,
 ) -> GcResult:
     """Remove envs beyond *keep* newest / older than *older_than* (never tagged ones), then
-    blobs referenced by no remaining manifest and older than *grace* seconds."""
+    blobs referenced by no remaining manifest and older than *grace* seconds.
+
+    Neither an env a concurrent publish re-uses or tags, nor a blob it found present or
+    uploaded, is removed: see the protocol in docs/store.md.
+    """
     if keep is not None and keep < 0:
         raise StoreError(f"--keep must be 0 or more, not {keep}")
+    timing = timing or p.Timing()
+    began = time.monotonic()
     now = time.time()
     cutoff = now - grace
-    # Blobs are listed before manifests: a blob uploaded later is not a candidate at all,
-    # and one listed now whose manifest lands later is protected by the grace period.
+    step("start")
+    # Mark. Blobs are listed before the roots: a blob uploaded later is not a candidate.
+    others = [] if dry_run else _other_sweeps(loc, policy, timing)
     blob_entries = _blob_entries(loc, policy)
-    envs = list_envs(loc, policy)
-    tagged = set(list_tags(loc, policy).values())
-    doomed = _doomed_envs(envs, tagged, keep, older_than, now)
-    if not dry_run:
-        for env_id in doomed:
-            _rm(loc, loc.env_path(env_id), policy)  # the manifest first: the env disappears
-            for suffix in (".presigned.json", ".provenance.json"):
-                _rm(loc, loc.env_path(env_id, suffix), policy)
-            log.info("removed env %s from %s", env_id, loc.url)
-    refs = _referenced(loc, policy, set(doomed))
-    removed: list[str] = []
-    freed = temps = young = 0
+    roots = _roots(loc, policy, timing)
+    protected = roots.tagged | roots.leased_envs
+    doomed: list[str] = []
+    if keep is not None or older_than is not None:
+        envs = _env_dates(loc, policy, set(roots.refs))
+        doomed = _doomed_envs(envs, protected, keep, older_than, now)
+    used = roots.used(set(doomed))
+    candidates: dict[str, dict[str, Any]] = {}
+    temps: list[str] = []
+    young = 0
     for entry in blob_entries + _small_temp_entries(loc, policy):
         path = str(entry["name"])
         name = path.rstrip("/").rpartition("/")[2]
         stamp = mtime_of(entry)
         old = stamp is not None and stamp < cutoff
         if name.startswith(".") and TEMP_MARK in name:
-            if old and (dry_run or _still_old(loc, path, cutoff)):
-                temps += 1
-                if not dry_run:
-                    _rm(loc, path, policy)
+            if old:
+                temps.append(path)
             continue
         m = _BLOB_RE.fullmatch(name)
-        if not m or f"sha256:{m.group(1)}" in refs:
+        if not m or f"sha256:{m.group(1)}" in used:
             continue
         if not old:
             young += 1
             continue
-        if not dry_run:
-            if not _still_old(loc, path, cutoff):
-                young += 1
-                continue
+        candidates[f"sha256:{m.group(1)}"] = entry
+    step("marked")
+    if dry_run:
+        return GcResult(
+            tuple(doomed), tuple(sorted(candidates)),
+            sum(int(e.get("size") or 0) for e in candidates.values()), len(temps), young, True,
+            seconds=time.monotonic() - began,
+        )
+
+    removed_envs: tuple[str, ...] = ()
+    removed: list[str] = []
+    spared_envs: tuple[str, ...] = ()
+    spared = 0
+    complete = True
+    if doomed or candidates:
+        sweep = p.Sweep(p.new_sweep_id(), p.MARKED, frozenset(candidates), frozenset(doomed),
+                        timing.sweep_limit)
+        step("announcing")
+        p.write_sweep(loc, sweep, policy)
+        step("announced")
+        # Any publish whose lease was not written yet by now lists sweeps after our marker:
+        # it sees it. Wait out publishes that listed sweeps just before it.
+        time.sleep(timing.settle)
+        deadline = time.monotonic() + timing.sweep_limit
+        sweep = dataclasses.replace(sweep, state=p.DELETING,
+                                    deadline=time.time() + timing.sweep_limit)
+        p.write_sweep(loc, sweep, policy)
+        step("deleting")
+        try:
+            # Second look, after "deleting" is visible: a publisher that saw "marked" has its
+            # lease in place, so it is in this look.
+            again = _roots(loc, policy, timing, roots.refs)
+            roots.stale_leases = again.stale_leases
+            keep_alive = again.tagged | again.leased_envs
+            final_doomed = [e for e in doomed if e not in keep_alive]
+            spared_envs = tuple(e for e in doomed if e in keep_alive)
+            used = again.used(set(final_doomed))
+            final = sorted(d for d in candidates if d not in used)
+            spared = len(candidates) - len(final)
+            step("looked-again")
+            paths = [loc.env_path(e, suffix) for e in final_doomed
+                     for suffix in (".json", ".presigned.json", ".provenance.json")]
+            _delete(loc, paths, policy, deadline)  # the envs disappear before their blobs
+            removed_envs = tuple(final_doomed)
+            for e in final_doomed:
+                log.info("removed env %s from %s", e, loc.url)
+            _delete(loc, [loc.blob_path(d) for d in final], policy, deadline)
+            removed = final
+            step("deleted")
+        except _SweepOver:
+            complete = False
+            log.warning("gc of %s stopped at its time limit; run it again", loc.url)
+        finally:
+            with contextlib.suppress(StoreError):
+                p.write_sweep(loc, dataclasses.replace(sweep, state=p.DONE), policy)
+        step("done")
+        # Keep the marker a little: a publisher that checked a blob just before we deleted
+        # it may list sweeps only now.
+        time.sleep(timing.settle)
+        p.remove_sweep(loc, sweep.sweep_id, policy)
+        step("removed")
+    for path in roots.stale_leases:
+        _rm(loc, path, policy)
+    for path in temps:
+        if _still_old(loc, path, cutoff):
             _rm(loc, path, policy)
-        removed.append(f"sha256:{m.group(1)}")
-        freed += int(entry.get("size") or 0)
-    temps += _abort_stale_multipart(loc, cutoff, dry_run)
-    return GcResult(tuple(doomed), tuple(removed), freed, temps, young, dry_run)
+    for other, seen in others:
+        if _finished(other, seen, timing):
+            with contextlib.suppress(StoreError):
+                p.remove_sweep(loc, other.sweep_id, policy)
+    aborted = _abort_stale_multipart(loc, cutoff, dry_run)
+    freed = sum(int(candidates[d].get("size") or 0) for d in removed)
+    return GcResult(
+        removed_envs, tuple(removed), freed, len(temps) + aborted, young, False,
+        envs_spared=spared_envs, blobs_spared=spared, leases_removed=len(roots.stale_leases),
+        complete=complete, seconds=time.monotonic() - began,
+    )

@@ -13,7 +13,7 @@ from .fetch import read_manifest, read_text
 from .fs import StoreLocation, mtime_of
 from .tags import ENV_ID_RE, list_tags
 
-__all__ = ["EnvInfo", "list_envs", "env_entries"]
+__all__ = ["EnvInfo", "list_envs", "env_entries", "created_of"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ def env_entries(loc: StoreLocation, policy: retry.RetryPolicy) -> dict[str, dict
     """`ls envs/` with details: env id -> fsspec info of its manifest."""
 
     def ls() -> list[dict[str, Any]]:
+        loc.fs.invalidate_cache(loc.path("envs"))  # another process may have written since
         try:
             return list(loc.fs.ls(loc.path("envs"), detail=True))
         except FileNotFoundError:
@@ -68,7 +69,7 @@ def env_entries(loc: StoreLocation, policy: retry.RetryPolicy) -> dict[str, dict
     return out
 
 
-def _created(loc: StoreLocation, env_id: str, entry: dict[str, Any],
+def created_of(loc: StoreLocation, env_id: str, entry: dict[str, Any],
              policy: retry.RetryPolicy) -> float | None:
     try:
         data = read_text(loc, loc.env_path(env_id, ".provenance.json"), "provenance", policy)
@@ -94,7 +95,7 @@ def list_envs(loc: StoreLocation, policy: retry.RetryPolicy) -> list[EnvInfo]:
             EnvInfo(
                 env_id=env_id,
                 uri=loc.url_of("envs", f"{env_id}.json"),
-                created=_created(loc, env_id, entry, policy),
+                created=created_of(loc, env_id, entry, policy),
                 size=sum(lay.size for lay in manifest.layers),
                 layers=tuple(lay.kind for lay in manifest.layers),
                 digests=tuple(lay.digest for lay in manifest.layers),

@@ -20,7 +20,9 @@ from ..errors import StoreError
 from ..packing.manifest import LayerRef, Manifest, canonical_json
 from ..progress import Progress
 from . import retry
+from .claim import claim, refresh, release
 from .fs import StoreLocation
+from .protocol import Step, Timing, no_step
 from .transfer import upload_file, write_bytes
 
 __all__ = ["LayerUpload", "PublishResult", "Progress", "publish", "UPLOADS_ENV"]
@@ -47,6 +49,7 @@ class PublishResult:
     bytes_sent: int
     manifest_written: bool  # False: the same manifest was already there
     seconds: float
+    waited: float = 0.0  # of which spent waiting for a concurrent gc's deletions to end
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +62,7 @@ class PublishResult:
             "bytes_sent": self.bytes_sent,
             "manifest_written": self.manifest_written,
             "seconds": round(self.seconds, 3),
+            "waited": round(self.waited, 3),
         }
 
 
@@ -158,27 +162,22 @@ def publish(
     policy: retry.RetryPolicy,
     progress: Progress | None = None,
     provenance: bool = True,
+    timing: Timing | None = None,
+    step: Step = no_step,
 ) -> PublishResult:
-    """Make *manifest* and its blobs available in the store; the manifest goes last."""
+    """Make *manifest* and its blobs available in the store; the manifest goes last.
+
+    Under a lease (see :mod:`.claim`): a gc running at the same time cannot remove a blob
+    this publish found present, nor the env it found already published.
+    """
     start = time.monotonic()
+    timing = timing or Timing()
     _check_blobs(manifest, blobs)
     env_id = manifest.env_id
-    layers = list(manifest.layers)
-    lock = threading.Lock()
-    total = [0]
-
-    def one(layer: LayerRef) -> LayerUpload:
-        if _present(loc, layer, policy):
-            log.info("blob %s already in %s", layer.digest, loc.url)
-            return LayerUpload(layer.kind, layer.digest, layer.size, False)
-        size = _upload(loc, layer, Path(blobs[layer.digest]), policy, progress)
-        with lock:
-            total[0] += size
-        log.info("uploaded blob %s (%d bytes) to %s", layer.digest, size, loc.url)
-        return LayerUpload(layer.kind, layer.digest, layer.size, True)
-
+    layers = {lay.digest: lay for lay in manifest.layers}
     manifest_path = loc.env_path(env_id)
     data = canonical_json(manifest.hashed_dict())
+    workers = _workers()
 
     def manifest_present() -> bool:
         def check() -> bool:
@@ -190,35 +189,83 @@ def publish(
 
         return retry.call(check, f"checking manifest {env_id}", loc, policy)
 
+    def blob_present(digest: str) -> bool:
+        return _present(loc, layers[digest], policy)
+
+    lock = threading.Lock()
+    total = [0]
+    uploaded: set[str] = set()
+
+    def send(digest: str) -> None:
+        layer = layers[digest]
+        size = _upload(loc, layer, Path(blobs[digest]), policy, progress)
+        with lock:
+            total[0] += size
+            uploaded.add(digest)
+        log.info("uploaded blob %s (%d bytes) to %s", digest, size, loc.url)
+
     try:
-        # The manifest check runs alongside the blob checks: a warm ship is one round trip.
-        with ThreadPoolExecutor(max_workers=min(_workers(), len(layers)) + 1) as pool:
-            had_manifest = pool.submit(manifest_present)
-            done = list(pool.map(one, layers))
-            present = had_manifest.result()
+        got = claim(loc, env_id, list(layers), manifest_present, blob_present, policy, timing,
+                    workers=workers, step=step)
     except Exception as exc:
         raise retry.as_store_error(exc, f"publishing env {env_id}", loc) from None
-
-    # Only now, with every blob in place, does the env become visible.
     written = False
     try:
-        if not present:
-            retry.call(lambda: write_bytes(loc, manifest_path, data),
-                       f"writing manifest {env_id}", loc, policy)
-            written = True
-        if written and provenance:
+        try:
+            while True:
+                missing = [d for d in layers if d not in got.present]
+                if missing:
+                    with ThreadPoolExecutor(max_workers=min(workers, len(missing))) as pool:
+                        list(pool.map(send, missing))
+                step("uploaded")
+                # A publish slower than the lease's life takes a new one and looks again.
+                fresh = refresh(loc, got, manifest_present, blob_present, policy, timing,
+                                workers=workers, step=step)
+                if fresh is got:
+                    break
+                got = fresh
+        except Exception as exc:
+            raise retry.as_store_error(exc, f"publishing env {env_id}", loc) from None
+
+        # Only now, with every blob in place, does the env become visible.
+        try:
+            if not got.manifest_present:
+                retry.call(lambda: write_bytes(loc, manifest_path, data),
+                           f"writing manifest {env_id}", loc, policy)
+                written = True
+                step("manifest-written")
+        except Exception as exc:
+            raise retry.as_store_error(exc, f"writing manifest {env_id}", loc) from None
+    except BaseException:
+        release(loc, got, policy)
+        raise
+
+    def write_provenance() -> None:
+        try:
             retry.call(
                 lambda: write_bytes(loc, loc.env_path(env_id, ".provenance.json"),
                                     _provenance(env_id)),
                 f"writing provenance of {env_id}", loc, policy,
             )
-    except Exception as exc:
-        raise retry.as_store_error(exc, f"writing manifest {env_id}", loc) from None
+        except Exception as exc:
+            raise retry.as_store_error(exc, f"writing provenance of {env_id}", loc) from None
+
+    # The lease goes once the manifest is in place; provenance is written meanwhile.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        prov = pool.submit(write_provenance) if written and provenance else None
+        pool.submit(release, loc, got, policy).result()
+        if prov is not None:
+            prov.result()
+    step("released")
     return PublishResult(
         env_id=env_id,
         env_uri=loc.url_of("envs", f"{env_id}.json"),
-        layers=tuple(done),
+        layers=tuple(
+            LayerUpload(lay.kind, lay.digest, lay.size, lay.digest in uploaded)
+            for lay in manifest.layers
+        ),
         bytes_sent=total[0],
         manifest_written=written,
         seconds=time.monotonic() - start,
+        waited=got.waited,
     )

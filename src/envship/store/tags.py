@@ -9,6 +9,7 @@ from ..errors import StoreError
 from . import retry
 from .fetch import read_text
 from .fs import StoreLocation
+from .protocol import Step, Timing, no_step
 from .transfer import write_bytes
 
 __all__ = ["check_tag_name", "set_tag", "read_tag", "list_tags", "list_env_ids", "ENV_ID_RE"]
@@ -28,6 +29,7 @@ def check_tag_name(name: str) -> str:
 
 def _names(loc: StoreLocation, folder: str, policy: retry.RetryPolicy) -> list[str]:
     def ls() -> list[str]:
+        loc.fs.invalidate_cache(loc.path(folder))  # another process may have written since
         try:
             entries = loc.fs.ls(loc.path(folder), detail=False)
         except FileNotFoundError:
@@ -50,26 +52,45 @@ def list_env_ids(loc: StoreLocation, policy: retry.RetryPolicy) -> list[str]:
     return out
 
 
-def set_tag(loc: StoreLocation, name: str, env_id: str, policy: retry.RetryPolicy) -> str:
-    """Point tag *name* at *env_id* (which must exist); returns the tag's URI."""
+def set_tag(loc: StoreLocation, name: str, env_id: str, policy: retry.RetryPolicy,
+            timing: Timing | None = None, step: Step = no_step) -> str:
+    """Point tag *name* at *env_id* (which must exist); returns the tag's URI.
+
+    Under a lease on the env, so a gc collecting it either spares it or is waited out (and
+    then the env is gone: an error, never a tag pointing at nothing).
+    """
+    from .claim import claim, release
+
     check_tag_name(name)
     if not ENV_ID_RE.fullmatch(env_id):
         raise StoreError(f"bad env id {env_id!r}: expected 64 hex digits")
 
     def exists() -> bool:
-        return bool(loc.fs.exists(loc.env_path(env_id)))
+        def look() -> bool:
+            loc.fs.invalidate_cache(loc.env_path(env_id))
+            return bool(loc.fs.exists(loc.env_path(env_id)))
+
+        return retry.call(look, f"looking up env {env_id}", loc, policy)
 
     try:
-        if not retry.call(exists, f"looking up env {env_id}", loc, policy):
+        got = claim(loc, env_id, (), exists, lambda _: False, policy, timing or Timing(),
+                    step=step, writes=True)
+    except Exception as exc:
+        raise retry.as_store_error(exc, f"writing tag {name}", loc) from None
+    try:
+        if not got.manifest_present:
             raise StoreError(f"env {env_id} not found in store {loc.url}; ship it first")
         data = json.dumps({"env": env_id}, sort_keys=True).encode() + b"\n"
         retry.call(
             lambda: write_bytes(loc, loc.tag_path(name), data), f"writing tag {name}", loc, policy
         )
+        step("tag-written")
     except StoreError:
         raise
     except Exception as exc:
         raise retry.as_store_error(exc, f"writing tag {name}", loc) from None
+    finally:
+        release(loc, got, policy)
     return loc.url_of("tags", f"{name}.json")
 
 
