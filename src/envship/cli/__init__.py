@@ -11,7 +11,10 @@ from rich.console import Console
 
 from ..errors import EnvshipError
 
-__all__ = ["AsJson", "app", "run", "console", "err_console", "human_size", "state"]
+__all__ = [
+    "AsJson", "app", "run", "console", "err_console", "human_size", "packed_line", "short_id",
+    "show_progress", "state",
+]
 
 app = typer.Typer(
     name="envship",
@@ -22,7 +25,8 @@ app = typer.Typer(
 )
 console = Console()
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
-err_console = Console(stderr=True)
+# Messages are never hard-wrapped: a path or env id split over two lines cannot be pasted.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class _State:
@@ -42,6 +46,22 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
+def short_id(text: str, length: int = 16) -> str:
+    """An id shortened for people at a terminal; whole in pipes and logs (scripts use it)."""
+    return text[:length] if console.is_terminal else text
+
+
+def show_progress() -> bool:
+    """Progress bars only on a terminal: in logs they are noise (and a stray blank line)."""
+    return err_console.is_terminal
+
+
+def packed_line(prefix: str | None, implementation: str, version: str, reason: str) -> str:
+    """The stderr line naming the env that was packed: path, Python, why that one."""
+    python = "Python" if implementation.lower() == "cpython" else implementation
+    return f"packed env {prefix} ({python} {version}, from {reason})"
+
+
 @app.callback()
 def _main(
     verbose: bool = typer.Option(
@@ -49,6 +69,9 @@ def _main(
     ),
 ) -> None:
     state.verbose = verbose
+    if not console.is_terminal:  # a pipe or a log: whole lines, whatever their length
+        console.soft_wrap = True
+        console.width = 10_000
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

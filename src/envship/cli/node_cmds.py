@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from ..node.errors import NodeError
-from . import app, console, err_console, human_size, state
+from . import app, console, err_console, human_size, short_id, state
 
 __all__: list[str] = []
 
@@ -92,7 +92,7 @@ def cache_ls(
     table = Table("kind", "id", "size", "last use", "in use")
     for e in entries:
         size = human_size(e.size) if e.kind == "layer" else f"{len(e.layers)} layers"
-        table.add_row(e.kind, e.name[:16], size, _when(e.last_use), "yes" if e.in_use else "")
+        table.add_row(e.kind, short_id(e.name), size, _when(e.last_use), "yes" if e.in_use else "")
     console.print(table)
     total = sum(e.size for e in entries if e.kind == "layer")
     console.print(f"layers total {human_size(total)}")

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from . import AsJson, app, console, err_console, human_size
+from . import (
+    AsJson,
+    app,
+    console,
+    err_console,
+    human_size,
+    packed_line,
+    short_id,
+    show_progress,
+)
 from . import builders_opts as bo
 
 if TYPE_CHECKING:
@@ -18,6 +27,10 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 DEFAULT_OUTPUT = "envship-pack"
+PYTHON_HELP = (
+    "Venv dir, prefix or interpreter of the env to pack (default: $VIRTUAL_ENV, else a .venv "
+    "in this directory or a parent, else the Python running envship)."
+)
 
 
 
@@ -44,6 +57,7 @@ def _result_dict(result: PackResult) -> dict[str, Any]:
     out = result.output
     return {
         "env_id": result.env_id,
+        "env_prefix": result.env_prefix,
         "output": str(out) if out else None,
         "manifest": str(out / "envs" / f"{result.env_id}.json") if out else None,
         "layers": [
@@ -62,7 +76,7 @@ def _result_dict(result: PackResult) -> dict[str, Any]:
 def pack(
     python: Annotated[
         str | None,
-        typer.Option("--python", "-p", help="Venv dir, prefix or interpreter (default: this one)."),
+        typer.Option("--python", "-p", help=PYTHON_HELP),
     ] = None,
     with_python: Annotated[
         bool, typer.Option("--with-python", help="Add a layer with the base interpreter.")
@@ -93,14 +107,19 @@ def pack(
     from rich.table import Table
 
     from ..packing.pex import build_pex_for
+    from ..packing.sources.snapshot import choose_target
     from ..shipping import pack as do_pack
 
-    progress = None if as_json else _LayerProgress()
+    progress = _LayerProgress() if show_progress() and not as_json else None
     kwargs: dict[str, Any] = {
         "with_python": with_python, "output": output, "exclude": tuple(exclude or ()),
         "only": tuple(only or ()), "include": tuple(include or ()),
     }
-    kwargs.update(bo.lock_opts(requirements, python_version, platform, strict, code))
+    lock = bo.lock_opts(requirements, python_version, platform, strict, code)
+    kwargs.update(lock)
+    target = None if lock else choose_target(python)
+    if target is not None:
+        python = target.python
     pex = build_pex_for(fmt, output, kwargs)
     if pex is not None:
         err_console.print(f"pex:      {pex}", highlight=False, soft_wrap=True)
@@ -113,6 +132,10 @@ def pack(
     else:
         result = do_pack(python, **kwargs)
     data = _result_dict(result)
+    if target is not None:
+        p = result.manifest.python
+        err_console.print(packed_line(result.env_prefix, p.implementation, p.version,
+                                      target.reason), highlight=False, soft_wrap=True)
     if pex is not None:
         data["pex"] = str(pex)
     if as_json:
@@ -123,8 +146,8 @@ def pack(
                          ("digest", "left"), ("", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for lay in data["layers"]:
-        table.add_row(lay["kind"], str(lay["files"]), human_size(lay["size"]), lay["digest"][7:23],
-                      "built" if lay["built"] else "[dim]cached[/]")
+        table.add_row(lay["kind"], str(lay["files"]), human_size(lay["size"]),
+                      short_id(lay["digest"][7:]), "built" if lay["built"] else "[dim]cached[/]")
     console.print(table)
     for e in data["excluded"]:
         err_console.print(f"left out {e['name']} {e['version']}: {e['reason']}",

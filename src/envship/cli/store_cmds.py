@@ -10,8 +10,18 @@ from typing import Annotated, Any
 
 import typer
 
-from . import AsJson, app, console, err_console, human_size
+from . import (
+    AsJson,
+    app,
+    console,
+    err_console,
+    human_size,
+    packed_line,
+    short_id,
+    show_progress,
+)
 from . import builders_opts as bo
+from .pack_cmds import PYTHON_HELP
 
 __all__: list[str] = []
 
@@ -72,7 +82,7 @@ def ship(
         str | None, typer.Argument(help="Store: local path or fsspec URL (default: built-in).")
     ] = None,
     python: Annotated[
-        str | None, typer.Option("--python", "-p", help="Interpreter or prefix of the env.")
+        str | None, typer.Option("--python", "-p", help=PYTHON_HELP)
     ] = None,
     with_python: Annotated[
         bool, typer.Option("--with-python", help="Also ship the interpreter.")
@@ -95,16 +105,19 @@ def ship(
     as_json: AsJson = False,
 ) -> None:
     """Pack an environment and publish what the store lacks; prints the env URI."""
+    from ..packing.sources.snapshot import choose_target
     from ..shipping import ship_result
 
-    progress = None if as_json else _Progress()
+    lock = bo.lock_opts(requirements, python_version, platform, strict, code)
+    target = None if lock else choose_target(python)
+    progress = _Progress() if show_progress() and not as_json else None
     pack_opts: dict[str, Any] = {
-        "python": python,
+        "python": target.python if target is not None else python,
         "with_python": with_python,
         "exclude": tuple(exclude or ()),
         "only": tuple(only or ()),
         "include": tuple(include or ()),
-        **bo.lock_opts(requirements, python_version, platform, strict, code),
+        **lock,
     }
     if progress is not None:
         with progress.bar:
@@ -117,6 +130,10 @@ def ship(
             store_url, storage_options=_options(storage_option), tag=tag,
             provenance=not no_provenance, **pack_opts,
         )
+    if target is not None:
+        p = result.env.manifest.python
+        err_console.print(packed_line(result.env_prefix, p.implementation, p.version,
+                                      target.reason), highlight=False, soft_wrap=True)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         return
@@ -165,7 +182,7 @@ def store_ls(
     for col in ("env id", "created (UTC)", "size", "layers", "python", "tags"):
         table.add_column(col)
     for e in envs:
-        table.add_row(e.env_id[:16], _stamp(e.created), human_size(e.size), ",".join(e.layers),
+        table.add_row(short_id(e.env_id), _stamp(e.created), human_size(e.size), ",".join(e.layers),
                       e.python, ",".join(e.tags))
     console.print(table)
 

@@ -1,0 +1,102 @@
+"""What a new user hits (issue [ux]), through the real `envship` console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from kits.support import make_venv
+
+ENVSHIP = str(Path(sys.executable).parent / "envship")
+
+
+def envship(
+    *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run `envship ARGS` as a user would: no VIRTUAL_ENV unless *env* sets one."""
+    environ = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    environ.update(env or {})
+    return subprocess.run([ENVSHIP, *args], capture_output=True, text=True, cwd=cwd,
+                          env=environ, timeout=timeout)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    assert proc.returncode == code, (proc.stdout, proc.stderr)
+    assert proc.stderr.startswith("error:"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr
+    return proc.stderr
+
+
+@pytest.fixture(scope="module")
+def bare_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    venv = tmp_path_factory.mktemp("bare") / "venv"
+    make_venv(venv)
+    return venv
+
+
+@pytest.fixture
+def bare_venv(bare_template: Path, tmp_path: Path) -> Path:
+    """A venv with only pip / setuptools / wheel (a copy: tests may change it)."""
+    shutil.copytree(bare_template, tmp_path / "venv1", symlinks=True)
+    return tmp_path / "venv1"
+
+
+def _dist_names(store: Path) -> set[str]:
+    (manifest,) = [p for p in (store / "envs").glob("*.json") if p.name.count(".") == 1]
+    return {d["name"] for d in json.loads(manifest.read_text())["distributions"]}
+
+
+# 1. the default env is the one uv would pick, and envship says which one it packed
+
+
+def test_ship_packs_the_active_venv_not_envships_own(bare_venv: Path, tmp_path: Path) -> None:
+    env = {"VIRTUAL_ENV": str(bare_venv),
+           "PATH": f"{bare_venv}/bin{os.pathsep}{os.environ['PATH']}"}
+    proc = envship("ship", str(tmp_path / "store"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"packed env {bare_venv} (Python 3." in proc.stderr
+    assert "from $VIRTUAL_ENV" in proc.stderr
+    names = _dist_names(tmp_path / "store")
+    assert "pip" in names and "typer" not in names and "envship" not in names
+
+
+def test_pack_finds_dot_venv_in_a_parent_directory(bare_template: Path, tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    shutil.copytree(bare_template, project / ".venv", symlinks=True)
+    (project / "src" / "deep").mkdir(parents=True)
+    proc = envship("pack", "-o", str(tmp_path / "out"), cwd=project / "src" / "deep")
+    assert proc.returncode == 0, proc.stderr
+    assert f"packed env {project / '.venv'}" in proc.stderr
+    assert f"from .venv in {project}" in proc.stderr
+    assert "typer" not in _dist_names(tmp_path / "out")
+
+
+def test_explicit_python_wins_and_a_stale_virtual_env_is_an_error(
+    bare_venv: Path, tmp_path: Path
+) -> None:
+    proc = envship("pack", "--python", str(bare_venv), "-o", str(tmp_path / "out"),
+                   env={"VIRTUAL_ENV": str(tmp_path / "elsewhere")})
+    assert proc.returncode == 0, proc.stderr
+    assert "from --python" in proc.stderr
+    proc = envship("pack", "-o", str(tmp_path / "out"),
+                   env={"VIRTUAL_ENV": str(tmp_path / "gone")})
+    assert "VIRTUAL_ENV" in one_line_error(proc)
+
+
+def test_envship_store_is_the_default_store(bare_venv: Path, tmp_path: Path) -> None:
+    team = tmp_path / "team-store"
+    proc = envship("ship", "--python", str(bare_venv), env={"ENVSHIP_STORE": str(team)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().startswith(f"{team}/envs/")
+    listed = envship("store", "ls", "--json", env={"ENVSHIP_STORE": str(team)})
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 1
