@@ -100,3 +100,38 @@ def test_envship_store_is_the_default_store(bare_venv: Path, tmp_path: Path) -> 
     listed = envship("store", "ls", "--json", env={"ENVSHIP_STORE": str(team)})
     assert listed.returncode == 0, listed.stderr
     assert len(json.loads(listed.stdout)) == 1
+
+
+@pytest.fixture
+def shipped(bare_venv: Path, tmp_path: Path) -> str:
+    """The bare venv shipped to a local store; its env URI."""
+    proc = envship("ship", str(tmp_path / "store"), "--python", str(bare_venv))
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+# 2. a typo in a size never empties the node cache
+
+
+def test_cache_prune_refuses_negative_and_zero_sizes(shipped: str, tmp_path: Path) -> None:
+    env = {"ENVSHIP_CACHE": str(tmp_path / "node-cache")}
+    ran = envship("exec", shipped, "--", "python", "-c", "print('ok')", env=env)
+    assert ran.returncode == 0 and ran.stdout.strip() == "ok", ran.stderr
+
+    def cached() -> int:
+        proc = envship("cache", "ls", "--json", env=env)
+        assert proc.returncode == 0, proc.stderr
+        return len(json.loads(proc.stdout))
+
+    assert cached() == 2  # one layer, one env view
+    for bad in ("-1G", "0", "-5"):
+        proc = envship("cache", "prune", "--max-size", bad, env=env)
+        assert "--all" in one_line_error(proc)
+        assert cached() == 2
+    proc = envship("cache", "prune", env={**env, "ENVSHIP_CACHE_MAX": "-1G"})
+    assert "ENVSHIP_CACHE_MAX" in one_line_error(proc)
+    assert cached() == 2
+    proc = envship("cache", "prune", "--all", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "removed 1 layers and 1 env views" in proc.stdout
+    assert cached() == 0

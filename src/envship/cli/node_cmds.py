@@ -104,11 +104,14 @@ def cache_prune(
     max_size: Annotated[
         str | None,
         typer.Option(
-            "--max-size",
-            help="Evict least recently used layers until they total at most this "
-            "(e.g. 20G; default $ENVSHIP_CACHE_MAX; without either only leftovers go).",
+            "--max-size", metavar="SIZE",
+            help="Evict least recently used layers until they total at most SIZE "
+            "(e.g. 500M, 20G; default $ENVSHIP_CACHE_MAX; without either only leftovers go).",
         ),
     ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Remove every layer and env view not in use.")
+    ] = False,
 ) -> None:
     """Remove leftovers of interrupted runs and evict least recently used layers.
 
@@ -120,11 +123,17 @@ def cache_prune(
     from ..node.fetch import parse_size
     from ..node.prune import prune
 
-    limit_text = max_size or os.environ.get("ENVSHIP_CACHE_MAX") or None
+    if everything and max_size is not None:
+        raise NodeError("--all and --max-size exclude each other: give one of them")
+    limit_text = None if everything else (max_size or os.environ.get("ENVSHIP_CACHE_MAX"))
+    where = "--max-size" if max_size else "$ENVSHIP_CACHE_MAX"
     try:
-        limit = parse_size(limit_text) if limit_text else None
+        limit = 0 if everything else (parse_size(limit_text) if limit_text else None)
     except ValueError:
-        raise NodeError(f"--max-size {limit_text!r} is not a size (like 500M, 20G)") from None
+        raise NodeError(
+            f"{where} {limit_text!r} is not a positive size (like 500M, 20G); "
+            "to empty the cache, use --all"
+        ) from None
     removed = prune(cache_root(str(cache) if cache else None), limit) or []
     freed = sum(e.size for e in removed if e.kind == "layer")
     layers = sum(e.kind == "layer" for e in removed)

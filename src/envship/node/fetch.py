@@ -175,13 +175,18 @@ def env_int(name: str, default: int) -> int:
     try:
         return parse_size(value)
     except ValueError:
-        raise NodeError(f"${name}={value!r} is not a size (like 500M, 20G)") from None
+        raise NodeError(
+            f"${name}={value!r} is not a positive size (like 500M, 20G)"
+        ) from None
 
 
 def parse_size(text: str) -> int:
-    """'20G' -> 20 * 2**30; plain integers are bytes."""
+    """'20G' -> 20 * 2**30; plain integers are bytes. Zero, negative or non-finite sizes are a
+    ValueError: as a cache limit, "-1G" would silently mean "remove everything"."""
     text = text.strip().upper().rstrip("B").rstrip("I")
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
+    unit = units.get(text[-1:], 0)
+    value = float(text[:-1]) * unit if unit else float(int(text))
+    if not value >= 1 or value == float("inf"):  # also NaN
+        raise ValueError(f"not a positive size: {text!r}")
+    return int(value)
