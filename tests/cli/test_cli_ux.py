@@ -135,3 +135,37 @@ def test_cache_prune_refuses_negative_and_zero_sizes(shipped: str, tmp_path: Pat
     assert proc.returncode == 0, proc.stderr
     assert "removed 1 layers and 1 env views" in proc.stdout
     assert cached() == 0
+
+
+# 4. every URI envship prints is absolute and works with every command, from anywhere
+
+
+def test_printed_uris_are_absolute_for_tilde_and_relative_stores(
+    bare_venv: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"HOME": str(home), "ENVSHIP_CACHE": str(tmp_path / "node-cache")}
+    tilde = envship("ship", "~/tildestore", "--python", str(bare_venv), "--tag", "dev", env=env)
+    assert tilde.returncode == 0, tilde.stderr
+    uri = tilde.stdout.strip()
+    assert uri.startswith(f"{home}/tildestore/envs/"), uri
+    assert f"tag: {home}/tildestore/tags/dev.json" in tilde.stderr
+    rel = envship("ship", "./relstore", "--python", str(bare_venv), cwd=work, env=env)
+    assert rel.returncode == 0, rel.stderr
+    rel_uri = rel.stdout.strip()
+    assert rel_uri.startswith(f"{work}/relstore/envs/"), rel_uri
+    for target in (uri, rel_uri):
+        ran = envship("exec", target, "--", "python", "-c", "print('in env')", cwd=elsewhere,
+                      env=env)
+        assert ran.returncode == 0 and ran.stdout.strip() == "in env", ran.stderr
+        shown = envship("inspect", target, "--json", cwd=elsewhere, env=env)
+        assert shown.returncode == 0, shown.stderr
+    listed = envship("store", "ls", "relstore", "--json", cwd=work, env=env)
+    assert json.loads(listed.stdout)[0]["uri"] == rel_uri
+    tagged = envship("tag", rel_uri, "prod", cwd=elsewhere, env=env)
+    assert tagged.stdout.strip() == f"{work}/relstore/tags/prod.json", tagged.stderr

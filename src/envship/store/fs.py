@@ -166,11 +166,14 @@ def open_location(url: str, storage_options: Mapping[str, Any] | None = None) ->
 
     user_options = dict(storage_options or {})
     options = dict(user_options)
+    protocol = split_protocol(url)[0] or "file"
+    if len(protocol) == 1 or "://" not in url:  # a plain path (or a Windows drive letter)
+        protocol = "file"
+        # Every URI envship prints must work from any directory and without a shell: "~/s"
+        # or "./s" would not (the node runtime expands neither).
+        url = os.path.abspath(os.path.expanduser(url))
     public_url = redact_url(url)
     scrub = Scrubber.for_store(url, options)
-    protocol = split_protocol(url)[0] or "file"
-    if len(protocol) == 1:  # Windows drive letter
-        protocol = "file"
     if protocol in ("s3", "s3a"):
         _s3_defaults(options)
     try:
