@@ -169,3 +169,29 @@ def test_printed_uris_are_absolute_for_tilde_and_relative_stores(
     assert json.loads(listed.stdout)[0]["uri"] == rel_uri
     tagged = envship("tag", rel_uri, "prod", cwd=elsewhere, env=env)
     assert tagged.stdout.strip() == f"{work}/relstore/tags/prod.json", tagged.stderr
+
+
+# 6. `store ls` does not hide mistakes
+
+
+def test_store_ls_missing_store_is_an_error_and_damaged_envs_are_listed(
+    shipped: str, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    assert "does not exist" in one_line_error(envship("store", "ls", str(tmp_path / "stor")))
+    assert "not an envship store" in one_line_error(envship("store", "ls", str(tmp_path)))
+    (tmp_path / "empty").mkdir()
+    empty = envship("store", "ls", str(tmp_path / "empty"))
+    assert empty.returncode == 0 and "no envs" in empty.stderr
+    default = envship("store", "ls", "--json", env={"ENVSHIP_HOME": str(tmp_path / "fresh")})
+    assert default.returncode == 0 and json.loads(default.stdout) == []  # nothing shipped yet
+
+    damaged_id = "0" * 64
+    (store / "envs" / f"{damaged_id}.json").write_text("{not json")
+    listed = envship("store", "ls", str(store))
+    assert listed.returncode == 0, listed.stderr
+    assert damaged_id in listed.stdout and "damaged" in listed.stdout
+    assert f"damaged: {store}/envs/{damaged_id}.json: not valid JSON" in listed.stderr
+    rows = {e["env_id"]: e for e in json.loads(
+        envship("store", "ls", str(store), "--json").stdout)}
+    assert rows[damaged_id]["damaged"] and rows[shipped.rpartition("/")[2][:-5]]["damaged"] is None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from . import (
     AsJson,
@@ -164,27 +165,32 @@ def store_ls(
     storage_option: _StoreOpts = None,
     as_json: AsJson = False,
 ) -> None:
-    """List the envs in a store: id, date, total size, layers, tags."""
+    """List the envs in a store: id, date, total size, layers, tags; damaged ones too."""
     from rich.table import Table
 
     from ..paths import default_store_url
     from ..store import open_store
 
     store = open_store(store_url or default_store_url(), _options(storage_option))
-    envs = store.list_envs()
+    if store_url is not None:  # the default store may not exist yet: nothing shipped so far
+        store.check()
+    envs = store.list_envs(include_damaged=True)
     if as_json:
         print(json.dumps([e.to_dict() for e in envs], indent=2))
-        return
-    if not envs:
+    elif not envs:
         err_console.print(f"no envs in {store.url}", highlight=False)
-        return
-    table = Table(box=None, pad_edge=False)
-    for col in ("env id", "created (UTC)", "size", "layers", "python", "tags"):
-        table.add_column(col)
+    else:
+        table = Table(box=None, pad_edge=False)
+        for col in ("env id", "created (UTC)", "size", "layers", "python", "tags"):
+            table.add_column(col)
+        for e in envs:
+            size = "[red]damaged[/]" if e.damaged else human_size(e.size)
+            table.add_row(short_id(e.env_id), _stamp(e.created), size,
+                          ",".join(e.layers) or "-", e.python, ",".join(e.tags))
+        console.print(table)
     for e in envs:
-        table.add_row(short_id(e.env_id), _stamp(e.created), human_size(e.size), ",".join(e.layers),
-                      e.python, ",".join(e.tags))
-    console.print(table)
+        if e.damaged:
+            err_console.print(f"[red]damaged:[/] {escape(e.damaged)}", highlight=False)
 
 
 def _store_and_env(target: str, env: str | None, options: dict[str, Any]) -> tuple[Any, str]:
