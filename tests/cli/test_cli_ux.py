@@ -18,12 +18,17 @@ ENVSHIP = str(Path(sys.executable).parent / "envship")
 
 
 def envship(
-    *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+    *args: str, cwd: Path | None = None, env: Mapping[str, str | None] | None = None,
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `envship ARGS` as a user would: no VIRTUAL_ENV unless *env* sets one."""
+    """Run `envship ARGS` as a user would: no VIRTUAL_ENV unless *env* sets one (a None value
+    removes a variable)."""
     environ = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    environ.update(env or {})
+    for key, value in (env or {}).items():
+        if value is None:
+            environ.pop(key, None)
+        else:
+            environ[key] = value
     return subprocess.run([ENVSHIP, *args], capture_output=True, text=True, cwd=cwd,
                           env=environ, timeout=timeout)
 
@@ -195,3 +200,78 @@ def test_store_ls_missing_store_is_an_error_and_damaged_envs_are_listed(
     rows = {e["env_id"]: e for e in json.loads(
         envship("store", "ls", str(store), "--json").stdout)}
     assert rows[damaged_id]["damaged"] and rows[shipped.rpartition("/")[2][:-5]]["damaged"] is None
+
+
+# 5. an unreachable store fails fast; a failing one says what it retries
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing-key-id", "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
+          "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def test_refused_connection_fails_fast(bare_venv: Path) -> None:
+    import time
+
+    endpoint = f"endpoint_url=http://127.0.0.1:{_free_port()}"
+    start = time.monotonic()
+    proc = envship("ship", "s3://bkt/envs", "-s", endpoint, "--python", str(bare_venv),
+                   env={**S3_ENV, "ENVSHIP_STORE_RETRY_TIMEOUT": "30"})
+    elapsed = time.monotonic() - start
+    assert "unreachable, connection refused" in one_line_error(proc)
+    assert elapsed < 20, elapsed  # was 35 s of silent retries
+
+
+def test_throttling_store_is_retried_and_said_so(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    class Busy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = (b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate."
+                    b"</Message></Error>")
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_HEAD = do_PUT = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"endpoint_url=http://127.0.0.1:{server.server_address[1]}"
+        proc = envship("store", "ls", "s3://bkt/envs", "-s", endpoint,
+                       env={**S3_ENV, "ENVSHIP_STORE_RETRY_TIMEOUT": "6"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert any(ln.startswith("warning: store s3://bkt/envs:") and "retrying in" in ln
+               for ln in lines), proc.stderr
+    assert lines[-1].startswith("error:") and "gave up after retrying" in lines[-1]
+
+
+def test_missing_s3_credentials_say_where_envship_looked(tmp_path: Path) -> None:
+    env: dict[str, str | None] = {
+        "HOME": str(tmp_path), "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": None,
+        "AWS_SECRET_ACCESS_KEY": None, "AWS_PROFILE": None, "AWS_SESSION_TOKEN": None,
+        "AWS_SHARED_CREDENTIALS_FILE": None, "AWS_CONFIG_FILE": None,
+    }
+    endpoint = f"endpoint_url=http://127.0.0.1:{_free_port()}"
+    proc = envship("store", "ls", "s3://bkt/envs", "-s", endpoint, env=env)
+    err = one_line_error(proc)
+    assert "no S3 credentials found" in err and "$AWS_ACCESS_KEY_ID" in err
+    assert "~/.aws/credentials" in err and endpoint.partition("=")[2] in err

@@ -72,9 +72,11 @@ def _main(
     if not console.is_terminal:  # a pipe or a log: whole lines, whatever their length
         console.soft_wrap = True
         console.width = 10_000
+    # Library warnings (a store being retried, a file left out) are for the user: one plain
+    # "warning: …" line; -v adds levels and logger names for the curious.
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
+        format="%(levelname)s %(name)s: %(message)s" if verbose else "warning: %(message)s",
         stream=sys.stderr,
     )
 

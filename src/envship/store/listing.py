@@ -92,9 +92,9 @@ def check_store(loc: StoreLocation, policy: retry.RetryPolicy) -> None:
         return [str(n).rstrip("/").rpartition("/")[2] for n in found]
 
     try:
-        found = retry.call(names, "listing the store", loc, policy)
+        found = retry.call(names, "looking for envs/", loc, policy)
     except Exception as exc:
-        raise retry.as_store_error(exc, "listing the store", loc) from None
+        raise retry.as_store_error(exc, "looking for envs/", loc) from None
     if found is None:
         raise StoreError(
             f"store {loc.url} does not exist; check the path or URL (a store is created by "
