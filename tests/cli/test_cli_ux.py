@@ -275,3 +275,21 @@ def test_missing_s3_credentials_say_where_envship_looked(tmp_path: Path) -> None
     err = one_line_error(proc)
     assert "no S3 credentials found" in err and "$AWS_ACCESS_KEY_ID" in err
     assert "~/.aws/credentials" in err and endpoint.partition("=")[2] in err
+
+
+# 7. node-script -o: a directory or a missing parent is handled, nothing half-written
+
+
+def test_node_script_output_to_a_directory_or_a_missing_parent(tmp_path: Path) -> None:
+    out = tmp_path / "bin"
+    out.mkdir()
+    proc = envship("node-script", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in out.iterdir()] == ["envship_node.py"]  # no .tmp left beside it
+    assert os.access(out / "envship_node.py", os.X_OK)
+    ran = subprocess.run([sys.executable, str(out / "envship_node.py"), "-h"],
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0 and "usage:" in ran.stdout
+    proc = envship("node-script", "-o", str(tmp_path / "missing" / "x" / "n.py"))
+    assert "does not exist" in one_line_error(proc)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]

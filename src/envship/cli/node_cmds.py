@@ -46,25 +46,23 @@ def exec_cmd(ctx: typer.Context) -> None:
 @app.command("node-script")
 def node_script(
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+        Path | None,
+        typer.Option("--output", "-o", metavar="PATH",
+                     help="Write to PATH (a file, or a directory to hold envship_node.py) "
+                          "instead of stdout."),
     ] = None,
 ) -> None:
     """Print the single-file node runtime (stdlib only, Python >= 3.9).
 
     On a node without envship: python3 envship_node.py ENV_URI -- CMD...
     """
-    from ..node.script import script_text
+    from ..node.script import script_text, write_script
 
-    text = script_text()
     if output is None:
-        sys.stdout.write(text)
+        sys.stdout.write(script_text())
         return
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o755)
-    tmp.replace(output)
-    err_console.print(f"wrote {output}")
-
+    written = write_script(str(output))
+    err_console.print(f"wrote {written}", highlight=False)
 
 
 def _when(ts: float) -> str:
