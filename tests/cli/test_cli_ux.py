@@ -293,3 +293,45 @@ def test_node_script_output_to_a_directory_or_a_missing_parent(tmp_path: Path) -
     proc = envship("node-script", "-o", str(tmp_path / "missing" / "x" / "n.py"))
     assert "does not exist" in one_line_error(proc)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]
+
+
+# 8. SIGTERM during ship cleans up; stale temp files of killed runs are swept
+
+
+def test_sigterm_during_ship_leaves_no_temp_files(bare_venv: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    site = next((bare_venv / "lib").glob("python3.*/site-packages"))
+    with open(site / "junk.bin", "wb") as fh:  # incompressible: archiving takes a while
+        for _ in range(150):
+            fh.write(os.urandom(1 << 20))
+    home = tmp_path / "home"
+    blob_dir = home / "build-cache" / "blobs" / "sha256"
+    environ = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    environ["ENVSHIP_HOME"] = str(home)
+    proc = subprocess.Popen([ENVSHIP, "ship", str(tmp_path / "store"), "--python",
+                             str(bare_venv)], env=environ, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(blob_dir.glob(".tmp-*")):
+        assert proc.poll() is None and time.monotonic() < deadline, "no temp file seen"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err
+    assert not list(home.rglob(".tmp-*"))
+    assert not (tmp_path / "store" / "envs").exists() or not list(
+        (tmp_path / "store" / "envs").iterdir())
+
+    # a leftover of a killed (SIGKILL) run is swept by the next pack once it is stale
+    stale, fresh = blob_dir / ".tmp-killed.tar.gz", blob_dir / ".tmp-running.tar.gz"
+    for path in (stale, fresh):
+        path.write_bytes(b"partial")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    (site / "junk.bin").unlink()
+    done = envship("pack", "--python", str(bare_venv), "-o", str(tmp_path / "out"),
+                   env={"ENVSHIP_HOME": str(home)})
+    assert done.returncode == 0, done.stderr
+    assert not stale.exists() and fresh.exists()  # another run may still be writing that one

@@ -86,11 +86,32 @@ def _register() -> None:
     from . import engine_cmds, node_cmds, pack_cmds, spark_cmds, store_cmds  # noqa: F401
 
 
+class _Terminated(BaseException):
+    """SIGTERM (or SIGHUP) as an exception, so the library's cleanup runs as on Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    raise _Terminated(signum)
+
+
 def run() -> None:
     """Run the CLI; an EnvshipError becomes a short red message and exit code 1."""
+    import signal
+
     _register()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
     try:
         code = app(standalone_mode=False)
+    except _Terminated as exc:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        err_console.print(f"[red]terminated ({signal.Signals(exc.signum).name})[/]")
+        sys.exit(128 + exc.signum)
     except EnvshipError as exc:
         if state.verbose:
             err_console.print_exception()
