@@ -335,3 +335,19 @@ def test_sigterm_during_ship_leaves_no_temp_files(bare_venv: Path, tmp_path: Pat
                    env={"ENVSHIP_HOME": str(home)})
     assert done.returncode == 0, done.stderr
     assert not stale.exists() and fresh.exists()  # another run may still be writing that one
+
+
+# 9. in logs and pipes: no wrapping, no stray blank line, whole ids
+
+
+def test_errors_and_listings_are_whole_lines_off_a_terminal(shipped: str, tmp_path: Path) -> None:
+    long = tmp_path / ("a-rather-long-directory-name-" * 4) / "venv-that-is-not-there"
+    for args in (("pack", "--python", str(long)), ("ship", str(tmp_path / "s"), "-p", str(long))):
+        proc = envship(*args, env={"COLUMNS": "40"})
+        assert proc.returncode == 1
+        assert proc.stderr.startswith("error: ")  # no blank line before it
+        assert len(proc.stderr.splitlines()) == 1 and str(long) in proc.stderr
+    listed = envship("store", "ls", str(tmp_path / "store"))
+    env_id = shipped.rpartition("/")[2].removesuffix(".json")
+    rows = [line.split()[0] for line in listed.stdout.splitlines()[1:]]
+    assert rows == [env_id]
