@@ -90,7 +90,7 @@ def _submit(args: argparse.Namespace, env_uri: str, master: str,
         if args.mode == "archives":
             cmd.append("--presign")  # pyspark's own jars have no S3A client: plain HTTP URLs
     if args.mode == "node-cache" and os.environ.get("ENVSHIP_CACHE"):
-        cmd += ["--cache-dir", os.environ["ENVSHIP_CACHE"]]
+        cmd += ["--cache", os.environ["ENVSHIP_CACHE"]]
     for key, value in SPARK_CONFS.items():
         cmd += ["--conf", f"{key}={value}"]
     cmd.append(str(HERE / "job.py"))

@@ -351,3 +351,92 @@ def test_errors_and_listings_are_whole_lines_off_a_terminal(shipped: str, tmp_pa
     env_id = shipped.rpartition("/")[2].removesuffix(".json")
     rows = [line.split()[0] for line in listed.stdout.splitlines()[1:]]
     assert rows == [env_id]
+
+
+# 10. one consistent CLI
+
+COMMANDS = (
+    (), ("pack",), ("inspect",), ("diff",), ("ship",), ("tag",), ("gc",), ("presign",),
+    ("exec",), ("node-script",), ("spark-submit",), ("dask-worker",), ("cache",),
+    ("cache", "ls"), ("cache", "prune"), ("store",), ("store", "ls"),
+)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "envship")
+def test_every_command_has_h_and_readable_help(command: tuple[str, ...]) -> None:
+    proc = envship(*command, "-h", env={"COLUMNS": "120"})
+    assert proc.returncode == 0, (command, proc.stderr)
+    usage = next(ln for ln in proc.stdout.splitlines() if "Usage:" in ln)
+    assert f"Usage: envship {' '.join(command)}".rstrip() in usage, usage
+    for unreadable in ("<bool>", "<str>", "<int>", "<path>", "<list[", "{", "built-in"):
+        assert unreadable not in proc.stdout, (command, unreadable, proc.stdout)
+
+
+def test_help_lists_all_commands_and_version_and_completion() -> None:
+    proc = envship("--help")
+    assert proc.returncode == 0 and envship("exec", "--help").returncode == 0
+    assert "--version" in proc.stdout and "--quiet" in proc.stdout
+    assert "--install-completion" in proc.stdout
+    version = envship("--version")
+    assert version.returncode == 0 and version.stdout.startswith("envship ")
+    completion = envship(env={"_ENVSHIP_COMPLETE": "complete_bash",
+                              "COMP_WORDS": "envship st", "COMP_CWORD": "1"})
+    assert completion.returncode == 0 and "store" in completion.stdout.split()
+
+
+def test_verbose_and_quiet_after_the_command(shipped: str, tmp_path: Path) -> None:
+    bad = str(tmp_path / "nowhere" / "envs" / ("0" * 64 + ".json"))
+    quiet_fail = envship("inspect", bad)
+    assert "Traceback" not in quiet_fail.stderr
+    for args in (("inspect", bad, "-v"), ("-v", "inspect", bad), ("inspect", "--verbose", bad)):
+        proc = envship(*args)
+        assert proc.returncode == 1 and "Traceback" in proc.stderr, args
+    store = str(tmp_path / "store")
+    for args in (("ship", store, "-q"), ("-q", "ship", store)):
+        proc = envship(*args, env={"VIRTUAL_ENV": str(tmp_path / "venv1")})
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == shipped and proc.stderr == "", proc.stderr
+    failing = envship("-q", "store", "ls", str(tmp_path / "nope"))
+    assert failing.stderr.startswith("error:")  # errors are never quiet
+
+
+def test_same_option_names_everywhere_old_ones_still_work(bare_venv: Path, tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    proc = envship("ship", store, "-p", str(bare_venv), "-x", "pip", "--json")
+    assert proc.returncode == 0, proc.stderr
+    env_uri = json.loads(proc.stdout)["env_uri"]
+    assert "pip" not in _dist_names(tmp_path / "store")
+    for cache_opt in ("--cache", "--cache-dir"):  # --cache-dir: the old, hidden name
+        cmd = envship("spark-submit", env_uri, "--mode", "node-cache", cache_opt, "/x/cache",
+                      "--dry-run", "--master", "local[1]", str(tmp_path / "app.py"))
+        assert cmd.returncode == 0, cmd.stderr
+        assert "/x/cache" in cmd.stdout
+    for flag in ("--dry-run", "--print"):
+        cmd = envship("dask-worker", env_uri, "tcp://h:8786", flag)
+        assert cmd.returncode == 0 and "tcp://h:8786" in cmd.stdout, cmd.stderr
+    help_text = envship("spark-submit", "-h").stdout
+    assert "--cache " in help_text and "--cache-dir" not in help_text
+
+
+def test_diff_exits_like_diff1(bare_venv: Path, tmp_path: Path) -> None:
+    a = envship("pack", "-p", str(bare_venv), "-o", str(tmp_path / "a"))
+    b = envship("pack", "-p", str(bare_venv), "-x", "pip", "-o", str(tmp_path / "b"))
+    assert a.returncode == 0 and b.returncode == 0, (a.stderr, b.stderr)
+    same = envship("diff", str(tmp_path / "a"), str(tmp_path / "a"))
+    assert same.returncode == 0 and "identical" in same.stdout
+    differ = envship("diff", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert differ.returncode == 1 and "- pip" in differ.stdout, differ.stderr
+    assert envship("diff", str(tmp_path / "a"), str(tmp_path / "b"), "--json").returncode == 1
+    trouble = envship("diff", str(tmp_path / "a"), str(tmp_path / "missing"))
+    assert "error:" in one_line_error(trouble, code=2)
+
+
+def test_json_timestamps_have_one_format(shipped: str, tmp_path: Path) -> None:
+    import re
+
+    env = {"ENVSHIP_CACHE": str(tmp_path / "node-cache")}
+    assert envship("exec", shipped, "--", "python", "-c", "pass", env=env).returncode == 0
+    cached = json.loads(envship("cache", "ls", "--json", env=env).stdout)
+    listed = json.loads(envship("store", "ls", str(tmp_path / "store"), "--json").stdout)
+    stamps = [e["last_use"] for e in cached] + [e["created"] for e in listed]
+    assert stamps and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", s) for s in stamps)

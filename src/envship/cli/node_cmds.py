@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..node.errors import NodeError
-from . import app, console, err_console, human_size, short_id, state
+from . import AsJson, app, console, err_console, human_size, short_id, state, utc_iso, utc_stamp
 
 __all__: list[str] = []
 
@@ -20,27 +19,51 @@ app.add_typer(cache_app, name="cache")
 
 _CacheOpt = Annotated[
     Path | None,
-    typer.Option("--cache", help="Node cache (default: $ENVSHIP_CACHE, else ~/.cache/envship)."),
+    typer.Option("--cache", metavar="DIR",
+                 help="Node cache (default: $ENVSHIP_CACHE, else ~/.cache/envship)."),
 ]
 
 
 @app.command(
     "exec",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
+    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )
-def exec_cmd(ctx: typer.Context) -> None:
-    """Run a command inside an env: envship exec [-v] [--cache DIR] [--python PY] ENV -- CMD...
+def exec_cmd(
+    env_ref: Annotated[
+        str,
+        typer.Argument(metavar="ENV_REF",
+                       help="Env URI (<store>/envs/<env-id>.json: a path, file://, http(s):// or "
+                            "any fsspec URL), tag URI, packed env directory or presigned "
+                            "manifest."),
+    ],
+    cmd: Annotated[
+        list[str],
+        typer.Argument(metavar="-- CMD", help="The command to run inside the env, and its "
+                                              "arguments."),
+    ],
+    cache: _CacheOpt = None,
+    python: Annotated[
+        str | None,
+        typer.Option("--python", metavar="PATH",
+                     help="Interpreter to use when the env has no python layer (default: "
+                          "$ENVSHIP_PYTHON, else python3.X / python3 on PATH)."),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="One line per fetched layer on stderr.")
+    ] = False,
+) -> None:
+    """Run CMD inside an env, fetching and verifying its layers into the node cache first.
 
-    Fetches and verifies the env's layers into the node cache if needed, then replaces this
-    process by CMD (exit code and signals pass through). `envship exec --help` for details.
+    CMD replaces this process: its exit code and signals pass through unchanged.
     """
     from ..node.__main__ import main as node_main
 
-    args = list(ctx.args)
-    if state.verbose and "-v" not in args:
-        args.insert(0, "-v")
-    sys.exit(node_main(args, prog="envship exec"))
+    args = ["-v"] if verbose or state.verbose else []
+    if cache is not None:
+        args += ["--cache", str(cache)]
+    if python is not None:
+        args += ["--python", python]
+    sys.exit(node_main([*args, env_ref, *cmd], prog="envship exec"))
 
 
 @app.command("node-script")
@@ -65,14 +88,10 @@ def node_script(
     err_console.print(f"wrote {written}", highlight=False)
 
 
-def _when(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
 @cache_app.command("ls")
 def cache_ls(
     cache: _CacheOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """List unpacked layers and env views with size, last use and whether a process uses them."""
     from ..node.cache import cache_root
@@ -80,17 +99,19 @@ def cache_ls(
 
     entries = list_cache(cache_root(str(cache) if cache else None))
     if as_json:
-        print(json.dumps([e.as_dict() for e in entries], indent=2))
+        rows = [{**e.as_dict(), "last_use": utc_iso(e.last_use)} for e in entries]
+        print(json.dumps(rows, indent=2))
         return
     if not entries:
         console.print("the node cache is empty")
         return
     from rich.table import Table
 
-    table = Table("kind", "id", "size", "last use", "in use")
+    table = Table("kind", "id", "size", "last use (UTC)", "in use", box=None, pad_edge=False)
     for e in entries:
         size = human_size(e.size) if e.kind == "layer" else f"{len(e.layers)} layers"
-        table.add_row(e.kind, short_id(e.name), size, _when(e.last_use), "yes" if e.in_use else "")
+        in_use = "yes" if e.in_use else ""
+        table.add_row(e.kind, short_id(e.name), size, utc_stamp(e.last_use), in_use)
     console.print(table)
     total = sum(e.size for e in entries if e.kind == "layer")
     console.print(f"layers total {human_size(total)}")

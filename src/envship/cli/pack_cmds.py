@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,6 +18,7 @@ from . import (
     packed_line,
     short_id,
     show_progress,
+    state,
 )
 from . import builders_opts as bo
 
@@ -27,10 +29,6 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 DEFAULT_OUTPUT = "envship-pack"
-PYTHON_HELP = (
-    "Venv dir, prefix or interpreter of the env to pack (default: $VIRTUAL_ENV, else a .venv "
-    "in this directory or a parent, else the Python running envship)."
-)
 
 
 
@@ -74,27 +72,14 @@ def _result_dict(result: PackResult) -> dict[str, Any]:
 
 @app.command()
 def pack(
-    python: Annotated[
-        str | None,
-        typer.Option("--python", "-p", help=PYTHON_HELP),
-    ] = None,
-    with_python: Annotated[
-        bool, typer.Option("--with-python", help="Add a layer with the base interpreter.")
-    ] = False,
+    python: bo.EnvPython = None,
+    with_python: bo.WithPython = False,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Output dir (store layout).")
+        Path, typer.Option("--output", "-o", metavar="DIR", help="Output dir (store layout).")
     ] = Path(DEFAULT_OUTPUT),
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option("--exclude", "-x", help="Leave this distribution out (repeatable)."),
-    ] = None,
-    only: Annotated[
-        list[str] | None, typer.Option("--only", help="Pack only these distributions (repeatable).")
-    ] = None,
-    include: Annotated[
-        list[str] | None,
-        typer.Option("--include", help="Keep a distribution left out by default (pyspark, py4j)."),
-    ] = None,
+    exclude: bo.Exclude = None,
+    only: bo.Only = None,
+    include: bo.Include = None,
     requirements: bo.Requirements = None,
     python_version: bo.PythonVersion = None,
     platform: bo.Platform = None,
@@ -166,7 +151,9 @@ def _manifest_dict(manifest: Manifest, source: str) -> dict[str, Any]:
 @app.command()
 def inspect(
     manifest: Annotated[
-        str, typer.Argument(help="Manifest file or URL, or a packed directory.")
+        str,
+        typer.Argument(metavar="ENV",
+                       help="Env URI or manifest file/URL, or a packed directory."),
     ],
     as_json: AsJson = False,
 ) -> None:
@@ -209,29 +196,39 @@ def inspect(
 
 @app.command()
 def diff(
-    a: Annotated[str, typer.Argument(help="Env A: manifest file/URL or packed directory.")],
-    b: Annotated[str, typer.Argument(help="Env B: manifest file/URL or packed directory.")],
+    a: Annotated[
+        str, typer.Argument(metavar="ENV_A", help="Env URI, manifest file/URL or packed dir.")
+    ],
+    b: Annotated[
+        str, typer.Argument(metavar="ENV_B", help="Env URI, manifest file/URL or packed dir.")
+    ],
     as_json: AsJson = False,
 ) -> None:
-    """Compare two envs: distributions added / removed / changed, layers changed."""
+    """Compare two envs: distributions added / removed / changed, layers changed.
+
+    Exit status as diff(1): 0 the envs are the same, 1 they differ, 2 trouble.
+    """
     from ..packing.diff import diff_manifests, load_manifest
+
+    state.error_exit_code = 2  # 1 means "they differ" here
 
     ma, _ = load_manifest(a)
     mb, _ = load_manifest(b)
     d = diff_manifests(ma, mb)
     if as_json:
         print(json.dumps(d.to_dict(), indent=2))
-        return
-    if d.same:
+    elif d.same:
         console.print("identical envs", highlight=False)
-        return
-    if d.python:
-        console.print(f"python: {d.python[0]} -> {d.python[1]}", highlight=False)
-    for name, version in d.added:
-        console.print(f"[green]+ {name} {version}[/]", highlight=False)
-    for name, version in d.removed:
-        console.print(f"[red]- {name} {version}[/]", highlight=False)
-    for name, va, vb in d.changed:
-        console.print(f"[yellow]~ {name} {va} -> {vb}[/]", highlight=False)
-    for kind, state in d.layers.items():
-        console.print(f"{kind} layer: {state}", highlight=False)
+    else:
+        if d.python:
+            console.print(f"python: {d.python[0]} -> {d.python[1]}", highlight=False)
+        for name, version in d.added:
+            console.print(f"[green]+ {name} {version}[/]", highlight=False)
+        for name, version in d.removed:
+            console.print(f"[red]- {name} {version}[/]", highlight=False)
+        for name, va, vb in d.changed:
+            console.print(f"[yellow]~ {name} {va} -> {vb}[/]", highlight=False)
+        for kind, change in d.layers.items():
+            console.print(f"{kind} layer: {change}", highlight=False)
+    if not d.same:
+        sys.exit(1)

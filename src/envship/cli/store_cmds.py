@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import threading
 from pathlib import Path
@@ -12,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from . import (
+    STORE_DEFAULT_HELP,
     AsJson,
     app,
     console,
@@ -20,9 +20,9 @@ from . import (
     packed_line,
     short_id,
     show_progress,
+    utc_stamp,
 )
 from . import builders_opts as bo
-from .pack_cmds import PYTHON_HELP
 
 __all__: list[str] = []
 
@@ -35,10 +35,13 @@ _STORE_OPT_HELP = (
 )
 
 _StoreOpts = Annotated[
-    list[str] | None, typer.Option("--storage-option", "-s", help=_STORE_OPT_HELP)
+    list[str] | None,
+    typer.Option("--storage-option", "-s", metavar="KEY=VALUE", help=_STORE_OPT_HELP),
 ]
 _StoreArg = Annotated[
-    str | None, typer.Argument(help="Store: local path or fsspec URL (default: built-in).")
+    str | None,
+    typer.Argument(metavar="STORE",
+                   help=f"Store: local path or fsspec URL ({STORE_DEFAULT_HELP})."),
 ]
 
 
@@ -79,22 +82,17 @@ class _Progress:
 
 @app.command()
 def ship(
-    store_url: Annotated[
-        str | None, typer.Argument(help="Store: local path or fsspec URL (default: built-in).")
-    ] = None,
-    python: Annotated[
-        str | None, typer.Option("--python", "-p", help=PYTHON_HELP)
-    ] = None,
-    with_python: Annotated[
-        bool, typer.Option("--with-python", help="Also ship the interpreter.")
-    ] = False,
+    store_url: _StoreArg = None,
+    python: bo.EnvPython = None,
+    with_python: bo.WithPython = False,
     tag: Annotated[
-        str | None, typer.Option("--tag", "-t", help="Also point tags/NAME.json at the env.")
+        str | None,
+        typer.Option("--tag", "-t", metavar="NAME", help="Also point tags/NAME.json at the env."),
     ] = None,
     storage_option: _StoreOpts = None,
-    exclude: Annotated[list[str] | None, typer.Option(help="As `envship pack`.")] = None,
-    only: Annotated[list[str] | None, typer.Option(help="As `envship pack`.")] = None,
-    include: Annotated[list[str] | None, typer.Option(help="As `envship pack`.")] = None,
+    exclude: bo.Exclude = None,
+    only: bo.Only = None,
+    include: bo.Include = None,
     no_provenance: Annotated[
         bool, typer.Option("--no-provenance", help="Skip envs/<id>.provenance.json.")
     ] = False,
@@ -153,12 +151,6 @@ def ship(
     print(pub.env_uri)
 
 
-def _stamp(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
-
-
 @store_app.command("ls")
 def store_ls(
     store_url: _StoreArg = None,
@@ -185,7 +177,7 @@ def store_ls(
             table.add_column(col)
         for e in envs:
             size = "[red]damaged[/]" if e.damaged else human_size(e.size)
-            table.add_row(short_id(e.env_id), _stamp(e.created), size,
+            table.add_row(short_id(e.env_id), utc_stamp(e.created), size,
                           ",".join(e.layers) or "-", e.python, ",".join(e.tags))
         console.print(table)
     for e in envs:
@@ -217,10 +209,13 @@ def _store_and_env(target: str, env: str | None, options: dict[str, Any]) -> tup
 
 @app.command()
 def tag(
-    target: Annotated[str, typer.Argument(help="Env URI (…/envs/<id>.json) or a store URL.")],
+    target: Annotated[
+        str, typer.Argument(metavar="TARGET", help="Env URI (…/envs/<id>.json) or a store URL.")
+    ],
     name: Annotated[str, typer.Argument(help="Tag name: letters, digits, '.', '_', '-'.")],
     env: Annotated[
-        str | None, typer.Option("--env", "-e", help="With a store URL: env id, prefix or tag.")
+        str | None,
+        typer.Option("--env", "-e", metavar="REF", help="With a store URL: env id, prefix or tag."),
     ] = None,
     storage_option: _StoreOpts = None,
 ) -> None:
@@ -235,15 +230,22 @@ def tag(
 def gc(
     store_url: _StoreArg = None,
     keep: Annotated[
-        int | None, typer.Option(help="Keep the N newest envs (tagged ones always).")
+        int | None,
+        typer.Option("--keep", metavar="N", help="Keep the N newest envs (tagged ones always)."),
     ] = None,
     older_than: Annotated[
-        str | None, typer.Option(help="Remove only envs older than this (30m, 12h, 7d, 2w).")
+        str | None,
+        typer.Option("--older-than", metavar="AGE",
+                     help="Remove only envs older than AGE (30m, 12h, 7d, 2w)."),
     ] = None,
     grace: Annotated[
-        str, typer.Option(help="Never remove blobs younger than this (uploads in flight).")
+        str,
+        typer.Option("--grace", metavar="AGE",
+                     help="Never remove blobs younger than AGE (uploads in flight)."),
     ] = "1h",
-    dry_run: Annotated[bool, typer.Option(help="Show what would go; delete nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would go; delete nothing.")
+    ] = False,
     storage_option: _StoreOpts = None,
     as_json: AsJson = False,
 ) -> None:
@@ -277,10 +279,15 @@ def gc(
 
 @app.command()
 def presign(
-    env_uri: Annotated[str, typer.Argument(help="Env URI (…/envs/<id>.json) or tag URI.")],
-    expires: Annotated[int, typer.Option(help="Validity in seconds.")] = 3600,
+    env_uri: Annotated[
+        str, typer.Argument(metavar="ENV_URI", help="Env URI (…/envs/<id>.json) or tag URI.")
+    ],
+    expires: Annotated[
+        int, typer.Option("--expires", metavar="SECONDS", help="Validity in seconds.")
+    ] = 3600,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write it here, not in the store.")
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write it here, not in the store."),
     ] = None,
     storage_option: _StoreOpts = None,
 ) -> None:
