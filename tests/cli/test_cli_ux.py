@@ -440,3 +440,20 @@ def test_json_timestamps_have_one_format(shipped: str, tmp_path: Path) -> None:
     listed = json.loads(envship("store", "ls", str(tmp_path / "store"), "--json").stdout)
     stamps = [e["last_use"] for e in cached] + [e["created"] for e in listed]
     assert stamps and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", s) for s in stamps)
+
+
+# 11. a cached env id runs even when its manifest in the store is gone (as documented)
+
+
+def test_cached_env_runs_without_its_manifest(shipped: str, tmp_path: Path) -> None:
+    env = {"ENVSHIP_CACHE": str(tmp_path / "node-cache")}
+    assert envship("exec", shipped, "--", "python", "-c", "pass", env=env).returncode == 0
+    Path(shipped).write_text("garbled")
+    ran = envship("exec", shipped, "--", "python", "-c", "print('still runs')", env=env)
+    assert ran.returncode == 0 and ran.stdout.strip() == "still runs", ran.stderr
+    Path(shipped).unlink()
+    ran = envship("exec", shipped, "--", "python", "-c", "print('still runs')", env=env)
+    assert ran.returncode == 0 and ran.stdout.strip() == "still runs", ran.stderr
+    fresh = envship("exec", shipped, "--", "python", "-c", "pass",
+                    env={"ENVSHIP_CACHE": str(tmp_path / "other-cache")})
+    assert fresh.returncode == 1 and "error" in fresh.stderr  # not cached: the manifest is needed
