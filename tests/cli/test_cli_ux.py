@@ -229,6 +229,17 @@ def test_refused_connection_fails_fast(bare_venv: Path) -> None:
     assert elapsed < 20, elapsed  # was 35 s of silent retries
 
 
+def test_exec_from_a_refused_http_store_fails_fast(tmp_path: Path) -> None:
+    import time
+
+    uri = f"http://127.0.0.1:{_free_port()}/store/envs/{'0' * 64}.json"
+    start = time.monotonic()
+    proc = envship("exec", uri, "--", "python", "-c", "pass",
+                   env={"ENVSHIP_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 1 and "cannot connect" in proc.stderr, proc.stderr
+    assert "Connection refused" in proc.stderr and time.monotonic() - start < 10
+
+
 def test_throttling_store_is_retried_and_said_so(tmp_path: Path) -> None:
     import http.server
     import threading

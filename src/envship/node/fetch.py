@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
 
 from .errors import NodeError
@@ -103,8 +104,9 @@ def _open_http(url: str) -> BinaryIO:
             if exc.code < 500 or last:
                 raise NodeError(f"{safe_url(url)}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
-            if last:
-                reason = getattr(exc, "reason", exc)
+            reason = getattr(exc, "reason", exc)
+            # Nothing listens there, or no such host: retrying only delays the error.
+            if last or isinstance(reason, (ConnectionRefusedError, socket.gaierror)):
                 raise NodeError(f"{safe_url(url)}: cannot connect ({reason})") from None
         time.sleep(delay)
         delay *= 2
