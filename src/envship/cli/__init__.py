@@ -13,8 +13,9 @@ from rich.console import Console
 from ..errors import EnvshipError
 
 __all__ = [
-    "AsJson", "STORE_DEFAULT_HELP", "app", "run", "console", "err_console", "human_size",
-    "packed_line", "short_id", "show_progress", "state", "utc_stamp", "utc_iso",
+    "AsJson", "STORE_DEFAULT_HELP", "app", "console", "default_signals", "err_console",
+    "human_size", "packed_line", "run", "short_id", "show_progress", "state", "utc_iso",
+    "utc_stamp",
 ]
 
 app = typer.Typer(
@@ -198,6 +199,15 @@ def _on_signal(signum: int, _frame: object) -> None:
     raise _Terminated(signum)
 
 
+def default_signals() -> None:
+    """SIGTERM/SIGHUP as before envship started: for commands that only wait for a child
+    (spark-submit), whose own handling of the signal is what counts."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def run() -> None:
     """Run the CLI; an EnvshipError becomes a short red message and exit code 1."""
     import signal
@@ -208,8 +218,7 @@ def run() -> None:
     try:
         code = _command().main(prog_name="envship", standalone_mode=False)
     except _Terminated as exc:
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
+        default_signals()
         _error_console.print(f"[red]terminated ({signal.Signals(exc.signum).name})[/]")
         sys.exit(128 + exc.signum)
     except EnvshipError as exc:

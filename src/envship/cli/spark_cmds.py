@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from . import app, err_console, state
+from . import app, default_signals, err_console, state
 
 __all__: list[str] = []
 
@@ -90,6 +90,7 @@ def spark_submit(
         return
     if state.verbose:
         err_console.print(f"[dim]$ {shown}[/]", highlight=False, markup=True, soft_wrap=True)
+    default_signals()  # a SIGTERM goes on ending envship as it always did
     # sys.exit, not typer.Exit: the shell runs click with standalone_mode=False, where an
     # Exit's code would be returned and dropped.
     sys.exit(run_command(cmd))
