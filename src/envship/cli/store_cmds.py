@@ -255,6 +255,8 @@ def gc(
     from ..store.gc import parse_duration
 
     store = open_store(store_url or default_store_url(), _options(storage_option))
+    if store_url is not None:  # a mistyped path must not read as "removed 0"
+        store.check()
     result = store.gc(
         keep=keep,
         older_than=parse_duration(older_than) if older_than else None,
