@@ -134,7 +134,10 @@ def _main(
 
 def _click_style(cmd: Any, root_opts: list[Any]) -> None:
     """Make every command read the same: -h, -v and -q after the command name too,
-    arguments as NAME / [NAME] / NAME..., no `<bool>` / `<list[str]>` type labels."""
+    arguments as NAME / [NAME] / NAME..., no `<bool>` / `<list[str]>` type labels.
+
+    Only click's public attributes are set (metavar, params, get_usage_pieces); the
+    ``display_type_rich`` hook is the one typer >= 0.20 asks for, and unused before."""
     import copy
 
     for sub in getattr(cmd, "commands", {}).values():
@@ -169,9 +172,13 @@ def _click_style(cmd: Any, root_opts: list[Any]) -> None:
         elif param.metavar is None:
             if getattr(param, "is_flag", False) or getattr(param, "count", False):
                 param.metavar = ""  # a flag takes no value: nothing to show
-            else:
-                bare = str(param.bare_type())  # "int", "Path", "list[str]"…
-                param.metavar = "N" if bare == "int" else "PATH" if "Path" in bare else "TEXT"
+            else:  # typer >= 0.20 names types ("int", "Path", "list[str]"); click, "integer"…
+                bare_type = getattr(param, "bare_type", None)
+                bare = str(bare_type() if bare_type else getattr(param.type, "name", ""))
+                param.metavar = (
+                    "N" if bare in ("int", "integer") else "PATH" if "path" in bare.lower()
+                    else "TEXT"
+                )
 
 
 def _command() -> Any:
