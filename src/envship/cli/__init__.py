@@ -137,7 +137,7 @@ def _click_style(cmd: Any, root_opts: list[Any]) -> None:
     arguments as NAME / [NAME] / NAME..., no `<bool>` / `<list[str]>` type labels.
 
     Only click's public attributes are set (metavar, params, get_usage_pieces); the
-    ``display_type_rich`` hook is the one typer >= 0.20 asks for, and unused before."""
+    ``display_type_rich`` hook is the one newer typer versions ask for (unused by older ones)."""
     import copy
 
     for sub in getattr(cmd, "commands", {}).values():
@@ -172,7 +172,7 @@ def _click_style(cmd: Any, root_opts: list[Any]) -> None:
         elif param.metavar is None:
             if getattr(param, "is_flag", False) or getattr(param, "count", False):
                 param.metavar = ""  # a flag takes no value: nothing to show
-            else:  # typer >= 0.20 names types ("int", "Path", "list[str]"); click, "integer"…
+            else:  # newer typer names types ("int", "Path", "list[str]"); click, "integer"…
                 bare_type = getattr(param, "bare_type", None)
                 bare = str(bare_type() if bare_type else getattr(param.type, "name", ""))
                 param.metavar = (
