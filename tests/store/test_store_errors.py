@@ -107,6 +107,20 @@ def test_transient_classification() -> None:
     assert [is_transient(e) for e in transient] == [True] * len(transient)
     assert [is_transient(e) for e in fatal] == [False] * len(fatal)
 
+    # refused / unknown host: not worth waiting for, however deep in the cause chain
+    import socket
+
+    from envship.store.retry import is_unreachable
+
+    refused = EndpointConnectionError(endpoint_url="http://h")
+    refused.__cause__ = ConnectionRefusedError(errno.ECONNREFUSED, "refused")
+    no_host = OSError("wrapped")
+    no_host.__context__ = socket.gaierror(-2, "Name or service not known")
+    assert is_unreachable(refused) == "connection refused"
+    assert is_unreachable(no_host) == "host not found"
+    assert is_unreachable(TimeoutError()) is None
+    assert is_unreachable(client_error("SlowDown", 503)) is None
+
 
 def test_retry_backs_off_then_succeeds_and_respects_the_deadline(tmp_path: Path) -> None:
     loc = open_store(tmp_path).location
