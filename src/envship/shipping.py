@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .env import Env
-from .errors import PackError
+from .errors import PackError, StoreError
 from .packing.pipeline import PackResult
 from .paths import default_store_url
 from .store import PublishResult, open_store
@@ -37,7 +37,10 @@ def pack(
     if out is None:
         return packed
     store = open_store(str(out))
-    store.publish(packed.manifest, packed.blobs, provenance=False)
+    try:
+        store.publish(packed.manifest, packed.blobs, provenance=False)
+    except StoreError as exc:
+        raise PackError(f"cannot write pack output to {out}: {exc}") from None
     placed = {d: out / "blobs" / "sha256" / f"{d.split(':', 1)[1]}.tar.gz" for d in packed.blobs}
     return replace(packed, blobs=placed, output=out)
 

@@ -180,6 +180,11 @@ def as_store_error(exc: BaseException, what: str, loc: StoreLocation) -> StoreEr
     detail = loc.scrub(f"{type(exc).__name__}: {exc}".strip())
     if isinstance(exc, StoreError):
         return exc
+    if isinstance(exc, PermissionError) and loc.protocol == "file":
+        return StoreError(
+            f"{what} in store {loc.url}: permission denied ({detail}); check the directory's "
+            "permissions, or use another one"
+        )
     if isinstance(exc, PermissionError) or _status(exc) in (401, 403):
         return StoreError(
             f"{what} in store {loc.url}: access denied ({detail}); check the credentials "
