@@ -124,9 +124,9 @@ def bench_spark(ctx: Ctx) -> None:
     cache = work / "node-cache"
     runs: dict[str, list[str]] = {
         "archives": [*es, "--mode", "archives", *common, str(job)],
-        "node-cache cold": [*es, "--mode", "node-cache", "--cache-dir", str(cache), *common,
+        "node-cache cold": [*es, "--mode", "node-cache", "--cache", str(cache), *common,
                             str(job)],
-        "node-cache warm": [*es, "--mode", "node-cache", "--cache-dir", str(cache), *common,
+        "node-cache warm": [*es, "--mode", "node-cache", "--cache", str(cache), *common,
                             str(job)],
         "venv-pack": [
             spark_submit, *common, "--conf", f"spark.archives={vp_tar}#environment",

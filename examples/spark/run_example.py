@@ -89,7 +89,7 @@ def _submit(args: argparse.Namespace, env_uri: str, master: str,
         # pyspark's own jars have no S3A client: spark-submit hands out presigned URLs itself
         cmd += ["-s", f"endpoint_url={options['endpoint_url']}"]
     if args.mode == "node-cache" and os.environ.get("ENVSHIP_CACHE"):
-        cmd += ["--cache-dir", os.environ["ENVSHIP_CACHE"]]
+        cmd += ["--cache", os.environ["ENVSHIP_CACHE"]]
     for key, value in SPARK_CONFS.items():
         cmd += ["--conf", f"{key}={value}"]
     cmd.append(str(HERE / "job.py"))

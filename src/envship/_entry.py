@@ -7,8 +7,18 @@ import sys
 __all__ = ["main"]
 
 
+def _wants_help(args: list[str]) -> bool:
+    """`envship exec [options] -h`: the help is typer's, like every other command's."""
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "--":
+        if args[i] in ("-h", "--help"):
+            return True
+        i += 2 if args[i] in ("--cache", "--python") else 1
+    return False
+
+
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "exec":
+    if len(sys.argv) > 1 and sys.argv[1] == "exec" and not _wants_help(sys.argv[2:]):
         # Job start-up latency matters here: skip typer/rich and go straight to the node runtime.
         from .node.__main__ import main as node_main
 

@@ -70,9 +70,11 @@ class ShipResult:
     publish: PublishResult
     built: Mapping[str, bool]  # layer kind -> archived now (False: from the build cache)
     tag_uri: str | None
+    env_prefix: str | None = None  # the packed environment (None: built from a lock)
 
     def to_dict(self) -> dict[str, Any]:
         data = self.publish.to_dict()
+        data["env_prefix"] = self.env_prefix
         for layer in data["layers"]:
             layer["built"] = self.built.get(layer["kind"])
         data["store"] = self.env.store_url
@@ -104,7 +106,7 @@ def ship_result(
     result = store.publish(packed.manifest, packed.blobs, progress, provenance=provenance)
     tag_uri = store.set_tag(tag, result.env_id) if tag is not None else None
     env = Env(result.env_uri, packed.manifest, store.url, dict(store.storage_options))
-    return ShipResult(env, result, dict(packed.built), tag_uri)
+    return ShipResult(env, result, dict(packed.built), tag_uri, packed.env_prefix)
 
 
 def ship(

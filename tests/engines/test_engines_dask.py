@@ -59,7 +59,7 @@ def test_cli_options_and_worker_command() -> None:
 def test_cli_dask_worker_print() -> None:
     envship = str(Path(sys.executable).parent / "envship")
     proc = subprocess.run(
-        [envship, "dask-worker", "--print", URI, "tcp://h:8786", "--nthreads", "3", "--no-nanny"],
+        [envship, "dask-worker", "--dry-run", URI, "tcp://h:8786", "--nthreads", "3", "--no-nanny"],
         capture_output=True, text=True, check=True,
     )
     argv = shlex.split(proc.stdout)

@@ -1,4 +1,5 @@
-"""Options shared by `envship pack` and `envship ship` to build an env from a lock file."""
+"""Options shared by `envship pack` and `envship ship`: which env, what to leave out, and how
+to build an env from a lock file instead."""
 
 from __future__ import annotations
 
@@ -7,22 +8,50 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["Requirements", "PythonVersion", "Platform", "Strict", "Code", "Format", "lock_opts"]
+__all__ = [
+    "EnvPython", "WithPython", "Exclude", "Only", "Include",
+    "Requirements", "PythonVersion", "Platform", "Strict", "Code", "Format", "lock_opts",
+]
+
+EnvPython = Annotated[
+    str | None,
+    typer.Option("--python", "-p", metavar="PATH",
+                 help="Venv dir, prefix or interpreter of the env to pack (default: "
+                      "$VIRTUAL_ENV, else a .venv in this directory or a parent, else the "
+                      "Python running envship)."),
+]
+WithPython = Annotated[
+    bool, typer.Option("--with-python", help="Add a layer with the base interpreter.")
+]
+Exclude = Annotated[
+    list[str] | None,
+    typer.Option("--exclude", "-x", metavar="DIST",
+                 help="Leave this distribution out (repeatable)."),
+]
+Only = Annotated[
+    list[str] | None,
+    typer.Option("--only", metavar="DIST", help="Pack only these distributions (repeatable)."),
+]
+Include = Annotated[
+    list[str] | None,
+    typer.Option("--include", metavar="DIST",
+                 help="Keep a distribution left out by default, e.g. pyspark (repeatable)."),
+]
 
 Requirements = Annotated[
     Path | None,
-    typer.Option("--requirements", "-r",
+    typer.Option("--requirements", "-r", metavar="FILE",
                  help="Build from a lock instead of a local env: requirements.txt (pinned), "
                       "pylock.toml or uv.lock."),
 ]
 PythonVersion = Annotated[
     str | None,
-    typer.Option("--python-version", help="Target Python for --requirements, 3.X (default: "
-                                          "this one)."),
+    typer.Option("--python-version", metavar="3.X",
+                 help="Target Python for --requirements (default: this one)."),
 ]
 Platform = Annotated[
     str | None,
-    typer.Option("--platform", help="Target platform tag for --requirements, e.g. "
+    typer.Option("--platform", metavar="TAG", help="Target platform tag for --requirements, e.g. "
                                     "manylinux_2_28_x86_64 / manylinux_2_28_aarch64."),
 ]
 Strict = Annotated[
@@ -32,12 +61,14 @@ Strict = Annotated[
 ]
 Code = Annotated[
     Path | None,
-    typer.Option("--code", help="With --requirements: project whose code becomes the code "
-                                "layer (default: the pyproject.toml in the current directory)."),
+    typer.Option("--code", metavar="DIR",
+                 help="With --requirements: project whose code becomes the code layer "
+                      "(default: the pyproject.toml in the current directory)."),
 ]
 Format = Annotated[
     str,
-    typer.Option("--format", help="With --requirements: layers, pex (one PEX file) or both."),
+    typer.Option("--format", metavar="FORMAT",
+                 help="With --requirements: layers, pex (one PEX file) or both."),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from typing import Annotated
 
 import typer
 
@@ -19,15 +20,32 @@ __all__: list[str] = []
 )
 def dask_worker(
     ctx: typer.Context,
-    env_uri: str = typer.Argument(..., help="Env URI (<store>/envs/<env-id>.json) or tag URI."),
-    scheduler: str = typer.Argument(..., help="Scheduler address, e.g. tcp://10.0.0.5:8786."),
-    node_script: str = typer.Option(
-        None, "--node-script", help="Start through this envship_node.py instead of envship."
-    ),
-    python: str = typer.Option(None, "--python", help="Interpreter that runs the node runtime."),
-    print_only: bool = typer.Option(
-        False, "--print", help="Print the command instead of running it."
-    ),
+    env_uri: Annotated[
+        str,
+        typer.Argument(metavar="ENV_URI",
+                       help="Env URI (<store>/envs/<env-id>.json) or tag URI."),
+    ],
+    scheduler: Annotated[
+        str,
+        typer.Argument(metavar="SCHEDULER", help="Scheduler address, e.g. tcp://10.0.0.5:8786."),
+    ],
+    node_script: Annotated[
+        str | None,
+        typer.Option("--node-script", metavar="FILE",
+                     help="Start through this envship_node.py instead of envship."),
+    ] = None,
+    python: Annotated[
+        str | None,
+        typer.Option("--python", metavar="PATH", help="Interpreter that runs the node runtime."),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the command instead of running it (as "
+                                       "`spark-submit --dry-run`)."),
+    ] = False,
+    print_only: Annotated[
+        bool, typer.Option("--print", hidden=True, help="Old name of --dry-run.")
+    ] = False,
 ) -> None:
     """Start a Dask worker inside the env; options after the scheduler go to `dask worker`."""
     from ..engines.dask import worker_command
@@ -35,7 +53,7 @@ def dask_worker(
     argv = worker_command(
         env_uri, scheduler, node_script_path=node_script, python=python, extra_args=ctx.args
     )
-    if print_only:
+    if dry_run or print_only:
         print(shlex.join(argv))
         return
     sys.stdout.flush()

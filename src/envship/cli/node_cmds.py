@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..node.errors import NodeError
-from .app import app, console, err_console, human_size, state
+from .app import AsJson, app, console, err_console, human_size, short_id, state, utc_iso, utc_stamp
 
 __all__: list[str] = []
 
@@ -20,61 +19,79 @@ app.add_typer(cache_app, name="cache")
 
 _CacheOpt = Annotated[
     Path | None,
-    typer.Option("--cache", help="Node cache (default: $ENVSHIP_CACHE, else ~/.cache/envship)."),
+    typer.Option("--cache", metavar="DIR",
+                 help="Node cache (default: $ENVSHIP_CACHE, else ~/.cache/envship)."),
 ]
 
 
 @app.command(
     "exec",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
+    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )
-def exec_cmd(ctx: typer.Context) -> None:
-    """Run a command inside an env: envship exec [-v] [--cache DIR] [--python PY] ENV -- CMD...
+def exec_cmd(
+    env_ref: Annotated[
+        str,
+        typer.Argument(metavar="ENV_REF",
+                       help="Env URI (<store>/envs/<env-id>.json: a path, file://, http(s):// or "
+                            "any fsspec URL), tag URI, packed env directory or presigned "
+                            "manifest."),
+    ],
+    cmd: Annotated[
+        list[str],
+        typer.Argument(metavar="-- CMD", help="The command to run inside the env, and its "
+                                              "arguments."),
+    ],
+    cache: _CacheOpt = None,
+    python: Annotated[
+        str | None,
+        typer.Option("--python", metavar="PATH",
+                     help="Interpreter to use when the env has no python layer (default: "
+                          "$ENVSHIP_PYTHON, else python3.X / python3 on PATH)."),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="One line per fetched layer on stderr.")
+    ] = False,
+) -> None:
+    """Run CMD inside an env, fetching and verifying its layers into the node cache first.
 
-    Fetches and verifies the env's layers into the node cache if needed, then replaces this
-    process by CMD (exit code and signals pass through). `envship exec --help` for details.
+    CMD replaces this process: its exit code and signals pass through unchanged.
     """
     from ..node.__main__ import main as node_main
 
-    args = list(ctx.args)
-    if state.verbose and "-v" not in args:
-        args.insert(0, "-v")
-    sys.exit(node_main(args, prog="envship exec"))
+    args = ["-v"] if verbose or state.verbose else []
+    if cache is not None:
+        args += ["--cache", str(cache)]
+    if python is not None:
+        args += ["--python", python]
+    sys.exit(node_main([*args, env_ref, *cmd], prog="envship exec"))
 
 
 @app.command("node-script")
 def node_script(
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+        Path | None,
+        typer.Option("--output", "-o", metavar="PATH",
+                     help="Write to PATH (a file, or a directory to hold envship_node.py) "
+                          "instead of stdout."),
     ] = None,
 ) -> None:
     """Print the single-file node runtime (stdlib only, Python >= 3.9).
 
     On a node without envship: python3 envship_node.py ENV_URI -- CMD...
     """
-    from ..node.script import script_text
+    from ..node.script import script_text, write_script
 
-    text = script_text()
     if output is None:
-        sys.stdout.write(text)
+        sys.stdout.write(script_text())
         return
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o755)
-    tmp.replace(output)
-    err_console.print(f"wrote {output}")
-
-
-
-def _when(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    written = write_script(str(output))
+    err_console.print(f"wrote {written}", highlight=False)
 
 
 @cache_app.command("ls")
 def cache_ls(
     cache: _CacheOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """List unpacked layers and env views with size, last use and whether a process uses them."""
     from ..node.cache import cache_root
@@ -82,17 +99,19 @@ def cache_ls(
 
     entries = list_cache(cache_root(str(cache) if cache else None))
     if as_json:
-        print(json.dumps([e.as_dict() for e in entries], indent=2))
+        rows = [{**e.as_dict(), "last_use": utc_iso(e.last_use)} for e in entries]
+        print(json.dumps(rows, indent=2))
         return
     if not entries:
         console.print("the node cache is empty")
         return
     from rich.table import Table
 
-    table = Table("kind", "id", "size", "last use", "in use")
+    table = Table("kind", "id", "size", "last use (UTC)", "in use", box=None, pad_edge=False)
     for e in entries:
         size = human_size(e.size) if e.kind == "layer" else f"{len(e.layers)} layers"
-        table.add_row(e.kind, e.name[:16], size, _when(e.last_use), "yes" if e.in_use else "")
+        in_use = "yes" if e.in_use else ""
+        table.add_row(e.kind, short_id(e.name), size, utc_stamp(e.last_use), in_use)
     console.print(table)
     total = sum(e.size for e in entries if e.kind == "layer")
     console.print(f"layers total {human_size(total)}")
@@ -104,11 +123,14 @@ def cache_prune(
     max_size: Annotated[
         str | None,
         typer.Option(
-            "--max-size",
-            help="Evict least recently used layers until they total at most this "
-            "(e.g. 20G; default $ENVSHIP_CACHE_MAX; without either only leftovers go).",
+            "--max-size", metavar="SIZE",
+            help="Evict least recently used layers until they total at most SIZE "
+            "(e.g. 500M, 20G; default $ENVSHIP_CACHE_MAX; without either only leftovers go).",
         ),
     ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Remove every layer and env view not in use.")
+    ] = False,
 ) -> None:
     """Remove leftovers of interrupted runs and evict least recently used layers.
 
@@ -120,11 +142,17 @@ def cache_prune(
     from ..node.fetch import parse_size
     from ..node.prune import prune
 
-    limit_text = max_size or os.environ.get("ENVSHIP_CACHE_MAX") or None
+    if everything and max_size is not None:
+        raise NodeError("--all and --max-size exclude each other: give one of them")
+    limit_text = None if everything else (max_size or os.environ.get("ENVSHIP_CACHE_MAX"))
+    where = "--max-size" if max_size else "$ENVSHIP_CACHE_MAX"
     try:
-        limit = parse_size(limit_text) if limit_text else None
+        limit = 0 if everything else (parse_size(limit_text) if limit_text else None)
     except ValueError:
-        raise NodeError(f"--max-size {limit_text!r} is not a size (like 500M, 20G)") from None
+        raise NodeError(
+            f"{where} {limit_text!r} is not a positive size (like 500M, 20G); "
+            "to empty the cache, use --all"
+        ) from None
     removed = prune(cache_root(str(cache) if cache else None), limit) or []
     freed = sum(e.size for e in removed if e.kind == "layer")
     layers = sum(e.kind == "layer" for e in removed)

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from . import builders_opts as bo
-from .app import AsJson, app, console, err_console, human_size
+from .app import (
+    AsJson,
+    app,
+    console,
+    err_console,
+    human_size,
+    packed_line,
+    short_id,
+    show_progress,
+    state,
+)
 
 if TYPE_CHECKING:
     from ..packing.manifest import Manifest
@@ -44,6 +55,7 @@ def _result_dict(result: PackResult) -> dict[str, Any]:
     out = result.output
     return {
         "env_id": result.env_id,
+        "env_prefix": result.env_prefix,
         "output": str(out) if out else None,
         "manifest": str(out / "envs" / f"{result.env_id}.json") if out else None,
         "layers": [
@@ -60,27 +72,14 @@ def _result_dict(result: PackResult) -> dict[str, Any]:
 
 @app.command()
 def pack(
-    python: Annotated[
-        str | None,
-        typer.Option("--python", "-p", help="Venv dir, prefix or interpreter (default: this one)."),
-    ] = None,
-    with_python: Annotated[
-        bool, typer.Option("--with-python", help="Add a layer with the base interpreter.")
-    ] = False,
+    python: bo.EnvPython = None,
+    with_python: bo.WithPython = False,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Output dir (store layout).")
+        Path, typer.Option("--output", "-o", metavar="DIR", help="Output dir (store layout).")
     ] = Path(DEFAULT_OUTPUT),
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option("--exclude", "-x", help="Leave this distribution out (repeatable)."),
-    ] = None,
-    only: Annotated[
-        list[str] | None, typer.Option("--only", help="Pack only these distributions (repeatable).")
-    ] = None,
-    include: Annotated[
-        list[str] | None,
-        typer.Option("--include", help="Keep a distribution left out by default (pyspark, py4j)."),
-    ] = None,
+    exclude: bo.Exclude = None,
+    only: bo.Only = None,
+    include: bo.Include = None,
     requirements: bo.Requirements = None,
     python_version: bo.PythonVersion = None,
     platform: bo.Platform = None,
@@ -93,14 +92,19 @@ def pack(
     from rich.table import Table
 
     from ..packing.pex import build_pex_for
+    from ..packing.sources.snapshot import choose_target
     from ..shipping import pack as do_pack
 
-    progress = None if as_json else _LayerProgress()
+    progress = _LayerProgress() if show_progress() and not as_json else None
     kwargs: dict[str, Any] = {
         "with_python": with_python, "output": output, "exclude": tuple(exclude or ()),
         "only": tuple(only or ()), "include": tuple(include or ()),
     }
-    kwargs.update(bo.lock_opts(requirements, python_version, platform, strict, code))
+    lock = bo.lock_opts(requirements, python_version, platform, strict, code)
+    kwargs.update(lock)
+    target = None if lock else choose_target(python)
+    if target is not None:
+        python = target.python
     pex = build_pex_for(fmt, output, kwargs)
     if pex is not None:
         err_console.print(f"pex:      {pex}", highlight=False, soft_wrap=True)
@@ -113,6 +117,10 @@ def pack(
     else:
         result = do_pack(python, **kwargs)
     data = _result_dict(result)
+    if target is not None:
+        p = result.manifest.python
+        err_console.print(packed_line(result.env_prefix, p.implementation, p.version,
+                                      target.reason), highlight=False, soft_wrap=True)
     if pex is not None:
         data["pex"] = str(pex)
     if as_json:
@@ -123,8 +131,8 @@ def pack(
                          ("digest", "left"), ("", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for lay in data["layers"]:
-        table.add_row(lay["kind"], str(lay["files"]), human_size(lay["size"]), lay["digest"][7:23],
-                      "built" if lay["built"] else "[dim]cached[/]")
+        table.add_row(lay["kind"], str(lay["files"]), human_size(lay["size"]),
+                      short_id(lay["digest"][7:]), "built" if lay["built"] else "[dim]cached[/]")
     console.print(table)
     for e in data["excluded"]:
         err_console.print(f"left out {e['name']} {e['version']}: {e['reason']}",
@@ -143,7 +151,9 @@ def _manifest_dict(manifest: Manifest, source: str) -> dict[str, Any]:
 @app.command()
 def inspect(
     manifest: Annotated[
-        str, typer.Argument(help="Manifest file or URL, or a packed directory.")
+        str,
+        typer.Argument(metavar="ENV",
+                       help="Env URI or manifest file/URL, or a packed directory."),
     ],
     as_json: AsJson = False,
 ) -> None:
@@ -186,30 +196,40 @@ def inspect(
 
 @app.command()
 def diff(
-    a: Annotated[str, typer.Argument(help="Env A: manifest file/URL or packed directory.")],
-    b: Annotated[str, typer.Argument(help="Env B: manifest file/URL or packed directory.")],
+    a: Annotated[
+        str, typer.Argument(metavar="ENV_A", help="Env URI, manifest file/URL or packed dir.")
+    ],
+    b: Annotated[
+        str, typer.Argument(metavar="ENV_B", help="Env URI, manifest file/URL or packed dir.")
+    ],
     as_json: AsJson = False,
 ) -> None:
-    """Compare two envs: distributions added / removed / changed, layers changed."""
+    """Compare two envs: distributions added / removed / changed, layers changed.
+
+    Exit status as diff(1): 0 the envs are the same, 1 they differ, 2 trouble.
+    """
     from ..env import open_manifest as load_manifest
     from ..packing.diff import diff_manifests
+
+    state.error_exit_code = 2  # 1 means "they differ" here
 
     ma, _ = load_manifest(a)
     mb, _ = load_manifest(b)
     d = diff_manifests(ma, mb)
     if as_json:
         print(json.dumps(d.to_dict(), indent=2))
-        return
-    if d.same:
+    elif d.same:
         console.print("identical envs", highlight=False)
-        return
-    if d.python:
-        console.print(f"python: {d.python[0]} -> {d.python[1]}", highlight=False)
-    for name, version in d.added:
-        console.print(f"[green]+ {name} {version}[/]", highlight=False)
-    for name, version in d.removed:
-        console.print(f"[red]- {name} {version}[/]", highlight=False)
-    for name, va, vb in d.changed:
-        console.print(f"[yellow]~ {name} {va} -> {vb}[/]", highlight=False)
-    for kind, state in d.layers.items():
-        console.print(f"{kind} layer: {state}", highlight=False)
+    else:
+        if d.python:
+            console.print(f"python: {d.python[0]} -> {d.python[1]}", highlight=False)
+        for name, version in d.added:
+            console.print(f"[green]+ {name} {version}[/]", highlight=False)
+        for name, version in d.removed:
+            console.print(f"[red]- {name} {version}[/]", highlight=False)
+        for name, va, vb in d.changed:
+            console.print(f"[yellow]~ {name} {va} -> {vb}[/]", highlight=False)
+        for kind, change in d.layers.items():
+            console.print(f"{kind} layer: {change}", highlight=False)
+    if not d.same:
+        sys.exit(1)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .app import app, err_console, state
+from .app import app, default_signals, err_console, state
 
 __all__: list[str] = []
 
@@ -36,21 +36,33 @@ def spark_submit(
         str, typer.Argument(metavar="ENV_URI", help="Env URI from `envship ship`, or a .pex.")
     ],
     mode: Annotated[
-        str, typer.Option("--mode", help="archives, node-cache or pex (implied by a .pex).")
+        str,
+        typer.Option("--mode", metavar="MODE",
+                     help="archives, node-cache or pex (implied by a .pex)."),
     ] = "archives",
+    cache: Annotated[
+        str | None,
+        typer.Option("--cache", metavar="DIR",
+                     help="node-cache mode: the node cache on executors (as `envship exec "
+                          "--cache`)."),
+    ] = None,
     cache_dir: Annotated[
-        str | None, typer.Option("--cache-dir", help="node-cache mode: node cache on executors.")
+        str | None, typer.Option("--cache-dir", hidden=True, help="Old name of --cache.")
     ] = None,
     presign: Annotated[
         bool | None,
         typer.Option("--presign/--no-presign", help="Hand executors presigned HTTPS URLs."),
     ] = None,
-    expires: Annotated[int, typer.Option("--expires", help="Presigned URL lifetime, s.")] = 21600,
+    expires: Annotated[
+        int, typer.Option("--expires", metavar="SECONDS", help="Presigned URL lifetime.")
+    ] = 21600,
     no_check: Annotated[
         bool, typer.Option("--no-check", help="Do not compare the local code with the env.")
     ] = False,
     driver_python: Annotated[
-        str | None, typer.Option("--driver-python", help="Driver Python (default: this one).")
+        str | None,
+        typer.Option("--driver-python", metavar="PATH",
+                     help="Driver Python (default: this one)."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the spark-submit command, do not run it.")
@@ -61,14 +73,15 @@ def spark_submit(
     ] = False,
     storage_option: Annotated[
         list[str] | None,
-        typer.Option("--storage-option", "-s", help="fsspec storage option KEY=VALUE."),
+        typer.Option("--storage-option", "-s", metavar="KEY=VALUE",
+                     help="fsspec storage option (repeatable), as for `envship ship`."),
     ] = None,
 ) -> None:
     from ..engines.spark.submit import SubmitOptions, plan_submit, run_command
 
     given = SubmitOptions(
-        mode, cache_dir, presign, expires, not no_check, driver_python, dry_run,
-        not no_local_modules, tuple(storage_option or ()),
+        mode, cache if cache is not None else cache_dir, presign, expires, not no_check,
+        driver_python, dry_run, not no_local_modules, tuple(storage_option or ()),
     )
     cmd, options = plan_submit(env_uri, ctx.args, given)
     shown = shlex.join(cmd)
@@ -77,6 +90,7 @@ def spark_submit(
         return
     if state.verbose:
         err_console.print(f"[dim]$ {shown}[/]", highlight=False, markup=True, soft_wrap=True)
+    default_signals()  # a SIGTERM goes on ending envship as it always did
     # sys.exit, not typer.Exit: the shell runs click with standalone_mode=False, where an
     # Exit's code would be returned and dropped.
     sys.exit(run_command(cmd))

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import threading
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from . import builders_opts as bo
-from .app import AsJson, app, console, err_console, human_size
+from .app import (
+    STORE_DEFAULT_HELP,
+    AsJson,
+    app,
+    console,
+    err_console,
+    human_size,
+    packed_line,
+    short_id,
+    show_progress,
+    utc_stamp,
+)
 
 __all__: list[str] = []
 
@@ -24,10 +35,13 @@ _STORE_OPT_HELP = (
 )
 
 _StoreOpts = Annotated[
-    list[str] | None, typer.Option("--storage-option", "-s", help=_STORE_OPT_HELP)
+    list[str] | None,
+    typer.Option("--storage-option", "-s", metavar="KEY=VALUE", help=_STORE_OPT_HELP),
 ]
 _StoreArg = Annotated[
-    str | None, typer.Argument(help="Store: local path or fsspec URL (default: built-in).")
+    str | None,
+    typer.Argument(metavar="STORE",
+                   help=f"Store: local path or fsspec URL ({STORE_DEFAULT_HELP})."),
 ]
 
 
@@ -68,22 +82,17 @@ class _Progress:
 
 @app.command()
 def ship(
-    store_url: Annotated[
-        str | None, typer.Argument(help="Store: local path or fsspec URL (default: built-in).")
-    ] = None,
-    python: Annotated[
-        str | None, typer.Option("--python", "-p", help="Interpreter or prefix of the env.")
-    ] = None,
-    with_python: Annotated[
-        bool, typer.Option("--with-python", help="Also ship the interpreter.")
-    ] = False,
+    store_url: _StoreArg = None,
+    python: bo.EnvPython = None,
+    with_python: bo.WithPython = False,
     tag: Annotated[
-        str | None, typer.Option("--tag", "-t", help="Also point tags/NAME.json at the env.")
+        str | None,
+        typer.Option("--tag", "-t", metavar="NAME", help="Also point tags/NAME.json at the env."),
     ] = None,
     storage_option: _StoreOpts = None,
-    exclude: Annotated[list[str] | None, typer.Option(help="As `envship pack`.")] = None,
-    only: Annotated[list[str] | None, typer.Option(help="As `envship pack`.")] = None,
-    include: Annotated[list[str] | None, typer.Option(help="As `envship pack`.")] = None,
+    exclude: bo.Exclude = None,
+    only: bo.Only = None,
+    include: bo.Include = None,
     no_provenance: Annotated[
         bool, typer.Option("--no-provenance", help="Skip envs/<id>.provenance.json.")
     ] = False,
@@ -95,16 +104,19 @@ def ship(
     as_json: AsJson = False,
 ) -> None:
     """Pack an environment and publish what the store lacks; prints the env URI."""
+    from ..packing.sources.snapshot import choose_target
     from ..shipping import ship_result
 
-    progress = None if as_json else _Progress()
+    lock = bo.lock_opts(requirements, python_version, platform, strict, code)
+    target = None if lock else choose_target(python)
+    progress = _Progress() if show_progress() and not as_json else None
     pack_opts: dict[str, Any] = {
-        "python": python,
+        "python": target.python if target is not None else python,
         "with_python": with_python,
         "exclude": tuple(exclude or ()),
         "only": tuple(only or ()),
         "include": tuple(include or ()),
-        **bo.lock_opts(requirements, python_version, platform, strict, code),
+        **lock,
     }
     if progress is not None:
         with progress.bar:
@@ -117,6 +129,10 @@ def ship(
             store_url, storage_options=_options(storage_option), tag=tag,
             provenance=not no_provenance, **pack_opts,
         )
+    if target is not None:
+        p = result.env.manifest.python
+        err_console.print(packed_line(result.env_prefix, p.implementation, p.version,
+                                      target.reason), highlight=False, soft_wrap=True)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         return
@@ -135,39 +151,38 @@ def ship(
     print(pub.env_uri)
 
 
-def _stamp(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
-
-
 @store_app.command("ls")
 def store_ls(
     store_url: _StoreArg = None,
     storage_option: _StoreOpts = None,
     as_json: AsJson = False,
 ) -> None:
-    """List the envs in a store: id, date, total size, layers, tags."""
+    """List the envs in a store: id, date, total size, layers, tags; damaged ones too."""
     from rich.table import Table
 
     from ..paths import default_store_url
     from ..store import open_store
 
     store = open_store(store_url or default_store_url(), _options(storage_option))
-    envs = store.list_envs()
+    if store_url is not None:  # the default store may not exist yet: nothing shipped so far
+        store.check()
+    envs = store.list_envs(include_damaged=True)
     if as_json:
         print(json.dumps([e.to_dict() for e in envs], indent=2))
-        return
-    if not envs:
+    elif not envs:
         err_console.print(f"no envs in {store.url}", highlight=False)
-        return
-    table = Table(box=None, pad_edge=False)
-    for col in ("env id", "created (UTC)", "size", "layers", "python", "tags"):
-        table.add_column(col)
+    else:
+        table = Table(box=None, pad_edge=False)
+        for col in ("env id", "created (UTC)", "size", "layers", "python", "tags"):
+            table.add_column(col)
+        for e in envs:
+            size = "[red]damaged[/]" if e.damaged else human_size(e.size)
+            table.add_row(short_id(e.env_id), utc_stamp(e.created), size,
+                          ",".join(e.layers) or "-", e.python, ",".join(e.tags))
+        console.print(table)
     for e in envs:
-        table.add_row(e.env_id[:16], _stamp(e.created), human_size(e.size), ",".join(e.layers),
-                      e.python, ",".join(e.tags))
-    console.print(table)
+        if e.damaged:
+            err_console.print(f"[red]damaged:[/] {escape(e.damaged)}", highlight=False)
 
 
 def _store_and_env(target: str, env: str | None, options: dict[str, Any]) -> tuple[Any, str]:
@@ -196,10 +211,13 @@ def _store_and_env(target: str, env: str | None, options: dict[str, Any]) -> tup
 
 @app.command()
 def tag(
-    target: Annotated[str, typer.Argument(help="Env URI (…/envs/<id>.json) or a store URL.")],
+    target: Annotated[
+        str, typer.Argument(metavar="TARGET", help="Env URI (…/envs/<id>.json) or a store URL.")
+    ],
     name: Annotated[str, typer.Argument(help="Tag name: letters, digits, '.', '_', '-'.")],
     env: Annotated[
-        str | None, typer.Option("--env", "-e", help="With a store URL: env id, prefix or tag.")
+        str | None,
+        typer.Option("--env", "-e", metavar="REF", help="With a store URL: env id, prefix or tag."),
     ] = None,
     storage_option: _StoreOpts = None,
 ) -> None:
@@ -214,15 +232,22 @@ def tag(
 def gc(
     store_url: _StoreArg = None,
     keep: Annotated[
-        int | None, typer.Option(help="Keep the N newest envs (tagged ones always).")
+        int | None,
+        typer.Option("--keep", metavar="N", help="Keep the N newest envs (tagged ones always)."),
     ] = None,
     older_than: Annotated[
-        str | None, typer.Option(help="Remove only envs older than this (30m, 12h, 7d, 2w).")
+        str | None,
+        typer.Option("--older-than", metavar="AGE",
+                     help="Remove only envs older than AGE (30m, 12h, 7d, 2w)."),
     ] = None,
     grace: Annotated[
-        str, typer.Option(help="Never remove blobs younger than this (uploads in flight).")
+        str,
+        typer.Option("--grace", metavar="AGE",
+                     help="Never remove blobs younger than AGE (uploads in flight)."),
     ] = "1h",
-    dry_run: Annotated[bool, typer.Option(help="Show what would go; delete nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would go; delete nothing.")
+    ] = False,
     storage_option: _StoreOpts = None,
     as_json: AsJson = False,
 ) -> None:
@@ -232,6 +257,8 @@ def gc(
     from ..store.gc import parse_duration
 
     store = open_store(store_url or default_store_url(), _options(storage_option))
+    if store_url is not None:  # a mistyped path must not read as "removed 0"
+        store.check()
     result = store.gc(
         keep=keep,
         older_than=parse_duration(older_than) if older_than else None,
@@ -256,10 +283,15 @@ def gc(
 
 @app.command()
 def presign(
-    env_uri: Annotated[str, typer.Argument(help="Env URI (…/envs/<id>.json) or tag URI.")],
-    expires: Annotated[int, typer.Option(help="Validity in seconds.")] = 3600,
+    env_uri: Annotated[
+        str, typer.Argument(metavar="ENV_URI", help="Env URI (…/envs/<id>.json) or tag URI.")
+    ],
+    expires: Annotated[
+        int, typer.Option("--expires", metavar="SECONDS", help="Validity in seconds.")
+    ] = 3600,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write it here, not in the store.")
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write it here, not in the store."),
     ] = None,
     storage_option: _StoreOpts = None,
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
 
 from .errors import NodeError
@@ -103,8 +104,9 @@ def _open_http(url: str) -> BinaryIO:
             if exc.code < 500 or last:
                 raise NodeError(f"{safe_url(url)}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
-            if last:
-                reason = getattr(exc, "reason", exc)
+            reason = getattr(exc, "reason", exc)
+            # Nothing listens there, or no such host: retrying only delays the error.
+            if last or isinstance(reason, (ConnectionRefusedError, socket.gaierror)):
                 raise NodeError(f"{safe_url(url)}: cannot connect ({reason})") from None
         time.sleep(delay)
         delay *= 2
@@ -175,13 +177,18 @@ def env_int(name: str, default: int) -> int:
     try:
         return parse_size(value)
     except ValueError:
-        raise NodeError(f"${name}={value!r} is not a size (like 500M, 20G)") from None
+        raise NodeError(
+            f"${name}={value!r} is not a positive size (like 500M, 20G)"
+        ) from None
 
 
 def parse_size(text: str) -> int:
-    """'20G' -> 20 * 2**30; plain integers are bytes."""
+    """'20G' -> 20 * 2**30; plain integers are bytes. Zero, negative or non-finite sizes are a
+    ValueError: as a cache limit, "-1G" would silently mean "remove everything"."""
     text = text.strip().upper().rstrip("B").rstrip("I")
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
+    unit = units.get(text[-1:], 0)
+    value = float(text[:-1]) * unit if unit else float(int(text))
+    if not value >= 1 or value == float("inf"):  # also NaN
+        raise ValueError(f"not a positive size: {text!r}")
+    return int(value)

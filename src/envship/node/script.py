@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["script_text", "MODULES", "PACKAGE"]
+__all__ = ["script_text", "write_script", "MODULES", "PACKAGE", "SCRIPT_NAME"]
 
+SCRIPT_NAME = "envship_node.py"  # the file name `node-script -o DIR` writes in DIR
 PACKAGE = "_envship_node"  # the package name inside the script; never clashes with envship
 MODULES = (
     "__init__", "__main__", "assemble", "cache", "errors", "extract", "fetch", "gunzip", "interp",
@@ -79,3 +80,27 @@ def script_text() -> str:
             parts.append(f"    {name!r}: {f.read()!r},\n")
     parts.append(_TAIL.format(package=PACKAGE))
     return "".join(parts)
+
+
+def write_script(output: str) -> str:
+    """Write the runtime to *output* (a file, or an existing directory to hold
+    ``envship_node.py``), executable, atomically; returns the path written."""
+    from .errors import NodeError
+
+    path = os.path.join(output, SCRIPT_NAME) if os.path.isdir(output) else output
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise NodeError(f"cannot write {path}: directory {parent} does not exist; create it "
+                        "first or choose another -o")
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(script_text())
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise NodeError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,10 @@ from .layers import LayerEntry, LayerPlan
 __all__ = ["FORMAT_VERSION", "BuildCache", "fingerprint"]
 
 log = logging.getLogger(__name__)
+
+# A temp file nobody wrote to for this long is a leftover of a killed pack (a live one is
+# written continuously); sweeping it must never race with another process still packing.
+STALE_TEMP_SECONDS = 3600.0
 
 # Bump whenever the bytes a plan turns into change (archive format, path rules, transforms).
 FORMAT_VERSION = "envship.layer/2"
@@ -100,6 +105,27 @@ class BuildCache:
             return None
         return Blob(digest, size, files, path)
 
+    def sweep_temp(self, older_than: float = STALE_TEMP_SECONDS) -> int:
+        """Remove ``.tmp-*`` leftovers of killed packs; returns how many went."""
+        cutoff = time.time() - older_than
+        removed = 0
+        for folder in (self.blob_dir, self.root / "fingerprints"):
+            try:
+                names = [n for n in os.listdir(folder) if n.startswith(".tmp-")]
+            except OSError:
+                continue
+            for name in names:
+                path = folder / name
+                try:
+                    if path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        removed += 1
+                except OSError:
+                    continue  # gone already, or not ours to remove
+        if removed:
+            log.info("build cache %s: removed %d stale temp file(s)", self.root, removed)
+        return removed
+
     def store(self, fp: str, blob: Blob) -> None:
         """Remember *blob* (already in :attr:`blob_dir`) under fingerprint *fp*."""
         fp_dir = self.root / "fingerprints"
@@ -122,6 +148,7 @@ class BuildCache:
         if hit is not None:
             log.info("%s layer: build cache hit (%s)", plan.kind, hit.digest)
             return hit, False
+        self.sweep_temp()
         blob = build(self.blob_dir)
         self.store(fp, blob)
         return blob, True

@@ -6,7 +6,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class PackResult:
     blobs: Mapping[str, Path]  # "sha256:<hex>" -> local blob file
     built: Mapping[str, bool]  # layer kind -> archived now (True) or from the build cache
     output: Path | None = None  # the local store it was written to (``envship.pack(output=)``)
+    env_prefix: str | None = None  # the packed environment's sys.prefix (None: a lock build)
 
 
 def pack(
@@ -128,7 +129,7 @@ def pack_snapshot(
         entry_points={g: dict(sorted(v.items())) for g, v in sorted(eps.items())},
         excluded=selection.excluded,
     )
-    return PackResult(manifest, manifest.env_id, blobs, built)
+    return PackResult(manifest, manifest.env_id, blobs, built, env_prefix=snapshot.prefix)
 
 
 def _builder(plan: LayerPlan, progress: Progress | None) -> Callable[[Path], Blob]:
@@ -170,10 +171,11 @@ def pack_lock(
             code_site.mkdir()
             write_editable_stub(project, code_site)
         snapshot = lock_snapshot(staged, target, code_site)
-        return pack_snapshot(
+        result = pack_snapshot(
             snapshot, exclude=exclude, only=only, include=include,
             cache_dir=cache_dir, progress=progress,
         )
+        return replace(result, env_prefix=None)  # its prefix is a staging directory
 
 
 def _pack_requirements(

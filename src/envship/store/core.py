@@ -14,7 +14,7 @@ from . import gc as _gc
 from . import retry
 from .fetch import fetch_blob, read_manifest
 from .fs import StoreLocation, open_location
-from .listing import EnvInfo, list_envs
+from .listing import EnvInfo, check_store, list_envs
 from .presign import PresignResult, presign
 from .protocol import Step, Timing, no_step
 from .publish import PublishResult, publish
@@ -137,8 +137,12 @@ class Store:
     def env_ids(self) -> list[str]:
         return list_env_ids(self.location, self.policy)
 
-    def list_envs(self) -> list[EnvInfo]:
-        return list_envs(self.location, self.policy)
+    def list_envs(self, *, include_damaged: bool = False) -> list[EnvInfo]:
+        return list_envs(self.location, self.policy, include_damaged=include_damaged)
+
+    def check(self) -> None:
+        """StoreError unless the store exists (or is an empty directory)."""
+        check_store(self.location, self.policy)
 
     def resolve(self, ref: str) -> str:
         """An env id from a full id, a unique id prefix (≥ 6 hex digits) or a tag name."""

@@ -166,11 +166,14 @@ def open_location(url: str, storage_options: Mapping[str, Any] | None = None) ->
 
     user_options = dict(storage_options or {})
     options = dict(user_options)
+    protocol = split_protocol(url)[0] or "file"
+    if len(protocol) == 1 or "://" not in url:  # a plain path (or a Windows drive letter)
+        protocol = "file"
+        # Every URI envship prints must work from any directory and without a shell: "~/s"
+        # or "./s" would not (the node runtime expands neither).
+        url = os.path.abspath(os.path.expanduser(url))
     public_url = redact_url(url)
     scrub = Scrubber.for_store(url, options)
-    protocol = split_protocol(url)[0] or "file"
-    if len(protocol) == 1:  # Windows drive letter
-        protocol = "file"
     if protocol in ("s3", "s3a"):
         _s3_defaults(options)
     try:
@@ -191,6 +194,11 @@ def open_location(url: str, storage_options: Mapping[str, Any] | None = None) ->
             f"cannot open store {public_url} ({type(exc).__name__}: {scrub(str(exc))}); "
             "check the storage options"
         ) from None
+    if protocol in ("s3", "s3a") and "config_kwargs" not in user_options:
+        # s3fs retries throttling 5 times with backoff on top of botocore, silently;
+        # envship's own retries (bounded, and reported) take over. This instance is ours:
+        # fsspec caches it under envship's config_kwargs.
+        fs.retries = 1
     # Keep options fsspec took from the URL (webhdfs user, ...) so the store can be reopened.
     merged = {**cls._get_kwargs_from_urls(url), **user_options}
     proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]

@@ -7,13 +7,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import EnvshipError
+from ..errors import EnvshipError, StoreError
 from . import retry
 from .fetch import read_manifest, read_text
 from .fs import StoreLocation, mtime_of
 from .tags import ENV_ID_RE, list_tags
 
-__all__ = ["EnvInfo", "list_envs", "env_entries", "created_of"]
+__all__ = ["EnvInfo", "check_store", "created_of", "env_entries", "list_envs"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class EnvInfo:
     digests: tuple[str, ...]
     tags: tuple[str, ...]
     python: str  # "cpython 3.11.7"
+    damaged: str | None = None  # why its manifest cannot be read (then size/layers are empty)
 
     def to_dict(self) -> dict[str, Any]:
         created = (
@@ -43,6 +44,7 @@ class EnvInfo:
             "layers": list(self.layers),
             "tags": list(self.tags),
             "python": self.python,
+            "damaged": self.damaged,
         }
 
 
@@ -79,27 +81,62 @@ def created_of(loc: StoreLocation, env_id: str, entry: dict[str, Any],
         return mtime_of(entry)
 
 
-def list_envs(loc: StoreLocation, policy: retry.RetryPolicy) -> list[EnvInfo]:
-    """Every env in the store, newest first; damaged manifests are skipped."""
+def check_store(loc: StoreLocation, policy: retry.RetryPolicy) -> None:
+    """A StoreError unless *loc* exists and looks like a store (or is empty): a mistyped
+    store URL must not read as "no envs"."""
+
+    def names() -> list[str] | None:
+        try:
+            found = loc.fs.ls(loc.root or "/", detail=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return [str(n).rstrip("/").rpartition("/")[2] for n in found]
+
+    try:
+        found = retry.call(names, "looking for envs/", loc, policy)
+    except Exception as exc:
+        raise retry.as_store_error(exc, "looking for envs/", loc) from None
+    if found is None:
+        raise StoreError(
+            f"store {loc.url} does not exist; check the path or URL (a store is created by "
+            "the first `envship ship` to it)"
+        )
+    if found and not {"envs", "blobs", "tags"} & set(found):
+        raise StoreError(
+            f"{loc.url} is not an envship store (no envs/, blobs/ or tags/ in it); "
+            "check the path or URL"
+        )
+
+
+def list_envs(
+    loc: StoreLocation, policy: retry.RetryPolicy, *, include_damaged: bool = False,
+) -> list[EnvInfo]:
+    """Every env in the store, newest first. Damaged manifests are skipped, or with
+    *include_damaged* listed with ``damaged`` saying what is wrong."""
     tags = list_tags(loc, policy)
     by_env: dict[str, list[str]] = {}
     for name, env_id in tags.items():
         by_env.setdefault(env_id, []).append(name)
     infos = []
     for env_id, entry in env_entries(loc, policy).items():
+        uri = loc.url_of("envs", f"{env_id}.json")
+        env_tags = tuple(sorted(by_env.get(env_id, ())))
         try:
             manifest = read_manifest(loc, env_id, policy)
-        except EnvshipError:
+        except EnvshipError as exc:
+            if include_damaged:
+                infos.append(EnvInfo(env_id, uri, mtime_of(entry), 0, (), (), env_tags, "-",
+                                     damaged=str(exc)))
             continue
         infos.append(
             EnvInfo(
                 env_id=env_id,
-                uri=loc.url_of("envs", f"{env_id}.json"),
+                uri=uri,
                 created=created_of(loc, env_id, entry, policy),
                 size=sum(lay.size for lay in manifest.layers),
                 layers=tuple(lay.kind for lay in manifest.layers),
                 digests=tuple(lay.digest for lay in manifest.layers),
-                tags=tuple(sorted(by_env.get(env_id, ()))),
+                tags=env_tags,
                 python=f"{manifest.python.implementation} {manifest.python.version}",
             )
         )

@@ -6,6 +6,7 @@ import errno
 import logging
 import os
 import random
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +15,10 @@ from typing import TypeVar
 from ..errors import StoreError
 from .fs import StoreLocation
 
-__all__ = ["RetryPolicy", "is_transient", "call", "as_store_error", "DEFAULT_RETRY_SECONDS"]
+__all__ = [
+    "RetryPolicy", "is_transient", "is_unreachable", "call", "as_store_error",
+    "DEFAULT_RETRY_SECONDS",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,6 +99,61 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+# Nothing listens there, or the name does not resolve: waiting will not change that (a
+# restarting server is covered by the client's own immediate retry).
+_UNREACHABLE_NAMES = frozenset(
+    {"ClientConnectorDNSError", "NameResolutionError", "gaierror"}
+)
+_CREDENTIAL_NAMES = frozenset({"NoCredentialsError", "PartialCredentialsError"})
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not s for s in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def is_unreachable(exc: BaseException) -> str | None:
+    """"connection refused" or "host not found" when *exc* (or its cause) says so: not worth
+    retrying for half a minute. None otherwise."""
+    for one in _chain(exc):
+        if isinstance(one, socket.gaierror) or any(
+            cls.__name__ in _UNREACHABLE_NAMES for cls in type(one).__mro__
+        ):
+            return "host not found"
+        if isinstance(one, ConnectionRefusedError) or (
+            isinstance(one, OSError) and one.errno == errno.ECONNREFUSED
+        ):
+            return "connection refused"
+    return None
+
+
+def _missing_credentials(exc: BaseException) -> bool:
+    return any(
+        cls.__name__ in _CREDENTIAL_NAMES for one in _chain(exc) for cls in type(one).__mro__
+    )
+
+
+def _credentials_hint(loc: StoreLocation) -> str:
+    """Where botocore looked for S3 credentials, so the user knows what to set."""
+    opts = loc.storage_options
+    profile = opts.get("profile") or os.environ.get("AWS_PROFILE") or "default"
+    creds = os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials")
+    config = os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")
+    client = opts.get("client_kwargs")
+    endpoint = opts.get("endpoint_url") or (
+        client.get("endpoint_url") if isinstance(client, dict) else None
+    ) or os.environ.get("AWS_ENDPOINT_URL") or "AWS's default"
+    return (
+        "looked in storage options key/secret, $AWS_ACCESS_KEY_ID + $AWS_SECRET_ACCESS_KEY, "
+        f"profile {profile!r} in {creds} and {config}, and the instance metadata service "
+        f"(endpoint: {endpoint}); set one of them, or -s anon=true for a public bucket"
+    )
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Backoff starts at *initial* seconds, doubles up to *cap*, stops after *total* seconds."""
@@ -121,10 +180,24 @@ def as_store_error(exc: BaseException, what: str, loc: StoreLocation) -> StoreEr
     detail = loc.scrub(f"{type(exc).__name__}: {exc}".strip())
     if isinstance(exc, StoreError):
         return exc
+    if isinstance(exc, PermissionError) and loc.protocol == "file":
+        return StoreError(
+            f"{what} in store {loc.url}: permission denied ({detail}); check the directory's "
+            "permissions, or use another one"
+        )
     if isinstance(exc, PermissionError) or _status(exc) in (401, 403):
         return StoreError(
             f"{what} in store {loc.url}: access denied ({detail}); check the credentials "
             "(storage options, environment variables or config files) and their permissions"
+        )
+    if _missing_credentials(exc):
+        return StoreError(f"{what} in store {loc.url}: no S3 credentials found; "
+                          + _credentials_hint(loc))
+    unreachable = is_unreachable(exc)
+    if unreachable is not None:
+        return StoreError(
+            f"{what} in store {loc.url}: the store is unreachable, {unreachable} ({detail}); "
+            "check the store URL, endpoint_url and the network"
         )
     if isinstance(exc, FileNotFoundError):
         return StoreError(
@@ -140,7 +213,11 @@ def as_store_error(exc: BaseException, what: str, loc: StoreLocation) -> StoreEr
 
 
 def call(fn: Callable[[], T], what: str, loc: StoreLocation, policy: RetryPolicy) -> T:
-    """Run *fn*, retrying transient errors until *policy.total* seconds have passed."""
+    """Run *fn*, retrying transient errors until *policy.total* seconds have passed.
+
+    A refused connection or an unknown host fails at once; each retry is logged as a
+    warning (the CLI shows it on stderr), so a slow store is never a silent wait.
+    """
     deadline = time.monotonic() + policy.total
     delay = policy.initial
     attempt = 1
@@ -150,16 +227,22 @@ def call(fn: Callable[[], T], what: str, loc: StoreLocation, policy: RetryPolicy
         except StoreError:
             raise
         except Exception as exc:
-            if not is_transient(exc):
+            if not is_transient(exc) or is_unreachable(exc):
                 raise
             left = deadline - time.monotonic()
             if left <= 0:
                 raise
             pause = min(delay * (0.5 + random.random()), policy.cap, left)
-            log.info(
-                "%s in %s failed (attempt %d: %s); retrying in %.1fs",
-                what, loc.url, attempt, loc.scrub(str(exc)) or type(exc).__name__, pause,
+            attempt += 1
+            log.warning(
+                "store %s: %s failed (%s); retrying in %.1fs (attempt %d, for up to %.0fs)",
+                loc.url, what, _short(loc.scrub(str(exc)) or type(exc).__name__), pause,
+                attempt, policy.total,
             )
             time.sleep(pause)
             delay = min(delay * 2, policy.cap)
-            attempt += 1
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

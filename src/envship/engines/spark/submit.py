@@ -41,8 +41,9 @@ _SPARK_FLAGS = frozenset({"--verbose", "-v", "--supervise", "--help", "-h", "--v
 _LIST_FLAGS = {"--archives": "spark.archives", "--files": "spark.files",
                "--py-files": "spark.submit.pyFiles", "--jars": "spark.jars"}
 # envship's own options, also accepted between ENV_URI and the application.
-_OWN_VALUES = {"--mode": "mode", "--cache-dir": "cache_dir", "--expires": "expires",
-               "--driver-python": "driver_python"}
+_OWN_VALUES = {"--mode": "mode", "--cache": "cache_dir", "--expires": "expires",
+               "--driver-python": "driver_python",
+               "--cache-dir": "cache_dir"}  # the old name of --cache
 _OWN_FLAGS = {"--presign": ("presign", True), "--no-presign": ("presign", False),
               "--no-check": ("check", False), "--dry-run": ("dry_run", True),
               "--no-local-modules": ("local_modules", False)}

@@ -22,7 +22,9 @@ __all__ = [
     "RecordFile",
     "DistInfo",
     "Snapshot",
+    "Target",
     "canonical_name",
+    "choose_target",
     "find_interpreter",
     "take_snapshot",
     "snapshot_from_probe",
@@ -111,6 +113,44 @@ def find_interpreter(python: str | os.PathLike[str] | None) -> str:
     if not path.exists():
         raise SnapshotError(f"python {path} does not exist; pass a venv directory or interpreter.")
     return str(path)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The environment to pack and why it was chosen (shown to the user)."""
+
+    python: str  # venv dir, prefix or interpreter, as find_interpreter() takes it
+    reason: str  # "--python", "$VIRTUAL_ENV", ".venv in /work/proj", "the running interpreter"
+
+
+def choose_target(
+    python: str | os.PathLike[str] | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Target:
+    """The env a command line means, chosen as uv does: *python* if given, else
+    ``$VIRTUAL_ENV``, else a ``.venv`` in *cwd* or a parent, else the running interpreter.
+
+    (A tool installed in its own venv, by pipx or ``uv tool``, must not pack that venv.)
+    """
+    if python is not None:
+        return Target(str(python), "--python")
+    env = os.environ if environ is None else environ
+    active = env.get("VIRTUAL_ENV")
+    if active:
+        if not Path(active).expanduser().is_dir():
+            raise SnapshotError(
+                f"VIRTUAL_ENV={active} does not exist; activate an existing venv, run "
+                "`deactivate`, or pass --python."
+            )
+        return Target(active, "$VIRTUAL_ENV")
+    here = Path(cwd if cwd is not None else os.getcwd()).absolute()
+    for folder in (here, *here.parents):
+        candidate = folder / ".venv"
+        if (candidate / "pyvenv.cfg").is_file():
+            return Target(str(candidate), f".venv in {folder}")
+    return Target(sys.executable, "the interpreter running envship")
 
 
 def _run_probe(interpreter: str) -> dict[str, Any]:

@@ -1,0 +1,69 @@
+"""The same look for every command: -h/-v/-q after the command name too, arguments as NAME /
+[NAME] / NAME..., no `<bool>` / `<list[str]>` type labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from .app import PASS_THROUGH, app, configure
+
+__all__ = ["command"]
+
+
+def _click_style(cmd: Any, root_opts: list[Any]) -> None:
+    """Make every command read the same: -h, -v and -q after the command name too,
+    arguments as NAME / [NAME] / NAME..., no `<bool>` / `<list[str]>` type labels.
+
+    Only click's public attributes are set (metavar, params, get_usage_pieces); the
+    ``display_type_rich`` hook is the one newer typer versions ask for (unused by older ones)."""
+    import copy
+
+    for sub in getattr(cmd, "commands", {}).values():
+        _click_style(sub, root_opts)
+    if cmd.name not in PASS_THROUGH and not hasattr(cmd, "commands"):
+        for opt in root_opts:
+            twin = copy.copy(opt)
+            twin.expose_value = False
+            twin.is_eager = False
+            twin.callback = (
+                (lambda _c, _p, v: configure(verbose=v)) if twin.name == "verbose"
+                else (lambda _c, _p, v: configure(quiet=v))
+            )
+            cmd.params.append(twin)
+    make_help = cmd.get_help_option
+
+    def help_option(ctx: Any) -> Any:
+        opt = make_help(ctx)
+        if opt is not None:
+            opt.metavar = ""
+        return opt
+
+    cmd.get_help_option = help_option
+    for param in cmd.params:
+        if param.param_type_name == "argument":
+            param.display_type_rich = lambda *_a, **_k: None  # no "<str>": the help says it
+            if param.metavar is None:
+                param.metavar = param.name.upper()
+            piece = param.metavar + ("..." if param.nargs != 1 else "")
+            piece = piece if param.required else f"[{piece}]"
+            param.get_usage_pieces = lambda *_a, piece=piece, **_k: [piece]
+        elif param.metavar is None:
+            if getattr(param, "is_flag", False) or getattr(param, "count", False):
+                param.metavar = ""  # a flag takes no value: nothing to show
+            else:  # newer typer names types ("int", "Path", "list[str]"); click, "integer"…
+                bare_type = getattr(param, "bare_type", None)
+                bare = str(bare_type() if bare_type else getattr(param.type, "name", ""))
+                param.metavar = (
+                    "N" if bare in ("int", "integer") else "PATH" if "path" in bare.lower()
+                    else "TEXT"
+                )
+
+
+def command() -> Any:
+    """The click command tree of `app`, polished by :func:`_click_style`."""
+    cli = typer.main.get_command(app)
+    root_opts = [p for p in cli.params if p.name in ("verbose", "quiet")]
+    _click_style(cli, root_opts)
+    return cli
