@@ -185,6 +185,7 @@ def test_store_ls_missing_store_is_an_error_and_damaged_envs_are_listed(
     store = tmp_path / "store"
     assert "does not exist" in one_line_error(envship("store", "ls", str(tmp_path / "stor")))
     assert "does not exist" in one_line_error(envship("gc", str(tmp_path / "stor")))
+    assert "does not exist" in one_line_error(envship("tag", str(tmp_path / "stor"), "dev"))
     assert "not an envship store" in one_line_error(envship("store", "ls", str(tmp_path)))
     (tmp_path / "empty").mkdir()
     empty = envship("store", "ls", str(tmp_path / "empty"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,3 +148,17 @@ def test_numpy_env_from_another_interpreter(numpy_store: Store, cache: Path) -> 
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "6 pth ok"
+
+
+def test_a_quoted_tilde_path_works(small_store: Store, tmp_path: Path) -> None:
+    """`envship exec '~/store/envs/<id>.json'`: the shell left the ~, the node expands it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copytree(small_store.root, home / "store")
+    ref = f"~/store/envs/{small_store.env_id}.json"
+    proc = subprocess.run(
+        [ENVSHIP, "exec", "--cache", str(tmp_path / "cache"), ref, "--", "tiny"],
+        capture_output=True, text=True, env=node_env(HOME=str(home)), timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "tiny says hi"

@@ -196,6 +196,7 @@ def _store_and_env(target: str, env: str | None, options: dict[str, Any]) -> tup
         kind = "store"
     if kind in ("store", "packed"):  # a store (a local one is a directory)
         store = open_store(target, options)
+        store.check()  # a mistyped store path is an error, not "holds 0 envs"
         if env is not None:
             return store, store.resolve(env)
         ids = store.env_ids()

@@ -51,7 +51,7 @@ def local_path(url: str) -> str:
         if parts.netloc not in ("", "localhost"):
             raise NodeError(f"{url}: file:// URLs must point to this host")
         return unquote(parts.path)
-    return url
+    return os.path.expanduser(url)  # '~/store/envs/<id>.json', quoted so the shell left it
 
 
 def open_url(url: str) -> BinaryIO:
