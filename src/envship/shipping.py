@@ -104,9 +104,21 @@ def ship_result(
     packed = pack(**pack_opts)  # no output: the blobs go to the store
     warm_up.join()
     result = store.publish(packed.manifest, packed.blobs, progress, provenance=provenance)
-    tag_uri = store.set_tag(tag, result.env_id) if tag is not None else None
+    tag_uri = _tag(store, tag, packed, result.env_id) if tag is not None else None
     env = Env(result.env_uri, packed.manifest, store.url, dict(store.storage_options))
     return ShipResult(env, result, dict(packed.built), tag_uri, packed.env_prefix)
+
+
+def _tag(store: Any, tag: str, packed: PackResult, env_id: str) -> str:
+    """Point *tag* at the env just published. A gc that collected the env in between (it was
+    unreferenced until the tag) makes the tag refuse; publishing again is cheap, so do."""
+    try:
+        return str(store.set_tag(tag, env_id))
+    except StoreError as exc:
+        if "not found" not in str(exc):
+            raise
+    store.publish(packed.manifest, packed.blobs)
+    return str(store.set_tag(tag, env_id))
 
 
 def ship(

@@ -141,3 +141,25 @@ def test_ship_to_unreachable_store_fails_clearly(sample_env: SampleEnv) -> None:
     assert proc.returncode == 1
     assert "unreachable" in " ".join(proc.stderr.split()) and "Traceback" not in proc.stderr
     assert time.monotonic() - start < 120
+
+
+def test_tag_after_a_gc_took_the_untagged_env_publishes_it_again(tmp_path: Path) -> None:
+    """ship --tag publishes, then tags; a gc in between may collect the (still unreferenced)
+    env. The tag step then publishes again instead of failing the ship."""
+    from envship.packing.pipeline import PackResult
+    from envship.shipping import _tag
+    from kits.storekit import make_env
+
+    fixture = make_env(tmp_path / "blobs")
+    store = open_store(str(tmp_path / "store"))
+    env_id = store.publish(fixture.manifest, fixture.blobs).env_id
+    packed = PackResult(fixture.manifest, env_id, fixture.blobs, {})
+    for path in (tmp_path / "store").rglob("*.json"):  # what a gc with --keep 0 leaves
+        path.unlink()
+    for path in (tmp_path / "store" / "blobs").rglob("*.tar.gz"):
+        path.unlink()
+    uri = _tag(store, "prod", packed, env_id)
+    assert uri.endswith("tags/prod.json")
+    assert store.read_tag("prod") == env_id
+    assert store.read_manifest(env_id) == fixture.manifest
+    assert store.verify().ok
