@@ -61,13 +61,13 @@ def _check_output(out: Path) -> Path:
 class ShipResult:
     env: Env
     publish: PublishResult
-    built: Mapping[str, bool]  # layer kind -> archived now (False: from the build cache)
+    built: Mapping[str, bool]  # layer digest -> archived now (False: from the build cache)
     tag_uri: str | None
 
     def to_dict(self) -> dict[str, Any]:
         data = self.publish.to_dict()
         for layer in data["layers"]:
-            layer["built"] = self.built.get(layer["kind"])
+            layer["built"] = self.built.get(layer["digest"])
         data["store"] = self.env.store_url
         data["tag_uri"] = self.tag_uri
         return data

@@ -48,7 +48,8 @@ def _result_dict(result: PackResult) -> dict[str, Any]:
         "manifest": str(out / "envs" / f"{result.env_id}.json") if out else None,
         "layers": [
             {"kind": lay.kind, "digest": lay.digest, "size": lay.size, "files": lay.files,
-             "built": result.built.get(lay.kind, False), "path": str(result.blobs[lay.digest])}
+             "dists": list(lay.dists), "bytecode": lay.bytecode,
+             "built": result.built.get(lay.digest, False), "path": str(result.blobs[lay.digest])}
             for lay in result.manifest.layers
         ],
         "excluded": [
