@@ -94,12 +94,15 @@ class Manifest:
     excluded: tuple[Excluded, ...] = ()
     schema: str | None = None  # None: schema 1 if a layer is "deps", else schema 2
 
+    def __post_init__(self) -> None:
+        if self.schema is None:
+            implied = SCHEMA_1 if any(lay.kind == "deps" for lay in self.layers) else SCHEMA
+            object.__setattr__(self, "schema", implied)
+
     @property
     def schema_id(self) -> str:
         """The schema this manifest is written in (read from the file, or implied)."""
-        if self.schema is not None:
-            return self.schema
-        return SCHEMA_1 if any(lay.kind == "deps" for lay in self.layers) else SCHEMA
+        return self.schema or SCHEMA
 
     # -- identity ---------------------------------------------------------------
     def hashed_dict(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import StoreError
 from ..packing.manifest import LayerRef, Manifest, canonical_json
 from . import retry
+from .exists import existing_blobs
 from .fs import StoreLocation
 from .transfer import upload_file, write_bytes
 
@@ -167,8 +168,10 @@ def publish(
     lock = threading.Lock()
     total = [0]
 
+    existing: set[str] = set()
+
     def one(layer: LayerRef) -> LayerUpload:
-        if _present(loc, layer, policy):
+        if layer.digest in existing:
             log.info("blob %s already in %s", layer.digest, loc.url)
             return LayerUpload(layer.kind, layer.digest, layer.size, False)
         size = _upload(loc, layer, Path(blobs[layer.digest]), policy, progress)
@@ -194,6 +197,7 @@ def publish(
         # The manifest check runs alongside the blob checks: a warm ship is one round trip.
         with ThreadPoolExecutor(max_workers=min(_workers(), len(layers)) + 1) as pool:
             had_manifest = pool.submit(manifest_present)
+            existing.update(existing_blobs(loc, layers, policy))  # one listing or HEADs
             done = list(pool.map(one, layers))
             present = had_manifest.result()
     except Exception as exc:
