@@ -92,12 +92,13 @@ class Manifest:
     distributions: tuple[Distribution, ...] = ()
     entry_points: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     excluded: tuple[Excluded, ...] = ()
-    schema: str | None = None  # None: schema 1 if a layer is "deps", else schema 2
+    schema: str | None = None  # None: implied by the content (see __post_init__)
 
     def __post_init__(self) -> None:
-        if self.schema is None:
-            implied = SCHEMA_1 if any(lay.kind == "deps" for lay in self.layers) else SCHEMA
-            object.__setattr__(self, "schema", implied)
+        if self.schema is None:  # built in code: schema 2 when something only it has is used
+            v2 = self.python.cache_tag is not None or any(
+                lay.kind == "dist" or lay.dists or lay.bytecode for lay in self.layers)
+            object.__setattr__(self, "schema", SCHEMA if v2 else SCHEMA_1)
 
     @property
     def schema_id(self) -> str:
