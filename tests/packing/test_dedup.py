@@ -273,3 +273,17 @@ def test_conflicting_path_goes_to_one_distribution(
     with tarfile.open(result.blobs[a.digest]) as tar:
         record = tar.extractfile("site-packages/clasha-1.0.dist-info/RECORD")
         assert record is not None and b"shared_mod.py" not in record.read()
+
+
+def test_same_dist_in_another_venv_is_not_rebuilt(
+    envs: Envs, packs: dict[str, PackResult], tmp_path: Path
+) -> None:
+    """The build cache finds a distribution by its contents too: A + attrs, packed after A
+    with A's cache, archives (and compiles) attrs only, though its venv is another one."""
+    cache = tmp_path / "cache"
+    first = pack(envs.a, cache_dir=cache)
+    assert all(first.built.values())
+    second = pack(envs.a_plus, cache_dir=cache)
+    built = {d.name for d in second.manifest.distributions if second.built[d.layer]}
+    assert built == {"attrs"}
+    assert {d.layer for d in first.manifest.distributions} <= set(second.built)

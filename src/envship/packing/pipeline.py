@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import PackError
 from .archive import Blob, write_blob
-from .buildcache import BuildCache, fingerprint
+from .buildcache import BuildCache, content_fingerprint, fingerprint
 from .bytecode import Compiler, compile_layers, compiler_for
 from .layers import LayerEntry, LayerPlan, plan_layers, plan_python, sort_key
 from .manifest import SCHEMA, Distribution, LayerRef, Manifest
@@ -164,6 +164,17 @@ def _build(
         if hit is not None:
             log.debug("%s layer: build cache hit (%s)", plan.label, hit.digest)
         found.append((hit, False) if hit is not None else None)
+    # Not built from these very files (paths, mtimes) before: maybe from the same contents,
+    # e.g. the same numpy in another venv. Hashing the files costs far less than a rebuild.
+    by_content: dict[int, str] = {}
+    for i, f in enumerate(found):
+        if f is None and plans[i].kind == "dist":
+            by_content[i] = cfp = content_fingerprint(plans[i])
+            hit = cache.lookup(cfp)
+            if hit is not None:
+                log.debug("%s layer: same contents built before (%s)", plans[i].label, hit.digest)
+                cache.store(fps[i], hit)
+                found[i] = (hit, False)
     missing = [i for i, f in enumerate(found) if f is None]
     if missing:
         log.info("building %d of %d layers", len(missing), len(plans))
@@ -187,6 +198,8 @@ def _build(
                 log.info("%s layer: archiving %d files", plan.label, len(entries))
                 blob = write_blob(entries, cache.blob_dir, _progress_of(plan, progress))
                 cache.store(fps[i], blob)
+                if i in by_content:
+                    cache.store(by_content[i], blob)
                 found[i] = (blob, True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
