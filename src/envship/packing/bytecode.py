@@ -8,6 +8,7 @@ and HOME (checked for CPython 3.10-3.13: see the worker's notes).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import subprocess
@@ -82,23 +83,53 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _pyc_key(compiler: Compiler, dfile: str, path: str) -> tuple[str, int]:
+    """(key, size): what a pyc's bytes depend on — the source, its dfile, the compiler."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise PackError(f"cannot read {path}: {exc.strerror or exc}; fix it or exclude it."
+                        ) from exc
+    h = hashlib.sha256(f"{compiler.fingerprint}\0{dfile}\0".encode("utf-8", "surrogateescape"))
+    h.update(data)
+    return h.hexdigest(), len(data)
+
+
 def compile_layers(
-    compiler: Compiler, plans: Sequence[LayerPlan], work_dir: Path
+    compiler: Compiler,
+    plans: Sequence[LayerPlan],
+    work_dir: Path,
+    pyc_cache: Path | None = None,
 ) -> list[tuple[LayerEntry, ...]]:
     """For each plan, the pyc entries of its site-packages ``.py`` files (written under
     *work_dir*, which the caller removes once the blobs are written). Files that do not
-    compile are left out (debug log)."""
-    jobs: list[tuple[int, LayerEntry, str, int]] = []  # (plan index, source, out, size)
+    compile are left out (debug log). With *pyc_cache*, a source compiled before (same
+    bytes, same path in site-packages: e.g. most of pandas across an upgrade) is not
+    compiled again."""
+    # (plan index, source, out, size, cache file)
+    jobs: list[tuple[int, LayerEntry, str, int, Path | None]] = []
+    result: list[list[LayerEntry]] = [[] for _ in plans]
     for p, plan in enumerate(plans):
         for entry in plan.py_sources:
-            try:
-                size = os.stat(entry.source).st_size
-            except OSError:
-                size = 0
-            jobs.append((p, entry, str(work_dir / f"{len(jobs)}.pyc"), size))
-    result: list[list[LayerEntry]] = [[] for _ in plans]
+            arc = pyc_arcname(entry.arcname, compiler.cache_tag)
+            cached = None
+            if pyc_cache is not None:
+                key, size = _pyc_key(compiler, entry.arcname[len("site-packages/"):],
+                                     entry.source)
+                cached = pyc_cache / key[:2] / f"{key}.pyc"
+                if cached.is_file():
+                    result[p].append(LayerEntry(arc, str(cached)))
+                    continue
+            else:
+                try:
+                    size = os.stat(entry.source).st_size
+                except OSError:
+                    size = 0
+            jobs.append((p, entry, str(work_dir / f"{len(jobs)}.pyc"), size, cached))
     if not jobs:
-        return [()] * len(plans)
+        return [tuple(r) for r in result]
+    log.info("compiling %d modules with %s", len(jobs), compiler.python)
     work_dir.mkdir(parents=True, exist_ok=True)
     # Balance the workers by source bytes (biggest first to the least loaded).
     shares: list[list[int]] = [[] for _ in range(min(WORKERS, len(jobs)))]
@@ -112,7 +143,7 @@ def compile_layers(
     for share in shares:
         fields = [mode]
         for j in share:
-            _, entry, pyc, _ = jobs[j]
+            _, entry, pyc, _, _ = jobs[j]
             dfile = entry.arcname[len("site-packages/"):]
             fields += [os.fsencode(entry.source), os.fsencode(dfile), os.fsencode(pyc)]
         try:
@@ -150,7 +181,15 @@ def compile_layers(
             j = share[int(idx)]
             failed.add(j)
             log.debug("not compiling %s: %s", jobs[j][1].source, msg)
-    for j, (p, entry, pyc, _) in enumerate(jobs):
-        if j not in failed:
-            result[p].append(LayerEntry(pyc_arcname(entry.arcname, compiler.cache_tag), pyc))
+    for j, (p, entry, pyc, _, cached) in enumerate(jobs):
+        if j in failed:
+            continue
+        if cached is not None:
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(pyc, cached)
+                pyc = str(cached)
+            except OSError as exc:  # a cache that cannot be written only costs speed
+                log.debug("cannot keep %s in the bytecode cache: %s", pyc, exc)
+        result[p].append(LayerEntry(pyc_arcname(entry.arcname, compiler.cache_tag), pyc))
     return [tuple(r) for r in result]

@@ -188,7 +188,8 @@ def _build(
             compiled = [i for i in missing if plans[i].kind != "python"]
             pycs: dict[int, tuple[LayerEntry, ...]] = {}
             if compiler is not None and compiled:
-                out = compile_layers(compiler, [plans[i] for i in compiled], work)
+                out = compile_layers(compiler, [plans[i] for i in compiled], work,
+                                     cache.root / "bytecode")
                 pycs = dict(zip(compiled, out, strict=True))
             for i in missing:
                 plan = plans[i]
