@@ -287,3 +287,20 @@ def test_same_dist_in_another_venv_is_not_rebuilt(
     built = {d.name for d in second.manifest.distributions if second.built[d.layer]}
     assert built == {"attrs"}
     assert {d.layer for d in first.manifest.distributions} <= set(second.built)
+
+
+def test_cli_inspect_and_diff_show_blobs_and_fetch_bytes(packs: dict[str, PackResult]) -> None:
+    a, c = packs["a"], packs["a_upgraded"]
+    assert a.output is not None and c.output is not None
+    shown = run([ENVSHIP, "inspect", str(a.output)]).stdout
+    flat = " ".join(shown.split())
+    assert "envship.manifest/2" in flat and "packed" in flat
+    idna = layer_ref(a, "idna")
+    assert "idna==3.7" in flat and idna.digest[7:23] in flat
+    out = " ".join(run([ENVSHIP, "diff", str(a.output), str(c.output)]).stdout.split())
+    assert "~ idna 3.7 -> 3.10" in out and "dist idna layer: changed" in out
+    new = layer_ref(c, "idna")
+    assert "fetches 1 blobs" in out and f"({new.size} bytes)" in out
+    data = json.loads(run([ENVSHIP, "diff", str(a.output), str(c.output), "--json"]).stdout)
+    assert data["fetch_bytes"] == new.size
+    assert [b["digest"] for b in data["blobs_only_in_b"]] == [new.digest]
