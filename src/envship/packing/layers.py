@@ -225,15 +225,11 @@ def _resolve_conflicts(owners: Sequence[tuple[str, _Builder]]) -> None:
                 clashes.setdefault(arc, [j]).append(i)
     for arc in sorted(clashes):
         cands = clashes[arc]
-        entries = [owners[i][1].entries[arc] for i in cands]
-        winner = next(
-            (i for i, e in zip(cands, entries, strict=True)
-             if e.known_hash and e.known_hash == _record_hash(e.source)),
-            cands[0],
-        )
-        why = "its RECORD hash matches the file" if winner != cands[0] or (
-            entries[0].known_hash and entries[0].known_hash == _record_hash(entries[0].source)
-        ) else "first by name; no RECORD hash matches"
+        matching = [i for i in cands if (e := owners[i][1].entries[arc]).known_hash
+                    and e.known_hash == _record_hash(e.source)]
+        winner = matching[0] if matching else cands[0]
+        why = "its RECORD hash matches the file" if matching else (
+            "first by name; no RECORD hash matches the file")
         losers = [i for i in cands if i != winner]
         log.warning("%s is installed by %s: packing it with %s (%s)", arc,
                     " and ".join(owners[i][0] for i in cands), owners[winner][0], why)
