@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from envship.packing.pipeline import PackResult, pack_lock
+import envship
+from envship.packing.pipeline import PackResult
 from kits.buildkit import EM_AARCH64, NUMPY, elf_machine
 
 
 @pytest.fixture(scope="module")
 def aarch64_env(lock_dir: Path, builders_cache: Path, tmp_path_factory: pytest.TempPathFactory
                 ) -> PackResult:
-    return pack_lock(
-        lock_dir / "requirements.txt", python_version="3.12",
+    return envship.pack(
+        requirements=lock_dir / "requirements.txt", python_version="3.12",
         platform="manylinux_2_28_aarch64", code=False, cache_dir=builders_cache,
         output=tmp_path_factory.mktemp("aarch64") / "out",
     )
