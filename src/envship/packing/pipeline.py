@@ -120,6 +120,7 @@ def pack_snapshot(
     blobs: dict[str, Path] = {}
     built: dict[str, bool] = {}
     for plan, (blob, now) in zip(plans, found, strict=True):
+        layer_of.update((d, blob.digest) for d in plan.dists)
         if blob.digest in blobs:
             continue
         bytecode = None
@@ -127,9 +128,14 @@ def pack_snapshot(
             bytecode = "none" if not plan.py_sources else "packed" if compiler else "node"
         refs.append(LayerRef(plan.kind, blob.digest, blob.size, blob.files, None, plan.dists,
                              bytecode))
-        layer_of.update((d, blob.digest) for d in plan.dists)
         blobs[blob.digest] = blob.path
         built[blob.digest] = now
+    empty = [d.name for d in selection.kept if f"{d.name}=={d.version}" not in layer_of]
+    if empty:
+        raise PackError(
+            f"{', '.join(empty)} in {snapshot.prefix}: no installed file of it is inside the "
+            "environment; reinstall it, or leave it out with --exclude."
+        )
     dists = tuple(
         Distribution(d.name, d.version, d.source, layer_of[f"{d.name}=={d.version}"])
         for d in selection.kept
