@@ -77,7 +77,7 @@ def _print_ship(shipped: ShipResult) -> None:
     print(f"   uri: {shipped.env.uri}")
     for lay in shipped.publish.layers:
         state = "uploaded" if lay.uploaded else "already in the store"
-        built = "archived now" if shipped.built.get(lay.kind) else "from the build cache"
+        built = "archived now" if shipped.built.get(lay.digest) else "from the build cache"
         print(f"   layer {lay.kind:5} {lay.size / 1e6:8.2f} MB  {state}, {built}")
 
 

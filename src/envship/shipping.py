@@ -68,7 +68,7 @@ def _check_output(out: Path) -> Path:
 class ShipResult:
     env: Env
     publish: PublishResult
-    built: Mapping[str, bool]  # layer kind -> archived now (False: from the build cache)
+    built: Mapping[str, bool]  # layer digest -> archived now (False: from the build cache)
     tag_uri: str | None
     env_prefix: str | None = None  # the packed environment (None: built from a lock)
 
@@ -76,7 +76,7 @@ class ShipResult:
         data = self.publish.to_dict()
         data["env_prefix"] = self.env_prefix
         for layer in data["layers"]:
-            layer["built"] = self.built.get(layer["kind"])
+            layer["built"] = self.built.get(layer["digest"])
         data["store"] = self.env.store_url
         data["tag_uri"] = self.tag_uri
         return data

@@ -16,7 +16,7 @@ from envship import pack
 from envship.errors import PackError
 from envship.packing.pipeline import PackResult
 from envship.packing.sources.snapshot import take_snapshot
-from kits.packkit import layer_names
+from kits.packkit import blob_names, layer_names, layer_ref
 from kits.support import make_venv, run, uv_bin, write_sample_project
 
 # (import name, distribution source) of everything the flavours venv installs from a checkout
@@ -127,7 +127,9 @@ def test_snapshot_finds_every_flavour(flavours: Flavours) -> None:
 
 
 def test_code_layer_materialises_every_flavour(flavours_pack: PackResult) -> None:
-    names = set(layer_names(flavours_pack, "code"))
+    m = flavours_pack.manifest
+    names = {n for ref in m.layers_of("code") if ref.dists  # not the stray files' layer
+             for n in blob_names(flavours_pack, ref)}
     for name in CHECKOUTS:
         assert f"site-packages/{name}/__init__.py" in names, name
     for name in ("flatlib", "strictlib", "compatlib", "hatchlib", "exactlib", "locallib"):
@@ -138,12 +140,20 @@ def test_code_layer_materialises_every_flavour(flavours_pack: PackResult) -> Non
              or "_editable_impl" in n or n.endswith("direct_url.json") or n.endswith(".egg-link")]
     assert leaks == []
     # locallib is a regular (built) install: its files are whatever its wheel held
-    ignored = [n for n in names if ("debug.log" in n or "scratch" in n or "__pycache__" in n)
+    ignored = [n for n in names if ("debug.log" in n or "scratch" in n)
                and not n.startswith("site-packages/locallib")]
     assert ignored == []
-    dists = {d.name: (d.source, d.layer) for d in flavours_pack.manifest.distributions}
+    # the only bytecode is envship's own, one pyc beside each module (the checkouts' is not taken)
+    tag = sys.implementation.cache_tag
+    for n in names:
+        if "__pycache__" in n and not n.endswith("__pycache__"):
+            head, _, pyc = n.rpartition("/__pycache__/")
+            assert pyc.endswith(f".{tag}.pyc") and f"{head}/{pyc[:-len(tag) - 5]}.py" in names, n
+    dists = {d.name: d for d in m.distributions}
     for name, source in CHECKOUTS.items():
-        assert dists[name] == (source, "code")
+        ref = layer_ref(flavours_pack, name)
+        assert (dists[name].source, dists[name].layer) == (source, ref.digest)
+        assert ref.kind == "code" and ref.dists == (f"{name}=={dists[name].version}",)
     scripts = flavours_pack.manifest.entry_points["console_scripts"]
     assert scripts["egg-hello"] == "egglib:main"
     assert scripts["hatchlib-hello"] == "hatchlib:main"
@@ -151,20 +161,18 @@ def test_code_layer_materialises_every_flavour(flavours_pack: PackResult) -> Non
 
 def test_layers_import_every_flavour(flavours_pack: PackResult, tmp_path: Path) -> None:
     for ref in flavours_pack.manifest.layers:
-        (tmp_path / ref.kind).mkdir()
         with tarfile.open(flavours_pack.blobs[ref.digest], "r:gz") as tar:
-            tar.extractall(tmp_path / ref.kind, filter="data")
+            tar.extractall(tmp_path, filter="data")  # one merged site-packages, as on a node
     mods = ", ".join([*CHECKOUTS, "stray_mod"])
     code = textwrap.dedent(f"""\
         import sys
         sys.path[:0] = sys.argv[1:]
         import {mods}
         for m in ({mods}):
-            assert m.__file__.startswith(sys.argv[1]) or m.__file__.startswith(sys.argv[2]), m
+            assert m.__file__.startswith(sys.argv[1]), m
         print(hatchlib.hello(), egglib.VALUE)
     """)
-    proc = run([sys.executable, "-S", "-c", code, str(tmp_path / "code" / "site-packages"),
-                str(tmp_path / "deps" / "site-packages")])
+    proc = run([sys.executable, "-S", "-c", code, str(tmp_path / "site-packages")])
     assert "hello from hatchlib 1 egg" in proc.stdout
 
 
@@ -176,7 +184,7 @@ def test_stray_files_are_warned_and_included(
     warned = " ".join(r.getMessage() for r in caplog.records)
     assert "stray_mod.py" in warned and "straypkg" in warned
     assert "zz_extra.pth adds" in warned and "outside the environment" in warned
-    names = layer_names(result, "deps")
+    names = layer_names(result, "stray")
     assert "site-packages/stray_mod.py" in names
     assert "site-packages/straypkg/__init__.py" in names
     assert "site-packages/easy-install.pth" not in names
@@ -188,7 +196,7 @@ def test_py4j_left_out_by_default(flavours_pack: PackResult) -> None:
     assert "py4j" not in {d.name for d in m.distributions}
     (excluded,) = [e for e in m.excluded if e.name == "py4j"]
     assert "Spark runtime" in excluded.reason
-    names = layer_names(flavours_pack, "deps")
+    names = {n for ref in flavours_pack.manifest.layers for n in blob_names(flavours_pack, ref)}
     assert not [n for n in names if "py4j" in n]
     assert "py4j" not in m.entry_points.get("console_scripts", {})
 
@@ -198,7 +206,7 @@ def test_include_keeps_py4j_with_its_data_files(flavours: Flavours, tmp_path: Pa
     m = result.manifest
     assert "py4j" in {d.name for d in m.distributions}
     assert not [e for e in m.excluded if e.name == "py4j"]
-    names = layer_names(result, "deps")
+    names = layer_names(result, "py4j")
     assert "site-packages/py4j/__init__.py" in names
     assert [n for n in names if n.startswith("data/share/py4j/") and n.endswith(".jar")]
 
@@ -210,9 +218,11 @@ def test_only_selects_distributions(flavours: Flavours, tmp_path: Path) -> None:
     reasons = {e.name: e.reason for e in m.excluded}
     assert reasons["numpy" if "numpy" in reasons else "pip"] == "not selected by --only"
     assert reasons["py4j"] == "not selected by --only"
-    # no distribution in deps: only the stray files nobody owns remain there
-    deps_files = [n for n in layer_names(result, "deps") if not n.endswith("/")]
-    assert sorted(n for n in deps_files if "." in n.rsplit("/", 1)[-1]) == [
+    # no dist layer: only the code layers and the stray files nobody owns
+    assert m.layers_of("dist") == ()
+    stray_files = [n for n in layer_names(result, "stray")
+                   if not n.endswith("/") and "__pycache__" not in n]
+    assert sorted(n for n in stray_files if "." in n.rsplit("/", 1)[-1]) == [
         "site-packages/stray_mod.py", "site-packages/straypkg/__init__.py",
         "site-packages/zz_extra.pth"]
     with pytest.raises(PackError, match="not installed.*no-such-dist"):
@@ -225,6 +235,7 @@ def test_exclude_leaves_files_out(flavours: Flavours, tmp_path: Path) -> None:
     reasons = {e.name: e.reason for e in m.excluded}
     assert reasons["pip"] == "excluded by --exclude"
     assert reasons["compatlib"] == "excluded by --exclude"
-    assert not [n for n in layer_names(result, "deps") if n.startswith("site-packages/pip/")]
-    assert "site-packages/compatlib/__init__.py" not in layer_names(result, "code")
+    names = {n for ref in m.layers for n in blob_names(result, ref)}
+    assert not [n for n in names if n.startswith("site-packages/pip/")]
+    assert "site-packages/compatlib/__init__.py" not in names
     assert "pip" not in m.entry_points["console_scripts"]

@@ -61,3 +61,69 @@ def test_bad_manifest_gives_clear_error(mutate, needle) -> None:  # type: ignore
 def test_not_json_is_a_manifest_error() -> None:
     with pytest.raises(ManifestError, match="not valid JSON"):
         Manifest.from_json(b"\x00garbage")
+
+
+SCHEMA_1_RAW = (
+    '{"distributions":[{"layer":"deps","name":"numpy","source":"index","version":"2.0"},'
+    '{"layer":"code","name":"mylib","source":"editable","version":"0.1"}],'
+    '"entry_points":{"console_scripts":{"a":"m:a"}},"excluded":[],'
+    '"layers":[{"digest":"sha256:' + "cd" * 32 + '","files":1,"kind":"code","size":5},'
+    '{"digest":"' + DIGEST + '","files":2,"kind":"deps","size":10}],'
+    '"python":{"abi":"cp311","implementation":"cpython","platform":"linux_x86_64",'
+    '"version":"3.11.7"},"schema":"envship.manifest/1"}'
+).encode()
+
+
+def test_schema_1_manifest_still_parses_with_its_env_id() -> None:
+    import hashlib
+
+    m = Manifest.from_json(SCHEMA_1_RAW)
+    assert m.schema_id == "envship.manifest/1"
+    assert m.to_json() == SCHEMA_1_RAW  # written back byte for byte: same env id
+    assert m.env_id == hashlib.sha256(SCHEMA_1_RAW).hexdigest()
+    assert m.python.cache_tag is None
+    deps = m.layer("deps")
+    assert deps is not None and m.layer_of("numpy") == deps
+    assert (deps.dists, deps.bytecode) == ((), None)
+
+
+def _schema_2() -> Manifest:
+    code = LayerRef("code", "sha256:" + "cd" * 32, 5, 1, dists=("mylib==0.1",),
+                    bytecode="packed")
+    dist = LayerRef("dist", DIGEST, 10, 2, dists=("numpy==2.0",), bytecode="node")
+    return Manifest(
+        python=PythonInfo("cpython", "3.11.7", "cp311", "linux_x86_64", "cpython-311"),
+        layers=(code, dist),
+        distributions=(Distribution("mylib", "0.1", "editable", code.digest),
+                       Distribution("numpy", "2.0", "index", dist.digest)),
+    )
+
+
+def test_schema_2_round_trip_and_fields() -> None:
+    m = _schema_2()
+    data = json.loads(m.to_json())
+    assert data["schema"] == "envship.manifest/2"
+    assert data["python"]["cache_tag"] == "cpython-311"
+    assert data["layers"][1] == {"kind": "dist", "digest": DIGEST, "size": 10, "files": 2,
+                                 "dists": ["numpy==2.0"], "bytecode": "node"}
+    assert data["distributions"][1]["layer"] == DIGEST
+    again = Manifest.from_json(m.to_json())
+    assert again == m and again.env_id == m.env_id
+    assert again.layer_of("numpy") == m.layers[1]
+
+
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda d: d["layers"][1].update(kind="deps"), "unknown layer kind 'deps'"),
+        (lambda d: d["layers"][1].update(bytecode="maybe"), "bytecode"),
+        (lambda d: d["layers"][1].update(dists=[]), "names no distribution"),
+        (lambda d: d["distributions"][0].update(layer="code"), "not a layer"),
+        (lambda d: d["layers"].append(dict(d["layers"][0])), "listed twice"),
+    ],
+)
+def test_bad_schema_2_manifest(mutate, needle) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(_schema_2().to_json())
+    mutate(data)
+    with pytest.raises(ManifestError, match=needle):
+        Manifest.from_json(json.dumps(data), source="envs/x.json")

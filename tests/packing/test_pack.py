@@ -18,7 +18,7 @@ import pytest
 from envship import pack
 from envship.packing.manifest import Manifest, canonical_json
 from envship.packing.pipeline import PackResult
-from kits.packkit import layer_names
+from kits.packkit import all_names, built_by_label, layer_names, layer_ref
 from kits.support import SampleEnv, make_venv, run, write_sample_project
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")
@@ -26,11 +26,25 @@ ENVSHIP = str(Path(sys.executable).parent / "envship")
 
 def test_layers_and_distributions(sample_pack: PackResult) -> None:
     m = sample_pack.manifest
-    assert [lay.kind for lay in m.layers] == ["code", "deps"]
+    assert m.schema_id == "envship.manifest/2"
     dists = {d.name: d for d in m.distributions}
-    assert (dists["mylib"].source, dists["mylib"].layer) == ("editable", "code")
-    assert (dists["numpy"].source, dists["numpy"].layer) == ("index", "deps")
+    code = [lay for lay in m.layers if lay.kind == "code" and lay.dists]
+    assert [lay.dists for lay in code] == [("mylib==0.1.0",)]
+    assert (dists["mylib"].source, dists["mylib"].layer) == ("editable", code[0].digest)
+    # one dist layer per distribution, each named by it, in name order
+    dist_layers = m.layers_of("dist")
+    assert [lay.dists for lay in dist_layers] == [
+        (f"{d.name}=={d.version}",) for d in m.distributions if d.source == "index"]
+    numpy = m.layer_of("numpy")
+    assert numpy is not None and numpy.kind == "dist"
+    assert (dists["numpy"].source, dists["numpy"].layer) == ("index", numpy.digest)
     assert {"pip", "setuptools"} <= dists.keys()
+    # python first (none here), then code layers, then dist layers, each group by dists
+    order = {"python": 0, "code": 1, "dist": 2}
+    keys = [(order[lay.kind], list(lay.dists)) for lay in m.layers]
+    assert keys == sorted(keys)
+    assert {lay.bytecode for lay in m.layers} <= {"packed", "none"}
+    assert numpy.bytecode == "packed" and m.python.cache_tag == sys.implementation.cache_tag
     assert [d.name for d in m.distributions] == sorted(dists)
     assert m.entry_points["console_scripts"]["mylib-hello"] == "mylib:main"
     assert "f2py" in m.entry_points["console_scripts"]
@@ -43,7 +57,7 @@ def test_layers_and_distributions(sample_pack: PackResult) -> None:
 
 
 def test_code_layer_is_materialised(sample_pack: PackResult) -> None:
-    names = layer_names(sample_pack, "code")
+    names = layer_names(sample_pack, "mylib")
     assert "site-packages/mylib/__init__.py" in names
     assert "site-packages/mylib/extra.py" in names
     assert "site-packages/mylib-0.1.0.dist-info/METADATA" in names
@@ -52,16 +66,16 @@ def test_code_layer_is_materialised(sample_pack: PackResult) -> None:
     assert not [n for n in names if "egg-info" in n or "pyproject" in n]
 
 
-def test_deps_layer_contents(sample_pack: PackResult, sample_env: SampleEnv) -> None:
-    names = layer_names(sample_pack, "deps")
+def test_dist_layer_contents(sample_pack: PackResult, sample_env: SampleEnv) -> None:
+    names = layer_names(sample_pack, "numpy")
     assert "site-packages/numpy/__init__.py" in names
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    assert not [n for n in names if n.startswith("site-packages/mylib")]
+    assert not [n for n in names if n != "site-packages"
+                and not n.startswith(("site-packages/numpy", "data/"))]
     # console-script wrappers are regenerated on the node, never shipped
+    everything = all_names(sample_pack)
     for script in ("f2py", "numpy-config", "pip", "mylib-hello"):
-        assert f"data/bin/{script}" not in names
-    ref = sample_pack.manifest.layer("deps")
-    assert ref is not None
+        assert f"data/bin/{script}" not in everything
+    ref = layer_ref(sample_pack, "numpy")
     with tarfile.open(sample_pack.blobs[ref.digest], "r:gz") as tar:
         record = tar.extractfile(
             next(n for n in names if n.startswith("site-packages/numpy-")
@@ -74,6 +88,7 @@ def test_deps_layer_contents(sample_pack: PackResult, sample_env: SampleEnv) -> 
 
 
 def test_blob_format_is_deterministic_tar_gz(sample_pack: PackResult) -> None:
+    modes: set[int] = set()
     for ref in sample_pack.manifest.layers:
         path = sample_pack.blobs[ref.digest]
         data = path.read_bytes()
@@ -97,7 +112,8 @@ def test_blob_format_is_deterministic_tar_gz(sample_pack: PackResult) -> None:
             parent = m.name.rpartition("/")[0]
             assert not parent or parent in seen, f"{m.name} listed before its directory"
             seen.add(m.name)
-    assert any(m.mode == 0o755 for m in files)  # numpy ships executable .so files
+        modes |= {m.mode for m in files}
+    assert 0o755 in modes  # numpy ships executable .so files
 
 
 def test_manifest_file_is_canonical(sample_pack: PackResult) -> None:
@@ -108,19 +124,22 @@ def test_manifest_file_is_canonical(sample_pack: PackResult) -> None:
     assert Manifest.from_json(raw) == sample_pack.manifest
 
 
-def test_layers_unpack_with_tar_and_import(sample_pack: PackResult, tmp_path: Path) -> None:
+def test_layers_are_disjoint_and_merge_into_one_site_packages(
+    sample_pack: PackResult, tmp_path: Path
+) -> None:
+    files: list[str] = []
     for ref in sample_pack.manifest.layers:
-        dest = tmp_path / ref.kind
-        dest.mkdir()
-        run(["tar", "xzf", str(sample_pack.blobs[ref.digest]), "-C", str(dest)])
+        with tarfile.open(sample_pack.blobs[ref.digest], "r:gz") as tar:
+            files += [m.name for m in tar.getmembers() if m.isfile()]
+        run(["tar", "xzf", str(sample_pack.blobs[ref.digest]), "-C", str(tmp_path)])
+    assert len(files) == len(set(files)), "two layers hold the same file"
     code = (
-        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import mylib, numpy; "
-        "print(mylib.hello(), numpy.__file__)"
+        "import sys; sys.path[:0] = [sys.argv[1]]; import mylib, numpy; "
+        "print(mylib.hello(), numpy.__file__, numpy.__cached__)"
     )
-    proc = run([sys.executable, "-S", "-c", code,
-                str(tmp_path / "code" / "site-packages"), str(tmp_path / "deps" / "site-packages")])
+    proc = run([sys.executable, "-S", "-B", "-c", code, str(tmp_path / "site-packages")])
     assert "hello from mylib 1" in proc.stdout
-    assert str(tmp_path / "deps") in proc.stdout
+    assert str(tmp_path / "site-packages" / "numpy" / "__init__.py") in proc.stdout
 
 
 def test_same_env_twice_gives_identical_bytes(
@@ -128,7 +147,7 @@ def test_same_env_twice_gives_identical_bytes(
 ) -> None:
     """Cold pack with a fresh build cache in another dir: byte-identical blobs, same env id."""
     again = pack(sample_env.venv, output=tmp_path / "again", cache_dir=tmp_path / "cache")
-    assert again.built == {"code": True, "deps": True}
+    assert all(again.built.values()) and len(again.built) == len(again.manifest.layers)
     assert again.env_id == sample_pack.env_id
     for ref in again.manifest.layers:
         assert again.blobs[ref.digest].read_bytes() == sample_pack.blobs[ref.digest].read_bytes()
@@ -176,7 +195,7 @@ def test_warm_pack_hits_build_cache(
     start = time.perf_counter()
     warm = pack(sample_env.venv, output=tmp_path / "warm", cache_dir=core_cache)
     elapsed = time.perf_counter() - start
-    assert warm.built == {"code": False, "deps": False}
+    assert not any(warm.built.values())
     assert warm.env_id == sample_pack.env_id
     assert elapsed < 5, f"warm pack took {elapsed:.2f}s"
     assert (tmp_path / "warm" / "envs" / f"{warm.env_id}.json").is_file()
@@ -191,14 +210,13 @@ def test_one_line_edit_rebuilds_only_code(tmp_path: Path, core_cache: Path) -> N
     start = time.perf_counter()
     second = pack(tmp_path / "venv", cache_dir=core_cache)
     elapsed = time.perf_counter() - start
-    assert second.built == {"code": True, "deps": False}
+    assert {k for k, v in built_by_label(second).items() if v} == {"code editlib"}
     old, new = first.manifest, second.manifest
-    assert old.layer("deps") == new.layer("deps")
-    assert old.layer("code") != new.layer("code")
+    assert old.layers_of("dist") == new.layers_of("dist")
+    assert old.layer_of("editlib") != new.layer_of("editlib")
     assert second.env_id != first.env_id
     assert elapsed < 5, f"re-pack after an edit took {elapsed:.2f}s"
-    ref = new.layer("code")
-    assert ref is not None
+    ref = layer_ref(second, "editlib")
     with tarfile.open(second.blobs[ref.digest], "r:gz") as tar:
         member = tar.extractfile("site-packages/editlib/__init__.py")
         assert member is not None and b"VALUE = 2" in member.read()
@@ -211,7 +229,7 @@ def test_gzip_stream_is_plain_gzip(sample_pack: PackResult) -> None:
         assert len(fh.read()) % tarfile.RECORDSIZE == 0
 
 
-@pytest.mark.parametrize("kind", ["code", "deps"])
+@pytest.mark.parametrize("kind", ["code", "dist"])
 def test_pack_without_output_keeps_blobs_in_cache(
     sample_env: SampleEnv, sample_pack: PackResult, core_cache: Path, kind: str
 ) -> None:

@@ -63,7 +63,8 @@ def test_pack_table_inspect_and_diff(
     assert proc.returncode == 0, proc.stderr
     out = " ".join(proc.stdout.split())
     assert sample_pack.env_id in out
-    assert "code" in out and "deps" in out and ("cached" in out or "built" in out)
+    assert "code" in out and "dist" in out and ("cached" in out or "built" in out)
+    assert "numpy==" in out and "mylib==0.1.0" in out
     manifest = tmp_path / "packed" / "envs" / f"{sample_pack.env_id}.json"
     assert manifest.is_file()
 
@@ -84,7 +85,9 @@ def test_default_output_dir_and_json(small_venv: Path, tmp_path: Path) -> None:
     data = json.loads(proc.stdout)
     assert data["output"] == str(tmp_path / "envship-pack")
     assert Path(data["manifest"]).is_file()
-    assert [lay["kind"] for lay in data["layers"]] == ["deps"]
+    assert {lay["kind"] for lay in data["layers"]} <= {"code", "dist"}
+    assert {"pip", "setuptools"} <= {d.partition("==")[0]
+                                     for lay in data["layers"] for d in lay["dists"]}
 
 
 def test_diff_shows_added_package_and_left_out(sample_env: SampleEnv, tmp_path: Path) -> None:
@@ -94,7 +97,11 @@ def test_diff_shows_added_package_and_left_out(sample_env: SampleEnv, tmp_path: 
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     d = json.loads(envship("diff", str(tmp_path / "a"), str(tmp_path / "b"), "--json").stdout)
     assert d["removed"] == [{"name": "numpy", "version": d["removed"][0]["version"]}]
-    assert d["layers"] == {"code": "same", "deps": "changed"}
+    assert d["layers"]["dist numpy"] == "removed" and d["layers"]["code mylib"] == "same"
+    assert {v for k, v in d["layers"].items() if k != "dist numpy"} == {"same"}
+    assert d["blobs_only_in_b"] == [] and d["fetch_bytes"] == 0
+    numpy = d["blobs_only_in_a"]
+    assert [b["layer"] for b in numpy] == ["dist numpy"] and numpy[0]["size"] > 1_000_000
     shown = envship("inspect", str(tmp_path / "b")).stdout
     assert "left out" in shown and "excluded by --exclude" in shown
 

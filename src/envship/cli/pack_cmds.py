@@ -60,7 +60,8 @@ def _result_dict(result: PackResult) -> dict[str, Any]:
         "manifest": str(out / "envs" / f"{result.env_id}.json") if out else None,
         "layers": [
             {"kind": lay.kind, "digest": lay.digest, "size": lay.size, "files": lay.files,
-             "built": result.built.get(lay.kind, False), "path": str(result.blobs[lay.digest])}
+             "dists": list(lay.dists), "bytecode": lay.bytecode,
+             "built": result.built.get(lay.digest, False), "path": str(result.blobs[lay.digest])}
             for lay in result.manifest.layers
         ],
         "excluded": [
@@ -131,7 +132,8 @@ def pack(
                          ("digest", "left"), ("", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for lay in data["layers"]:
-        table.add_row(lay["kind"], str(lay["files"]), human_size(lay["size"]),
+        label = " ".join([lay["kind"], *lay["dists"]])
+        table.add_row(label, str(lay["files"]), human_size(lay["size"]),
                       short_id(lay["digest"][7:]), "built" if lay["built"] else "[dim]cached[/]")
     console.print(table)
     for e in data["excluded"]:
@@ -170,17 +172,28 @@ def inspect(
     console.print(f"env id: {m.env_id}", highlight=False, soft_wrap=True)
     console.print(f"python: {p.implementation} {p.version} ({p.abi}, {p.platform})",
                   highlight=False)
+    console.print(f"schema: {m.schema_id}", highlight=False)
     layers = Table(title="layers", box=None, pad_edge=False, title_justify="left")
-    for col in ("layer", "files", "size", "digest"):
-        layers.add_column(col)
+    for col, justify in (("layer", "left"), ("distributions", "left"), ("files", "right"),
+                         ("size", "right"), ("bytecode", "left"), ("digest", "left")):
+        layers.add_column(col, justify=justify)  # type: ignore[arg-type]
     for lay in m.layers:
-        layers.add_row(lay.kind, str(lay.files), human_size(lay.size), lay.digest)
+        bytecode = {"packed": "packed", "node": "left to the node", "none": "-"}.get(
+            lay.bytecode or "", "-" if lay.kind == "python" else "not compiled")
+        layers.add_row(lay.kind, ", ".join(lay.dists), str(lay.files), human_size(lay.size),
+                       bytecode, lay.digest[7:23])
     console.print(layers)
+    total = sum(lay.size for lay in m.layers)
+    console.print(f"{len(m.layers)} blobs, {human_size(total)}", highlight=False)
     dists = Table(title="distributions", box=None, pad_edge=False, title_justify="left")
-    for col in ("name", "version", "source", "layer"):
-        dists.add_column(col)
+    for col, justify in (("name", "left"), ("version", "left"), ("source", "left"),
+                         ("blob size", "right"), ("layer", "left")):
+        dists.add_column(col, justify=justify)  # type: ignore[arg-type]
     for d in m.distributions:
-        dists.add_row(d.name, d.version, d.source, d.layer)
+        holder = m.layer_of(d.name)
+        shown = d.layer[7:23] if d.layer.startswith("sha256:") else d.layer
+        size = human_size(holder.size) if holder else "?"
+        dists.add_row(d.name, d.version, d.source, size, shown)
     console.print(dists)
     if m.excluded:
         left = Table(title="left out", box=None, pad_edge=False, title_justify="left")
@@ -204,7 +217,8 @@ def diff(
     ],
     as_json: AsJson = False,
 ) -> None:
-    """Compare two envs: distributions added / removed / changed, layers changed.
+    """Compare two envs: distributions added / removed / changed, the blobs that differ and
+    the bytes a node holding A fetches to run B.
 
     Exit status as diff(1): 0 the envs are the same, 1 they differ, 2 trouble.
     """
@@ -212,7 +226,6 @@ def diff(
     from ..packing.diff import diff_manifests
 
     state.error_exit_code = 2  # 1 means "they differ" here
-
     ma, _ = load_manifest(a)
     mb, _ = load_manifest(b)
     d = diff_manifests(ma, mb)
@@ -229,7 +242,15 @@ def diff(
             console.print(f"[red]- {name} {version}[/]", highlight=False)
         for name, va, vb in d.changed:
             console.print(f"[yellow]~ {name} {va} -> {vb}[/]", highlight=False)
-        for kind, change in d.layers.items():
-            console.print(f"{kind} layer: {change}", highlight=False)
+        for label, change in d.layers.items():
+            if change != "same":
+                console.print(f"{label} layer: {change}", highlight=False)
+        for blob in d.blobs_only_b:
+            console.print(f"  new blob {short_id(blob.digest[7:])} {human_size(blob.size):>9}  "
+                          f"{blob.label}", highlight=False)
+        shared = sum(1 for change in d.layers.values() if change == "same")
+        console.print(f"{shared} layers shared; a node holding A fetches {len(d.blobs_only_b)} "
+                      f"blobs, {human_size(d.fetch_bytes)} ({d.fetch_bytes} bytes) for B",
+                      highlight=False)
     if not d.same:
         sys.exit(1)

@@ -9,15 +9,16 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PackError
 from ..paths import build_cache_dir
-from .archive import COMPRESS_LEVEL, Blob
+from .archive import COMPRESS_LEVEL, Blob, _rewrite_record, _rewrite_shebang
 from .layers import LayerEntry, LayerPlan
 
-__all__ = ["FORMAT_VERSION", "BuildCache", "fingerprint"]
+__all__ = ["FORMAT_VERSION", "BuildCache", "content_fingerprint", "fingerprint"]
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +41,25 @@ def _stat_key(path: str) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}:{1 if st.st_mode & 0o111 else 0}"
 
 
-def _content_key(path: str) -> str:
+def _content_key(path: str, entry: LayerEntry | None = None) -> str:
+    """sha256 of what the layer will hold: the file's bytes after its transform (a RECORD or
+    a script names the venv it was installed in; the rewritten form does not)."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
             exe = os.fstat(fh.fileno()).st_mode & 0o111
     except OSError as exc:
         raise PackError(f"cannot read {path}: {exc.strerror}; fix it or exclude it.") from exc
+    if entry is not None and entry.transform == "shebang":
+        data = _rewrite_shebang(data)
+    elif entry is not None and entry.transform == "record":
+        data = _rewrite_record(data, entry.record_keep, entry.record_blank)
     return f"{hashlib.sha256(data).hexdigest()}:{1 if exe else 0}"
 
 
 def _entry_key(entry: LayerEntry, mode: str) -> str:
     if mode == "content":
-        key = _content_key(entry.source)
+        key = _content_key(entry.source, entry)
     elif mode == "record" and entry.known_hash:
         # The installer's hash names the content; the stat notices later edits or removals.
         key = entry.known_hash + ":" + _stat_key(entry.source)
@@ -65,15 +72,27 @@ def _entry_key(entry: LayerEntry, mode: str) -> str:
     return key
 
 
-def fingerprint(plan: LayerPlan) -> str:
-    """sha256 over what determines a layer's bytes: arcnames, transforms, file identities."""
+def fingerprint(plan: LayerPlan, mode: str | None = None) -> str:
+    """sha256 over what determines a layer's bytes: arcnames, transforms, file identities
+    (by the plan's fingerprint mode, or *mode*)."""
+    mode = mode or plan.fingerprint_mode
     h = hashlib.sha256()
-    head = [FORMAT_VERSION, f"gzip-{COMPRESS_LEVEL}", plan.kind, plan.fingerprint_mode, *plan.salt]
+    head = [FORMAT_VERSION, f"gzip-{COMPRESS_LEVEL}", plan.kind, mode, *plan.salt]
     h.update("\n".join(head).encode() + b"\n\n")
-    mode = plan.fingerprint_mode
-    lines = [f"{e.arcname}\t{e.transform}\t{_entry_key(e, mode)}\n" for e in plan.entries]
+    if mode == "content" and len(plan.entries) > 1:
+        with ThreadPoolExecutor(2, thread_name_prefix="envship-hash") as pool:
+            keys = list(pool.map(lambda e: _entry_key(e, mode), plan.entries))
+    else:
+        keys = [_entry_key(e, mode) for e in plan.entries]
+    lines = [f"{e.arcname}\t{e.transform}\t{k}\n" for e, k in zip(plan.entries, keys, strict=True)]
     h.update("".join(lines).encode("utf-8", "surrogateescape"))
     return h.hexdigest()
+
+
+def content_fingerprint(plan: LayerPlan) -> str:
+    """:func:`fingerprint` by file contents: the same distribution installed in another venv
+    (other paths, other mtimes) has the same one, so its blob is found without rebuilding."""
+    return fingerprint(plan, "content")
 
 
 @dataclass(frozen=True)

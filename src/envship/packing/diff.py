@@ -5,20 +5,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .manifest import Manifest
+from .manifest import LayerRef, Manifest
 
-__all__ = ["EnvDiff", "diff_manifests"]
+__all__ = ["BlobRef", "EnvDiff", "diff_manifests", "layer_label"]
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """One layer blob, as diff reports it."""
+
+    label: str  # "python", "code", "code mylib", "dist numpy"
+    digest: str
+    size: int
 
 
 @dataclass(frozen=True)
 class EnvDiff:
-    """What differs between env A and env B."""
+    """What differs between env A and env B, and what a node holding A fetches for B."""
 
     added: tuple[tuple[str, str], ...]  # (name, version) only in B
     removed: tuple[tuple[str, str], ...]  # only in A
     changed: tuple[tuple[str, str, str], ...]  # (name, version in A, version in B)
-    layers: dict[str, str]  # kind -> "same" | "changed" | "added" | "removed"
+    layers: dict[str, str]  # layer label -> "same" | "changed" | "added" | "removed"
     python: tuple[str, str] | None  # (A, B) when the interpreter differs
+    blobs_only_b: tuple[BlobRef, ...] = ()  # B's blobs that A does not have: what gets fetched
+    blobs_only_a: tuple[BlobRef, ...] = ()
+
+    @property
+    def fetch_bytes(self) -> int:
+        """Bytes a node holding A's blobs downloads to run B."""
+        return sum(b.size for b in self.blobs_only_b)
 
     @property
     def same(self) -> bool:
@@ -28,6 +44,9 @@ class EnvDiff:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        def blob(b: BlobRef) -> dict[str, Any]:
+            return {"layer": b.label, "digest": b.digest, "size": b.size}
+
         return {
             "same": self.same,
             "added": [{"name": n, "version": v} for n, v in self.added],
@@ -35,6 +54,9 @@ class EnvDiff:
             "changed": [{"name": n, "from": a, "to": b} for n, a, b in self.changed],
             "layers": dict(self.layers),
             "python": list(self.python) if self.python else None,
+            "blobs_only_in_b": [blob(b) for b in self.blobs_only_b],
+            "blobs_only_in_a": [blob(b) for b in self.blobs_only_a],
+            "fetch_bytes": self.fetch_bytes,
         }
 
 
@@ -43,8 +65,22 @@ def _py(m: Manifest) -> str:
     return f"{p.implementation} {p.version} {p.abi} {p.platform}"
 
 
+def layer_label(layer: LayerRef) -> str:
+    """A layer's name across versions of its distributions: ``dist numpy``, ``code mylib``."""
+    names = ",".join(d.partition("==")[0] for d in layer.dists)
+    return f"{layer.kind} {names}" if names else layer.kind
+
+
+def _labelled(m: Manifest) -> dict[str, LayerRef]:
+    out: dict[str, LayerRef] = {}
+    for lay in m.layers:
+        out.setdefault(layer_label(lay), lay)
+    return out
+
+
 def diff_manifests(a: Manifest, b: Manifest) -> EnvDiff:
-    """Distributions added / removed / changed (version or source), and layers changed."""
+    """Distributions added / removed / changed (version or source), layers changed, and the
+    blobs (with their bytes) that B has and A has not."""
     da = {d.name: d for d in a.distributions}
     db = {d.name: d for d in b.distributions}
     added = tuple((n, db[n].version) for n in sorted(db.keys() - da.keys()))
@@ -56,16 +92,21 @@ def diff_manifests(a: Manifest, b: Manifest) -> EnvDiff:
             va = x.version if x.source == y.source else f"{x.version} ({x.source})"
             vb = y.version if x.source == y.source else f"{y.version} ({y.source})"
             changed.append((n, va, vb))
+    la, lb = _labelled(a), _labelled(b)
     layers: dict[str, str] = {}
-    for kind in ("python", "code", "deps"):
-        la, lb = a.layer(kind), b.layer(kind)
-        if la is None and lb is None:
-            continue
-        if la is None:
-            layers[kind] = "added"
-        elif lb is None:
-            layers[kind] = "removed"
+    for label in sorted(la.keys() | lb.keys(), key=lambda k: (k.split(" ")[0] != "python", k)):
+        lx, ly = la.get(label), lb.get(label)
+        if lx is None:
+            layers[label] = "added"
+        elif ly is None:
+            layers[label] = "removed"
         else:
-            layers[kind] = "same" if la.digest == lb.digest else "changed"
+            layers[label] = "same" if lx.digest == ly.digest else "changed"
+    in_a = {lay.digest for lay in a.layers}
+    in_b = {lay.digest for lay in b.layers}
+    only_b = tuple(BlobRef(layer_label(lay), lay.digest, lay.size)
+                   for lay in b.layers if lay.digest not in in_a)
+    only_a = tuple(BlobRef(layer_label(lay), lay.digest, lay.size)
+                   for lay in a.layers if lay.digest not in in_b)
     python = (_py(a), _py(b)) if _py(a) != _py(b) else None
-    return EnvDiff(added, removed, tuple(changed), layers, python)
+    return EnvDiff(added, removed, tuple(changed), layers, python, only_b, only_a)

@@ -1,7 +1,9 @@
-"""Split a snapshot into layer plans: which file goes where (python / deps / code)."""
+"""Split a snapshot into layer plans: which file goes where (python / one per dist / code)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -13,7 +15,7 @@ from .sources.conda import conda_shared_libs
 from .sources.snapshot import DistInfo, Snapshot
 from .sources.sourcetree import SourceWalker, root_entries
 
-__all__ = ["LayerEntry", "LayerPlan", "plan_layers", "plan_python"]
+__all__ = ["LayerEntry", "LayerPlan", "plan_layers", "plan_python", "sort_key"]
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,22 @@ class LayerEntry(NamedTuple):
 class LayerPlan:
     """What one layer holds, and how its build-cache fingerprint is computed."""
 
-    kind: str  # "python" | "deps" | "code"
+    kind: str  # "python" | "dist" | "code"
     entries: tuple[LayerEntry, ...]  # sorted by arcname, unique
     fingerprint_mode: str  # "record" (RECORD hashes, else stat) | "content" | "stat"
     salt: tuple[str, ...] = field(default=())  # other fingerprint inputs (abi, platform, ...)
+    dists: tuple[str, ...] = ()  # "name==version" of the distributions it holds, sorted
+
+    @property
+    def label(self) -> str:
+        """How logs and progress name it: ``dist numpy==2.3.4``, ``code``, ``python``."""
+        return f"{self.kind} {', '.join(self.dists)}" if self.dists else self.kind
+
+    @property
+    def py_sources(self) -> tuple[LayerEntry, ...]:
+        """The ``.py`` files under ``site-packages/`` (what bytecode is compiled from)."""
+        return tuple(e for e in self.entries
+                     if e.arcname.endswith(".py") and e.arcname.startswith("site-packages/"))
 
 
 _COMPILED = (".pyc", ".pyo")
@@ -58,6 +72,8 @@ class _Builder:
         self.site_prefixes = [(sp + os.sep, "site-packages/") for sp in snapshot.site_packages]
         self.env_prefix = snapshot.prefix + os.sep
         self.scripts = snapshot.scripts
+        self.rels: dict[str, str] = {}  # arcname -> its RECORD row (for conflict resolution)
+        self.record_arc: str | None = None
 
     def add(self, entry: LayerEntry) -> None:
         if entry.arcname in self.entries:
@@ -107,55 +123,118 @@ class _Builder:
             else:
                 self.add(LayerEntry(arc, path, "", f.hash))
                 keep.add(f.rel)
+            self.rels.setdefault(arc, f.rel)
         if record_file is not None:
             arc = self.arcname(record_file.path)
             if arc is not None:
                 keep.add(record_file.rel)
                 self.add(LayerEntry(arc, record_file.path, "record", None, frozenset(keep),
                                     frozenset(blank)))
+                self.record_arc = arc
+
+    def drop(self, arcname: str) -> None:
+        """Leave *arcname* to another distribution: remove it and its RECORD row."""
+        del self.entries[arcname]
+        rel = self.rels.get(arcname)
+        rec = self.entries.get(self.record_arc) if self.record_arc else None
+        if rel is not None and rec is not None:
+            self.entries[rec.arcname] = rec._replace(record_keep=rec.record_keep - {rel},
+                                                     record_blank=rec.record_blank - {rel})
 
     def add_tree(self, entries: Iterable[tuple[str, str]]) -> None:
         for arc, src in entries:
             self.add(LayerEntry(arc, src))
 
-    def plan(self, kind: str, mode: str, salt: Sequence[str]) -> LayerPlan:
-        entries = tuple(self.entries[k] for k in sorted(self.entries, key=_sort_key))
-        return LayerPlan(kind, entries, mode, tuple(salt))
+    def plan(
+        self, kind: str, mode: str, salt: Sequence[str], dists: Sequence[str] = ()
+    ) -> LayerPlan:
+        entries = tuple(self.entries[k] for k in sorted(self.entries, key=sort_key))
+        return LayerPlan(kind, entries, mode, tuple(salt), tuple(dists))
 
 
-def _sort_key(arcname: str) -> str:
-    # Same order as comparing path components: "\0" sorts below every character of a name.
+def sort_key(arcname: str) -> str:
+    """Archive order: as comparing path components ("\0" sorts below every name character)."""
     return arcname.replace("/", "\0")
 
 
 def plan_layers(
     snapshot: Snapshot, kept: Sequence[DistInfo], salt: Sequence[str] = ()
 ) -> list[LayerPlan]:
-    """The deps and code layer plans (either may be empty) for the kept distributions."""
-    deps = _Builder(snapshot)
-    code = _Builder(snapshot)
+    """One ``dist`` plan per installed distribution, one ``code`` plan per editable / local
+    project, and one ``code`` plan (naming no distribution) for stray files nobody owns.
+
+    A path two distributions claim goes to exactly one of them (:func:`_resolve_conflicts`),
+    so the layers of one env never overlap.
+    """
     walker = SourceWalker()
+    builders: list[tuple[str, str, _Builder]] = []  # (kind, "name==version", builder)
     for dist in kept:
+        b = _Builder(snapshot)
         if dist.source == "editable":
-            code.add_dist_files(dist, drop_pointers=True)
+            b.add_dist_files(dist, drop_pointers=True)
             if dist.egg_link:  # the egg-info lives in the checkout: materialise it
                 base = "site-packages/" + os.path.basename(dist.metadata_dir)
-                code.add_tree(walker.walk_dir(dist.metadata_dir, base, metadata=True))
+                b.add_tree(walker.walk_dir(dist.metadata_dir, base, metadata=True))
             for root in dist.roots:
-                code.add_tree(root_entries(walker, root))
+                b.add_tree(root_entries(walker, root))
+            kind = "code"
         elif dist.source == "local":
-            code.add_dist_files(dist, drop_pointers=True)
+            b.add_dist_files(dist, drop_pointers=True)
+            kind = "code"
         else:
-            deps.add_dist_files(dist, drop_pointers=False)
+            b.add_dist_files(dist, drop_pointers=False)
+            kind = "dist"
+        builders.append((kind, f"{dist.name}=={dist.version}", b))
+    stray = _Builder(snapshot)
     for path in snapshot.stray:
-        arc = deps.arcname(path)
+        arc = stray.arcname(path)
         if arc is None:
             continue
         if os.path.isdir(path):
-            deps.add_tree(walker.walk_dir(path, arc, metadata=True))
+            stray.add_tree(walker.walk_dir(path, arc, metadata=True))
         else:
-            deps.add(LayerEntry(arc, path))
-    return [deps.plan("deps", "record", salt), code.plan("code", "content", salt)]
+            stray.add(LayerEntry(arc, path))
+    _resolve_conflicts([(name, b) for _, name, b in builders] + [("stray files", stray)])
+    plans = [b.plan(kind, "record" if kind == "dist" else "content", salt, [name])
+             for kind, name, b in builders if b.entries]
+    if stray.entries:
+        plans.append(stray.plan("code", "content", salt))
+    return plans
+
+
+def _record_hash(path: str) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    except OSError:
+        return ""
+    return "sha256=" + base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+
+
+def _resolve_conflicts(owners: Sequence[tuple[str, _Builder]]) -> None:
+    """A path claimed by several distributions goes to the one whose RECORD hash matches the
+    file on disk, else to the first by name; the others leave it out (with a warning)."""
+    first: dict[str, int] = {}
+    clashes: dict[str, list[int]] = {}
+    for i, (_, b) in enumerate(owners):
+        for arc in b.entries:
+            j = first.setdefault(arc, i)
+            if j != i:
+                clashes.setdefault(arc, [j]).append(i)
+    for arc in sorted(clashes):
+        cands = clashes[arc]
+        matching = [i for i in cands if (e := owners[i][1].entries[arc]).known_hash
+                    and e.known_hash == _record_hash(e.source)]
+        winner = matching[0] if matching else cands[0]
+        why = "its RECORD hash matches the file" if matching else (
+            "first by name; no RECORD hash matches the file")
+        losers = [i for i in cands if i != winner]
+        log.warning("%s is installed by %s: packing it with %s (%s)", arc,
+                    " and ".join(owners[i][0] for i in cands), owners[winner][0], why)
+        for i in losers:
+            owners[i][1].drop(arc)
 
 
 _STDLIB_SKIP = frozenset(

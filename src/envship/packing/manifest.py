@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,11 @@ from ..errors import ManifestError
 
 __all__ = [
     "SCHEMA",
+    "SCHEMA_1",
+    "SCHEMAS",
     "LAYER_KINDS",
+    "LAYER_KINDS_1",
+    "BYTECODE",
     "SOURCES",
     "PythonInfo",
     "LayerRef",
@@ -22,8 +26,12 @@ __all__ = [
     "canonical_json",
 ]
 
-SCHEMA = "envship.manifest/1"
-LAYER_KINDS = ("python", "deps", "code")
+SCHEMA = "envship.manifest/2"  # what pack writes
+SCHEMA_1 = "envship.manifest/1"  # still read (envs already in stores)
+SCHEMAS = (SCHEMA_1, SCHEMA)
+LAYER_KINDS = ("python", "code", "dist")
+LAYER_KINDS_1 = ("python", "deps", "code")
+BYTECODE = ("packed", "node", "none")  # schema 2: who compiles a code/dist layer's .py files
 SOURCES = ("index", "editable", "local", "vcs", "archive", "unknown")
 
 
@@ -38,6 +46,7 @@ class PythonInfo:
     version: str  # "3.11.7"
     abi: str  # "cp311"
     platform: str  # "manylinux_2_36_x86_64" / "linux_x86_64"
+    cache_tag: str | None = None  # "cpython-311" (sys.implementation.cache_tag); schema 2
 
     @property
     def major_minor(self) -> str:
@@ -46,11 +55,13 @@ class PythonInfo:
 
 @dataclass(frozen=True)
 class LayerRef:
-    kind: str  # one of LAYER_KINDS
+    kind: str  # one of LAYER_KINDS (schema 1: LAYER_KINDS_1)
     digest: str  # "sha256:<hex>" of the blob bytes
     size: int  # blob size in bytes
     files: int  # regular files in the layer
     url: str | None = None  # presigned variants only; never part of the env id
+    dists: tuple[str, ...] = ()  # schema 2, code/dist layers: "name==version" it holds, sorted
+    bytecode: str | None = None  # schema 2, code/dist layers: one of BYTECODE
 
     @property
     def hex(self) -> str:
@@ -62,7 +73,7 @@ class Distribution:
     name: str
     version: str
     source: str  # one of SOURCES
-    layer: str  # kind of the layer holding it
+    layer: str  # schema 2: digest of the layer holding it; schema 1: that layer's kind
 
 
 @dataclass(frozen=True)
@@ -81,22 +92,45 @@ class Manifest:
     distributions: tuple[Distribution, ...] = ()
     entry_points: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     excluded: tuple[Excluded, ...] = ()
+    schema: str | None = None  # None: implied by the content (see __post_init__)
+
+    def __post_init__(self) -> None:
+        if self.schema is None:  # built in code: schema 2 when something only it has is used
+            v2 = self.python.cache_tag is not None or any(
+                lay.kind == "dist" or lay.dists or lay.bytecode for lay in self.layers)
+            object.__setattr__(self, "schema", SCHEMA if v2 else SCHEMA_1)
+
+    @property
+    def schema_id(self) -> str:
+        """The schema this manifest is written in (read from the file, or implied)."""
+        return self.schema or SCHEMA
 
     # -- identity ---------------------------------------------------------------
     def hashed_dict(self) -> dict[str, Any]:
         """The part the env id covers: everything but presigned layer URLs."""
+        v2 = self.schema_id == SCHEMA
+        python = {
+            "implementation": self.python.implementation,
+            "version": self.python.version,
+            "abi": self.python.abi,
+            "platform": self.python.platform,
+        }
+        if v2 and self.python.cache_tag is not None:
+            python["cache_tag"] = self.python.cache_tag
+        layers: list[dict[str, Any]] = []
+        for lay in self.layers:
+            out: dict[str, Any] = {
+                "kind": lay.kind, "digest": lay.digest, "size": lay.size, "files": lay.files
+            }
+            if v2 and lay.kind != "python":
+                out["dists"] = list(lay.dists)
+                if lay.bytecode is not None:
+                    out["bytecode"] = lay.bytecode
+            layers.append(out)
         return {
-            "schema": SCHEMA,
-            "python": {
-                "implementation": self.python.implementation,
-                "version": self.python.version,
-                "abi": self.python.abi,
-                "platform": self.python.platform,
-            },
-            "layers": [
-                {"kind": lay.kind, "digest": lay.digest, "size": lay.size, "files": lay.files}
-                for lay in self.layers
-            ],
+            "schema": self.schema_id,
+            "python": python,
+            "layers": layers,
             "distributions": [
                 {"name": d.name, "version": d.version, "source": d.source, "layer": d.layer}
                 for d in self.distributions
@@ -123,7 +157,20 @@ class Manifest:
         return hashlib.sha256(canonical_json(self.hashed_dict())).hexdigest()
 
     def layer(self, kind: str) -> LayerRef | None:
+        """The first layer of *kind* (schema 2 has many ``code`` / ``dist`` layers)."""
         return next((lay for lay in self.layers if lay.kind == kind), None)
+
+    def layers_of(self, kind: str) -> tuple[LayerRef, ...]:
+        return tuple(lay for lay in self.layers if lay.kind == kind)
+
+    def layer_of(self, dist_name: str) -> LayerRef | None:
+        """The layer holding distribution *dist_name* (either schema)."""
+        dist = next((d for d in self.distributions if d.name == dist_name), None)
+        if dist is None:
+            return None
+        if dist.layer.startswith("sha256:"):
+            return next((lay for lay in self.layers if lay.digest == dist.layer), None)
+        return self.layer(dist.layer)
 
     # -- loading ----------------------------------------------------------------
     @classmethod
@@ -144,17 +191,22 @@ class Manifest:
         if not isinstance(obj, dict):
             raise fail("expected a JSON object")
         schema = obj.get("schema")
-        if schema != SCHEMA:
-            raise fail(f"unknown schema {schema!r} (this envship reads {SCHEMA!r})")
+        if schema not in SCHEMAS:
+            raise fail(f"unknown schema {schema!r} (this envship reads {' and '.join(SCHEMAS)})")
+        v2 = schema == SCHEMA
         try:
             py = obj["python"]
+            cache_tag = py.get("cache_tag") if v2 and isinstance(py, dict) else None
+            if cache_tag is not None and (not isinstance(cache_tag, str) or not cache_tag):
+                raise TypeError("'cache_tag' must be a non-empty string")
             python = PythonInfo(
                 implementation=_str(py, "implementation"),
                 version=_str(py, "version"),
                 abi=_str(py, "abi"),
                 platform=_str(py, "platform"),
+                cache_tag=cache_tag,
             )
-            layers = tuple(_layer(x) for x in _list(obj, "layers"))
+            layers = tuple(_layer(x, v2) for x in _list(obj, "layers"))
             dists = tuple(
                 Distribution(
                     _str(d, "name"), _str(d, "version"), _str(d, "source"), _str(d, "layer")
@@ -177,10 +229,30 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise fail(f"bad field: {exc}") from exc
-        kinds = [lay.kind for lay in layers]
-        if len(set(kinds)) != len(kinds):
-            raise fail(f"duplicate layer kinds {kinds}")
-        return cls(python, layers, dists, eps, excluded)
+        if v2:
+            _check_layers_2(layers, dists, fail)
+        else:
+            kinds = [lay.kind for lay in layers]
+            if len(set(kinds)) != len(kinds):
+                raise fail(f"duplicate layer kinds {kinds}")
+        return cls(python, layers, dists, eps, excluded, schema)
+
+
+def _check_layers_2(
+    layers: tuple[LayerRef, ...],
+    dists: tuple[Distribution, ...],
+    fail: Callable[[str], ManifestError],
+) -> None:
+    """Schema 2 rules: one python layer at most, unique digests, distributions point at one."""
+    if sum(lay.kind == "python" for lay in layers) > 1:
+        raise fail("more than one python layer")
+    digests = [lay.digest for lay in layers]
+    if len(set(digests)) != len(digests):
+        raise fail("a layer digest is listed twice")
+    known = set(digests)
+    for d in dists:
+        if d.layer not in known:
+            raise fail(f"distribution {d.name} points at {d.layer!r}, which is not a layer")
 
 
 def _str(obj: Any, key: str) -> str:
@@ -206,10 +278,11 @@ def _list(obj: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
-def _layer(obj: Any) -> LayerRef:
+def _layer(obj: Any, v2: bool) -> LayerRef:
     kind = _str(obj, "kind")
-    if kind not in LAYER_KINDS:
-        raise ValueError(f"unknown layer kind {kind!r} (expected one of {', '.join(LAYER_KINDS)})")
+    allowed = LAYER_KINDS if v2 else LAYER_KINDS_1
+    if kind not in allowed:
+        raise ValueError(f"unknown layer kind {kind!r} (expected one of {', '.join(allowed)})")
     digest = _str(obj, "digest")
     algo, _, hexpart = digest.partition(":")
     if algo != "sha256" or len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
@@ -217,4 +290,16 @@ def _layer(obj: Any) -> LayerRef:
     url = obj.get("url")
     if url is not None and not isinstance(url, str):
         raise TypeError("layer 'url' must be a string")
-    return LayerRef(kind, digest, _int(obj, "size"), _int(obj, "files"), url)
+    dists: tuple[str, ...] = ()
+    bytecode = None
+    if v2 and kind != "python":
+        raw = obj.get("dists", [])
+        if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
+            raise TypeError("layer 'dists' must be a list of 'name==version' strings")
+        dists = tuple(raw)
+        if kind == "dist" and not dists:
+            raise ValueError(f"dist layer {digest} names no distribution")
+        bytecode = obj.get("bytecode")
+        if bytecode is not None and bytecode not in BYTECODE:
+            raise ValueError(f"layer 'bytecode' {bytecode!r} is not one of {', '.join(BYTECODE)}")
+    return LayerRef(kind, digest, _int(obj, "size"), _int(obj, "files"), url, dists, bytecode)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -13,22 +15,23 @@ from typing import Any
 from ..errors import PackError
 from ..progress import Progress
 from .archive import Blob, write_blob
-from .buildcache import BuildCache
-from .layers import LayerPlan, plan_layers, plan_python
-from .manifest import Distribution, LayerRef, Manifest
+from .buildcache import BuildCache, content_fingerprint, fingerprint
+from .bytecode import Compiler, compile_layers, compiler_for
+from .layers import LayerEntry, LayerPlan, plan_layers, plan_python, sort_key
+from .manifest import SCHEMA, Distribution, LayerRef, Manifest
 from .selection import select
 from .sources.conda import conda_prefix
 from .sources.lock.project import write_editable_stub
 from .sources.lock.stage import CodeArg, lock_snapshot, resolve_code, stage_lock
 from .sources.lock.target import resolve_target
-from .sources.snapshot import Snapshot, take_snapshot
+from .sources.snapshot import Snapshot, default_cache_tag, take_snapshot
 
 __all__ = ["PackResult", "pack", "pack_lock", "pack_snapshot"]
 
 log = logging.getLogger(__name__)
 
 
-_LAYER_ORDER = ("python", "code", "deps")
+_LAYER_ORDER = ("python", "code", "dist")
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class PackResult:
     manifest: Manifest
     env_id: str
     blobs: Mapping[str, Path]  # "sha256:<hex>" -> local blob file
-    built: Mapping[str, bool]  # layer kind -> archived now (True) or from the build cache
+    built: Mapping[str, bool]  # layer digest -> archived now (True) or from the build cache
     output: Path | None = None  # the local store it was written to (``envship.pack(output=)``)
     env_prefix: str | None = None  # the packed environment's sys.prefix (None: a lock build)
 
@@ -93,51 +96,120 @@ def pack_snapshot(
 ) -> PackResult:
     """:func:`pack` for an already taken snapshot."""
     selection = select(snapshot, exclude=exclude, only=only, include=include)
-    salt = (snapshot.python.implementation, snapshot.python.abi, snapshot.python.platform)
+    py = snapshot.python
+    cache_tag = py.cache_tag or default_cache_tag(py.implementation, py.version)
+    compiler = compiler_for(snapshot.executable, cache_tag)
+    if compiler is None:
+        log.info("no %s interpreter here to compile bytecode: nodes will compile it", cache_tag)
+    # What a dist blob's bytes depend on besides its own files: the target interpreter.
+    salt = (py.implementation, cache_tag, py.abi, py.platform,
+            compiler.fingerprint if compiler is not None else "bytecode=node")
     plans = plan_layers(snapshot, selection.kept, salt)
     if with_python:
-        plans.append(plan_python(snapshot))
-    cache = BuildCache(Path(cache_dir)) if cache_dir is not None else BuildCache.default()
-    refs: dict[str, LayerRef] = {}
-    blobs: dict[str, Path] = {}
-    built: dict[str, bool] = {}
-    for plan in plans:
-        if not plan.entries:
-            continue
-        blob, now = cache.get_or_build(plan, _builder(plan, progress))
-        refs[plan.kind] = LayerRef(plan.kind, blob.digest, blob.size, blob.files)
-        blobs[blob.digest] = blob.path
-        built[plan.kind] = now
-    if not refs:
+        plans.insert(0, plan_python(snapshot))
+    if not plans:
         raise PackError(
             f"nothing to pack in {snapshot.prefix}: every distribution was left out; "
             "check --only / --exclude."
         )
-    layer_of = {"editable": "code", "local": "code"}
+    cache = BuildCache(Path(cache_dir)) if cache_dir is not None else BuildCache.default()
+    found = _build(plans, cache, compiler, progress)
+    refs: list[LayerRef] = []
+    layer_of: dict[str, str] = {}
+    blobs: dict[str, Path] = {}
+    built: dict[str, bool] = {}
+    for plan, (blob, now) in zip(plans, found, strict=True):
+        layer_of.update((d, blob.digest) for d in plan.dists)
+        if blob.digest in blobs:
+            continue
+        bytecode = None
+        if plan.kind != "python":
+            bytecode = "none" if not plan.py_sources else "packed" if compiler else "node"
+        refs.append(LayerRef(plan.kind, blob.digest, blob.size, blob.files, None, plan.dists,
+                             bytecode))
+        blobs[blob.digest] = blob.path
+        built[blob.digest] = now
+    empty = [d.name for d in selection.kept if f"{d.name}=={d.version}" not in layer_of]
+    if empty:
+        raise PackError(
+            f"{', '.join(empty)} in {snapshot.prefix}: no installed file of it is inside the "
+            "environment; reinstall it, or leave it out with --exclude."
+        )
     dists = tuple(
-        Distribution(d.name, d.version, d.source, layer_of.get(d.source, "deps"))
+        Distribution(d.name, d.version, d.source, layer_of[f"{d.name}=={d.version}"])
         for d in selection.kept
     )
     eps: dict[str, dict[str, str]] = {}
     for d in selection.kept:
         for group, items in d.entry_points.items():
             eps.setdefault(group, {}).update(items)
+    python = dataclasses.replace(py, cache_tag=cache_tag)
     manifest = Manifest(
-        python=snapshot.python,
-        layers=tuple(refs[k] for k in _LAYER_ORDER if k in refs),
+        python=python,
+        layers=tuple(sorted(refs, key=lambda r: (_LAYER_ORDER.index(r.kind), list(r.dists)))),
         distributions=dists,
         entry_points={g: dict(sorted(v.items())) for g, v in sorted(eps.items())},
         excluded=selection.excluded,
+        schema=SCHEMA,
     )
     return PackResult(manifest, manifest.env_id, blobs, built, env_prefix=snapshot.prefix)
 
 
-def _builder(plan: LayerPlan, progress: Progress | None) -> Callable[[Path], Blob]:
-    def build(blob_dir: Path) -> Blob:
-        log.info("%s layer: archiving %d files", plan.kind, len(plan.entries))
-        return write_blob(plan.entries, blob_dir, progress, plan.kind)
-
-    return build
+def _build(
+    plans: Sequence[LayerPlan],
+    cache: BuildCache,
+    compiler: Compiler | None,
+    progress: Progress | None,
+) -> list[tuple[Blob, bool]]:
+    """(blob, built now) per plan: from the build cache, else compiled + archived."""
+    fps = [fingerprint(plan) for plan in plans]
+    found: list[tuple[Blob, bool] | None] = []
+    for plan, fp in zip(plans, fps, strict=True):
+        hit = cache.lookup(fp)
+        if hit is not None:
+            log.debug("%s layer: build cache hit (%s)", plan.label, hit.digest)
+        found.append((hit, False) if hit is not None else None)
+    # Not built from these very files (paths, mtimes) before: maybe from the same contents,
+    # e.g. the same numpy in another venv. Hashing the files costs far less than a rebuild.
+    by_content: dict[int, str] = {}
+    for i, f in enumerate(found):
+        if f is None and plans[i].kind == "dist":
+            by_content[i] = cfp = content_fingerprint(plans[i])
+            hit = cache.lookup(cfp)
+            if hit is not None:
+                log.debug("%s layer: same contents built before (%s)", plans[i].label, hit.digest)
+                cache.store(fps[i], hit)
+                found[i] = (hit, False)
+    missing = [i for i, f in enumerate(found) if f is None]
+    if missing:
+        log.info("building %d of %d layers", len(missing), len(plans))
+        try:
+            cache.root.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix=".tmp-bytecode-", dir=cache.root))
+        except OSError as exc:
+            raise PackError(f"cannot write the build cache {cache.root}: "
+                            f"{exc.strerror or exc}") from exc
+        try:
+            compiled = [i for i in missing if plans[i].kind != "python"]
+            pycs: dict[int, tuple[LayerEntry, ...]] = {}
+            if compiler is not None and compiled:
+                out = compile_layers(compiler, [plans[i] for i in compiled], work,
+                                     cache.root / "bytecode")
+                pycs = dict(zip(compiled, out, strict=True))
+            for i in missing:
+                plan = plans[i]
+                extra = pycs.get(i, ())
+                entries = plan.entries if not extra else tuple(
+                    sorted(plan.entries + extra, key=lambda e: sort_key(e.arcname)))
+                log.info("%s layer: archiving %d files", plan.label, len(entries))
+                blob = write_blob(entries, cache.blob_dir, progress, plan.label)
+                cache.store(fps[i], blob)
+                if i in by_content:
+                    cache.store(by_content[i], blob)
+                found[i] = (blob, True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return [f for f in found if f is not None]
 
 
 def pack_lock(

@@ -35,13 +35,19 @@ class _Checks:
     manifest: Callable[[], bool]
     blob: Callable[[str], bool]
     workers: int
+    blobs: Callable[[Sequence[str]], set[str]] | None = None  # many at once (one listing)
 
 
 def _check_all(pool: ThreadPoolExecutor, checks: _Checks, digests: Sequence[str],
                manifest: bool = True) -> tuple[bool | None, dict[str, bool]]:
     man: Future[bool] | None = pool.submit(checks.manifest) if manifest else None
-    futs = {d: pool.submit(checks.blob, d) for d in digests}
-    return (None if man is None else man.result()), {d: f.result() for d, f in futs.items()}
+    if checks.blobs is not None and digests:
+        found = checks.blobs(digests)
+        flags = {d: d in found for d in digests}
+    else:
+        futs = {d: pool.submit(checks.blob, d) for d in digests}
+        flags = {d: f.result() for d, f in futs.items()}
+    return (None if man is None else man.result()), flags
 
 
 def _expired(sweep: p.Sweep, first_seen: float, timing: p.Timing) -> bool:
@@ -188,13 +194,15 @@ def claim(
     workers: int = 4,
     step: p.Step = p.no_step,
     writes: bool = False,
+    check_blobs: Callable[[Sequence[str]], set[str]] | None = None,
 ) -> Claim:
     """Lease *env_id* and *digests*, then report what the store holds (see module doc).
 
     *writes*: the caller always writes a file gc reads as a root (a tag) before release.
+    *check_blobs*: checks many digests at once (a listing), used instead of *check_blob*.
     """
     step("begin")
-    checks = _Checks(check_manifest, check_blob, max(1, workers))
+    checks = _Checks(check_manifest, check_blob, max(1, workers), check_blobs)
     return _round(loc, env_id, list(digests), checks, policy, timing, step, None, writes)
 
 
@@ -208,6 +216,7 @@ def refresh(
     *,
     workers: int = 4,
     step: p.Step = p.no_step,
+    check_blobs: Callable[[Sequence[str]], set[str]] | None = None,
 ) -> Claim:
     """*current* if its lease is young enough to rely on, else a new lease and new checks."""
     if time.monotonic() - current.lease.written < timing.lease_refresh:
@@ -215,7 +224,7 @@ def refresh(
     step("refreshing")
     lease = p.take_lease(loc, current.lease.env_id, current.lease.blobs, policy, timing)
     p.drop_lease(loc, current.lease, policy)
-    checks = _Checks(check_manifest, check_blob, max(1, workers))
+    checks = _Checks(check_manifest, check_blob, max(1, workers), check_blobs)
     return _round(loc, lease.env_id, list(lease.blobs), checks, policy, timing, step, lease)
 
 

@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ from ..packing.manifest import LayerRef, Manifest, canonical_json
 from ..progress import Progress
 from . import retry
 from .claim import claim, refresh, release
+from .exists import existing_blobs
 from .fs import StoreLocation
 from .protocol import Step, Timing, no_step
 from .transfer import upload_file, write_bytes
@@ -192,6 +193,9 @@ def publish(
     def blob_present(digest: str) -> bool:
         return _present(loc, layers[digest], policy)
 
+    def blobs_present(digests: Sequence[str]) -> set[str]:  # one listing, or parallel HEADs
+        return existing_blobs(loc, [layers[d] for d in digests], policy)
+
     lock = threading.Lock()
     total = [0]
     uploaded: set[str] = set()
@@ -206,7 +210,7 @@ def publish(
 
     try:
         got = claim(loc, env_id, list(layers), manifest_present, blob_present, policy, timing,
-                    workers=workers, step=step)
+                    workers=workers, step=step, check_blobs=blobs_present)
     except Exception as exc:
         raise retry.as_store_error(exc, f"publishing env {env_id}", loc) from None
     written = False
@@ -220,7 +224,7 @@ def publish(
                 step("uploaded")
                 # A publish slower than the lease's life takes a new one and looks again.
                 fresh = refresh(loc, got, manifest_present, blob_present, policy, timing,
-                                workers=workers, step=step)
+                                workers=workers, step=step, check_blobs=blobs_present)
                 if fresh is got:
                     break
                 got = fresh

@@ -73,7 +73,7 @@ def test_conda_prefix_ships_its_interpreter(conda_prefix: Path, tmp_path: Path) 
     out = tmp_path / "out"
     result = pack(conda_prefix / "bin" / "python", output=out, cache_dir=tmp_path / "cache")
     kinds = [lay.kind for lay in result.manifest.layers]
-    assert kinds == ["python", "deps"]  # --with-python implied
+    assert kinds[0] == "python" and "dist" in kinds  # --with-python implied
     py = result.manifest.layer("python")
     assert py is not None
     with tarfile.open(result.blobs[py.digest]) as tar:

@@ -23,7 +23,7 @@ def aarch64_env(lock_dir: Path, builders_cache: Path, tmp_path_factory: pytest.T
 
 
 def test_every_native_file_is_aarch64(aarch64_env: PackResult) -> None:
-    deps = aarch64_env.manifest.layer("deps")
+    deps = aarch64_env.manifest.layer_of("numpy")
     assert deps is not None
     machines: dict[str, int] = {}
     with tarfile.open(aarch64_env.blobs[deps.digest]) as tar:
@@ -46,16 +46,26 @@ def test_manifest_describes_the_target(aarch64_env: PackResult) -> None:
     m = aarch64_env.manifest
     assert (m.python.implementation, m.python.version, m.python.abi, m.python.platform) == (
         "cpython", "3.12", "cp312", "manylinux_2_28_aarch64")
-    assert [lay.kind for lay in m.layers] == ["deps"]
+    assert m.python.cache_tag == "cpython-312"
+    assert [(lay.kind, lay.dists) for lay in m.layers] == [
+        ("dist", (NUMPY,)), ("dist", ("six==1.17.0",))]
     names = {(d.name, d.version, d.source, d.layer) for d in m.distributions}
-    assert ("numpy", NUMPY.split("==")[1], "index", "deps") in names
-    assert ("six", "1.17.0", "index", "deps") in names
+    assert ("numpy", NUMPY.split("==")[1], "index", m.layers[0].digest) in names
+    assert ("six", "1.17.0", "index", m.layers[1].digest) in names
     # console scripts come from entry_points.txt, not as files
     assert m.entry_points["console_scripts"]["f2py"] == "numpy.f2py.f2py2e:main"
 
 
+def test_another_python_leaves_bytecode_to_the_node(aarch64_env: PackResult) -> None:
+    """No CPython 3.12 runs envship here: nothing is compiled, the layers say so."""
+    assert [lay.bytecode for lay in aarch64_env.manifest.layers] == ["node", "node"]
+    for lay in aarch64_env.manifest.layers:
+        with tarfile.open(aarch64_env.blobs[lay.digest]) as tar:
+            assert not [n for n in tar.getnames() if "__pycache__" in n or n.endswith(".pyc")]
+
+
 def test_layer_has_no_host_traces(aarch64_env: PackResult) -> None:
-    deps = aarch64_env.manifest.layer("deps")
+    deps = aarch64_env.manifest.layer_of("numpy")
     assert deps is not None
     with tarfile.open(aarch64_env.blobs[deps.digest]) as tar:
         names = tar.getnames()

@@ -41,7 +41,10 @@ def host_env(pylock: Path, lock_dir: Path, builders_cache: Path,
 
 def test_pylock_env_runs_with_exec(host_env: tuple[PackResult, Path], tmp_path: Path) -> None:
     result, out = host_env
-    assert [lay.kind for lay in result.manifest.layers] == ["code", "deps"]
+    assert [(lay.kind, lay.dists) for lay in result.manifest.layers] == [
+        ("code", ("mylib==0.1.0",)), ("dist", (NUMPY,)), ("dist", (SIX,))]
+    # a lock for this interpreter's version: bytecode compiled here, nothing left to the node
+    assert {lay.bytecode for lay in result.manifest.layers} == {"packed"}
     code = (
         "import json, sys, numpy, six, mylib, mylib.extra; "
         "print(json.dumps([numpy.__version__, six.__version__, mylib.hello(), "
@@ -56,15 +59,15 @@ def test_pylock_env_runs_with_exec(host_env: tuple[PackResult, Path], tmp_path: 
 
 def test_code_layer_is_the_project_source(host_env: tuple[PackResult, Path]) -> None:
     result, _ = host_env
-    code = result.manifest.layer("code")
-    assert code is not None
+    code = result.manifest.layer_of("mylib")
+    assert code is not None and code.kind == "code"
     with tarfile.open(result.blobs[code.digest]) as tar:
         names = set(tar.getnames())
     assert "site-packages/mylib/__init__.py" in names
     assert "site-packages/mylib/extra.py" in names
     assert not [n for n in names if n.endswith((".pth", "direct_url.json"))]
     dists = {d.name: d for d in result.manifest.distributions}
-    assert (dists["mylib"].source, dists["mylib"].layer) == ("editable", "code")
+    assert (dists["mylib"].source, dists["mylib"].layer) == ("editable", code.digest)
 
 
 def test_code_edit_rebuilds_only_the_code_layer(
@@ -78,9 +81,9 @@ def test_code_edit_rebuilds_only_the_code_layer(
     (project / "src" / "mylib" / "extra.py").write_text("def double(x):\n    return x + x\n")
     again = pack_lock(pylock, code=project, cache_dir=builders_cache)
     first, _ = host_env
-    assert again.manifest.layer("deps") == first.manifest.layer("deps")
+    assert again.manifest.layers_of("dist") == first.manifest.layers_of("dist")
     assert again.manifest.layer("code") != first.manifest.layer("code")
-    assert again.built == {"code": True, "deps": False}
+    assert [again.built[lay.digest] for lay in again.manifest.layers] == [True, False, False]
 
 
 def test_uv_lock_project(builders_cache: Path, tmp_path: Path) -> None:
@@ -97,8 +100,10 @@ def test_uv_lock_project(builders_cache: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = envship.pack(requirements=proj / "uv.lock", code=proj, cache_dir=builders_cache,
                           output=out)
-    dists = {d.name: (d.source, d.layer) for d in result.manifest.distributions}
-    assert dists == {"six": ("index", "deps"), "app": ("editable", "code")}
+    m = result.manifest
+    dists = {d.name: (d.source, d.layer) for d in m.distributions}
+    assert dists == {"six": ("index", m.layers_of("dist")[0].digest),
+                     "app": ("editable", m.layers_of("code")[0].digest)}
     got = _exec(out, "python", "-c", "import app, six; print(app.NAME, six.__version__)",
                 cwd=tmp_path)
     assert got.split() == ["app", "1.17.0"]
@@ -113,7 +118,8 @@ def test_cli_pack_requirements_json(lock_dir: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert [lay["kind"] for lay in data["layers"]] == ["deps"]
+    assert [(lay["kind"], lay["dists"]) for lay in data["layers"]] == [
+        ("dist", [NUMPY]), ("dist", [SIX])]
     manifest = json.loads(Path(data["manifest"]).read_text())
     assert manifest["python"]["platform"] == "manylinux_2_28_x86_64"
     assert manifest["python"]["abi"] == f"cp{HOST_VERSION.replace('.', '')}"

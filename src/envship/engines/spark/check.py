@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import EngineError, EnvshipError
+from ...packing.manifest import SCHEMA
 
 if TYPE_CHECKING:
     from ...env import Env
@@ -67,30 +68,34 @@ def code_drift(env: Env, search_path: Sequence[str] = ()) -> CodeDrift:
     which resolve editable installs to their checkout); files are compared by sha256.
     Names that cannot be found locally are skipped (the driver may run elsewhere).
     """
-    layer = env.manifest.layer("code")
-    if layer is None:
+    # Schema 2: one code layer per project (the one naming no distribution holds stray
+    # files, not code being worked on); schema 1: the one code layer.
+    layers = [lay for lay in env.manifest.layers_of("code")
+              if lay.dists or env.manifest.schema_id != SCHEMA]
+    if not layers:
         return CodeDrift()
     changed: list[str] = []
     missing: list[str] = []
     compared = 0
     with tempfile.TemporaryDirectory(prefix="envship-check-") as tmp:
-        blob = Path(tmp) / "code.tar.gz"
-        try:
-            env.store().fetch_blob(layer.digest, blob)
-        except EnvshipError as exc:
-            raise EngineError(
-                f"cannot read the code layer of env {env.env_id[:12]} to compare it with the "
-                f"local code: {exc}; pass check=False (--no-check) to skip the check"
-            ) from exc
-        for rel, digest in _layer_files(blob):
-            local = _locate(rel, search_path)
-            if local is None:
-                continue
-            compared += 1
-            if not local.is_file():
-                missing.append(rel)
-            elif _sha256(local) != digest:
-                changed.append(rel)
+        for layer in layers:
+            blob = Path(tmp) / f"{layer.hex}.tar.gz"
+            try:
+                env.store().fetch_blob(layer.digest, blob)
+            except EnvshipError as exc:
+                raise EngineError(
+                    f"cannot read the code layer of env {env.env_id[:12]} to compare it with the "
+                    f"local code: {exc}; pass check=False (--no-check) to skip the check"
+                ) from exc
+            for rel, digest in _layer_files(blob):
+                local = _locate(rel, search_path)
+                if local is None:
+                    continue
+                compared += 1
+                if not local.is_file():
+                    missing.append(rel)
+                elif _sha256(local) != digest:
+                    changed.append(rel)
     return CodeDrift(tuple(changed), tuple(missing), compared)
 
 
@@ -170,6 +175,8 @@ def _layer_files(blob: Path) -> Iterator[tuple[str, str]]:
             rel = member.name[len(_SITE) :]
             top = rel.split("/", 1)[0]
             if top.endswith(_SKIP_SUFFIXES) or top.startswith("__editable__"):
+                continue
+            if rel.endswith(".pyc"):  # envship's own bytecode, compiled from the sources
                 continue
             f = tar.extractfile(member)
             if f is None:

@@ -144,6 +144,7 @@ def collect() -> dict[str, Any]:
         "implementation": sys.implementation.name,
         "version": platform.python_version(),
         "abi": _abi(),
+        "cache_tag": sys.implementation.cache_tag,
         "platform": _platform_tag(),
         "site_packages": site_dirs,
         "stdlib": os.path.realpath(sysconfig.get_path("stdlib")),

@@ -25,6 +25,7 @@ __all__ = [
     "Target",
     "canonical_name",
     "choose_target",
+    "default_cache_tag",
     "find_interpreter",
     "take_snapshot",
     "snapshot_from_probe",
@@ -95,6 +96,14 @@ class Snapshot:
     def distribution(self, name: str) -> DistInfo | None:
         key = canonical_name(name)
         return next((d for d in self.distributions if d.name == key), None)
+
+
+def default_cache_tag(implementation: str, version: str) -> str:
+    """``sys.implementation.cache_tag`` of CPython *version* (``cpython-311``), for targets
+    whose interpreter cannot be asked (lock builds) and probe answers saved without it."""
+    major, _, rest = version.partition(".")
+    minor = rest.partition(".")[0]
+    return f"{implementation}-{major}{minor}"
 
 
 def find_interpreter(python: str | os.PathLike[str] | None) -> str:
@@ -348,6 +357,8 @@ def snapshot_from_probe(data: Mapping[str, Any]) -> Snapshot:
         version=str(data["version"]),
         abi=str(data["abi"]),
         platform=str(data["platform"]),
+        cache_tag=str(data.get("cache_tag") or default_cache_tag(
+            str(data["implementation"]), str(data["version"]))),
     )
     return Snapshot(
         python=python,

@@ -82,6 +82,7 @@ def lock_snapshot(staged: Staged, target: Target, code_site: Path | None) -> Sna
         "implementation": target.python.implementation,
         "version": target.python.version,
         "abi": target.python.abi,
+        "cache_tag": target.python.cache_tag,
         "platform": target.python.platform,
         "executable": "",
         "prefix": str(staged.prefix),

@@ -100,7 +100,8 @@ def resolve_target(python_version: str | None, platform: str | None) -> Target:
         tag = "manylinux_2_17_" + tag[len("manylinux2014_"):]
     uv_plat = uv_platform(tag)
     abi = "cp" + mm.replace(".", "")
-    return Target(PythonInfo("cpython", version, abi, tag), uv_plat, mm)
+    cache_tag = "cpython-" + mm.replace(".", "")
+    return Target(PythonInfo("cpython", version, abi, tag, cache_tag), uv_plat, mm)
 
 
 def arch_of(tag: str) -> str:
