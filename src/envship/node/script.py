@@ -8,8 +8,8 @@ __all__ = ["script_text", "MODULES", "PACKAGE"]
 
 PACKAGE = "_envship_node"  # the package name inside the script; never clashes with envship
 MODULES = (
-    "__init__", "__main__", "assemble", "cache", "errors", "extract", "fetch", "gunzip", "interp",
-    "prune", "resolve", "runtime",
+    "__init__", "__main__", "assemble", "bytecode", "cache", "errors", "extract", "fetch",
+    "gunzip", "interp", "merge", "prune", "resolve", "runtime",
 )
 
 _HEAD = '''#!/usr/bin/env python3
