@@ -1,0 +1,334 @@
+"""Schema-2 envs (one blob per distribution) from real wheels installed by uv, run from merged
+views: namespace packages, .pth files, scripts, metadata, $ORIGIN RPATHs, shared-blob prune."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from envship.node import NodeError, prepare
+from kits.nodekit import (
+    ENVSHIP,
+    Blob,
+    blob_from_tree,
+    compile_tree,
+    dist_layers,
+    make_manifest2,
+    node_env,
+    write_code_tree,
+    write_store,
+)
+from kits.support import HOST_PYTHON, run, uv_bin
+from kits.wheelkit import build_rpath_pair, write_wheel
+
+MM = "{}.{}".format(*sys.version_info[:2])
+TAG = sys.implementation.cache_tag
+
+CHECK = """\
+import importlib.metadata as md, os, sys, sysconfig
+import nspkg.a, nspkg.b, rpathext, tinylib, pthmod, pthextra_mod
+site = sysconfig.get_paths()["purelib"]
+print(os.environ.get("PTHDIST_RAN"), nspkg.a.DATA, nspkg.b.SIBLING, rpathext.value(), pthmod.FLAG)
+print(",".join(sorted(d.metadata["Name"] for d in md.distributions())))
+mods = (nspkg.a, nspkg.b, rpathext, tinylib, pthmod, pthextra_mod)
+print(all(m.__file__.startswith(site + os.sep) for m in mods), len(nspkg.__path__))
+print(sys.prefix)
+"""
+
+
+@dataclass(frozen=True)
+class Envs:
+    root: Path  # the store
+    a: str  # env id: tinylib (code) + ns-a, ns-b, pthdist, rpathext, rpathlib
+    b: str  # env id: A without ns-b, plus solo
+    blobs: dict[str, Blob]  # distribution name -> its layer blob
+    solo: Blob
+
+
+def _wheels(out: Path, work: Path) -> list[Path]:
+    wheels = [
+        write_wheel(out, "ns-a", "1.0", {
+            "nspkg/a/__init__.py": (
+                b"import os\n"
+                b"with open(os.path.join(os.path.dirname(__file__), 'data.txt')) as f:\n"
+                b"    DATA = f.read().strip()\n"
+                b"def main():\n    print('ns-a hello', DATA)\n    return 0\n"
+            ),
+            "nspkg/a/data.txt": b"a-data\n",
+        }, console_scripts={"ns-a-hello": "nspkg.a:main"}),
+        # ns-b reads a file of ns-a relative to its own __file__: only works in one site-packages
+        write_wheel(out, "ns-b", "1.0", {
+            "nspkg/b/__init__.py": (
+                b"import os\n"
+                b"with open(os.path.join(os.path.dirname(__file__), '..', 'a', 'data.txt')) as f:\n"
+                b"    SIBLING = 'b-sees-' + f.read().strip()\n"
+            ),
+        }, scripts={
+            "ns-b-tool": b"#!python\nimport nspkg.b\nprint('ns-b tool', nspkg.b.SIBLING)\n",
+        }),
+        write_wheel(out, "pthdist", "1.0", {
+            "pthdist.pth": b"import pthdist_hook\npthdist_extra\n",
+            "pthdist_hook.py": b"import os\nos.environ['PTHDIST_RAN'] = 'pth-ran'\n",
+            "pthdist_extra/pthextra_mod.py": b"X = 1\n",
+        }),
+        write_wheel(out, "solo", "2.0", {"solo.py": b"WHO = 'solo'\n"}),
+    ]
+    return [*wheels, *build_rpath_pair(work, out)]
+
+
+@pytest.fixture(scope="module")
+def envs(tmp_path_factory: pytest.TempPathFactory) -> Envs:
+    base = tmp_path_factory.mktemp("merged")
+    venv = base / "venv"
+    run([uv_bin(), "venv", "-q", "-p", HOST_PYTHON, str(venv)])
+    wheels = _wheels(base / "wheels", base / "build")
+    run([uv_bin(), "pip", "install", "-q", "--no-index", "-p", str(venv / "bin" / "python"),
+         *map(str, wheels)])
+    site = venv / "lib" / f"python{MM}" / "site-packages"
+    layers = dist_layers(site, venv / "bin", base / "split", node_compiled=["ns-b"])
+    by_name = {b.dists[0].split("==")[0]: b for b in layers}
+    code_trees = write_code_tree(base / "code")
+    compile_tree(code_trees["site-packages"])
+    # one module without its .pyc: running code writes it, and it must land in the view
+    for pyc in (code_trees["site-packages"] / "tinylib_extra" / "__pycache__").glob("*.pyc"):
+        pyc.unlink()
+    code = replace(blob_from_tree("code", code_trees, keep_pyc=True), dists=("tinylib==0.1",))
+    scripts = {"ns-a-hello": "nspkg.a:main", "tiny": "tinylib:main"}
+    a_blobs = [code, *(b for n, b in by_name.items() if n != "solo")]
+    b_blobs = [code, *(b for n, b in by_name.items() if n != "ns-b")]
+    root = base / "store"
+    ma = make_manifest2(a_blobs, console_scripts=scripts)
+    mb = make_manifest2(b_blobs, console_scripts=scripts)
+    write_store(root, ma, a_blobs)
+    write_store(root, mb, b_blobs)
+    return Envs(root, ma.env_id, mb.env_id, {**by_name, "tinylib": code}, by_name["solo"])
+
+
+def _uri(envs: Envs, env_id: str) -> str:
+    return str(envs.root / "envs" / f"{env_id}.json")
+
+
+def _exec(cache: Path, ref: str, *cmd: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [ENVSHIP, "exec", "--cache", str(cache), ref, "--", *cmd],
+        capture_output=True, text=True, env=node_env(**env), timeout=300,
+    )
+
+
+def _snapshot(tree: Path) -> dict[str, tuple[int, int, int]]:
+    out = {}
+    for d, dirs, files in os.walk(tree):
+        for n in dirs + files:
+            st = os.lstat(os.path.join(d, n))
+            rel = os.path.relpath(os.path.join(d, n), tree)
+            out[rel] = (st.st_size, st.st_mtime_ns, st.st_mode)
+    return out
+
+
+def test_merged_view_behaves_like_the_venv(envs: Envs, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    proc = _exec(cache, _uri(envs, envs.a), "python", "-c", CHECK)
+    assert proc.returncode == 0, proc.stderr
+    first, names, where, prefix = proc.stdout.splitlines()
+    # .pth import hook, __file__-relative data, cross-dist relative path, $ORIGIN RPATH, code .pth
+    assert first == "pth-ran a-data b-sees-a-data 42 pth ok"
+    assert names == "ns-a,ns-b,pthdist,rpathext,rpathlib,tinylib"
+    assert where == "True 1"  # every module in the ONE site-packages; one namespace path entry
+    view = cache / "envs" / envs.a
+    assert Path(prefix) == view
+    site = view / "lib" / f"python{MM}" / "site-packages"
+    assert not (site / "_envship.pth").exists()
+    # hard links into the layers, read-only
+    init = site / "nspkg" / "a" / "__init__.py"
+    layer = cache / "layers" / envs.blobs["ns-a"].hex / "site-packages" / "nspkg" / "a"
+    assert os.stat(init).st_ino == os.stat(layer / "__init__.py").st_ino
+    assert os.stat(init).st_mode & 0o777 == 0o444
+    assert not (site / "nspkg").is_symlink() and (site / "nspkg" / "a").is_dir()
+    layers_file = (view / "envship-layers").read_text().split()
+    assert sorted(layers_file) == sorted(b.hex for n, b in envs.blobs.items() if n != "solo")
+    # console scripts (from the manifest) and scripts the wheels installed (data/bin)
+    proc = _exec(cache, _uri(envs, envs.a), "sh", "-c",
+                 "ns-a-hello && ns-b-tool && tiny && tiny-data-script")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "ns-a hello a-data", "ns-b tool b-sees-a-data", "tiny says hi", "data-script-ran"]
+
+
+def test_node_compiles_bytecode_node_layers_before_commit(envs: Envs, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    proc = subprocess.run(
+        [ENVSHIP, "exec", "-v", "--cache", str(cache), _uri(envs, envs.a), "--", "true"],
+        capture_output=True, text=True, env=node_env(), timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "compiled 1 modules" in proc.stderr, proc.stderr
+    pyc = (cache / "layers" / envs.blobs["ns-b"].hex / "site-packages" / "nspkg" / "b"
+           / "__pycache__" / f"__init__.{TAG}.pyc")
+    head = pyc.read_bytes()[:8]
+    assert struct.unpack("<I", head[4:8])[0] == 0b01  # PEP 552: hash-based, unchecked
+    assert pyc.stat().st_mode & 0o777 == 0o444
+    # the packed layers were not recompiled: no new pycs beside the packed ones
+    packed = cache / "layers" / envs.blobs["ns-a"].hex / "site-packages" / "nspkg" / "a"
+    assert sorted(p.name for p in (packed / "__pycache__").iterdir()) == [f"__init__.{TAG}.pyc"]
+
+
+def test_running_code_never_writes_under_layers(envs: Envs, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    assert _exec(cache, _uri(envs, envs.a), "true").returncode == 0
+    before = _snapshot(cache / "layers")
+    env = node_env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    code = (
+        "import os, nspkg.a, tinylib, pthmod\n"
+        "open(os.path.join(os.path.dirname(nspkg.a.__file__), 'cache.txt'), 'w').write('x')\n"
+        "print(pthmod.__cached__)\n"
+    )
+    proc = subprocess.run(
+        [ENVSHIP, "exec", "--cache", str(cache), _uri(envs, envs.a), "--", "python", "-c", code],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    view = cache / "envs" / envs.a
+    site = view / "lib" / f"python{MM}" / "site-packages"
+    written = Path(proc.stdout.strip())
+    assert written.is_relative_to(site) and written.exists()  # the .pyc Python wrote
+    assert (site / "nspkg" / "a" / "cache.txt").read_text() == "x"
+    assert _snapshot(cache / "layers") == before
+
+
+def test_32_concurrent_starts_fetch_each_blob_once(
+    envs: Envs, tmp_path: Path, serve: object
+) -> None:
+    server = serve(envs.root)  # type: ignore[operator]
+    uri = f"{server.url}/envs/{envs.a}.json"
+    cache = tmp_path / "cache"
+    procs = [
+        subprocess.Popen(
+            [ENVSHIP, "exec", "--cache", str(cache), uri, "--", "python", "-c",
+             f"import rpathext, nspkg.b; print({i}, rpathext.value())"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=node_env(),
+        )
+        for i in range(32)
+    ]
+    for i, p in enumerate(procs):
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+        assert out.split() == [str(i), "42"]
+    blobs = [b for n, b in envs.blobs.items() if n != "solo"]
+    for blob in blobs:
+        assert server.counts[f"/blobs/sha256/{blob.hex}.tar.gz"] == 1, server.counts
+    assert sorted(os.listdir(cache / "layers")) == sorted(b.hex for b in blobs)
+    assert os.listdir(cache / "envs") == [envs.a]
+
+
+def test_new_combination_fetches_only_its_new_blob(
+    envs: Envs, tmp_path: Path, serve: object
+) -> None:
+    server = serve(envs.root)  # type: ignore[operator]
+    cache = tmp_path / "cache"
+    prepare(f"{server.url}/envs/{envs.a}.json", cache_dir=cache)
+    started = time.monotonic()
+    view = prepare(f"{server.url}/envs/{envs.b}.json", cache_dir=cache)
+    took = time.monotonic() - started
+    fetched = [p for p, n in server.counts.items() if p.startswith("/blobs/") for _ in range(n)]
+    assert len(fetched) == len(envs.blobs) - 1 + 1  # A's 6 blobs, then B's one new blob
+    assert server.counts[f"/blobs/sha256/{envs.solo.hex}.tar.gz"] == 1
+    out = subprocess.run([view.python, "-c", "import solo, rpathext; print(solo.WHO)"],
+                         capture_output=True, text=True, env=view.environ())
+    assert out.stdout.strip() == "solo", out.stderr
+    assert took < 5.0
+
+
+def test_prune_keeps_blobs_shared_with_a_view_in_use(envs: Envs, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    assert _exec(cache, _uri(envs, envs.b), "true").returncode == 0
+    time.sleep(0.05)
+    holder = subprocess.Popen(
+        [ENVSHIP, "exec", "--cache", str(cache), _uri(envs, envs.a), "--", "python", "-c",
+         "import sys, time, rpathext; print('up', flush=True); time.sleep(60); "
+         "import nspkg.b; print(rpathext.value(), nspkg.b.SIBLING)"],
+        stdout=subprocess.PIPE, text=True, env=node_env(),
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
+        listing = json.loads(subprocess.run(
+            [ENVSHIP, "cache", "ls", "--json", "--cache", str(cache)],
+            capture_output=True, text=True, check=True,
+        ).stdout)
+        in_use = {e["name"] for e in listing if e["in_use"]}
+        assert envs.a in in_use and envs.b not in in_use
+        assert envs.solo.hex not in in_use and envs.blobs["rpathlib"].hex in in_use
+        out = subprocess.run(
+            [ENVSHIP, "cache", "prune", "--max-size", "0", "--cache", str(cache)],
+            capture_output=True, text=True,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "removed 1 layers and 1 env views" in out.stdout, out.stdout
+        a_hexes = sorted(b.hex for n, b in envs.blobs.items() if n != "solo")
+        assert sorted(os.listdir(cache / "layers")) == a_hexes
+        assert os.listdir(cache / "envs") == [envs.a]
+    finally:
+        holder.kill()
+        holder.wait()
+    # the view in use still runs, and B comes back fetching only what it lost
+    proc = _exec(cache, _uri(envs, envs.a), "python", "-c",
+                 "import rpathext; print(rpathext.value())")
+    assert proc.stdout.strip() == "42", proc.stderr
+    proc = _exec(cache, _uri(envs, envs.b), "python", "-c", "import solo; print(solo.WHO)")
+    assert proc.stdout.strip() == "solo", proc.stderr
+
+
+def _write_raw(root: Path, data: dict[str, object]) -> str:
+    from kits.nodekit import Manifest2
+
+    m = Manifest2(data)
+    (root / "envs").mkdir(parents=True, exist_ok=True)
+    path = root / "envs" / f"{m.env_id}.json"
+    path.write_bytes(m.to_json())
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m["python"].pop("cache_tag"), "bad 'python' field"),
+        (lambda m: m["layers"][1].pop("dists"), "'dists' is not a non-empty list"),
+        (lambda m: m["layers"][1].update(dists=["nover"]), "'name==version'"),
+        (lambda m: m["layers"][1].update(bytecode="maybe"), "'bytecode' is not one of"),
+        (lambda m: m["layers"][1].update(kind="deps"), "kind is not one of python, code, dist"),
+        (lambda m: m["layers"].reverse(), "layers out of order"),
+        (lambda m: m["layers"].append(dict(m["layers"][1])), "the same digest twice"),
+        (lambda m: m["distributions"][0].update(layer="sha256:" + "0" * 64), "names no layer"),
+        (lambda m: m.update(schema="envship.manifest/3"), "unknown manifest schema"),
+    ],
+)
+def test_bad_schema_2_manifests_are_refused(
+    envs: Envs, tmp_path: Path, change: object, message: str
+) -> None:
+    data = json.loads((envs.root / "envs" / f"{envs.a}.json").read_text())
+    change(data)  # type: ignore[operator]
+    uri = _write_raw(tmp_path / "store", data)
+    with pytest.raises(NodeError, match=message):
+        prepare(uri, cache_dir=tmp_path / "cache")
+
+
+def test_two_layers_claiming_one_file_is_a_clear_error(tmp_path: Path) -> None:
+    from kits.nodekit import blob_from_members, file_member
+
+    one = replace(blob_from_members("dist", [file_member("site-packages/same.py", b"1")]),
+                  dists=("one==1",), bytecode="none")
+    two = replace(blob_from_members("dist", [file_member("site-packages/same.py", b"2")]),
+                  dists=("two==1",), bytecode="none")
+    m = make_manifest2([one, two])
+    uri = write_store(tmp_path / "store", m, [one, two])
+    with pytest.raises(NodeError, match=r"both contain .*same\.py"):
+        prepare(str(uri), cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "envs" / m.env_id).exists()
