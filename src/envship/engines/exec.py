@@ -115,7 +115,7 @@ def resolve_env_id(env: EnvRef) -> str:
 
 def _read_env_id(ref: str) -> str:
     """Tag URI, manifest file or packed directory: read it to learn the env id."""
-    from ..packing.manifest import Manifest
+    from ..node.resolve import SCHEMAS, env_id_of
 
     path = ref[len("file://") :] if ref.startswith("file://") else ref
     if "://" not in path and os.path.isdir(path):
@@ -145,4 +145,9 @@ def _read_env_id(ref: str) -> str:
         ) from exc
     if isinstance(obj, dict) and isinstance(obj.get("env"), str):
         return str(obj["env"])  # a tag: {"env": "<id>"}
-    return Manifest.from_dict(obj, source=ref).env_id
+    if not isinstance(obj, dict) or obj.get("schema") not in SCHEMAS:
+        raise EngineError(
+            f"{ref}: neither a tag nor an envship manifest ({' / '.join(SCHEMAS)}); pass an env "
+            "URI printed by `envship ship`"
+        )
+    return env_id_of(obj)  # any schema: the id is the hash of the canonical JSON
