@@ -148,7 +148,9 @@ def _pythons() -> list[str]:
 
 
 @pytest.mark.parametrize("other", _pythons() or [pytest.param("", marks=pytest.mark.skip)])
-def test_single_file_runs_on_other_pythons(other: str, tmp_path: Path) -> None:
+def test_single_file_runs_on_other_pythons(
+    other: str, tmp_path: Path, merged_envs: Envs
+) -> None:
     from kits.nodekit import (
         blob_from_tree,
         make_manifest,
@@ -183,6 +185,15 @@ def test_single_file_runs_on_other_pythons(other: str, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"{version} pth ok"
+    # a schema-2 env of this Python, fetched, compiled and merged by the runtime on that one
+    uri = str(merged_envs.root / "envs" / f"{merged_envs.a}.json")
+    proc = subprocess.run(
+        [other, str(script), "--cache", str(cache), uri, "--", "python", "-c",
+         "import rpathext, nspkg.b; print(rpathext.value(), nspkg.b.SIBLING)"],
+        capture_output=True, text=True, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "42 b-sees-a-data"
 
 
 def test_single_file_form_runs_a_schema_2_env(
