@@ -17,6 +17,7 @@ import pytest
 from envship.node import NodeError, prepare
 from kits.mergedkit import Envs
 from kits.nodekit import ENVSHIP, make_manifest2, node_env, write_store
+from kits.support import SampleEnv
 
 MM = "{}.{}".format(*sys.version_info[:2])
 TAG = sys.implementation.cache_tag
@@ -258,3 +259,44 @@ def test_two_layers_claiming_one_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(NodeError, match=r"both contain .*same\.py"):
         prepare(str(uri), cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache" / "envs" / m.env_id).exists()
+
+
+def test_python_layer_env_is_compiled_once_and_layers_stay_untouched(
+    envs: Envs, sample_env: SampleEnv, tmp_path: Path
+) -> None:
+    """A schema-2 env with a `python` layer: the layer's stdlib and the "bytecode": "node"
+    layer are compiled at unpack by the shipped interpreter; no node Python is needed and
+    running code (bytecode writing on) writes nothing under layers/."""
+    from envship import pack
+    from kits.nodekit import Blob
+
+    packed = pack(sample_env.venv, with_python=True, output=tmp_path / "out",
+                  cache_dir=tmp_path / "build-cache")
+    ref = packed.manifest.layer("python")
+    assert ref is not None
+    python = Blob("python", ref.digest, Path(packed.blobs[ref.digest]).read_bytes(), ref.files)
+    blobs = [python, *(b for n, b in envs.blobs.items() if n != "solo")]
+    manifest = make_manifest2(blobs)
+    uri = str(write_store(tmp_path / "store", manifest, blobs))
+    cache = tmp_path / "cache"
+    env = node_env(ENVSHIP_PYTHON="/nonexistent/python3")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    first = subprocess.run(
+        [ENVSHIP, "exec", "-v", "--cache", str(cache), uri, "--", "python", "-c",
+         "import sys, rpathext, nspkg.b; print(sys.base_prefix, rpathext.value())"],
+        capture_output=True, text=True, env=env, timeout=900,
+    )
+    assert first.returncode == 0, first.stderr
+    base, value = first.stdout.split()
+    assert Path(base) == cache / "layers" / python.hex / "python" and value == "42"
+    fetched = [line for line in first.stderr.splitlines() if "fetched python layer" in line]
+    assert fetched and "compiled" in fetched[0], first.stderr
+    before = _snapshot(cache / "layers")
+    again = subprocess.run(
+        [ENVSHIP, "exec", "--cache", str(cache), uri, "--", "python", "-c",
+         "import asyncio, decimal, email.mime.text, http.client, json, logging.handlers, "
+         "sqlite3, xml.dom.minidom, zipfile, nspkg.a, tinylib, pthmod; print('ok')"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert again.returncode == 0 and again.stdout.strip() == "ok", again.stderr
+    assert _snapshot(cache / "layers") == before
