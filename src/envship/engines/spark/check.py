@@ -65,30 +65,31 @@ def code_drift(env: Env, search_path: Sequence[str] = ()) -> CodeDrift:
     which resolve editable installs to their checkout); files are compared by sha256.
     Names that cannot be found locally are skipped (the driver may run elsewhere).
     """
-    layer = env.manifest.layer("code")
-    if layer is None:
+    layers = [lay for lay in env.manifest.layers if lay.kind == "code"]  # schema 2: several
+    if not layers:
         return CodeDrift()
     changed: list[str] = []
     missing: list[str] = []
     compared = 0
     with tempfile.TemporaryDirectory(prefix="envship-check-") as tmp:
-        blob = Path(tmp) / "code.tar.gz"
-        try:
-            env.store().fetch_blob(layer.digest, blob)
-        except EnvshipError as exc:
-            raise EngineError(
-                f"cannot read the code layer of env {env.env_id[:12]} to compare it with the "
-                f"local code: {exc}; pass check=False (--no-check) to skip the check"
-            ) from exc
-        for rel, digest in _layer_files(blob):
-            local = _locate(rel, search_path)
-            if local is None:
-                continue
-            compared += 1
-            if not local.is_file():
-                missing.append(rel)
-            elif _sha256(local) != digest:
-                changed.append(rel)
+        for layer in layers:
+            blob = Path(tmp) / f"{layer.hex}.tar.gz"
+            try:
+                env.store().fetch_blob(layer.digest, blob)
+            except EnvshipError as exc:
+                raise EngineError(
+                    f"cannot read the code layer of env {env.env_id[:12]} to compare it with "
+                    f"the local code: {exc}; pass check=False (--no-check) to skip the check"
+                ) from exc
+            for rel, digest in _layer_files(blob):
+                local = _locate(rel, search_path)
+                if local is None:
+                    continue
+                compared += 1
+                if not local.is_file():
+                    missing.append(rel)
+                elif _sha256(local) != digest:
+                    changed.append(rel)
     return CodeDrift(tuple(changed), tuple(missing), compared)
 
 
@@ -164,6 +165,8 @@ def _layer_files(blob: Path) -> Iterator[tuple[str, str]]:
             top = rel.split("/", 1)[0]
             if top.endswith(_SKIP_SUFFIXES) or top.startswith("__editable__"):
                 continue
+            if rel.endswith(".pyc") or "__pycache__/" in rel:
+                continue  # schema 2 code layers carry bytecode; the local checkout's differs
             f = tar.extractfile(member)
             if f is None:
                 continue
