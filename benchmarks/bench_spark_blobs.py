@@ -111,7 +111,8 @@ def main() -> None:
             for label, env in envs.items():
                 confs = conf(env, "archives", master=cluster.master_url, boot_dir=work / "boot")
                 cmd = [submit, "--master", cluster.master_url, "--conf",
-                       "spark.executor.memory=1g", "--conf", "spark.ui.enabled=false"]
+                       "spark.executor.memory=1g", "--conf", "spark.ui.enabled=false",
+                       "--conf", f"spark.pyspark.driver.python={sys.executable}"]
                 for k, val in confs.items():
                     cmd += ["--conf", f"{k}={val}"]
                 cmd.append(str(job))
