@@ -51,6 +51,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--packages", default="numpy,pandas")
     p.add_argument("--runs", type=int, default=2)
+    p.add_argument("--only", choices=("per-blob", "grouped"), help="run one layout only")
+    p.add_argument("--keep", action="store_true", help="keep the work dir (executor logs)")
     args = p.parse_args()
     from envship.engines.spark.conf import conf
     from envship.engines.spark.local_cluster import StandaloneCluster, find_spark_home
@@ -96,6 +98,8 @@ def main() -> None:
             "per-blob": env_of("dist", [lay["_data"] for lay in layers]),  # type: ignore[misc]
             "grouped": env_of("deps", [grouped_blob]),
         }
+        if args.only:
+            envs = {args.only: envs[args.only]}
         print(f"{len(layers)} blobs ({sum(int(lay['size']) for lay in layers) / 1e6:.1f} MB) "  # type: ignore[call-overload]
               f"vs one grouped blob ({len(grouped_blob) / 1e6:.1f} MB)", flush=True)
         bare = work / "bare"
@@ -124,6 +128,8 @@ def main() -> None:
                 line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), "")
                 if not line:
                     raise SystemExit(f"{label} failed:\n{proc.stderr[-3000:]}")
+                if args.keep:
+                    (work / f"driver-{label}-{len(times[label])}.log").write_text(proc.stderr)
                 info = json.loads(line[len("RESULT "):])
                 times[label].append(info["first"] - launch)
                 print(f"{label}: first task {times[label][-1]:.1f} s ({info['python']})",
@@ -133,7 +139,10 @@ def main() -> None:
     finally:
         if cluster is not None:
             cluster.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"work dir kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
