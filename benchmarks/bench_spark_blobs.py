@@ -111,7 +111,9 @@ def main() -> None:
         job.write_text(JOB)
         submit = str(find_spark_home() / "bin" / "spark-submit")
         times: dict[str, list[float]] = {k: [] for k in envs}
-        for _ in range(args.runs):
+        # An unmeasured first round: the first application after the cluster starts pays for
+        # cold JVM classes and page cache (~8 s more here), whatever its layout.
+        for round_ in range(args.runs + 1):
             for label, env in envs.items():
                 confs = conf(env, "archives", master=cluster.master_url, boot_dir=work / "boot")
                 cmd = [submit, "--master", cluster.master_url, "--conf",
@@ -129,11 +131,13 @@ def main() -> None:
                 if not line:
                     raise SystemExit(f"{label} failed:\n{proc.stderr[-3000:]}")
                 if args.keep:
-                    (work / f"driver-{label}-{len(times[label])}.log").write_text(proc.stderr)
+                    (work / f"driver-{label}-{round_}.log").write_text(proc.stderr)
                 info = json.loads(line[len("RESULT "):])
-                times[label].append(info["first"] - launch)
-                print(f"{label}: first task {times[label][-1]:.1f} s ({info['python']})",
-                      flush=True)
+                took = info["first"] - launch
+                if round_:
+                    times[label].append(took)
+                print(f"{label}: first task {took:.1f} s{'' if round_ else ' (warm-up)'} "
+                      f"({info['python']})", flush=True)
         for label, values in times.items():
             print(f"{label}: median {statistics.median(values):.1f} s over {len(values)} runs")
     finally:
