@@ -300,3 +300,33 @@ def test_python_layer_env_is_compiled_once_and_layers_stay_untouched(
     )
     assert again.returncode == 0 and again.stdout.strip() == "ok", again.stderr
     assert _snapshot(cache / "layers") == before
+
+
+def test_data_files_go_to_the_view_prefix(tmp_path: Path) -> None:
+    from kits.nodekit import blob_from_members, dir_member, file_member, link_member
+
+    one = replace(blob_from_members("dist", [
+        file_member("site-packages/onemod.py", b"X = 1\n"),
+        file_member("data/share/demo/a.txt", b"shared data\n"),
+        file_member("data/bin/one-tool", b"#!/bin/sh\necho one-tool\n", mode=0o755),
+        dir_member("data/etc"),
+        file_member("data/etc/one.cfg", b"[one]\n"),
+        link_member("data/share/demo/link.txt", "a.txt"),
+    ]), dists=("one==1",), bytecode="packed")
+    two = replace(blob_from_members("dist", [
+        file_member("site-packages/twomod.py", b"Y = 2\n"),
+        file_member("data/share/demo/b.txt", b"more data\n"),
+    ]), dists=("two==1",), bytecode="packed")
+    uri = write_store(tmp_path / "store", make_manifest2([one, two]), [one, two])
+    view = Path(prepare(str(uri), cache_dir=tmp_path / "cache").path)
+    assert (view / "share" / "demo" / "a.txt").read_text() == "shared data\n"
+    assert (view / "share" / "demo" / "b.txt").read_text() == "more data\n"
+    assert os.readlink(view / "share" / "demo" / "link.txt") == "a.txt"
+    assert (view / "etc" / "one.cfg").stat().st_nlink == 2  # the layer's file and the view's
+    out = subprocess.run([str(view / "bin" / "one-tool")], capture_output=True, text=True)
+    assert out.stdout == "one-tool\n"
+    bad = replace(blob_from_members("dist", [file_member("data/pyvenv.cfg", b"home = /\n")]),
+                  dists=("bad==1",), bytecode="none")
+    uri = write_store(tmp_path / "store2", make_manifest2([one, bad]), [one, bad])
+    with pytest.raises(NodeError, match="overwrite the view's own file"):
+        prepare(str(uri), cache_dir=tmp_path / "cache")

@@ -158,13 +158,17 @@ def _merge_layers(
                 for script in sorted(os.listdir(os.path.join(data, "bin"))):
                     if script in taken or not _valid_script_name(script):
                         continue  # a console script of the manifest (or python) wins
-                    merger.add_file(
-                        os.path.join(data, "bin", script), os.path.join(bindir, script), label
-                    )
+                    src, dest = os.path.join(data, "bin", script), os.path.join(bindir, script)
+                    if os.path.isdir(src) and not os.path.islink(src):
+                        merger.merge(src, dest, label)
+                    else:
+                        merger.add_file(src, dest, label)
                     taken.add(script)
             elif name in _VIEW_OWN:
                 raise NodeError(f"layer {label}: data/{name} would overwrite the view's own file")
-            elif os.path.isdir(os.path.join(data, name)):
+            elif os.path.isdir(os.path.join(data, name)) and not os.path.islink(
+                os.path.join(data, name)
+            ):
                 merger.merge(os.path.join(data, name), os.path.join(view, name), label)
             else:
                 merger.add_file(os.path.join(data, name), os.path.join(view, name), label)

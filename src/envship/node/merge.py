@@ -58,8 +58,11 @@ class Merger:
                         self._file(entry.path, d_path, label)
 
     def add_file(self, src: str, dest: str, label: str) -> None:
-        """Merge the one file *src* as *dest*."""
-        self._file(src, dest, label)
+        """Merge the one file (or symlink) *src* as *dest*."""
+        if os.path.islink(src):
+            self._symlink(src, dest, os.path.dirname(src), label)
+        else:
+            self._file(src, dest, label)
 
     def _conflict(self, path: str, label: str) -> NodeError:
         other = self._owner.get(path, "the view itself")
