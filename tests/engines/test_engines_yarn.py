@@ -71,8 +71,9 @@ def test_spec_round_trips_and_holds_layers_as_archives(shipped: Shipped, tmp_pat
         hex_ = lay["digest"].split(":", 1)[1]
         res = files[f"envship-layer-{hex_}"]
         assert _local(res["source"]) == shipped.store / "blobs" / "sha256" / f"{hex_}.tar.gz"
-        assert res["visibility"] == "PRIVATE"
+        assert res["visibility"] == "PUBLIC"  # NodeManagers share blobs across applications
     assert files[NODE_SCRIPT_NAME]["type"] == "FILE"
+    assert files[NODE_SCRIPT_NAME]["visibility"] == "PRIVATE"
     assert _local(files[NODE_SCRIPT_NAME]["source"]).read_text().startswith("#!")
     assert "python -m mylib.extra" in service["script"]
     assert data["file_systems"] == []  # a local store needs no delegation token

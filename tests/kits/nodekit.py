@@ -8,21 +8,23 @@ import http.server
 import io
 import json
 import os
+import subprocess
 import sys
 import tarfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from envship.packing.manifest import (
     Distribution,
     LayerRef,
     Manifest,
     PythonInfo,
+    canonical_json,
 )
 
 HOST_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
@@ -35,6 +37,8 @@ class Blob:
     digest: str
     data: bytes
     files: int
+    dists: tuple[str, ...] = ()  # schema 2: "name==version" of the distributions it holds
+    bytecode: str = "packed"  # schema 2: packed | node | none
 
     @property
     def hex(self) -> str:
@@ -63,17 +67,21 @@ def blob_from_members(kind: str, members: Iterable[tuple[tarfile.TarInfo, bytes 
     return Blob(kind, "sha256:" + hashlib.sha256(data).hexdigest(), data, files)
 
 
-def blob_from_tree(kind: str, trees: Mapping[str, Path]) -> Blob:
-    """A deterministic layer blob: *trees* maps a layer prefix ("site-packages") to a directory."""
+def blob_from_tree(kind: str, trees: Mapping[str, Path], *, keep_pyc: bool = False) -> Blob:
+    """A deterministic layer blob: *trees* maps a layer prefix ("site-packages") to a directory.
+
+    Bytecode is left out unless *keep_pyc* (schema 2 layers with ``"bytecode": "packed"``).
+    """
     entries: list[tuple[str, Path]] = []
     for prefix, src in trees.items():
         for dirpath, dirnames, filenames in os.walk(src):
-            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            if not keep_pyc:
+                dirnames[:] = [d for d in dirnames if d != "__pycache__"]
             rel = os.path.relpath(dirpath, src)
             base = prefix if rel == "." else f"{prefix}/{rel}"
             entries.append((base, Path(dirpath)))
             for f in filenames:
-                if not f.endswith(".pyc"):
+                if keep_pyc or not f.endswith(".pyc"):
                     entries.append((f"{base}/{f}", Path(dirpath) / f))
     # parent directories of prefixes ("data" for "data/bin")
     for prefix in trees:
@@ -141,7 +149,120 @@ def make_manifest(
     )
 
 
-def write_store(root: Path, manifest: Manifest, blobs: Iterable[Blob]) -> Path:
+class AnyManifest(Protocol):
+    @property
+    def env_id(self) -> str: ...
+
+    def to_json(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Manifest2:
+    """An ``envship.manifest/2`` manifest, written per /work/notes/schema2.md (docs/formats.md)
+    until the packer writes them: layer order, dists, bytecode, cache_tag."""
+
+    data: dict[str, Any]
+
+    @property
+    def env_id(self) -> str:
+        return hashlib.sha256(canonical_json(self.data)).hexdigest()
+
+    def to_json(self) -> bytes:
+        return canonical_json(self.data)
+
+
+def make_manifest2(
+    blobs: Iterable[Blob],
+    *,
+    version: str = HOST_VERSION,
+    console_scripts: Mapping[str, str] | None = None,
+    sort: bool = True,
+) -> Manifest2:
+    """Schema 2 over *blobs* (kinds python/code/dist), in the contract's order unless not *sort*."""
+    order = {"python": 0, "code": 1, "dist": 2}
+    items = list(blobs)
+    if sort:
+        items.sort(key=lambda b: (order[b.kind], list(b.dists)))
+    mm = "".join(version.split(".")[:2])
+    layers: list[dict[str, Any]] = []
+    dists: list[dict[str, str]] = []
+    for b in items:
+        lay: dict[str, Any] = {"kind": b.kind, "digest": b.digest, "size": len(b.data),
+                               "files": b.files}
+        if b.kind != "python":
+            lay["dists"] = list(b.dists)
+            lay["bytecode"] = b.bytecode
+            for d in b.dists:
+                name, _, ver = d.partition("==")
+                source = "editable" if b.kind == "code" else "index"
+                dists.append({"name": name, "version": ver, "source": source, "layer": b.digest})
+        layers.append(lay)
+    return Manifest2({
+        "schema": "envship.manifest/2",
+        "python": {"implementation": "cpython", "version": version, "abi": f"cp{mm}",
+                   "platform": "linux_x86_64", "cache_tag": f"cpython-{mm}"},
+        "layers": layers,
+        "distributions": sorted(dists, key=lambda d: d["name"]),
+        "entry_points": {"console_scripts": dict(sorted((console_scripts or {}).items()))},
+        "excluded": [],
+    })
+
+
+def compile_tree(site: Path) -> None:
+    """Byte-compile *site* as pack does for ``"bytecode": "packed"``: unchecked-hash pycs whose
+    co_filename is relative to site-packages."""
+    prog = (
+        "import compileall, py_compile, sys; compileall.compile_dir(sys.argv[1], quiet=2, "
+        "stripdir=sys.argv[1], invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)"
+    )
+    subprocess.run([sys.executable, "-I", "-c", prog, str(site)], check=True)
+
+
+def dist_layers(
+    site: Path, scripts: Path, work: Path, *, node_compiled: Iterable[str] = ()
+) -> list[Blob]:
+    """Split an installed venv's site-packages into one ``dist`` blob per distribution, by
+    RECORD, as the packer lays them out: scripts under ``data/bin`` with an ``env python``
+    shebang, pycs compiled (except for the distributions named in *node_compiled*)."""
+    later = set(node_compiled)
+    blobs = []
+    for info in sorted(site.glob("*.dist-info")):
+        meta = dict(
+            line.split(": ", 1) for line in (info / "METADATA").read_text().splitlines()
+            if ": " in line
+        )
+        name, version = meta["Name"], meta["Version"]
+        tree = work / f"{name}-{version}"
+        for row in (info / "RECORD").read_text().splitlines():
+            rel = row.rsplit(",", 2)[0]
+            if not rel or rel.endswith(".pyc"):
+                continue
+            src = (site / rel).resolve()
+            if src.is_relative_to(scripts.resolve()):
+                dest = tree / "data" / "bin" / src.name
+                text = src.read_bytes()
+                if text.startswith(b"#!") and b"python" in text.split(b"\n", 1)[0]:
+                    text = b"#!/usr/bin/env python\n" + text.split(b"\n", 1)[1]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(text)
+                dest.chmod(src.stat().st_mode & 0o777)
+                continue
+            if not src.is_relative_to(site.resolve()):
+                continue
+            dest = tree / "site-packages" / src.relative_to(site.resolve())
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(src.read_bytes())
+            dest.chmod(src.stat().st_mode & 0o777)
+        if name not in later:
+            compile_tree(tree / "site-packages")
+        trees = {p: tree / p for p in ("site-packages", "data/bin") if (tree / p).is_dir()}
+        blob = blob_from_tree("dist", trees, keep_pyc=True)
+        blobs.append(replace(blob, dists=(f"{name}=={version}",),
+                             bytecode="node" if name in later else "packed"))
+    return blobs
+
+
+def write_store(root: Path, manifest: AnyManifest, blobs: Iterable[Blob]) -> Path:
     """Write blobs and the manifest in the store layout; return the env URI (a local path)."""
     (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
     (root / "envs").mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kits.mergedkit import Envs, make_merged_envs
 from kits.nodekit import (
     CountingServer,
     Store,
@@ -38,6 +39,12 @@ def numpy_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     root = base / "store"
     uri = write_store(root, manifest, [code, deps])
     return Store(root, uri, manifest.env_id, (code, deps))
+
+
+@pytest.fixture(scope="session")
+def merged_envs(tmp_path_factory: pytest.TempPathFactory) -> Envs:
+    """Two schema-2 envs of real wheels sharing most of their per-distribution blobs."""
+    return make_merged_envs(tmp_path_factory.mktemp("merged"))
 
 
 @pytest.fixture

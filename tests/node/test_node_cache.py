@@ -132,7 +132,7 @@ def test_prune_is_lru_and_spares_envs_in_use(tmp_path: Path) -> None:
         assert stores[0][1] in in_use and stores[0][2] in in_use
         assert stores[1][1] not in in_use
         out = subprocess.run(
-            [ENVSHIP, "cache", "prune", "--max-size", "0", "--cache", str(cache)],
+            [ENVSHIP, "cache", "prune", "--all", "--cache", str(cache)],
             capture_output=True, text=True,
         )
         assert out.returncode == 0, out.stderr
@@ -144,7 +144,7 @@ def test_prune_is_lru_and_spares_envs_in_use(tmp_path: Path) -> None:
         holder.wait()
     # not in use any more: now it goes too
     subprocess.run(
-        [ENVSHIP, "cache", "prune", "--max-size", "0", "--cache", str(cache)], check=True,
+        [ENVSHIP, "cache", "prune", "--all", "--cache", str(cache)], check=True,
         capture_output=True,
     )
     assert os.listdir(cache / "layers") == []

@@ -48,9 +48,13 @@ def test_packed_venv_runs_from_another_environment(
     hello, total, hello2, mylib_file, prefix = proc.stdout.splitlines()
     assert hello == hello2 == "hello from mylib 1"
     assert total == "10"
-    # the editable package was materialised into the code layer: not read from the checkout
-    assert Path(mylib_file).is_relative_to(cache / "layers")
-    assert not Path(mylib_file).is_relative_to(sample_env.project)
+    # the editable package was materialised into the code layer: not read from the checkout,
+    # but from the view's one site-packages, a hard link of the file unpacked under layers/
+    view_file = Path(mylib_file)
+    assert view_file.is_relative_to(cache / "envs" / packed.env_id)
+    assert not view_file.is_relative_to(sample_env.project)
+    inode = view_file.stat().st_ino
+    assert any(p.stat().st_ino == inode for p in (cache / "layers").rglob("mylib/__init__.py"))
     assert Path(prefix) == cache / "envs" / packed.env_id
     # the same env id by the packer and the node
     assert os.listdir(cache / "envs") == [packed.env_id]

@@ -12,6 +12,7 @@ import pytest
 
 import envship.node
 from envship.node.script import MODULES, script_text
+from kits.mergedkit import Envs
 from kits.nodekit import ENVSHIP, Store, node_env
 from kits.support import HOST_PYTHON, run, uv_bin
 
@@ -147,7 +148,9 @@ def _pythons() -> list[str]:
 
 
 @pytest.mark.parametrize("other", _pythons() or [pytest.param("", marks=pytest.mark.skip)])
-def test_single_file_runs_on_other_pythons(other: str, tmp_path: Path) -> None:
+def test_single_file_runs_on_other_pythons(
+    other: str, tmp_path: Path, merged_envs: Envs
+) -> None:
     from kits.nodekit import (
         blob_from_tree,
         make_manifest,
@@ -182,3 +185,44 @@ def test_single_file_runs_on_other_pythons(other: str, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"{version} pth ok"
+    # a schema-2 env of this Python, fetched, compiled and merged by the runtime on that one
+    uri = str(merged_envs.root / "envs" / f"{merged_envs.a}.json")
+    proc = subprocess.run(
+        [other, str(script), "--cache", str(cache), uri, "--", "python", "-c",
+         "import rpathext, nspkg.b; print(rpathext.value(), nspkg.b.SIBLING)"],
+        capture_output=True, text=True, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "42 b-sees-a-data"
+
+
+def test_single_file_form_runs_a_schema_2_env(
+    bare_python: Path, merged_envs: Envs, tmp_path: Path
+) -> None:
+    """The single file, with only the stdlib importable, fetches the per-distribution blobs,
+    compiles the "bytecode": "node" one with the env's interpreter and merges the view."""
+    script = tmp_path / "envship_node.py"
+    script.write_text(script_text())
+    log = tmp_path / "blocked.log"
+    cache = tmp_path / "cache"
+    uri = str(merged_envs.root / "envs" / f"{merged_envs.a}.json")
+    prog = HOOK + textwrap.dedent(
+        f"""\
+        import runpy
+        sys.argv = [{str(script)!r}] + sys.argv[1:]
+        runpy.run_path({str(script)!r}, run_name="__main__")
+        """
+    )
+    cmd = ["python", "-c", "import rpathext, nspkg.b, pthmod; print(rpathext.value(), "
+           "nspkg.b.SIBLING, pthmod.FLAG)"]
+    proc = subprocess.run(
+        [str(bare_python), "-c", prog, str(log), "--cache", str(cache), uri, "--", *cmd],
+        capture_output=True, text=True, env=node_env(),
+    )
+    assert not log.exists(), f"non-stdlib imports attempted: {log.read_text()}"
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "42 b-sees-a-data pth ok"
+    tag = sys.implementation.cache_tag
+    compiled = (cache / "layers" / merged_envs.blobs["ns-b"].hex / "site-packages" / "nspkg"
+                / "b" / "__pycache__" / f"__init__.{tag}.pyc")
+    assert compiled.exists()

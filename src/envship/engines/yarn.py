@@ -143,13 +143,18 @@ def application_spec(
     max_attempts: int = 1,
     tags: Sequence[str] = (),
     file_systems: Sequence[str] | None = None,
+    layer_visibility: str = "public",
 ) -> skein.ApplicationSpec:
     """A skein ``ApplicationSpec`` with one service, ``envship``, running *command* in *env*.
 
-    Layers are YARN archive resources (PRIVATE visibility: YARN's localizer keeps them per node
-    across applications of the same user); the node runtime and the manifest are file
-    resources. The spec holds URLs only: on a Kerberized cluster skein obtains delegation tokens
-    for the default filesystem and *file_systems* (default: the store's, if not local).
+    Each layer blob is one YARN archive resource, PUBLIC by default: a NodeManager localizes it
+    once and shares it with every application and user that names the same blob (blobs are
+    content-addressed, so envs sharing a package share its resource). YARN only accepts PUBLIC
+    resources that are world-readable in the store; for a private store pass
+    ``layer_visibility="private"`` (shared across one user's applications) or
+    ``"application"``. The node runtime and the manifest are private file resources. The spec
+    holds URLs only: on a Kerberized cluster skein obtains delegation tokens for the default
+    filesystem and *file_systems* (default: the store's, if not local).
     """
     try:
         import skein
@@ -157,9 +162,15 @@ def application_spec(
         raise EngineError(
             "envship.yarn.application_spec needs skein: pip install 'envship[yarn]'"
         ) from exc
+    if layer_visibility not in ("public", "private", "application"):
+        raise EngineError(
+            f"layer_visibility={layer_visibility!r}: use public, private or application"
+        )
     res = yarn_resources(env, command, node_script=node_script, schemes=schemes)
     files = {
-        dest: skein.File(source=src, type=kind, visibility="private")
+        dest: skein.File(
+            source=src, type=kind, visibility=layer_visibility if kind == "archive" else "private"
+        )
         for dest, (src, kind) in res.files.items()
     }
     if file_systems is None:

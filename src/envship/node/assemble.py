@@ -1,4 +1,8 @@
-"""Assemble an env view: a tiny venv whose one `.pth` puts the layers' site-packages on sys.path."""
+"""Assemble an env view: a tiny venv holding the env's layers.
+
+Schema 1: one `.pth` puts each layer's site-packages on sys.path. Schema 2: ONE site-packages
+merged from every layer by hard links, laid out exactly like the user's venv.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from .errors import NodeError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from .interp import Interpreter
@@ -52,11 +57,14 @@ def assemble_view(
     raw_manifest: bytes,
     layer_dirs: list[tuple[str, str]],
     interpreter: Interpreter,
+    log: Callable[[str], None] | None = None,
 ) -> None:
     """Write the view for *env_id* into the empty dir *tmp*; paths inside name *final*.
 
     *layer_dirs* lists (kind, unpacked layer dir) in manifest order.
     """
+    from .resolve import is_merged
+
     mm = ".".join(interpreter.version.split(".")[:2])
     bindir = os.path.join(tmp, "bin")
     site = os.path.join(tmp, "lib", f"python{mm}", "site-packages")
@@ -72,18 +80,22 @@ def assemble_view(
     os.symlink(interpreter.path, os.path.join(bindir, "python"))
     for alias in ("python3", f"python{mm}"):
         os.symlink("python", os.path.join(bindir, alias))
-
-    # Code before deps, as in the manifest; addsitedir also runs the layers' own .pth files.
-    dirs = [
-        os.path.join(d, "site-packages")
-        for kind, d in layer_dirs
-        if kind != "python" and os.path.isdir(os.path.join(d, "site-packages"))
-    ]
-    line = "import site; " + "; ".join(f"site.addsitedir({d!r})" for d in dirs)
-    with open(os.path.join(site, PTH_NAME), "w", encoding="utf-8") as f:
-        f.write((line if dirs else "") + "\n")
-
     taken = {"python", "python3", f"python{mm}"}
+    _console_scripts(manifest, bindir, final, taken)
+    if is_merged(manifest):
+        _merge_layers(tmp, site, bindir, layer_dirs, taken, log)
+    else:
+        _pth_layers(site, bindir, layer_dirs, taken)
+
+    with open(os.path.join(tmp, "envship-env-id"), "w", encoding="ascii") as f:
+        f.write(env_id + "\n")
+    with open(os.path.join(tmp, "manifest.json"), "wb") as fb:
+        fb.write(raw_manifest)
+    with open(os.path.join(tmp, "envship-layers"), "w", encoding="ascii") as f:
+        f.write("".join(os.path.basename(d) + "\n" for _, d in layer_dirs))
+
+
+def _console_scripts(manifest: dict[str, Any], bindir: str, final: str, taken: set[str]) -> None:
     eps = manifest.get("entry_points", {})
     for group in ("console_scripts", "gui_scripts"):
         for name, spec in sorted(eps.get(group, {}).items()):
@@ -94,6 +106,21 @@ def assemble_view(
                 f.write(_wrapper(final, str(spec), name))
             os.chmod(path, 0o755)
             taken.add(name)
+
+
+def _pth_layers(
+    site: str, bindir: str, layer_dirs: list[tuple[str, str]], taken: set[str]
+) -> None:
+    """Schema 1: each layer's site-packages stays in its layer, added by one `.pth` file."""
+    # Code before deps, as in the manifest; addsitedir also runs the layers' own .pth files.
+    dirs = [
+        os.path.join(d, "site-packages")
+        for kind, d in layer_dirs
+        if kind != "python" and os.path.isdir(os.path.join(d, "site-packages"))
+    ]
+    line = "import site; " + "; ".join(f"site.addsitedir({d!r})" for d in dirs)
+    with open(os.path.join(site, PTH_NAME), "w", encoding="utf-8") as f:
+        f.write((line if dirs else "") + "\n")
     for kind, d in layer_dirs:
         data_bin = os.path.join(d, "data", "bin")
         if kind == "python" or not os.path.isdir(data_bin):
@@ -103,9 +130,53 @@ def assemble_view(
                 os.symlink(os.path.join(data_bin, name), os.path.join(bindir, name))
                 taken.add(name)
 
-    with open(os.path.join(tmp, "envship-env-id"), "w", encoding="ascii") as f:
-        f.write(env_id + "\n")
-    with open(os.path.join(tmp, "manifest.json"), "wb") as fb:
-        fb.write(raw_manifest)
-    with open(os.path.join(tmp, "envship-layers"), "w", encoding="ascii") as f:
-        f.write("".join(os.path.basename(d) + "\n" for _, d in layer_dirs))
+
+def _merge_layers(
+    view: str,
+    site: str,
+    bindir: str,
+    layer_dirs: list[tuple[str, str]],
+    taken: set[str],
+    log: Callable[[str], None] | None,
+) -> None:
+    """Schema 2: hard-link every layer's files into the view's one site-packages and prefix."""
+    from .merge import Merger
+
+    merger = Merger()
+    for kind, d in layer_dirs:
+        if kind == "python":
+            continue
+        label = f"{kind} {os.path.basename(d)[:12]}"
+        merger.merge(os.path.join(d, "site-packages"), site, label)
+        data = os.path.join(d, "data")
+        try:
+            names = sorted(os.listdir(data))
+        except FileNotFoundError:
+            continue
+        for name in names:
+            if name == "bin":
+                for script in sorted(os.listdir(os.path.join(data, "bin"))):
+                    if script in taken or not _valid_script_name(script):
+                        continue  # a console script of the manifest (or python) wins
+                    src, dest = os.path.join(data, "bin", script), os.path.join(bindir, script)
+                    if os.path.isdir(src) and not os.path.islink(src):
+                        merger.merge(src, dest, label)
+                    else:
+                        merger.add_file(src, dest, label)
+                    taken.add(script)
+            elif name in _VIEW_OWN:
+                raise NodeError(f"layer {label}: data/{name} would overwrite the view's own file")
+            elif os.path.isdir(os.path.join(data, name)) and not os.path.islink(
+                os.path.join(data, name)
+            ):
+                merger.merge(os.path.join(data, name), os.path.join(view, name), label)
+            else:
+                merger.add_file(os.path.join(data, name), os.path.join(view, name), label)
+    if merger.copied and log:
+        log(
+            f"env view: copied {merger.copied} files (hard links to the layers failed: another "
+            f"filesystem?), linked {merger.linked}"
+        )
+
+
+_VIEW_OWN = frozenset({"pyvenv.cfg", "envship-env-id", "envship-layers", "manifest.json"})

@@ -46,6 +46,7 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
 
     Refuses (NodeError naming *layer* and the member) absolute names, ``..``, links leaving the
     layer, devices/fifos, duplicates and oversized members; nothing is written outside *dest*.
+    Files are created read-only (0444, or 0555 if executable); directories stay 0755.
     """
     root = os.path.realpath(dest)
     seen: set[str] = set()
@@ -152,7 +153,9 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
             total += member.size
             if total > limits.total:
                 raise fail(member.name, f"layer over the {limits.total} bytes limit")
-            mode = 0o755 if member.mode & 0o111 else 0o644
+            # Read-only from the start (the fd we write through is ours anyway): env views
+            # hard-link these files, and running code must not change a verified layer.
+            mode = 0o555 if member.mode & 0o111 else 0o444
             src = tar.extractfile(member)
             assert src is not None
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)

@@ -15,9 +15,22 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Resolved", "resolve", "follow", "env_id_of", "hashed_json", "SCHEMA"]
+__all__ = [
+    "Resolved", "resolve", "follow", "env_id_of", "hashed_json", "SCHEMA",
+    "SCHEMA_1", "SCHEMA_2", "SCHEMAS", "is_merged",
+]
 
-SCHEMA = "envship.manifest/1"
+SCHEMA_1 = "envship.manifest/1"  # one deps layer, views put each layer on sys.path
+SCHEMA_2 = "envship.manifest/2"  # package-granular layers, views merge them into one site
+SCHEMAS = (SCHEMA_1, SCHEMA_2)
+SCHEMA = SCHEMA_2  # what pack writes today
+_KINDS = {SCHEMA_1: ("python", "deps", "code"), SCHEMA_2: ("python", "code", "dist")}
+_BYTECODE = ("packed", "node", "none")
+
+
+def is_merged(manifest: dict[str, Any]) -> bool:
+    """Does this (checked) manifest's view merge its layers into one site-packages?"""
+    return manifest.get("schema") == SCHEMA_2
 
 
 class Resolved:
@@ -122,30 +135,72 @@ def _check_schema(manifest: Any, url: str) -> None:
     def bad(what: str) -> NodeError:
         return NodeError(f"{safe_url(url)}: {what}; re-create it with `envship pack`")
 
-    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
-        got = manifest.get("schema") if isinstance(manifest, dict) else None
-        raise bad(f"unknown manifest schema {got!r} (this node runtime reads {SCHEMA!r})")
+    schema = manifest.get("schema") if isinstance(manifest, dict) else None
+    if schema not in SCHEMAS:
+        readable = " and ".join(repr(s) for s in SCHEMAS)
+        raise bad(f"unknown manifest schema {schema!r} (this node runtime reads {readable})")
     py = manifest.get("python")
-    if not isinstance(py, dict) or not all(
-        isinstance(py.get(k), str) for k in ("implementation", "version", "abi", "platform")
-    ):
-        raise bad("bad 'python' field")
+    keys = ["implementation", "version", "abi", "platform"]
+    if schema == SCHEMA_2:
+        keys.append("cache_tag")
+    if not isinstance(py, dict) or not all(isinstance(py.get(k), str) and py[k] for k in keys):
+        raise bad(f"bad 'python' field (needs string {', '.join(keys)})")
     layers = manifest.get("layers")
-    if not isinstance(layers, list):
+    if not isinstance(layers, list) or (schema == SCHEMA_2 and not layers):
         raise bad("bad 'layers' field")
-    kinds = set()
+    kinds: list[str] = []
+    digests: set[str] = set()
     for lay in layers:
-        digest = lay.get("digest") if isinstance(lay, dict) else None
-        if (
-            not isinstance(digest, str)
-            or not digest.startswith("sha256:")
-            or not _is_hex64(digest[7:])
-            or lay.get("kind") not in ("python", "deps", "code")
-            or not isinstance(lay.get("size"), int)
-            or lay["kind"] in kinds
-        ):
-            raise bad(f"bad layer entry {lay!r}")
-        kinds.add(lay["kind"])
+        why = _layer_problem(lay, schema)
+        if why is None and lay["digest"] in digests:
+            why = "the same digest twice"
+        if why is None and schema == SCHEMA_1 and lay["kind"] in kinds:
+            why = f"a second {lay['kind']} layer (schema 1 has at most one of each kind)"
+        if why:
+            raise bad(f"bad layer entry {lay!r}: {why}")
+        kinds.append(lay["kind"])
+        digests.add(lay["digest"])
+    if schema == SCHEMA_2:
+        order = {"python": 0, "code": 1, "dist": 2}
+        if kinds.count("python") > 1:
+            raise bad("more than one python layer")
+        if [order[k] for k in kinds] != sorted(order[k] for k in kinds):
+            raise bad(f"layers out of order ({', '.join(kinds)}): python, then code, then dist")
+        dists = manifest.get("distributions", [])
+        if not isinstance(dists, list):
+            raise bad("bad 'distributions' field")
+        for dist in dists:
+            if not isinstance(dist, dict) or dist.get("layer") not in digests:
+                raise bad(f"distribution {dist!r} names no layer of this manifest")
     eps = manifest.get("entry_points", {})
     if not isinstance(eps, dict) or not all(isinstance(v, dict) for v in eps.values()):
         raise bad("bad 'entry_points' field")
+
+
+def _layer_problem(lay: Any, schema: str) -> str | None:
+    """Why *lay* is not a valid layer entry of *schema*, or None."""
+    if not isinstance(lay, dict):
+        return "not an object"
+    digest = lay.get("digest")
+    if not isinstance(digest, str) or not digest.startswith("sha256:") or not _is_hex64(digest[7:]):
+        return "digest is not 'sha256:<64 hex>'"
+    kinds = _KINDS[schema]
+    if lay.get("kind") not in kinds:
+        return f"kind is not one of {', '.join(kinds)}"
+    for key in ("size", "files"):
+        value = lay.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return f"{key!r} is not a non-negative integer"
+    if "size" not in lay:
+        return "no 'size'"
+    if "url" in lay and not isinstance(lay["url"], str):
+        return "'url' is not a string"
+    if schema == SCHEMA_2 and lay["kind"] != "python":
+        dists = lay.get("dists")
+        if not isinstance(dists, list) or not dists or not all(
+            isinstance(d, str) and "==" in d and d.split("==", 1)[0] for d in dists
+        ):
+            return "'dists' is not a non-empty list of 'name==version'"
+        if lay.get("bytecode") not in _BYTECODE:
+            return f"'bytecode' is not one of {', '.join(_BYTECODE)}"
+    return None

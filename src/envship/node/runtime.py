@@ -148,19 +148,14 @@ def ensure_view(
 
         interpreter = find_node_python(manifest, python)  # fails before any download
     global_fd = cache.acquire(cache.lock_path(root, cache.GLOBAL_LOCK), shared=True)
-    built_any = False
     try:
         cache.clean_leftovers(root)
-        dirs: list[tuple[str, str]] = []
-        for lay in layers:
-            d, built = _ensure_layer(root, lay, resolved, log)
-            built_any = built_any or built
-            dirs.append((lay["kind"], d))
+        dirs, built_any = _ensure_layers(root, resolved, interpreter, log)
         if interpreter is None:
             from .interp import layer_python
 
             interpreter = layer_python(dict(dirs)["python"], manifest)
-        path = _ensure_env(root, resolved, dirs, interpreter)
+        path = _ensure_env(root, resolved, dirs, interpreter, log)
     finally:
         cache.release(global_fd)
     if built_any and os.environ.get("ENVSHIP_CACHE_MAX"):
@@ -170,16 +165,76 @@ def ensure_view(
     return path, resolved.env_id
 
 
+def _ensure_layers(
+    root: str,
+    resolved: Resolved,
+    interpreter: Interpreter | None,
+    log: Callable[[str], None] | None,
+) -> tuple[list[tuple[str, str]], bool]:
+    """(kind, unpacked dir) of every layer in manifest order, and whether any was fetched now.
+
+    Missing layers are fetched in parallel (``$ENVSHIP_NODE_FETCHES`` threads, default 4),
+    each under its own lock, so concurrent processes still fetch every blob once.
+    """
+    layers = resolved.manifest["layers"]
+    dirs = [(lay["kind"], cache.layer_dir(root, lay["digest"].split(":", 1)[1])) for lay in layers]
+    todo = [lay for i, lay in enumerate(layers) if not _touch_ready(dirs[i][1])]
+    if not todo:
+        return dirs, False
+    python_lay = next((lay for lay in todo if lay["kind"] == "python"), None)
+    if python_lay is not None and any(lay.get("bytecode") == "node" for lay in todo):
+        # The python layer's interpreter compiles the other layers: it comes first.
+        _ensure_layer(root, python_lay, resolved, None, log)
+        todo.remove(python_lay)
+    if interpreter is None and any(lay.get("bytecode") == "node" for lay in todo):
+        from .interp import layer_python
+
+        interpreter = layer_python(dict(dirs)["python"], resolved.manifest)
+    from .fetch import env_int
+
+    workers = max(1, min(len(todo), env_int("ENVSHIP_NODE_FETCHES", 4)))
+    todo.sort(key=lambda lay: -int(lay["size"]))  # largest first: the last to finish starts first
+    if workers == 1:
+        for lay in todo:
+            _ensure_layer(root, lay, resolved, interpreter, log)
+        return dirs, True
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="envship-fetch") as pool:
+        futures = [
+            pool.submit(_ensure_layer, root, lay, resolved, interpreter, log) for lay in todo
+        ]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:  # the running ones finish (or fail) cleanly; no new ones
+                future.cancel()
+            raise
+    return dirs, True
+
+
+def _touch_ready(final: str) -> bool:
+    """Is the layer committed? If so, mark its last use."""
+    if not os.path.isdir(final):
+        return False
+    try:  # noqa: SIM105 - last use; a read-only or linked-in layer is fine as it is
+        os.utime(final)
+    except OSError:
+        pass
+    return True
+
+
 def _ensure_layer(
-    root: str, lay: dict[str, Any], resolved: Resolved, log: Callable[[str], None] | None
+    root: str,
+    lay: dict[str, Any],
+    resolved: Resolved,
+    interpreter: Interpreter | None,
+    log: Callable[[str], None] | None,
 ) -> tuple[str, bool]:
     hex_ = lay["digest"].split(":", 1)[1]
     final = cache.layer_dir(root, hex_)
-    if os.path.isdir(final):
-        try:  # noqa: SIM105 - last use; a read-only or linked-in layer is fine as it is
-            os.utime(final)
-        except OSError:
-            pass
+    if _touch_ready(final):
         return final, False
     fd = cache.acquire(cache.lock_path(root, "layer-" + hex_))
     try:
@@ -188,10 +243,12 @@ def _ensure_layer(
         parent = os.path.dirname(final)
         cache.clean_stale(parent, hex_)  # a crashed builder's leftovers: its lock is free now
         start = time.monotonic()
+        compiled = 0
         for attempt in range(_ATTEMPTS):
             tmp = cache.temp_dir(parent, hex_)
             try:
                 size = _fetch_unpack(resolved.layer_urls[lay["digest"]], lay, tmp)
+                compiled = _compile(tmp, lay, resolved.manifest, interpreter)
                 with open(os.path.join(tmp, ".envship-size"), "w", encoding="ascii") as f:
                     f.write(f"{size}\n")
                 cache.commit_dir(tmp, final)
@@ -209,10 +266,37 @@ def _ensure_layer(
         if log:
             secs = time.monotonic() - start
             mb = lay["size"] / 1e6
-            log(f"fetched {lay['kind']} layer {hex_[:12]} ({mb:.1f} MB) in {secs:.2f} s")
+            what = f", compiled {compiled} modules" if compiled else ""
+            log(f"fetched {lay['kind']} layer {hex_[:12]} ({mb:.1f} MB{what}) in {secs:.2f} s")
         return final, True
     finally:
         cache.release(fd)
+
+
+def _compile(
+    tmp: str, lay: dict[str, Any], manifest: dict[str, Any], interpreter: Interpreter | None
+) -> int:
+    """Byte-compile an unpacked schema-2 layer that was not compiled at pack time."""
+    from .resolve import is_merged
+
+    if not is_merged(manifest) or lay.get("bytecode") in ("packed", "none"):
+        return 0
+    from .bytecode import compile_tree
+
+    label = f"{lay['kind']} {lay['digest'][:19]}"
+    if lay["kind"] == "python":
+        # The stdlib of a shipped interpreter: compiled once here, so that running code never
+        # writes __pycache__ into the layer. Its own test suites are not worth the time.
+        from .interp import layer_python
+
+        python = layer_python(tmp, manifest).path
+        mm = ".".join(manifest["python"]["version"].split(".")[:2])
+        tree = os.path.join(tmp, "python", "lib", f"python{mm}")
+        return compile_tree(tree, python, label, r"[\\/](test|tests|idlelib|site-packages)[\\/]")
+    if lay.get("bytecode") != "node":
+        return 0
+    assert interpreter is not None
+    return compile_tree(os.path.join(tmp, "site-packages"), interpreter.path, label)
 
 
 def _fetch_unpack(url: str, lay: dict[str, Any], tmp: str) -> int:
@@ -251,7 +335,11 @@ def _fetch_unpack(url: str, lay: dict[str, Any], tmp: str) -> int:
 
 
 def _ensure_env(
-    root: str, resolved: Resolved, dirs: list[tuple[str, str]], interpreter: Interpreter
+    root: str,
+    resolved: Resolved,
+    dirs: list[tuple[str, str]],
+    interpreter: Interpreter,
+    log: Callable[[str], None] | None,
 ) -> str:
     from .assemble import assemble_view
 
@@ -269,7 +357,8 @@ def _ensure_env(
         tmp = cache.temp_dir(parent, resolved.env_id)
         try:
             assemble_view(
-                tmp, final, resolved.env_id, resolved.manifest, resolved.raw, dirs, interpreter
+                tmp, final, resolved.env_id, resolved.manifest, resolved.raw, dirs, interpreter,
+                log,
             )
             cache.commit_dir(tmp, final)
         except BaseException:

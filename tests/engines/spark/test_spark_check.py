@@ -137,3 +137,34 @@ def test_code_drift_ignores_a_project_dir_named_like_its_package(tmp_path: Path)
     finally:
         sys.path.remove(str(job_dir / "driftpkg" / "src"))
     assert drift.ok and drift.compared == 3  # found in src/, not the bare job_dir/driftpkg
+
+
+def test_code_drift_covers_every_code_layer_and_ignores_bytecode(tmp_path: Path) -> None:
+    """Schema 2: one code layer per local project, each with its .pyc files inside."""
+    import sys
+
+    from envship.env import Env
+    from envship.packing.manifest import LayerRef, Manifest, PythonInfo
+    from envship.store import open_store
+    from kits.sparkkit import layer_blob
+
+    tag = sys.implementation.cache_tag
+    one = {k: v for k, v in CODE.items() if "driftpkg" in k}
+    one[f"site-packages/driftpkg/__pycache__/sub.{tag}.pyc"] = b"\x00" * 16
+    two = {"site-packages/jobmod.py": CODE["site-packages/jobmod.py"],
+           f"site-packages/__pycache__/jobmod.{tag}.pyc": b"\x01" * 16}
+    refs, blobs = [], {}
+    for files in (one, two):
+        path, digest = layer_blob(files, tmp_path / "blobs")
+        refs.append(LayerRef("code", digest, path.stat().st_size, len(files)))
+        blobs[digest] = path
+    v = sys.version_info
+    manifest = Manifest(PythonInfo("cpython", f"{v.major}.{v.minor}.{v.micro}",
+                                   f"cp{v.major}{v.minor}", "linux_x86_64"), tuple(refs))
+    store = open_store(str(tmp_path / "store"))
+    env = Env(store.publish(manifest, blobs).env_uri, manifest, store.url, {})
+    src = _checkout(tmp_path / "src")
+    drift = require_code_match(env, [str(src)])
+    assert drift.ok and drift.compared == 3  # both layers; no .pyc compared
+    (src / "jobmod.py").write_text("X = 2\n")  # an edit in the second project's layer
+    assert code_drift(env, [str(src)]).changed == ("jobmod.py",)

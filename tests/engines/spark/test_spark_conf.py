@@ -244,3 +244,71 @@ def test_s3_store_gives_s3a_archives_or_presigned_urls_executors_can_fetch(
         cwd=tmp_path,
     )
     assert out["prefix"] == str(tmp_path / "cache" / "envs" / env.env_id)
+
+
+MERGED_LAYERS = [
+    ("code", {"site-packages/mymod.py": b"WHERE = 'code'\n"}),
+    ("dist", {
+        "site-packages/nsp/a.py": b"WHERE = 'a'\n",
+        "site-packages/zz_probe.pth": b"import os; os.environ['PTH_RAN'] = 'yes'\n",
+        "site-packages/depmod.py": b"WHERE = 'deps'\n",
+    }),
+    # nsp/b.py finds a file of another distribution relative to its own __file__
+    ("dist", {"site-packages/nsp/b.py": (
+        b"import os\nWHERE = 'b+' + str(os.path.exists("
+        b"os.path.join(os.path.dirname(__file__), 'a.py')))\n")}),
+]
+
+
+def _merged_env(tmp_path: Path) -> Env:
+    """A package-granular env (one layer per distribution, as schema 2 has it)."""
+    import sys
+
+    from envship.packing.manifest import LayerRef, Manifest, PythonInfo
+    from envship.store import open_store
+    from kits.sparkkit import layer_blob
+
+    refs, blobs = [], {}
+    for kind, files in MERGED_LAYERS:
+        path, digest = layer_blob(files, tmp_path / "blobs")
+        refs.append(LayerRef(kind, digest, path.stat().st_size, len(files)))
+        blobs[digest] = path
+    v = sys.version_info
+    manifest = Manifest(PythonInfo("cpython", f"{v.major}.{v.minor}.{v.micro}",
+                                   f"cp{v.major}{v.minor}", "linux_x86_64"), tuple(refs))
+    store = open_store(str(tmp_path / "store"))
+    result = store.publish(manifest, blobs)
+    return Env(result.env_uri, manifest, store.url, {})
+
+
+def test_archives_mode_merges_many_dist_layers_into_one_site(
+    tmp_path: Path, bare_bin: Path
+) -> None:
+    env = _merged_env(tmp_path)
+    c = conf(env, "archives", master="yarn", boot_dir=tmp_path / "boot")
+    entries = c["spark.archives"].split(",")
+    assert len(entries) == len(MERGED_LAYERS) + 1  # one archive per blob, plus the boot
+    aliases = [e.partition("#")[2] for e in entries[:-1]]
+    assert aliases == [f"envship-{lay.kind}-{lay.hex[:12]}" for lay in env.manifest.layers]
+    root = tmp_path / "executor"
+    for entry in entries:
+        _unpack(entry, root)
+    probe = PROBE.replace("import mymod, depmod", "import mymod, depmod, nsp.a, nsp.b").replace(
+        "'depmod': depmod.WHERE,", "'depmod': depmod.WHERE, 'ns': nsp.a.WHERE + nsp.b.WHERE, "
+        "'site': os.path.dirname(mymod.__file__),")
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        outs = list(pool.map(lambda _: subprocess.run(
+            [str(root / "envship-boot" / "python"), "-c", probe], env=_bare_env(bare_bin),
+            cwd=root, capture_output=True, text=True, timeout=120), range(3)))
+    for proc in outs:
+        assert proc.returncode == 0, proc.stderr
+    out = json.loads(outs[0].stdout)
+    view = root / "envship-view"
+    assert out["prefix"] == str(view) and out["env_id"] == env.env_id
+    assert out["ns"] == "ab+True" and out["pth"] == "yes" and out["mymod"] == "code"
+    site = view / "lib" / f"python{'{}.{}'.format(*__import__('sys').version_info[:2])}"
+    assert out["site"] == str(site / "site-packages")
+    assert not (site / "site-packages" / "_envship.pth").exists()
+    linked = site / "site-packages" / "nsp" / "a.py"
+    assert os.stat(linked).st_ino == os.stat(root / aliases[1] / "site-packages/nsp/a.py").st_ino
+    assert not [p for p in root.iterdir() if ".tmp-" in p.name]

@@ -18,6 +18,8 @@ __all__ = [
     "archives_boot",
     "node_cache_boot",
     "layer_alias",
+    "archive_aliases",
+    "is_merged",
     "write_boot",
 ]
 
@@ -26,9 +28,28 @@ ENV_REF_VAR = "ENVSHIP_ENV_REF"  # node-cache mode: the env reference, via spark
 VIEW_DIR = "envship-view"  # archives mode: the env view the boot assembles next to the layers
 
 
-def layer_alias(kind: str) -> str:
-    """The directory name Spark unpacks layer *kind* into (`<blob url>#envship-<kind>`)."""
-    return f"envship-{kind}"
+def layer_alias(kind: str, digest: str | None = None) -> str:
+    """The directory name Spark unpacks a layer into (``<blob url>#<alias>``).
+
+    ``envship-<kind>`` for the one layer of each kind of a schema-1 env and for the `python`
+    layer; ``envship-<kind>-<hex12>`` for the many `code` / `dist` layers of a schema-2 env.
+    """
+    if digest is None or kind == "python":
+        return f"envship-{kind}"
+    return f"envship-{kind}-{digest.split(':', 1)[-1][:12]}"
+
+
+def is_merged(manifest: Manifest) -> bool:
+    """Schema 2 (package-granular layers): the view merges them into one site-packages."""
+    return getattr(manifest, "schema", None) == "envship.manifest/2" or any(
+        lay.kind == "dist" for lay in manifest.layers
+    )
+
+
+def archive_aliases(manifest: Manifest) -> list[str]:
+    """The alias of every layer of *manifest*, in manifest order."""
+    merged = is_merged(manifest)
+    return [layer_alias(lay.kind, lay.digest if merged else None) for lay in manifest.layers]
 
 
 @dataclass(frozen=True)
@@ -83,11 +104,35 @@ ENV_ID = {env_id}
 VERSION = {version}
 SITE_LAYERS = {site_layers}
 VIEW = {view}
+MERGED = {merged}
 
 
 def fail(msg):
     sys.stderr.write("envship: " + msg + "\\n")
     sys.exit(127)
+
+
+def merge(src, dest):
+    if not os.path.isdir(src):
+        return
+    for dirpath, dirnames, filenames in os.walk(src):
+        d = os.path.normpath(os.path.join(dest, os.path.relpath(dirpath, src)))
+        if not os.path.isdir(d):
+            os.makedirs(d)
+        links = [n for n in dirnames if os.path.islink(os.path.join(dirpath, n))]
+        for name in filenames + links:
+            s, t = os.path.join(dirpath, name), os.path.join(d, name)
+            if os.path.lexists(t):
+                if os.path.basename(d) == "bin":
+                    continue  # bin/python and friends are the view's own
+                fail("%s and another layer both hold %s" % (s, os.path.relpath(t, dest)))
+            if os.path.islink(s):
+                os.symlink(os.readlink(s), t)
+                continue
+            try:
+                os.link(s, t)
+            except OSError:
+                shutil.copy2(s, t)
 
 
 def build(view, root):
@@ -102,9 +147,18 @@ def build(view, root):
                 % (os.path.dirname(real), "%d.%d.%d" % sys.version_info[:3]))
     for name in ("python", "python3", "python" + VERSION):
         os.symlink(real, os.path.join(tmp, "bin", name))
-    dirs = [os.path.join(root, d, "site-packages") for d in SITE_LAYERS]
-    with open(os.path.join(site, "_envship.pth"), "w") as f:
-        f.write("import site; list(map(site.addsitedir, %r))\\n" % (dirs,))
+    if MERGED:
+        # One site-packages laid out as in the user's venv, hard-linked from the unpacked
+        # layers (copied where links fail), so cross-distribution relative paths work.
+        for d in SITE_LAYERS:
+            merge(os.path.join(root, d, "site-packages"), site)
+            data = os.path.join(root, d, "data")
+            for name in sorted(os.listdir(data)) if os.path.isdir(data) else ():
+                merge(os.path.join(data, name), os.path.join(tmp, name))
+    else:
+        dirs = [os.path.join(root, d, "site-packages") for d in SITE_LAYERS]
+        with open(os.path.join(site, "_envship.pth"), "w") as f:
+            f.write("import site; list(map(site.addsitedir, %r))\\n" % (dirs,))
     with open(os.path.join(tmp, "envship-env-id"), "w") as f:
         f.write(ENV_ID + "\\n")
     try:
@@ -133,7 +187,7 @@ def main():
     env = dict(os.environ)
     paths = [os.path.join(view, "bin")] + [
         os.path.join(root, d, "data", "bin") for d in SITE_LAYERS
-        if os.path.isdir(os.path.join(root, d, "data", "bin"))]
+        if not MERGED and os.path.isdir(os.path.join(root, d, "data", "bin"))]
     env["PATH"] = os.pathsep.join(paths + [env.get("PATH", os.defpath)])
     env["VIRTUAL_ENV"] = view
     env["ENVSHIP_ENV_ID"] = ENV_ID
@@ -172,7 +226,10 @@ exec "$py" "$here/envship_node.py" "${{{ref_var}}}" -- python "$@"
 def archives_boot(manifest: Manifest) -> BootArchive:
     """Boot for archives mode: `python` + `boot.py` that know the env id and its layer order."""
     version = manifest.python.major_minor
-    site_layers = [layer_alias(lay.kind) for lay in manifest.layers if lay.kind != "python"]
+    aliases = archive_aliases(manifest)
+    site_layers = [
+        a for a, lay in zip(aliases, manifest.layers, strict=True) if lay.kind != "python"
+    ]
     sh = _ARCHIVES_SH.format(
         env_id=manifest.env_id,
         env_id_short=manifest.env_id[:12],
@@ -184,6 +241,7 @@ def archives_boot(manifest: Manifest) -> BootArchive:
         version=json.dumps(version),
         site_layers=json.dumps(site_layers),
         view=json.dumps(VIEW_DIR),
+        merged=repr(is_merged(manifest)),
     )
     files = {"python": (sh.encode(), 0o755), "boot.py": (boot.encode(), 0o644)}
     return BootArchive(archive_files(files), "archives")

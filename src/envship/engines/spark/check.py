@@ -176,8 +176,8 @@ def _layer_files(blob: Path) -> Iterator[tuple[str, str]]:
             top = rel.split("/", 1)[0]
             if top.endswith(_SKIP_SUFFIXES) or top.startswith("__editable__"):
                 continue
-            if rel.endswith(".pyc"):  # envship's own bytecode, compiled from the sources
-                continue
+            if rel.endswith(".pyc") or "__pycache__/" in rel:
+                continue  # schema 2 code layers carry bytecode; the local checkout's differs
             f = tar.extractfile(member)
             if f is None:
                 continue

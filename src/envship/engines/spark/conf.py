@@ -13,8 +13,8 @@ from ..hadoop import hadoop_url
 from .boot import (
     BOOT_ALIAS,
     ENV_REF_VAR,
+    archive_aliases,
     archives_boot,
-    layer_alias,
     node_cache_boot,
     write_boot,
 )
@@ -128,13 +128,13 @@ def _archives_conf(env: Env, presign: bool | None, expires: int, boot_root: Path
         env = env.presigned(expires)
     store = None if env.is_presigned else env.store()
     archives = []
-    for lay in env.manifest.layers:
+    for lay, alias in zip(env.manifest.layers, archive_aliases(env.manifest), strict=True):
         if lay.url:
             url = lay.url
         else:
             assert store is not None
             url = hadoop_url(store.blob_url(lay.digest))
-        archives.append(f"{url}#{layer_alias(lay.kind)}")
+        archives.append(f"{url}#{alias}")
     boot = write_boot(archives_boot(env.manifest), boot_root)
     archives.append(f"{boot}#{BOOT_ALIAS}")
     out = {
