@@ -39,9 +39,9 @@ class PackOut:
     env_id: str
     manifest: dict[str, object]
     blobs: dict[str, Path]  # layer kind -> blob file
-    sizes: dict[str, int]  # layer kind -> blob bytes
-    digests: dict[str, str]  # layer kind -> digest
-    built: dict[str, bool] = field(default_factory=dict)  # layer kind -> archived now
+    sizes: dict[str, int]  # layer kind -> blob bytes (all layers of that kind: dist, code...)
+    digests: dict[str, str]  # layer label ("dist numpy==2.3.4", "code mylib==0.1") -> digest
+    built: dict[str, bool] = field(default_factory=dict)  # layer digest/kind -> archived now
 
 
 def read_pack_dir(out: Path, seconds: float = 0.0, env_id: str | None = None) -> PackOut:
@@ -56,9 +56,10 @@ def read_pack_dir(out: Path, seconds: float = 0.0, env_id: str | None = None) ->
     blobs, sizes, digests = {}, {}, {}
     for layer in manifest["layers"]:
         hexd = layer["digest"].split(":", 1)[1]
-        blobs[layer["kind"]] = out / "blobs" / "sha256" / f"{hexd}.tar.gz"
-        sizes[layer["kind"]] = int(layer["size"])
-        digests[layer["kind"]] = layer["digest"]
+        label = " ".join([layer["kind"], *layer.get("dists", [])])
+        blobs[label] = out / "blobs" / "sha256" / f"{hexd}.tar.gz"
+        sizes[layer["kind"]] = sizes.get(layer["kind"], 0) + int(layer["size"])
+        digests[label] = layer["digest"]
     return PackOut(seconds, env_id, manifest, blobs, sizes, digests)
 
 
@@ -74,7 +75,7 @@ def envship_pack(python: Path, out: Path, home: Path) -> PackOut:
     seconds = time.perf_counter() - start
     try:
         info = json.loads(proc.stdout)
-        built = {str(x["kind"]): bool(x.get("built")) for x in info.get("layers", [])}
+        built = {str(x["digest"]): bool(x.get("built")) for x in info.get("layers", [])}
     except (ValueError, KeyError, TypeError, AttributeError):
         raise BenchError(f"unexpected `envship pack --json` output:\n{proc.stdout}") from None
     packed = read_pack_dir(out, seconds)

@@ -53,7 +53,8 @@ def load_inputs(path: Path) -> Inputs:
     """Read the figures the model needs from a results JSON written by `python -m benchmarks`."""
     data = json.loads(path.read_text())
     f = functools.partial(_figure, data)
-    deps, code = f("size: deps layer", "envship"), f("size: code layer", "envship")
+    deps = f("size: dist layer", "envship") or f("size: deps layer", "envship")  # schema 2 / 1
+    code = f("size: code layer", "envship")
     if deps is None or code is None:
         raise SystemExit(f"{path}: no envship layer sizes (run `python -m benchmarks` first)")
     vp = f("size: total", "venv-pack") or deps + code
@@ -166,7 +167,7 @@ def validate(profile: str, nodes: int, jobs: int, versions: int, containers: int
     finally:
         server.shutdown()
     measured = _CountingHandler.counts
-    deps = [size for kind, size in sizes.values() if kind == "deps"]
+    deps = [size for kind, size in sizes.values() if kind in ("dist", "deps")]
     code = [size for kind, size in sizes.values() if kind == "code"]
     analytic = model(Inputs(deps=sum(deps) / len(deps), code=sum(code) / len(code),
                             venv_pack=0, pex=0, cold_envship=0, warm_envship=0,
