@@ -15,8 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from envship.manifest import Manifest
-
+from envship.packing.manifest import Manifest
 from envship.store import Timing, open_store
 
 

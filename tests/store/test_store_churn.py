@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from envship.manifest import Distribution, LayerRef, Manifest, PythonInfo
 
 from envship.node import prepare
+from envship.packing.manifest import Distribution, LayerRef, Manifest, PythonInfo
 from envship.store import open_store
 from kits.storekit import make_blob
 
