@@ -330,3 +330,27 @@ def test_data_files_go_to_the_view_prefix(tmp_path: Path) -> None:
     uri = write_store(tmp_path / "store2", make_manifest2([one, bad]), [one, bad])
     with pytest.raises(NodeError, match="overwrite the view's own file"):
         prepare(str(uri), cache_dir=tmp_path / "cache")
+
+
+def test_a_failing_blob_among_parallel_fetches_fails_cleanly(
+    envs: Envs, tmp_path: Path, serve: object
+) -> None:
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(envs.root, store)
+    gone = envs.blobs["rpathlib"]
+    (store / "blobs" / "sha256" / f"{gone.hex}.tar.gz").unlink()
+    server = serve(store)  # type: ignore[operator]
+    cache = tmp_path / "cache"
+    with pytest.raises(NodeError, match=r"not found \(HTTP 404\)"):
+        prepare(f"{server.url}/envs/{envs.a}.json", cache_dir=cache)
+    layers = os.listdir(cache / "layers")
+    assert gone.hex not in layers and not [n for n in layers if n.startswith(".")]
+    assert not (cache / "envs" / envs.a).exists()
+    # the blobs that did arrive are kept: the next attempt fetches only the missing one
+    shutil.copy(envs.root / "blobs" / "sha256" / f"{gone.hex}.tar.gz", store / "blobs" / "sha256")
+    before = sum(server.counts.values())
+    prepare(f"{server.url}/envs/{envs.a}.json", cache_dir=cache)
+    fetched = sum(server.counts.values()) - before - 1  # minus the manifest
+    assert fetched == len(envs.blobs) - 1 - len(layers)  # A's blobs (no solo) not yet cached

@@ -23,7 +23,7 @@ __all__ = [
 SCHEMA_1 = "envship.manifest/1"  # one deps layer, views put each layer on sys.path
 SCHEMA_2 = "envship.manifest/2"  # package-granular layers, views merge them into one site
 SCHEMAS = (SCHEMA_1, SCHEMA_2)
-SCHEMA = SCHEMA_2  # what pack writes today
+SCHEMA = SCHEMA_2  # the newest schema, the one pack writes
 _KINDS = {SCHEMA_1: ("python", "deps", "code"), SCHEMA_2: ("python", "code", "dist")}
 _BYTECODE = ("packed", "node", "none")
 
