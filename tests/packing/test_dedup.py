@@ -297,10 +297,14 @@ def test_cli_inspect_and_diff_show_blobs_and_fetch_bytes(packs: dict[str, PackRe
     assert "envship.manifest/2" in flat and "packed" in flat
     idna = layer_ref(a, "idna")
     assert "idna==3.7" in flat and idna.digest[7:23] in flat
-    out = " ".join(run([ENVSHIP, "diff", str(a.output), str(c.output)]).stdout.split())
+    differ = subprocess.run([ENVSHIP, "diff", str(a.output), str(c.output)],
+                            capture_output=True, text=True)
+    assert differ.returncode == 1, differ.stderr  # as diff(1): 1 = the envs differ
+    out = " ".join(differ.stdout.split())
     assert "~ idna 3.7 -> 3.10" in out and "dist idna layer: changed" in out
     new = layer_ref(c, "idna")
     assert "fetches 1 blobs" in out and f"({new.size} bytes)" in out
-    data = json.loads(run([ENVSHIP, "diff", str(a.output), str(c.output), "--json"]).stdout)
+    data = json.loads(subprocess.run([ENVSHIP, "diff", str(a.output), str(c.output), "--json"],
+                                     capture_output=True, text=True).stdout)
     assert data["fetch_bytes"] == new.size
     assert [b["digest"] for b in data["blobs_only_in_b"]] == [new.digest]

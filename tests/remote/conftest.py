@@ -23,6 +23,7 @@ def shipped_client(tmp_path_factory: pytest.TempPathFactory) -> ShippedClient:
     environ = dict(os.environ)
     environ["ENVSHIP_HOME"] = str(base / "home")
     environ["ENVSHIP_CACHE"] = str(base / "cache")
+    environ["VIRTUAL_ENV"] = str(py.parent.parent)  # as `source client/bin/activate` does
     store = base / "store"
     out = run([str(py.parent / "envship"), "ship", str(store), "--json"], env=environ)
     uri = json.loads(out.stdout)["env_uri"]

@@ -197,10 +197,12 @@ def _layer_problem(lay: Any, schema: str) -> str | None:
         return "'url' is not a string"
     if schema == SCHEMA_2 and lay["kind"] != "python":
         dists = lay.get("dists")
-        if not isinstance(dists, list) or not dists or not all(
+        # a code layer of stray site-packages files (owned by no distribution) names none
+        empty_ok = lay["kind"] == "code"
+        if not isinstance(dists, list) or (not dists and not empty_ok) or not all(
             isinstance(d, str) and "==" in d and d.split("==", 1)[0] for d in dists
         ):
-            return "'dists' is not a non-empty list of 'name==version'"
+            return "'dists' is not a list of 'name==version' (empty only for a code layer)"
         if lay.get("bytecode") not in _BYTECODE:
             return f"'bytecode' is not one of {', '.join(_BYTECODE)}"
     return None

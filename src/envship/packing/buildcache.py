@@ -8,7 +8,6 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,17 +156,3 @@ class BuildCache:
             os.replace(tmp, fp_dir / f"{fp}.json")
         except OSError as exc:  # a cache that cannot be written only costs speed
             log.warning("cannot write build cache entry in %s: %s", fp_dir, exc)
-
-    def get_or_build(
-        self, plan: LayerPlan, build: Callable[[Path], Blob]
-    ) -> tuple[Blob, bool]:
-        """(blob, built_now) for *plan*: from the cache, or by calling ``build(blob_dir)``."""
-        fp = fingerprint(plan)
-        hit = self.lookup(fp)
-        if hit is not None:
-            log.info("%s layer: build cache hit (%s)", plan.kind, hit.digest)
-            return hit, False
-        self.sweep_temp()
-        blob = build(self.blob_dir)
-        self.store(fp, blob)
-        return blob, True

@@ -183,6 +183,7 @@ def _build(
     missing = [i for i, f in enumerate(found) if f is None]
     if missing:
         log.info("building %d of %d layers", len(missing), len(plans))
+        cache.sweep_temp()  # leftovers of killed packs, once nobody can still be writing them
         try:
             cache.root.mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(prefix=".tmp-bytecode-", dir=cache.root))

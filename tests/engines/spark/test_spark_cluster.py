@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,8 @@ def test_archives_mode_spark_submit_runs_the_job_inside_the_env(
         prefix = Path(ex["prefix"])  # work/app-…/<executor>/envship-view: the archives' dir
         assert prefix.name == "envship-view" and prefix.is_relative_to(work)
         assert ex["env_id"] == env.env_id
-        assert Path(ex["numpy"]).is_relative_to(prefix.parent / "envship-deps")
-        assert Path(ex["pandas"]).is_relative_to(prefix.parent / "envship-deps")
-        assert Path(ex["mylib"]).is_relative_to(prefix.parent / "envship-code")
+        for mod in ("numpy", "pandas", "mylib"):  # one site-packages, linked from the archives
+            assert _linked_from(Path(ex[mod]), prefix, prefix.parent.glob("envship-*-*"))
         assert Path(ex["jobmod"]).is_relative_to(work)  # next to the job: spark.submit.pyFiles
         assert ex["value"] == 1
 
@@ -95,7 +95,8 @@ def test_node_cache_mode_fetches_once_per_node_and_sees_reshipped_code(
             for ex in app["result"]["executors"]:
                 assert ex["prefix"] == str(cache / "envs" / env1.env_id)
                 assert ex["env_id"] == env1.env_id
-                assert Path(ex["numpy"]).is_relative_to(cache / "layers")
+                assert _linked_from(Path(ex["numpy"]), Path(ex["prefix"]),
+                                    (cache / "layers").iterdir())
         n_layers = len(env1.manifest.layers)
         assert len(served.blob_gets(app1["start"], app1["end"])) == n_layers
         assert served.blob_gets(app2["start"], app2["end"]) == []
@@ -144,5 +145,16 @@ def test_local_mode_runs_python_workers_in_the_env_view(
     assert {k: app["result"][k] for k in ("udf", "groups")} == expected(1)
     for ex in app["result"]["executors"]:
         assert ex["prefix"] == str(cache / "envs" / env.env_id)
-        assert Path(ex["mylib"]).is_relative_to(cache / "layers")
+        assert _linked_from(Path(ex["mylib"]), Path(ex["prefix"]), (cache / "layers").iterdir())
     assert "executors do not run env 000000000000" in report["mismatch"]
+
+
+def _linked_from(module_file: Path, view: Path, layers: Iterable[Path]) -> bool:
+    """*module_file* is in the env view and is a hard link of a file unpacked in *layers*."""
+    if not module_file.is_relative_to(view):
+        return False
+    rel = module_file.relative_to(view)  # lib/python3.X/site-packages/<pkg>/__init__.py
+    site_rel = Path(*rel.parts[3:])
+    inode = module_file.stat().st_ino
+    return any((d / "site-packages" / site_rel).exists()
+               and (d / "site-packages" / site_rel).stat().st_ino == inode for d in layers)
