@@ -117,10 +117,11 @@ def test_node_cache_mode_fetches_once_per_node_and_sees_reshipped_code(
 
         # re-ship: only the code layer is uploaded; the next job sees the new code
         second = ship_result(str(store), python=str(job_env.python))
-        uploaded = {lay.kind for lay in second.publish.layers if lay.uploaded}
-        assert uploaded == {"code"}
+        uploaded = {lay.digest for lay in second.publish.layers if lay.uploaded}
         env2 = second.env
-        assert env2.manifest.layer("deps") == env1.manifest.layer("deps")
+        new = {lay.digest for lay in env2.manifest.layers} - {
+            lay.digest for lay in env1.manifest.layers}
+        assert uploaded == new and len(new) == 1  # the edited project's code blob, only it
         http2 = f"{served.url}/envs/{env2.env_id}.json"
         since = time.time()
         report = _drive(job_env, tmp_path / "run2.json", spark_cluster.master_url,
@@ -128,8 +129,9 @@ def test_node_cache_mode_fetches_once_per_node_and_sees_reshipped_code(
         (app3,) = report["apps"]
         assert {k: app3["result"][k] for k in ("udf", "groups")} == expected(5)
         assert {ex["value"] for ex in app3["result"]["executors"]} == {5}
-        code_hex = env2.manifest.layer("code").hex  # type: ignore[union-attr]
-        assert served.blob_gets(since) == [f"/blobs/sha256/{code_hex}.tar.gz"]
+        (edited,) = [lay for lay in env2.manifest.layers if lay.digest in new]
+        assert edited.kind == "code" and any(d.startswith("mylib==") for d in edited.dists)
+        assert served.blob_gets(since) == [f"/blobs/sha256/{edited.hex}.tar.gz"]
     finally:
         init.write_text(original)
         served.close()
