@@ -75,10 +75,12 @@ def _moto(stack: ExitStack) -> dict[str, Any]:
 def _print_ship(shipped: ShipResult) -> None:
     _say(f"env {shipped.env.env_id}")
     print(f"   uri: {shipped.env.uri}")
+    names = {lay.digest: " ".join(lay.dists) for lay in shipped.env.manifest.layers}
     for lay in shipped.publish.layers:
         state = "uploaded" if lay.uploaded else "already in the store"
         built = "archived now" if shipped.built.get(lay.digest) else "from the build cache"
-        print(f"   layer {lay.kind:5} {lay.size / 1e6:8.2f} MB  {state}, {built}")
+        print(f"   {lay.kind:6} {lay.size / 1e6:8.2f} MB  {state}, {built}  "
+              f"{names.get(lay.digest, '')}".rstrip())
 
 
 def _submit(args: argparse.Namespace, env_uri: str, master: str,
@@ -123,11 +125,13 @@ def _summary(shipped: ShipResult, result: dict[str, Any], mode: str) -> bool:
     inside = all(ex["env_id"] == env_id for ex in result["executors"]) and all(
         p.endswith(("/envship-view", f"/envs/{env_id}")) for p in prefixes
     )
-    uploaded = [lay.kind for lay in shipped.publish.layers if lay.uploaded]
+    uploaded = [lay for lay in shipped.publish.layers if lay.uploaded]
     _say("summary")
     print(f"   env id:            {env_id}")
-    print(f"   layers uploaded:   {', '.join(uploaded) or 'none (all already in the store)'}"
-          f" ({shipped.publish.bytes_sent / 1e6:.1f} MB)")
+    total = len(shipped.publish.layers)
+    sent = (f"{len(uploaded)} of {total} blobs" if uploaded
+            else f"none of {total} blobs (all already in the store)")
+    print(f"   layers uploaded:   {sent} ({shipped.publish.bytes_sent / 1e6:.1f} MB)")
     print(f"   mode:              {mode}")
     for prefix in prefixes:
         print(f"   executor prefix:   {prefix}")
