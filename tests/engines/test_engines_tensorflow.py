@@ -12,7 +12,6 @@ that each worker ran from its own cache.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 import time
@@ -25,7 +24,7 @@ import pytest
 from envship.engines.exec import command, process_environ
 from envship.engines.tensorflow import tf_config
 from envship.errors import EngineError
-from kits.enginekit import Shipped, child_environ, free_port, ship_venv
+from kits.enginekit import Shipped, child_environ, free_port, run_workers, ship_venv
 from kits.support import make_venv
 
 TENSORFLOW = "tensorflow-cpu==2.21.0"  # ~270 MB wheel, ~1.5 GB installed with its deps
@@ -136,7 +135,7 @@ def test_two_workers_train_in_sync(tf_env: Shipped, tmp_path: Path) -> None:
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     assert workers[0] != workers[1]
     envship = str(Path(sys.executable).parent / "envship")
-    procs = []
+    workers_run: list[tuple[list[str], dict[str, str]]] = []
     start = time.monotonic()
     for index in range(2):
         argv = command(tf_env.uri, ["python", str(script)], envship_bin=envship)
@@ -153,23 +152,8 @@ def test_two_workers_train_in_sync(tf_env: Shipped, tmp_path: Path) -> None:
             },
             base=child_environ(),
         )
-        procs.append(
-            subprocess.Popen(
-                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ,
-                cwd=tmp_path,
-            )
-        )
-    outputs = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=420)
-            assert proc.returncode == 0, err[-6000:]
-            outputs.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()  # SIGKILL: a worker waiting for its peer ignores SIGTERM
-                proc.wait()
+        workers_run.append((argv, environ))
+    outputs = run_workers(workers_run, tmp_path, timeout=420)
     print(f"2 workers fetched the env and trained in {time.monotonic() - start:.1f} s")
     assert [o["index"] for o in outputs] == [0, 1]
     for index, out in enumerate(outputs):

@@ -7,8 +7,6 @@ node 1 through ``envship exec``; both fetch the env into their own cache, then r
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import textwrap
 import time
@@ -17,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from envship.engines.exec import command, process_environ
-from kits.enginekit import Shipped, child_environ, free_port, ship_venv
+from kits.enginekit import Shipped, child_environ, free_port, run_workers, ship_venv
 from kits.support import run, uv_bin
 
 pytestmark = pytest.mark.torch
@@ -60,7 +58,7 @@ def test_two_nodes_all_reduce(torch_env: Shipped, node_script: Path, tmp_path: P
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(_SCRIPT))
     port = free_port()
-    procs = []
+    workers: list[tuple[list[str], dict[str, str]]] = []
     for rank in (0, 1):
         launch = [
             "python", "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
@@ -78,23 +76,8 @@ def test_two_nodes_all_reduce(torch_env: Shipped, node_script: Path, tmp_path: P
             {"OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"},
             base=child_environ(),
         )
-        procs.append(
-            subprocess.Popen(
-                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ,
-                cwd=tmp_path,
-            )
-        )
-    outputs = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=600)
-            assert proc.returncode == 0, err[-6000:]
-            outputs.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        workers.append((argv, environ))
+    outputs = run_workers(workers, tmp_path, timeout=600)
     assert sorted(o["rank"] for o in outputs) == [0, 1]
     for rank, out in enumerate(outputs):
         assert out["world"] == 2

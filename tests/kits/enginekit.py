@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kits.support import make_venv
 
@@ -50,3 +54,28 @@ def child_environ(**extra: str) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     environ.update(extra)
     return environ
+
+
+def run_workers(
+    workers: Sequence[tuple[list[str], dict[str, str]]], cwd: Path, timeout: float
+) -> list[Any]:
+    """Start every worker ``(argv, environ)`` at once (they wait for each other), wait for all,
+    and return the JSON line each printed last; any left over is killed (SIGKILL: a worker
+    waiting for its peer may ignore SIGTERM)."""
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=environ, cwd=cwd)
+        for argv, environ in workers
+    ]
+    outputs = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=timeout)
+            assert proc.returncode == 0, err[-6000:]
+            outputs.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return outputs
