@@ -227,7 +227,8 @@ def _write_raw(root: Path, data: dict[str, object]) -> str:
     ("change", "message"),
     [
         (lambda m: m["python"].pop("cache_tag"), "bad 'python' field"),
-        (lambda m: m["layers"][1].pop("dists"), "'dists' is not a non-empty list"),
+        (lambda m: m["layers"][1].pop("dists"), "'dists' is not a list of 'name==version'"),
+        (lambda m: m["layers"][1].update(dists=[]), "empty only for a code layer"),
         (lambda m: m["layers"][1].update(dists=["nover"]), "'name==version'"),
         (lambda m: m["layers"][1].update(bytecode="maybe"), "'bytecode' is not one of"),
         (lambda m: m["layers"][1].update(kind="deps"), "kind is not one of python, code, dist"),
