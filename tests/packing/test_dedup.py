@@ -308,3 +308,24 @@ def test_cli_inspect_and_diff_show_blobs_and_fetch_bytes(packs: dict[str, PackRe
                                      capture_output=True, text=True).stdout)
     assert data["fetch_bytes"] == new.size
     assert [b["digest"] for b in data["blobs_only_in_b"]] == [new.digest]
+
+
+def test_edit_recompiles_only_the_edited_module(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bytecode is cached by source: a one-line edit compiles that one module again."""
+    from kits.support import write_sample_project
+
+    project = write_sample_project(tmp_path / "pyclib", name="pyclib")
+    venv = make_venv(tmp_path / "venv", [], [project]).parent.parent
+    cache = tmp_path / "cache"
+    pack(venv, cache_dir=cache)
+    init = project / "src" / "pyclib" / "__init__.py"
+    init.write_text(init.read_text().replace("VALUE = 1", "VALUE = 2"))
+    with caplog.at_level(logging.INFO, logger="envship.packing.bytecode"):
+        result = pack(venv, cache_dir=cache)
+    assert [r.getMessage().split(" with ")[0] for r in caplog.records
+            if r.getMessage().startswith("compiling")] == ["compiling 1 modules"]
+    names = set(layer_names(result, "pyclib"))
+    assert f"site-packages/pyclib/__pycache__/extra.{TAG}.pyc" in names
+    assert f"site-packages/pyclib/__pycache__/__init__.{TAG}.pyc" in names

@@ -81,3 +81,16 @@ def test_listing_vs_heads_timing(s3_url: str, tmp_path: Path) -> None:
         assert len(found) == 120
     print(f"\n120 blobs on moto: listing {got['list'] * 1000:.0f} ms, "
           f"parallel HEADs {got['head'] * 1000:.0f} ms")
+
+
+def test_local_store_lists_and_env_override(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(tmp_path / "store")
+    env = many_blob_env(tmp_path, 3, "local")
+    assert existing_blobs(store.location, env.manifest.layers, RetryPolicy()) == set()
+    store.publish(env.manifest, env.blobs)
+    want = {lay.digest for lay in env.manifest.layers}
+    assert existing_blobs(store.location, env.manifest.layers, RetryPolicy()) == want
+    monkeypatch.setenv("ENVSHIP_STORE_EXISTS", "head")
+    assert existing_blobs(store.location, env.manifest.layers, RetryPolicy()) == want
