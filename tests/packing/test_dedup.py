@@ -179,19 +179,29 @@ def test_source_env_bytecode_is_never_taken(
     assert result.env_id == packs["a"].env_id
 
 
-def test_module_that_does_not_compile_is_shipped_without_pyc(
+def test_module_that_does_not_compile_and_test_suites_ship_without_pyc(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     venv = make_venv(tmp_path / "venv").parent.parent
     site = next((venv / "lib").glob("python3.*/site-packages"))
     (site / "py2mod.py").write_text('print "python 2 only"\n')
     (site / "okmod.py").write_text("X = {'a', 'b', 'c'}\n")
+    for rel in ("withtests/__init__.py", "withtests/tests/__init__.py",
+                "withtests/sub/test/test_b.py", "withtests/testing.py"):
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text("Y = 1\n")
     with caplog.at_level(logging.DEBUG, logger="envship.packing.bytecode"):
         result = pack(venv, cache_dir=tmp_path / "cache")
     names = set(layer_names(result, "stray"))
     assert "site-packages/py2mod.py" in names and "site-packages/okmod.py" in names
     assert f"site-packages/__pycache__/okmod.{TAG}.pyc" in names
     assert f"site-packages/__pycache__/py2mod.{TAG}.pyc" not in names
+    # test suites are packed as sources only; a module merely named like one is compiled
+    assert {"site-packages/withtests/tests/__init__.py",
+            "site-packages/withtests/sub/test/test_b.py"} <= names
+    pycs = {n for n in names if n.startswith("site-packages/withtests/") and n.endswith(".pyc")}
+    assert pycs == {f"site-packages/withtests/__pycache__/__init__.{TAG}.pyc",
+                    f"site-packages/withtests/__pycache__/testing.{TAG}.pyc"}
     assert any("py2mod.py" in r.getMessage() and "SyntaxError" in r.getMessage()
                for r in caplog.records)
 
@@ -329,3 +339,13 @@ def test_edit_recompiles_only_the_edited_module(
     names = set(layer_names(result, "pyclib"))
     assert f"site-packages/pyclib/__pycache__/extra.{TAG}.pyc" in names
     assert f"site-packages/pyclib/__pycache__/__init__.{TAG}.pyc" in names
+
+
+def test_compile_worker_that_dies_is_a_clear_error(tmp_path: Path) -> None:
+    from envship.errors import PackError
+
+    src = tmp_path / "m.py"
+    src.write_text("X = 1\n")
+    plan = LayerPlan("dist", (LayerEntry("site-packages/m.py", str(src)),), "record")
+    with pytest.raises(PackError, match=r"compiling bytecode with /bin/false failed \(exit 1"):
+        compile_layers(Compiler("/bin/false", TAG), [plan], tmp_path / "work")

@@ -26,7 +26,7 @@ def test_python_layer_first_and_lean(with_python: PackResult, sample_pack: PackR
     m = with_python.manifest
     assert [lay.kind for lay in m.layers][:2] == ["python", "code"]
     assert m.layers[1:] == sample_pack.manifest.layers  # other layers unchanged
-    assert m.layers[0].dists == () and m.layers[0].bytecode is None
+    assert m.layers[0].dists == () and m.layers[0].bytecode == "packed"
     ref = m.layer("python")
     assert ref is not None
     with tarfile.open(with_python.blobs[ref.digest], "r:gz") as tar:
@@ -37,7 +37,12 @@ def test_python_layer_first_and_lean(with_python: PackResult, sample_pack: PackR
     assert any(n.startswith(f"{lib}/lib-dynload/") for n in names)
     for left_out in ("test", "idlelib", "tkinter", "ensurepip", "site-packages"):
         assert not [n for n in names if n.startswith(f"{lib}/{left_out}/")], left_out
-    assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".a"))]
+    # the stdlib is byte-compiled at pack time (envship's pycs only, for the target's tag)
+    tag = sys.implementation.cache_tag
+    pycs = {n for n in names if n.endswith((".pyc", ".pyo"))}
+    assert {f"{lib}/__pycache__/os.{tag}.pyc", f"{lib}/json/__pycache__/__init__.{tag}.pyc"} <= pycs
+    assert all("/__pycache__/" in n and n.endswith(f".{tag}.pyc") for n in pycs)
+    assert not [n for n in names if n.endswith(".a")]
     assert len([n for n in names if n.startswith("python/lib/libpython")]) <= 2  # no symlinks
 
 
@@ -47,15 +52,19 @@ def test_python_layer_runs(with_python: PackResult, tmp_path: Path) -> None:
     with tarfile.open(with_python.blobs[ref.digest], "r:gz") as tar:
         tar.extractall(tmp_path, filter="data")
     home = tmp_path / "python"
+    before = sorted(p for p in home.rglob("*"))
+    # bytecode writing on: the packed pycs are used as they are, nothing is (re)compiled
     env = {"PATH": os.environ["PATH"], "PYTHONHOME": str(home),
            "LD_LIBRARY_PATH": str(home / "lib")}
     proc = subprocess.run(
         [str(home / "bin" / f"python{MM}"), "-c",
-         "import sys, json, decimal; print(sys.version.split()[0], sys.prefix)"],
+         "import sys, json, decimal; print(sys.version.split()[0], sys.prefix, "
+         "json.__spec__.cached.startswith(sys.prefix))"],
         capture_output=True, text=True, env=env, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == [sys.version.split()[0], str(home)]
+    assert proc.stdout.split() == [sys.version.split()[0], str(home), "True"]
+    assert sorted(p for p in home.rglob("*")) == before
 
 
 def test_python_layer_cached(sample_env: SampleEnv, core_cache: Path,

@@ -16,9 +16,10 @@ __all__ = ["compile_tree", "COMPILE_PROGRAM"]
 COMPILE_PROGRAM = """\
 import compileall, os, py_compile, re, sys
 tree, skip = sys.argv[1], sys.argv[2]
+# the skip pattern applies below the tree only (the cache's own path may hold a "test" dir)
+rx = re.compile(re.escape(tree) + r"(?:[\\/][^\\/]+)*?" + skip) if skip else None
 compileall.compile_dir(
-    tree, quiet=2, workers=0 if (os.cpu_count() or 1) > 1 else 1,
-    rx=re.compile(skip) if skip else None, stripdir=tree,
+    tree, quiet=2, workers=0 if (os.cpu_count() or 1) > 1 else 1, rx=rx, stripdir=tree,
     invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
 """
 
@@ -26,7 +27,8 @@ compileall.compile_dir(
 def compile_tree(tree: str, python: str, label: str, skip: str = "") -> int:
     """Byte-compile every ``.py`` under *tree* with *python*; return the ``.pyc`` files written.
 
-    *skip*: a regex of paths not to compile. The new ``.pyc`` files are made read-only like the
+    *skip*: a regex of paths below *tree* not to compile, starting with a separator
+    (``[\\/]tests[\\/]``). The new ``.pyc`` files are made read-only like the
     rest of the layer. NodeError if the interpreter cannot run the compiler at all.
     """
     if not os.path.isdir(tree):

@@ -205,4 +205,6 @@ def _layer_problem(lay: Any, schema: str) -> str | None:
             return "'dists' is not a list of 'name==version' (empty only for a code layer)"
         if lay.get("bytecode") not in _BYTECODE:
             return f"'bytecode' is not one of {', '.join(_BYTECODE)}"
+    elif schema == SCHEMA_2 and lay.get("bytecode", "packed") != "packed":
+        return "'bytecode' of the python layer is not 'packed'"
     return None

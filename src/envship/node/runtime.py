@@ -296,7 +296,9 @@ def _compile(
     if lay.get("bytecode") != "node":
         return 0
     assert interpreter is not None
-    return compile_tree(os.path.join(tmp, "site-packages"), interpreter.path, label)
+    # as pack compiles: not the test suites packages ship (packing.layers.is_test_module)
+    return compile_tree(os.path.join(tmp, "site-packages"), interpreter.path, label,
+                        r"[\\/](test|tests)[\\/]")
 
 
 def _fetch_unpack(url: str, lay: dict[str, Any], tmp: str) -> int:

@@ -1,9 +1,11 @@
 """Bytecode inside the blobs: compile a layer's ``site-packages/**.py`` with the target interpreter.
 
 PEP 552 hash-based pycs (no timestamps), ``co_filename`` = the path relative to site-packages,
-compiled by a stdlib-only worker (:mod:`compile_worker`) run by the target interpreter in a
-clean environment, two processes at a time. Byte-identical across runs, directories, users
-and HOME (checked for CPython 3.10-3.13: see the worker's notes).
+compiled by stdlib-only workers (:mod:`compile_worker`) run by the target interpreter in a
+clean environment, two processes fed batches from a queue, so that the pack archives each
+layer as soon as its modules are compiled while the workers go on with the next. Byte-identical
+across runs, directories, users and HOME (checked for CPython 3.10-3.13: see the worker's
+notes).
 """
 
 from __future__ import annotations
@@ -11,17 +13,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 from ..errors import PackError
-from .layers import LayerEntry, LayerPlan
+from .layers import LayerEntry, LayerPlan, module_root
 
-__all__ = ["CHECKED", "WORKERS", "Compiler", "compiler_for", "pyc_arcname", "compile_layers"]
+__all__ = ["CHECKED", "WORKERS", "CompilePool", "Compiler", "compile_layers", "compiler_for",
+           "pyc_arcname"]
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +38,12 @@ log = logging.getLogger(__name__)
 CHECKED = False
 WORKERS = 2
 _WORKER = Path(__file__).with_name("compile_worker.py")
-# Bump when the worker's output for the same input can change (part of every fingerprint).
-WORKER_VERSION = "1"
-_TIMEOUT = 1800
+# Bump when the worker's output for the same input can change, or which modules are compiled
+# (part of every fingerprint). 2: test suites are not compiled.
+WORKER_VERSION = "2"
+# A batch: up to this many source bytes (a big layer is shared by the workers) or files.
+_BATCH_BYTES = 1 << 20
+_BATCH_FILES = 256
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,12 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _dfile(arcname: str) -> str:
+    """What ``co_filename`` says: the path below the ``sys.path`` entry holding the module."""
+    root = module_root(arcname)
+    return arcname[len(root):] if root else arcname
+
+
 def _pyc_key(compiler: Compiler, dfile: str, path: str) -> tuple[str, int]:
     """(key, size): what a pyc's bytes depend on — the source, its dfile, the compiler."""
     try:
@@ -97,100 +112,226 @@ def _pyc_key(compiler: Compiler, dfile: str, path: str) -> tuple[str, int]:
     return h.hexdigest(), len(data)
 
 
-def compile_layers(
-    compiler: Compiler,
-    plans: Sequence[LayerPlan],
-    work_dir: Path,
-    pyc_cache: Path | None = None,
-) -> list[tuple[LayerEntry, ...]]:
-    """For each plan, the pyc entries of its site-packages ``.py`` files (written under
-    *work_dir*, which the caller removes once the blobs are written). Files that do not
-    compile are left out (debug log). With *pyc_cache*, a source compiled before (same
-    bytes, same path in site-packages: e.g. most of pandas across an upgrade) is not
-    compiled again."""
-    # (plan index, source, out, size, cache file)
-    jobs: list[tuple[int, LayerEntry, str, int, Path | None]] = []
-    result: list[list[LayerEntry]] = [[] for _ in plans]
-    for p, plan in enumerate(plans):
+@dataclass
+class _Job:
+    entry: LayerEntry  # the .py
+    dfile: str
+    out: str  # where the worker writes the pyc
+    size: int
+    cached: Path | None  # where the pyc is kept in the bytecode cache
+
+
+@dataclass
+class _Layer:
+    """One plan's compile: pycs found in the cache, batches still running."""
+
+    index: int
+    done: list[LayerEntry] = field(default_factory=list)
+    running: int = 0
+
+
+class CompilePool:
+    """The target interpreter's compile workers: :meth:`compile` queues layers, yields each
+    once all its modules are compiled. Use as a context manager (the workers are stopped,
+    killed on an error or interrupt)."""
+
+    def __init__(self, compiler: Compiler, work_dir: Path, pyc_cache: Path | None = None,
+                 workers: int | None = None) -> None:
+        self.compiler = compiler
+        self.work_dir = work_dir
+        self.pyc_cache = pyc_cache
+        self._workers = workers or WORKERS
+        self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix="envship-compile")
+        self._local = threading.local()
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._errs: list[IO[bytes]] = []
+        self._lock = threading.Lock()
+        self._count = 0
+        self._logged = False
+
+    def __enter__(self) -> CompilePool:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.close(kill=exc_type is not None)
+
+    def close(self, kill: bool = False) -> None:
+        """Stop the workers (at once with *kill*: threads waiting on them see EOF)."""
+        with self._lock:
+            procs, self._procs = self._procs, []
+        for proc in procs:
+            if kill:
+                proc.kill()
+            elif proc.stdin is not None:
+                proc.stdin.close()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    stream.close()
+        for err in self._errs:
+            err.close()
+
+    # -- planning -----------------------------------------------------------------
+    def _jobs(self, plan: LayerPlan, layer: _Layer) -> list[_Job]:
+        jobs = []
+        tag = self.compiler.cache_tag
         for entry in plan.py_sources:
-            arc = pyc_arcname(entry.arcname, compiler.cache_tag)
+            dfile = _dfile(entry.arcname)
             cached = None
-            if pyc_cache is not None:
-                key, size = _pyc_key(compiler, entry.arcname[len("site-packages/"):],
-                                     entry.source)
-                cached = pyc_cache / key[:2] / f"{key}.pyc"
+            if self.pyc_cache is not None:
+                key, size = _pyc_key(self.compiler, dfile, entry.source)
+                cached = self.pyc_cache / key[:2] / f"{key}.pyc"
                 if cached.is_file():
-                    result[p].append(LayerEntry(arc, str(cached)))
+                    layer.done.append(LayerEntry(pyc_arcname(entry.arcname, tag), str(cached)))
                     continue
             else:
                 try:
                     size = os.stat(entry.source).st_size
                 except OSError:
                     size = 0
-            jobs.append((p, entry, str(work_dir / f"{len(jobs)}.pyc"), size, cached))
-    if not jobs:
-        return [tuple(r) for r in result]
-    log.info("compiling %d modules with %s", len(jobs), compiler.python)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    # Balance the workers by source bytes (biggest first to the least loaded).
-    shares: list[list[int]] = [[] for _ in range(min(WORKERS, len(jobs)))]
-    load = [0] * len(shares)
-    for j in sorted(range(len(jobs)), key=lambda j: -jobs[j][3]):
-        w = load.index(min(load))
-        shares[w].append(j)
-        load[w] += jobs[j][3] + 2048
-    procs = []
-    mode = b"checked" if compiler.checked else b"unchecked"
-    for share in shares:
-        fields = [mode]
-        for j in share:
-            _, entry, pyc, _, _ = jobs[j]
-            dfile = entry.arcname[len("site-packages/"):]
-            fields += [os.fsencode(entry.source), os.fsencode(dfile), os.fsencode(pyc)]
-        try:
-            proc = subprocess.Popen(
-                [compiler.python, "-S", "-s", "-B", str(_WORKER)], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=work_dir,
-            )
-        except OSError as exc:
-            raise PackError(f"cannot run {compiler.python} to compile bytecode: "
-                            f"{exc.strerror or exc}") from exc
-        procs.append((proc, share, b"\0".join(fields)))
-    failed: set[int] = set()
-    outputs: list[tuple[bytes, bytes]] = [(b"", b"")] * len(procs)
+            self._count += 1
+            jobs.append(_Job(entry, dfile, str(self.work_dir / f"{self._count}.pyc"), size,
+                             cached))
+        return jobs
 
-    def talk(k: int) -> None:
-        proc, _, data = procs[k]
-        try:
-            outputs[k] = proc.communicate(data, timeout=_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            outputs[k] = proc.communicate()
+    def compile(self, plans: Sequence[LayerPlan]) -> Iterator[tuple[int, tuple[LayerEntry, ...]]]:
+        """Queue every plan's modules now (biggest layer first); the iterator yields
+        ``(plan index, pyc entries)`` as each plan is complete, in completion order."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        layers = [_Layer(i) for i in range(len(plans))]
+        work: list[tuple[int, list[_Job]]] = []
+        for i, plan in enumerate(plans):
+            jobs = self._jobs(plan, layers[i])
+            if jobs:
+                work.append((i, sorted(jobs, key=lambda j: -j.size)))
+        work.sort(key=lambda w: -sum(j.size for j in w[1]))
+        total = sum(len(jobs) for _, jobs in work)
+        if total:
+            log.info("compiling %d modules with %s", total, self.compiler.python)
+        futures: dict[Future[list[tuple[_Job, str]]], _Layer] = {}
+        for i, jobs in work:
+            for batch in _batches(jobs):
+                futures[self._executor.submit(self._run, batch)] = layers[i]
+                layers[i].running += 1
+        return self._finished(plans, layers, futures)
 
-    threads = [threading.Thread(target=talk, args=(k,)) for k in range(len(procs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for (proc, share, _), (stdout, err) in zip(procs, outputs, strict=True):
-        if proc.returncode != 0:
-            tail = (err.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
-            raise PackError(f"compiling bytecode with {compiler.python} failed "
-                            f"(exit {proc.returncode}: {tail})")
-        for line in stdout.decode(errors="replace").splitlines():
-            idx, _, msg = line.partition("\t")
-            j = share[int(idx)]
-            failed.add(j)
-            log.debug("not compiling %s: %s", jobs[j][1].source, msg)
-    for j, (p, entry, pyc, _, cached) in enumerate(jobs):
-        if j in failed:
-            continue
-        if cached is not None:
+    def _finished(
+        self, plans: Sequence[LayerPlan], layers: list[_Layer],
+        futures: dict[Future[list[tuple[_Job, str]]], _Layer],
+    ) -> Iterator[tuple[int, tuple[LayerEntry, ...]]]:
+        for layer in layers:
+            if layer.running == 0:
+                yield layer.index, tuple(sorted(layer.done, key=lambda e: e.arcname))
+        for fut in as_completed(futures):
+            layer = futures[fut]
+            for job, error in fut.result():
+                if error:
+                    log.debug("not compiling %s: %s", job.entry.source, error)
+                    continue
+                layer.done.append(LayerEntry(pyc_arcname(job.entry.arcname,
+                                                         self.compiler.cache_tag),
+                                             self._keep(job)))
+            layer.running -= 1
+            if layer.running == 0:
+                yield layer.index, tuple(sorted(layer.done, key=lambda e: e.arcname))
+
+    def _keep(self, job: _Job) -> str:
+        if job.cached is None:
+            return job.out
+        try:
+            job.cached.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(job.out, job.cached)
+            return str(job.cached)
+        except OSError as exc:  # a cache that cannot be written only costs speed
+            log.debug("cannot keep %s in the bytecode cache: %s", job.out, exc)
+            return job.out
+
+    # -- the workers ------------------------------------------------------------
+    def _proc(self) -> subprocess.Popen[bytes]:
+        proc: subprocess.Popen[bytes] | None = getattr(self._local, "proc", None)
+        if proc is not None:
+            return proc
+        with self._lock:
+            err = open(self.work_dir / f"worker-{len(self._errs)}.err", "w+b")  # noqa: SIM115
+            self._errs.append(err)
             try:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(pyc, cached)
-                pyc = str(cached)
-            except OSError as exc:  # a cache that cannot be written only costs speed
-                log.debug("cannot keep %s in the bytecode cache: %s", pyc, exc)
-        result[p].append(LayerEntry(pyc_arcname(entry.arcname, compiler.cache_tag), pyc))
-    return [tuple(r) for r in result]
+                proc = subprocess.Popen(
+                    [self.compiler.python, "-S", "-s", "-B", str(_WORKER)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=_env(),
+                    cwd=self.work_dir,
+                )
+            except OSError as exc:
+                raise PackError(f"cannot run {self.compiler.python} to compile bytecode: "
+                                f"{exc.strerror or exc}") from exc
+            self._procs.append(proc)
+        self._local.proc = proc
+        self._local.err = err
+        return proc
+
+    def _run(self, batch: list[_Job]) -> list[tuple[_Job, str]]:
+        """Compile *batch* in this thread's worker: (job, error or "") per job."""
+        proc = self._proc()
+        assert proc.stdin is not None and proc.stdout is not None
+        mode = b"checked" if self.compiler.checked else b"unchecked"
+        fields = [mode]
+        for job in batch:
+            fields += [os.fsencode(job.entry.source), os.fsencode(job.dfile),
+                       os.fsencode(job.out)]
+        data = b"\0".join(fields)
+        try:
+            proc.stdin.write(struct.pack("<Q", len(data)) + data)
+            proc.stdin.flush()
+            head = proc.stdout.read(8)
+            answer = proc.stdout.read(struct.unpack("<Q", head)[0]) if len(head) == 8 else None
+        except (OSError, ValueError):
+            answer = None
+        if answer is None:
+            raise PackError(f"compiling bytecode with {self.compiler.python} failed "
+                            f"({self._died(proc)})")
+        errors = dict(line.split("\t", 1) for line in
+                      answer.decode("utf-8", "replace").splitlines() if "\t" in line)
+        return [(job, errors.get(str(k), "")) for k, job in enumerate(batch)]
+
+    def _died(self, proc: subprocess.Popen[bytes]) -> str:
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            return "the worker stopped answering"
+        err: IO[bytes] = self._local.err
+        err.seek(0)
+        tail = (err.read().decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        return f"exit {code}: {tail}"
+
+
+def _batches(jobs: list[_Job]) -> Iterator[list[_Job]]:
+    batch: list[_Job] = []
+    size = 0
+    for job in jobs:
+        batch.append(job)
+        size += job.size
+        if size >= _BATCH_BYTES or len(batch) >= _BATCH_FILES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def compile_layers(
+    compiler: Compiler,
+    plans: Sequence[LayerPlan],
+    work_dir: Path,
+    pyc_cache: Path | None = None,
+) -> list[tuple[LayerEntry, ...]]:
+    """For each plan, the pyc entries of its modules (written under *work_dir*, which the
+    caller removes once the blobs are written). Files that do not compile are left out
+    (debug log). With *pyc_cache*, a source compiled before (same bytes, same path in
+    site-packages: e.g. most of pandas across an upgrade) is not compiled again."""
+    with CompilePool(compiler, work_dir, pyc_cache) as pool:
+        done = dict(pool.compile(plans))
+    return [done[i] for i in range(len(plans))]

@@ -61,7 +61,7 @@ class LayerRef:
     files: int  # regular files in the layer
     url: str | None = None  # presigned variants only; never part of the env id
     dists: tuple[str, ...] = ()  # schema 2, code/dist layers: "name==version" it holds, sorted
-    bytecode: str | None = None  # schema 2, code/dist layers: one of BYTECODE
+    bytecode: str | None = None  # schema 2: one of BYTECODE (python layer: "packed" or None)
 
     @property
     def hex(self) -> str:
@@ -124,8 +124,8 @@ class Manifest:
             }
             if v2 and lay.kind != "python":
                 out["dists"] = list(lay.dists)
-                if lay.bytecode is not None:
-                    out["bytecode"] = lay.bytecode
+            if v2 and lay.bytecode is not None:
+                out["bytecode"] = lay.bytecode
             layers.append(out)
         return {
             "schema": self.schema_id,
@@ -299,6 +299,7 @@ def _layer(obj: Any, v2: bool) -> LayerRef:
         dists = tuple(raw)
         if kind == "dist" and not dists:
             raise ValueError(f"dist layer {digest} names no distribution")
+    if v2:
         bytecode = obj.get("bytecode")
         if bytecode is not None and bytecode not in BYTECODE:
             raise ValueError(f"layer 'bytecode' {bytecode!r} is not one of {', '.join(BYTECODE)}")

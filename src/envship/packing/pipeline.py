@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from ..errors import PackError
 from ..progress import Progress
 from .archive import Blob, write_blob
 from .buildcache import BuildCache, content_fingerprint, fingerprint
-from .bytecode import Compiler, compile_layers, compiler_for
+from .bytecode import CompilePool, Compiler, compiler_for
 from .layers import LayerEntry, LayerPlan, plan_layers, plan_python, sort_key
 from .manifest import SCHEMA, Distribution, LayerRef, Manifest
 from .selection import select
@@ -106,7 +107,7 @@ def pack_snapshot(
             compiler.fingerprint if compiler is not None else "bytecode=node")
     plans = plan_layers(snapshot, selection.kept, salt)
     if with_python:
-        plans.insert(0, plan_python(snapshot))
+        plans.insert(0, plan_python(snapshot, salt[-1:]))
     if not plans:
         raise PackError(
             f"nothing to pack in {snapshot.prefix}: every distribution was left out; "
@@ -125,6 +126,8 @@ def pack_snapshot(
         bytecode = None
         if plan.kind != "python":
             bytecode = "none" if not plan.py_sources else "packed" if compiler else "node"
+        elif compiler is not None:
+            bytecode = "packed"  # the stdlib; without it (older envs) the node compiles it
         refs.append(LayerRef(plan.kind, blob.digest, blob.size, blob.files, None, plan.dists,
                              bytecode))
         blobs[blob.digest] = blob.path
@@ -190,24 +193,31 @@ def _build(
         except OSError as exc:
             raise PackError(f"cannot write the build cache {cache.root}: "
                             f"{exc.strerror or exc}") from exc
+        def archive(i: int, pycs: tuple[LayerEntry, ...] = ()) -> None:
+            plan = plans[i]
+            entries = plan.entries if not pycs else tuple(
+                sorted(plan.entries + pycs, key=lambda e: sort_key(e.arcname)))
+            log.info("%s layer: archiving %d files", plan.label, len(entries))
+            blob = write_blob(entries, cache.blob_dir, progress, plan.label)
+            cache.store(fps[i], blob)
+            if i in by_content:
+                cache.store(by_content[i], blob)
+            found[i] = (blob, True)
+
         try:
-            compiled = [i for i in missing if plans[i].kind != "python"]
-            pycs: dict[int, tuple[LayerEntry, ...]] = {}
-            if compiler is not None and compiled:
-                out = compile_layers(compiler, [plans[i] for i in compiled], work,
-                                     cache.root / "bytecode")
-                pycs = dict(zip(compiled, out, strict=True))
-            for i in missing:
-                plan = plans[i]
-                extra = pycs.get(i, ())
-                entries = plan.entries if not extra else tuple(
-                    sorted(plan.entries + extra, key=lambda e: sort_key(e.arcname)))
-                log.info("%s layer: archiving %d files", plan.label, len(entries))
-                blob = write_blob(entries, cache.blob_dir, progress, plan.label)
-                cache.store(fps[i], blob)
-                if i in by_content:
-                    cache.store(by_content[i], blob)
-                found[i] = (blob, True)
+            # The workers compile (biggest layer first) while this thread archives the
+            # layers that need no bytecode, then each layer as soon as its modules are done.
+            compiled = [i for i in missing if plans[i].py_sources] if compiler else []
+            with contextlib.ExitStack() as stack:
+                ready: Iterator[tuple[int, tuple[LayerEntry, ...]]] = iter(())
+                if compiler is not None and compiled:
+                    pool = stack.enter_context(CompilePool(compiler, work, cache.root / "bytecode"))
+                    ready = pool.compile([plans[i] for i in compiled])
+                for i in missing:
+                    if i not in compiled:
+                        archive(i)
+                for k, pycs in ready:
+                    archive(compiled[k], pycs)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return [f for f in found if f is not None]
