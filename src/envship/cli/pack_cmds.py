@@ -92,7 +92,6 @@ def pack(
     """Pack an environment into layer blobs + a manifest in OUTPUT (default ./envship-pack)."""
     from rich.table import Table
 
-    from ..packing.pex import build_pex_for
     from ..packing.sources.snapshot import choose_target
     from ..shipping import pack as do_pack
 
@@ -106,7 +105,11 @@ def pack(
     target = None if lock else choose_target(python)
     if target is not None:
         python = target.python
-    pex = build_pex_for(fmt, output, kwargs)
+    pex = None
+    if fmt != "layers":
+        from ..packing.pex import build_pex_for  # the lock machinery: loaded when asked for
+
+        pex = build_pex_for(fmt, output, kwargs)
     if pex is not None:
         err_console.print(f"pex:      {pex}", highlight=False, soft_wrap=True)
         if fmt == "pex":

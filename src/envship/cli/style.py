@@ -44,6 +44,8 @@ def _click_style(cmd: Any, root_opts: list[Any]) -> None:
     for param in cmd.params:
         if param.param_type_name == "argument":
             param.display_type_rich = lambda *_a, **_k: None  # no "<str>": the help says it
+            param.type = copy.copy(param.type)  # (typer < 0.29 asks the type for its label)
+            param.type.get_metavar = lambda *_a, **_k: ""
             if param.metavar is None:
                 param.metavar = param.name.upper()
             piece = param.metavar + ("..." if param.nargs != 1 else "")

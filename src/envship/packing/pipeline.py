@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PackError
 from ..progress import Progress
@@ -22,10 +22,10 @@ from .layers import LayerEntry, LayerPlan, plan_layers, plan_python, sort_key
 from .manifest import SCHEMA, Distribution, LayerRef, Manifest
 from .selection import select
 from .sources.conda import conda_prefix
-from .sources.lock.project import write_editable_stub
-from .sources.lock.stage import CodeArg, lock_snapshot, resolve_code, stage_lock
-from .sources.lock.target import resolve_target
 from .sources.snapshot import Snapshot, default_cache_tag, take_snapshot
+
+if TYPE_CHECKING:
+    from .sources.lock.stage import CodeArg
 
 __all__ = ["PackResult", "pack", "pack_lock", "pack_snapshot"]
 
@@ -244,6 +244,11 @@ def pack_lock(
     *strict*: unpinned or incomplete requirements are an error instead of a warning;
     *code*: the project for the code layer (default: the one in the current directory).
     """
+    # imported here: a pack of an existing env (most packs) does not load the lock machinery
+    from .sources.lock.project import write_editable_stub
+    from .sources.lock.stage import lock_snapshot, resolve_code, stage_lock
+    from .sources.lock.target import resolve_target
+
     target = resolve_target(python_version, platform)
     project = resolve_code(code)
     staged = stage_lock(requirements, target, strict=strict, cache_dir=cache_dir)
