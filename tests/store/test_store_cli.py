@@ -45,6 +45,13 @@ def test_ls_tag_gc_on_a_local_store(tmp_path: Path, fixture_env: FixtureEnv) -> 
 
     gc = json.loads(cli("gc", url, "--keep", "0", "--grace", "0", "--json").stdout)
     assert gc["envs_removed"] == [] and gc["blobs_removed"] == []  # tagged: kept
+    # a publisher that died long ago left its lease: gc's text output says it removed it
+    dead = Path(url, "leases", f"{'0' * 64}.deadbeef0000.json")
+    dead.write_text(json.dumps({"env": "0" * 64, "blobs": [], "created": "2020-01-01T00:00:00Z",
+                                "ttl": 3600}))
+    os.utime(dead, (1577836800, 1577836800))  # 2020: its age is what gc goes by
+    text = cli("gc", url, "--grace", "0").stdout
+    assert "removed 1 stale lease(s) of publishers that died" in text and not dead.exists()
 
     bad = cli("tag", env_uri, "no/slash", ok=False)
     assert bad.returncode == 1 and "bad tag name" in bad.stderr

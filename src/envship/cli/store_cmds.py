@@ -280,6 +280,16 @@ def gc(
         "(younger than the grace period)",
         highlight=False,
     )
+    if result.envs_spared or result.blobs_spared:
+        console.print(
+            f"spared {len(result.envs_spared)} env(s) and {result.blobs_spared} blob(s) that a "
+            "concurrent ship or tag claimed while gc ran", highlight=False)
+    if result.leases_removed:
+        console.print(f"removed {result.leases_removed} stale lease(s) of publishers that died",
+                      highlight=False)
+    if not result.complete:
+        err_console.print("warning: gc stopped at its time limit before finishing; run it again",
+                          highlight=False)
 
 
 @app.command()
