@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import StoreError
 from . import protocol as p
 from . import retry
+from .deleting import SweepOver, abort_stale_multipart, delete_paths, still_old
 from .fs import StoreLocation, mtime_of
 from .listing import created_of, env_entries
 from .refs import BadManifest, BlobRef, read_all_refs
@@ -145,90 +146,6 @@ def _small_temp_entries(loc: StoreLocation, policy: retry.RetryPolicy) -> list[d
 
 def _rm(loc: StoreLocation, path: str, policy: retry.RetryPolicy) -> None:
     p.remove(loc, path, policy)
-
-
-class _SweepOver(StoreError):
-    """The sweep's time limit passed: no more deletes may be sent."""
-
-
-_BULK = 500  # keys per S3 DeleteObjects request (at most 1000)
-
-
-def _delete(loc: StoreLocation, paths: list[str], policy: retry.RetryPolicy,
-            deadline: float) -> None:
-    """Delete *paths* (missing ones are fine); never sends a delete after *deadline*."""
-
-    def guarded(fn: Any) -> Any:
-        def attempt() -> Any:
-            if time.monotonic() >= deadline:
-                raise _SweepOver("sweep time limit reached")
-            return fn()
-
-        return attempt
-
-    if not paths:
-        return
-    if loc.protocol in ("s3", "s3a"):
-        for i in range(0, len(paths), _BULK):
-            batch = paths[i : i + _BULK]
-            try:
-                retry.call(guarded(lambda b=batch: loc.fs.rm(b)), "deleting blobs", loc, policy)
-            except StoreError:
-                raise
-            except Exception as exc:
-                raise retry.as_store_error(exc, "deleting blobs", loc) from None
-        return
-
-    def one(path: str) -> None:
-        def rm() -> None:
-            with contextlib.suppress(FileNotFoundError):
-                loc.fs.rm_file(path)
-
-        try:
-            retry.call(guarded(rm), f"deleting {path}", loc, policy)
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise retry.as_store_error(exc, "deleting a file", loc) from None
-
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="envship-rm") as pool:
-        list(pool.map(one, paths))
-
-
-def _still_old(loc: StoreLocation, path: str, cutoff: float) -> bool:
-    """Re-check right before deleting: a blob re-uploaded meanwhile is young again."""
-    with contextlib.suppress(Exception):
-        loc.fs.invalidate_cache(path)
-        stamp = mtime_of(loc.fs.info(path))
-        return stamp is not None and stamp < cutoff
-    return False
-
-
-def _abort_stale_multipart(loc: StoreLocation, cutoff: float, dry_run: bool) -> int:
-    """S3: abort multipart uploads of blobs started before *cutoff* (killed publishers).
-
-    They are invisible (never completed) but their parts cost storage until aborted.
-    """
-    call_s3 = getattr(loc.fs, "call_s3", None)
-    if call_s3 is None or not loc.object_store:
-        return 0
-    bucket, _, prefix = loc.path("blobs", "sha256", "").partition("/")
-    try:
-        uploads = call_s3("list_multipart_uploads", Bucket=bucket, Prefix=prefix)
-    except Exception as exc:  # listing uploads may need a permission ship does not
-        log.info("cannot list multipart uploads in %s: %s", loc.url, loc.scrub(str(exc)))
-        return 0
-    count = 0
-    for upload in uploads.get("Uploads", []):
-        started = mtime_of({"LastModified": upload.get("Initiated")})
-        if started is None or started >= cutoff:
-            continue
-        count += 1
-        if not dry_run:
-            with contextlib.suppress(Exception):
-                call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"],
-                        UploadId=upload["UploadId"])
-    return count
 
 
 @dataclass
@@ -389,14 +306,14 @@ def collect(
             step("looked-again")
             paths = [loc.env_path(e, suffix) for e in final_doomed
                      for suffix in (".json", ".presigned.json", ".provenance.json")]
-            _delete(loc, paths, policy, deadline)  # the envs disappear before their blobs
+            delete_paths(loc, paths, policy, deadline)  # the envs disappear before their blobs
             removed_envs = tuple(final_doomed)
             for e in final_doomed:
                 log.info("removed env %s from %s", e, loc.url)
-            _delete(loc, [loc.blob_path(d) for d in final], policy, deadline)
+            delete_paths(loc, [loc.blob_path(d) for d in final], policy, deadline)
             removed = final
             step("deleted")
-        except _SweepOver:
+        except SweepOver:
             complete = False
             log.warning("gc of %s stopped at its time limit; run it again", loc.url)
         finally:
@@ -411,13 +328,13 @@ def collect(
     for path in roots.stale_leases:
         _rm(loc, path, policy)
     for path in temps:
-        if _still_old(loc, path, cutoff):
+        if still_old(loc, path, cutoff):
             _rm(loc, path, policy)
     for other, seen in others:
         if _finished(other, seen, timing):
             with contextlib.suppress(StoreError):
                 p.remove_sweep(loc, other.sweep_id, policy)
-    aborted = _abort_stale_multipart(loc, cutoff, dry_run)
+    aborted = abort_stale_multipart(loc, cutoff, dry_run)
     freed = sum(int(candidates[d].get("size") or 0) for d in removed)
     return GcResult(
         removed_envs, tuple(removed), freed, len(temps) + aborted, young, False,
