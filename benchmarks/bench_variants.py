@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = json.loads((store / "envs" / f"{info['env_id']}.json").read_text())
         layers = {x["digest"]: int(x["size"]) for x in manifest["layers"]}
         envs.append({"variant": var.name, "change": var.change, "env_id": info["env_id"],
+                     "package_change": not var.edited,
                      "layers": len(layers), "env_blob_bytes": sum(layers.values()),
                      "bytes_sent": int(info["bytes_sent"]), "ship_s": round(seconds, 3),
                      "_layers": layers})
