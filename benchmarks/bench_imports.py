@@ -115,17 +115,18 @@ def main(argv: list[str] | None = None) -> int:
                 samples[(mode, target)].append(timed_cpu(cmds[target], envs[mode]))
     files_after = {"user venv": _count_files(venv), "node cache": _count_files(cache)}
 
-    med: dict[tuple[str, str], tuple[float, float]] = {}
+    med: dict[tuple[str, str], tuple[float, float, float]] = {}  # wall median, CPU, wall min
     for (mode, target), values in samples.items():
         wall = results.add_time(f"{IMPORT} ({mode})", target, [w for w, _ in values])
         cpu = results.add_time(f"{IMPORT} ({mode}): CPU", target, [c for _, c in values])
-        med[(mode, target)] = (wall, cpu)
+        med[(mode, target)] = (wall, cpu, min(w for w, _ in values))
     for mode in MODES:
-        user_wall, user_cpu = med[(mode, "user venv")]
+        user = med[(mode, "user venv")]
         for target in TARGETS[1:]:
-            wall, cpu = med[(mode, target)]
-            results.add(f"ratio to user venv ({mode})", target, round(wall / user_wall, 3), "x",
-                        f"CPU ratio {cpu / user_cpu:.3f}; target <= 1.1")
+            this = med[(mode, target)]
+            results.add(f"ratio to user venv ({mode})", target, round(this[0] / user[0], 3), "x",
+                        f"CPU ratio {this[1] / user[1]:.3f}, min-wall ratio "
+                        f"{this[2] / user[2]:.3f}; target <= 1.1")
     for where in files_before:
         results.add(f"files written by the runs (warm-up included): {where}", "envship",
                     files_after[where] - files_before[where], "files")
@@ -136,15 +137,16 @@ def main(argv: list[str] | None = None) -> int:
                     "process gets the same PYTHONDONTWRITEBYTECODE as the child, which only "
                     "stops writing: the compiled pycs are read either way")
 
-    lines = [f"## {NAME} ({results.context['started']}; `{IMPORT}`, median of {args.runs}, "
-             "interleaved)", "",
+    lines = [f"## {NAME} ({results.context['started']}; `{IMPORT}`, wall median of {args.runs} "
+             "(min; user+sys CPU median), interleaved)", "",
              "| PYTHONDONTWRITEBYTECODE | " + " | ".join(TARGETS)
              + " | view / user venv | exec / user venv |", "|---|---|---|---|---|---|"]
     for mode in MODES:
-        user_wall, user_cpu = med[(mode, "user venv")]
-        cells = [f"{med[(mode, t)][0]:.3f} s (CPU {med[(mode, t)][1]:.3f} s)" for t in TARGETS]
-        ratios = [f"{med[(mode, t)][0] / user_wall:.3f} (CPU {med[(mode, t)][1] / user_cpu:.3f})"
-                  for t in TARGETS[1:]]
+        user = med[(mode, "user venv")]
+        cells = [f"{med[(mode, t)][0]:.3f} s (min {med[(mode, t)][2]:.3f} s, CPU "
+                 f"{med[(mode, t)][1]:.3f} s)" for t in TARGETS]
+        ratios = [f"{med[(mode, t)][0] / user[0]:.3f} (min {med[(mode, t)][2] / user[2]:.3f}, "
+                  f"CPU {med[(mode, t)][1] / user[1]:.3f})" for t in TARGETS[1:]]
         lines.append(f"| {'=1' if mode == MODES[0] else 'unset'} | " + " | ".join(cells + ratios)
                      + " |")
     results.context["loadavg_end"] = os.getloadavg()

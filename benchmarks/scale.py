@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import random
 import sys
 import time
@@ -343,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                            "Spark archives per application (venv-pack)")]
         print(f"| {ups} | " + " | ".join(cells) + " |")
     if args.validate:
+        out["loadavg_start"] = list(os.getloadavg())
         v = validate(args.validate, args.v_nodes, args.v_jobs,
                      args.v_versions, args.v_containers)
         out["validation"] = v
@@ -360,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  a whole-env per-node cache would read {v['whole_env_per_node_cache_bytes']} B "
               f"(cluster model {v['whole_env_per_node_cache_model']}); one archive per "
               f"container {v['whole_env_per_container_bytes']} B")
+    if args.validate:
+        out["loadavg_end"] = list(os.getloadavg())
+        print(f"  load average: start {out['loadavg_start']}, end {out['loadavg_end']}")
     dest = RESULTS_DIR / f"scale-{path.stem}.json"
     dest.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     print(f"results: {dest}")
