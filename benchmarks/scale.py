@@ -18,6 +18,7 @@ import functools
 import json
 import os
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any
 
 from .common import CountingStore, fresh_dir, run, uv_bin
 from .envship_steps import envship_bin, envship_ship
-from .refenv import _make_venv, edit_code, reference_env
+from .refenv import _make_venv, edit_code_at, reference_env
 
 __all__ = ["Inputs", "main", "model"]
 
@@ -159,13 +160,19 @@ def validate(profile: str, nodes: int, jobs: int, versions: int, containers: int
              seed: int = 7) -> dict[str, Any]:
     """Real small cluster: `nodes` node caches, `jobs` jobs on `containers` random nodes each.
 
-    The `versions` env versions are shipped from a venv of the profile's packages (a copy of
-    the reference env, so that the reference stays as it is); each differs from the previous by
-    one change: a code edit, a package addition, a package version change (see CHURN)."""
+    The `versions` env versions are shipped from a venv of the profile's packages with its own
+    copy of the editable project (the reference env and its project stay as they are); each
+    differs from the previous by one change: a code edit, a package addition, a package version
+    change (see CHURN)."""
     env = reference_env(profile)
     work = fresh_dir(env.root / "scale")
     home, store, venv = work / "home", work / "store", work / "venv"
-    _make_venv(venv, env.packages, ["-e", str(env.project)])
+    # Its own copy of the editable project: editing the reference's would change what another
+    # benchmark run on the reference env (sharing $ENVSHIP_BENCH_DIR) ships meanwhile.
+    project = work / "project" / env.project.name
+    shutil.copytree(env.project, project, ignore=shutil.ignore_patterns(
+        "build", "*.egg-info", "__pycache__"))
+    _make_venv(venv, env.packages, ["-e", str(project)])
     python = venv / "bin" / "python"
     changes = [("base", ""), *_changes(profile, versions)]
     ids, layers_of, sizes = [], [], {}
@@ -175,13 +182,12 @@ def validate(profile: str, nodes: int, jobs: int, versions: int, containers: int
             code_value += 1
         elif what in ("add", "version"):
             run([uv_bin(), "pip", "install", "-q", "-p", str(python), req])
-        edit_code(env, code_value)
+        edit_code_at(project, code_value)
         _, info = envship_ship(python, store, home)
         ids.append(info["env_id"])
         layers_of.append({str(x["digest"]): int(x["size"]) for x in info["layers"]})
         for layer in info["layers"]:
             sizes[layer["digest"]] = (layer["kind"], int(layer["size"]))
-    edit_code(env, 0)
     rng = random.Random(seed)
     seen: dict[int, set[str]] = {n: set() for n in range(nodes)}
     seen_env: dict[int, set[str]] = {n: set() for n in range(nodes)}
