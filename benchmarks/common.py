@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import hashlib
+import http.server
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "BenchError",
+    "CountingStore",
     "Figure",
     "Results",
+    "bench_context",
     "dir_bytes",
     "fresh_dir",
     "median_time",
@@ -26,6 +33,7 @@ __all__ = [
     "timed",
     "uv_bin",
     "work_dir",
+    "write_results",
 ]
 
 
@@ -169,3 +177,89 @@ class Results:
             indent=1,
             sort_keys=True,
         )
+
+
+class _CountingHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a store directory and adds every body it sends to its server's counters."""
+
+    def copyfile(self, source: Any, outputfile: Any) -> None:
+        counter: CountingStore = self.server.counter  # type: ignore[attr-defined]
+        kind = "blobs" if "/blobs/" in self.path else "other"
+        sent = 0
+        while chunk := source.read(1 << 20):
+            outputfile.write(chunk)
+            sent += len(chunk)
+        with counter.lock:
+            counter.counts[kind] = counter.counts.get(kind, 0) + sent
+            counter.counts[kind + "_requests"] = counter.counts.get(kind + "_requests", 0) + 1
+            path = self.path.split("?", 1)[0]
+            counter.by_path[path] = counter.by_path.get(path, 0) + sent
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class CountingStore:
+    """A store directory served over HTTP on 127.0.0.1 that counts the bytes of every body sent:
+    `counts["blobs"]` / `counts["other"]` (and `*_requests`), `by_path[url path]`.
+
+    A byte-counting twin of tests/kits/nodekit.py::CountingServer (which counts GETs only)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.counts: dict[str, int] = {}
+        self.by_path: dict[str, int] = {}
+        self.lock = threading.Lock()
+        handler = functools.partial(_CountingHandler, directory=str(directory))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.httpd.counter = self  # type: ignore[attr-defined]
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def snapshot(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.counts)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> CountingStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def bench_context(name: str) -> dict[str, Any]:
+    """Context every standalone benchmark records: name, start time, machine, load, commit."""
+    import platform
+
+    started = dt.datetime.now(dt.timezone.utc)
+    return {"benchmark": name, "started": started.isoformat(timespec="seconds"),
+            "stamp": f"{started:%Y%m%dT%H%M%SZ}", "cpus": os.cpu_count(),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "loadavg_start": os.getloadavg(), "envship_commit": _git_commit(),
+            "pythondontwritebytecode": os.environ.get("PYTHONDONTWRITEBYTECODE")}
+
+
+def write_results(name: str, results: Results, table: str) -> Path:
+    """benchmarks/results/<name>-<UTC>.json (+ .md with *table*); records the final load."""
+    results.context["loadavg_end"] = os.getloadavg()
+    now = dt.datetime.now(dt.timezone.utc)
+    stamp = str(results.context.get("stamp") or f"{now:%Y%m%dT%H%M%SZ}")
+    out = Path(__file__).parent / "results" / f"{name}-{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(results.to_json() + "\n")
+    tmp.replace(out)
+    out.with_suffix(".md").write_text(table)
+    return out
