@@ -2,7 +2,8 @@
 
 Usage:
   python churn_worker.py ship SPECS.json STORE_URL ROUNDS SETTLE SEED
-  python churn_worker.py gc STORE_URL ROUNDS SETTLE
+  python churn_worker.py gc STORE_URL ROUNDS SETTLE [STOP_FILE]
+(with STOP_FILE, gc goes on after ROUNDS until that file exists, then does one more round)
 SPECS.json: [{"manifest": <manifest dict>, "blobs": {digest: path}}, ...]. Prints one JSON line
 per operation (flushed): what it did and whether it met the other side.
 """
@@ -21,6 +22,7 @@ from envship.store import Timing, open_store
 
 def main() -> None:
     mode = sys.argv[1]
+    stop: Path | None = None
     if mode == "ship":
         specs = json.loads(Path(sys.argv[2]).read_text())
         store = open_store(sys.argv[3])
@@ -28,9 +30,12 @@ def main() -> None:
     else:
         store = open_store(sys.argv[2])
         rounds, settle, seed = int(sys.argv[3]), float(sys.argv[4]), 0
+        stop = Path(sys.argv[5]) if len(sys.argv) > 5 else None
     store.timing = Timing(settle=settle, sweep_limit=8.0, poll=0.05)  # killed gcs: short waits
     rng = random.Random(seed)
-    for n in range(rounds):
+    n, stopped = 0, False
+    while n < rounds or (stop is not None and not stopped):
+        stopped = stop is not None and stop.exists()  # a round begun after the stop is the last
         steps: list[str] = []
         if mode == "ship":
             spec = rng.choice(specs)
@@ -50,6 +55,7 @@ def main() -> None:
                 "op": "gc", "envs": len(gc.envs_removed), "blobs": len(gc.blobs_removed),
                 "spared": gc.blobs_spared + len(gc.envs_spared), "seconds": gc.seconds,
             }), flush=True)
+        n += 1
 
 
 if __name__ == "__main__":

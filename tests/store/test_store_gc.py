@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -148,3 +149,39 @@ def test_parse_duration() -> None:
     assert parse_duration("7d") == 7 * 86400 and parse_duration("1.5h") == 5400
     with pytest.raises(StoreError, match="bad duration"):
         parse_duration("soon")
+
+
+@pytest.mark.s3
+def test_long_lived_store_sees_what_other_processes_wrote(s3_url: str, tmp_path: Path) -> None:
+    """fsspec caches listings per filesystem instance (s3fs keeps them): a Store kept open
+    across gcs must still list the blobs, envs and leases other processes wrote since."""
+    import subprocess
+    import sys
+
+    store = open_store(s3_url)
+    mine = make_env(tmp_path / "mine", code="VALUE = 0\n", deps=b"d = 0\n")
+    store.set_tag("prod", store.publish(mine.manifest, mine.blobs).env_id)
+    assert store.gc(grace=0).blobs_removed == ()  # lists blobs/, envs/, leases/: now cached
+    env = make_env(tmp_path / "e", code="VALUE = 1\n", deps=b"d = 1\n")
+    orphan = "sha256:" + "ab" * 32
+    # Another process: publishes an env, and leaves a blob no manifest names.
+    script = ("import sys; from envship.store import open_store\n"
+              "s = open_store(sys.argv[1])\n"
+              "s.location.fs.pipe_file(s.location.blob_path(sys.argv[2]), b'orphan')\n")
+    subprocess.run([sys.executable, "-c", script, s3_url, orphan], check=True, timeout=120,
+                   env=dict(os.environ))
+    published = subprocess.run(
+        [sys.executable, "-c",
+         "import json, sys; from pathlib import Path; from envship.store import open_store\n"
+         "from envship.packing.manifest import Manifest\n"
+         "m = Manifest.from_dict(json.loads(sys.argv[2]))\n"
+         "blobs = {k: Path(v) for k, v in json.loads(sys.argv[3]).items()}\n"
+         "print(open_store(sys.argv[1]).publish(m, blobs).env_id)\n",
+         s3_url, json.dumps(env.manifest.to_dict()),
+         json.dumps({k: str(v) for k, v in env.blobs.items()})],
+        check=True, timeout=120, capture_output=True, text=True, env=dict(os.environ),
+    ).stdout.strip()
+    assert published in store.env_ids()
+    result = store.gc(grace=0)
+    assert result.blobs_removed == (orphan,)  # the other process's orphan, seen and collected
+    assert published in store.env_ids()  # its env is kept: listed, and its blobs in use

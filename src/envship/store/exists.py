@@ -57,9 +57,8 @@ def _by_listing(
     blob_dir = loc.path("blobs", "sha256")
 
     def listing() -> dict[str, int | None]:
-        loc.fs.invalidate_cache(blob_dir)  # a cached listing may predate another process
         try:
-            entries = loc.fs.ls(blob_dir, detail=True)
+            entries = loc.ls(blob_dir, detail=True)
         except FileNotFoundError:
             return {}
         return {str(e["name"]).rstrip("/").rpartition("/")[2]: e.get("size") for e in entries}

@@ -124,6 +124,13 @@ class StoreLocation:
     def tag_path(self, name: str) -> str:
         return self.path("tags", f"{name}.json")
 
+    def ls(self, path: str, detail: bool = True) -> list[Any]:
+        """``fs.ls(path)`` as the store is now. fsspec caches listings per filesystem
+        instance (s3fs until told otherwise), and other processes change the store: a gc,
+        a publish or a lease check that read a cached listing would act on the past."""
+        self.fs.invalidate_cache(path)
+        return list(self.fs.ls(path, detail=detail))
+
 
 def _hex(digest: str) -> str:
     algo, _, hexpart = digest.partition(":")

@@ -119,7 +119,7 @@ def _entries(loc: StoreLocation, policy: retry.RetryPolicy, *folder: str
              ) -> list[dict[str, Any]]:
     def ls() -> list[dict[str, Any]]:
         try:
-            return list(loc.fs.ls(loc.path(*folder), detail=True))
+            return loc.ls(loc.path(*folder), detail=True)
         except FileNotFoundError:
             return []
 

@@ -54,7 +54,7 @@ def env_entries(loc: StoreLocation, policy: retry.RetryPolicy) -> dict[str, dict
     def ls() -> list[dict[str, Any]]:
         loc.fs.invalidate_cache(loc.path("envs"))  # another process may have written since
         try:
-            return list(loc.fs.ls(loc.path("envs"), detail=True))
+            return loc.ls(loc.path("envs"), detail=True)
         except FileNotFoundError:
             return []
 
@@ -87,7 +87,7 @@ def check_store(loc: StoreLocation, policy: retry.RetryPolicy) -> None:
 
     def names() -> list[str] | None:
         try:
-            found = loc.fs.ls(loc.root or "/", detail=False)
+            found = loc.ls(loc.root or "/", detail=False)
         except (FileNotFoundError, NotADirectoryError):
             return None
         return [str(n).rstrip("/").rpartition("/")[2] for n in found]

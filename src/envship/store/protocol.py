@@ -136,7 +136,7 @@ def _ls(loc: StoreLocation, folder: str, policy: retry.RetryPolicy) -> list[dict
             return _s3_ls(loc, path)
         loc.fs.invalidate_cache(path)  # another process's write must be seen now
         try:
-            return list(loc.fs.ls(path, detail=True))
+            return loc.ls(path, detail=True)
         except FileNotFoundError:
             return []
 

@@ -29,9 +29,8 @@ def check_tag_name(name: str) -> str:
 
 def _names(loc: StoreLocation, folder: str, policy: retry.RetryPolicy) -> list[str]:
     def ls() -> list[str]:
-        loc.fs.invalidate_cache(loc.path(folder))  # another process may have written since
         try:
-            entries = loc.fs.ls(loc.path(folder), detail=False)
+            entries = loc.ls(loc.path(folder), detail=False)
         except FileNotFoundError:
             return []
         return sorted(str(e).rstrip("/").rpartition("/")[2] for e in entries)

@@ -87,9 +87,8 @@ def default_repair_dirs() -> list[Path]:
 def _blob_sizes(loc: StoreLocation, policy: retry.RetryPolicy) -> dict[str, int]:
     def ls() -> list[dict[str, Any]]:
         path = loc.path("blobs", "sha256")
-        loc.fs.invalidate_cache(path)
         try:
-            return list(loc.fs.ls(path, detail=True))
+            return loc.ls(path, detail=True)
         except FileNotFoundError:
             return []
 
@@ -187,9 +186,8 @@ def _tags(loc: StoreLocation, policy: retry.RetryPolicy) -> dict[str, str | Dama
 
     def ls() -> list[str]:
         path = loc.path("tags")
-        loc.fs.invalidate_cache(path)
         try:
-            return [str(e).rstrip("/").rpartition("/")[2] for e in loc.fs.ls(path, detail=False)]
+            return [str(e).rstrip("/").rpartition("/")[2] for e in loc.ls(path, detail=False)]
         except FileNotFoundError:
             return []
 
