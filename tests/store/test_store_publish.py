@@ -157,3 +157,18 @@ def test_progress_reports_every_byte(store_url: str, fixture_env: FixtureEnv) ->
 
     open_store(store_url).publish(fixture_env.manifest, fixture_env.blobs, progress)
     assert seen == {lay.digest: lay.size for lay in fixture_env.manifest.layers}
+
+
+def test_local_store_links_blobs_instead_of_copying(tmp_path: Path,
+                                                    fixture_env: FixtureEnv) -> None:
+    """A local store on the same filesystem gets hard links to the (immutable, hashed) local
+    blobs: nothing is written twice; the bytes and the result are those of a copy."""
+    import os
+
+    store = open_store(tmp_path / "store")
+    result = store.publish(fixture_env.manifest, fixture_env.blobs)
+    assert result.bytes_sent == sum(lay.size for lay in fixture_env.manifest.layers)
+    for digest, local in fixture_env.blobs.items():
+        stored = Path(store.location.blob_path(digest))
+        assert os.path.samefile(stored, local)
+    assert not [p for p in (tmp_path / "store").rglob("*") if ".tmp-" in p.name]

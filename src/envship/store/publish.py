@@ -109,7 +109,7 @@ def _upload(
         if sent[0] and progress is not None:
             progress(layer.digest, -sent[0], layer.size)  # restart: undo counted bytes
         sent[0] = 0
-        size = upload_file(loc, local, path, layer.hex, tick)
+        size = upload_file(loc, local, path, layer.hex, tick, link=True)
         if size != layer.size:
             raise StoreError(
                 f"local blob {local} is {size} bytes but the manifest says {layer.size}; "

@@ -61,7 +61,8 @@ def _stream(src: Any, dst: Any, progress: BytesDone | None) -> tuple[int, str]:
         if not chunk:
             break
         digest.update(chunk)
-        dst.write(chunk)
+        if dst is not None:
+            dst.write(chunk)
         total += len(chunk)
         if progress is not None:
             progress(len(chunk))
@@ -99,6 +100,7 @@ def upload_file(
     final: str,
     expect_hex: str | None = None,
     progress: BytesDone | None = None,
+    link: bool = False,
 ) -> int:
     """Copy *local* to *final*; hash while streaming; never leave a partial *final*.
 
@@ -106,8 +108,17 @@ def upload_file(
     upload is atomic; an interrupted one is never visible; big S3 blobs upload several parts
     at once, see :mod:`.multipart`). Other filesystems get a hidden
     temporary sibling renamed into place. Returns the bytes sent.
+
+    *link*: *local* is immutable once written (a content-addressed blob of the build cache
+    or of another store): a local store on the same filesystem gets a hard link to it rather
+    than a copy (as uv links installs from its cache), still hashed and synced before it is
+    renamed into place, so no bytes are written twice.
     """
     _ensure_parent(loc, final)
+    if link and loc.protocol == "file":
+        linked = _link_in(loc, local, final, expect_hex, progress)
+        if linked is not None:
+            return linked
     if supports_multipart(loc) and os.path.getsize(local) >= 2 * PART:
         with open(local, "rb") as src:
             size, _ = upload_multipart(loc, src, final, PART, CHUNK, progress, expect_hex)
@@ -118,11 +129,7 @@ def upload_file(
         dst = loc.fs.open(target, "wb", **kwargs)
         try:
             size, hexdigest = _stream(src, dst, progress)
-            if expect_hex is not None and hexdigest != expect_hex:
-                raise StoreError(
-                    f"local blob {local} changed while uploading: sha256 {hexdigest}, "
-                    f"expected {expect_hex}; pack again"
-                )
+            _check_digest(local, hexdigest, expect_hex)
             if not loc.object_store:
                 _fsync(dst)
         except BaseException:
@@ -137,6 +144,37 @@ def upload_file(
         except BaseException:
             _remove(loc, target)
             raise
+    return size
+
+
+def _check_digest(local: Path, hexdigest: str, expect_hex: str | None) -> None:
+    if expect_hex is not None and hexdigest != expect_hex:
+        raise StoreError(f"local blob {local} changed while uploading: sha256 {hexdigest}, "
+                         f"expected {expect_hex}; pack again")
+
+
+def _link_in(loc: StoreLocation, local: Path, final: str, expect_hex: str | None,
+             progress: BytesDone | None) -> int | None:
+    """Hard-link *local* in as *final* through a temp name (all or nothing), after hashing
+    and syncing it; None where the filesystem cannot link (another device): copy instead."""
+    tmp = temp_name(final)
+    try:
+        os.link(local, tmp)
+    except OSError:
+        return None
+    try:
+        with open(tmp, "rb") as src:
+            size, hexdigest = _stream(src, None, progress)
+            _check_digest(local, hexdigest, expect_hex)
+            os.fsync(src.fileno())  # cheap when the kernel already wrote the blob back
+        _finish(loc, tmp, final, size)
+        # rename() onto a hard link of the same file (a concurrent publisher linked it
+        # first) does nothing and succeeds: the temp name is left to remove
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    except BaseException:
+        _remove(loc, tmp)
+        raise
     return size
 
 
