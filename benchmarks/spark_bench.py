@@ -198,6 +198,7 @@ def _anchor_file(ctx: Ctx, work: Path) -> Path:
 
 
 FLOOR = "no env (floor)"
+BASELINE = "archives (baseline CLI)"
 
 
 def bench_spark(ctx: Ctx) -> None:
@@ -252,6 +253,11 @@ def bench_spark(ctx: Ctx) -> None:
         "node-cache warm": [*es, "--mode", "node-cache", "--cache", str(cache), *common,
                             str(job)],
     }
+    baseline = os.environ.get("ENVSHIP_BENCH_SPARK_BASELINE")
+    if baseline:  # another envship CLI (e.g. an older checkout's): its archives mode, same run
+        cmd = [baseline, *es[1:], "--mode", "archives", *common, str(job)]
+        recipes = {k: v for label, c in recipes.items()
+                   for k, v in ((label, c), (BASELINE, cmd))[: 2 if label == "archives" else 1]}
     if pex is not None:
         recipes["cluster-pack"] = [
             spark_submit, *common, "--conf", f"spark.files={pex}",
@@ -357,6 +363,13 @@ def _record(ctx: Ctx, out: dict[str, list[dict[str, Any]]], errors: dict[str, st
     if "node-cache warm" in medians and FLOOR in medians:
         res.add(f"{STEP}: node-cache warm / no-env floor", "envship",
                 round(medians["node-cache warm"] / medians[FLOOR], 3), "x", "goal <= 1.15")
+    if BASELINE in medians:
+        step = f"{STEP}: archives, baseline CLI ($ENVSHIP_BENCH_SPARK_BASELINE)"
+        res.add_time(step, "envship", [i["first_task"] for i in out[BASELINE]],
+                     os.environ.get("ENVSHIP_BENCH_SPARK_BASELINE", ""))
+        if "archives" in medians:
+            res.add(f"{STEP}: archives / baseline CLI archives", "envship",
+                    round(medians["archives"] / medians[BASELINE], 3), "x", "")
     if "archives" in medians and FLOOR in medians:
         res.add(f"{STEP}: archives / no-env floor", "envship",
                 round(medians["archives"] / medians[FLOOR], 3), "x", "")
