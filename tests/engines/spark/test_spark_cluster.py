@@ -64,12 +64,21 @@ def test_archives_mode_spark_submit_runs_the_job_inside_the_env(
     assert {k: result[k] for k in ("udf", "groups")} == expected(1)
     assert result["checked"] >= 2
     work = spark_cluster.work_dir / "worker"
+    blobs = {f"{lay.hex}.blob" for lay in env.manifest.layers}  # not .tar.gz: Spark untars
     for ex in result["executors"]:
-        prefix = Path(ex["prefix"])  # work/app-…/<executor>/envship-view: the archives' dir
+        prefix = Path(ex["prefix"])  # work/app-…/<executor>/envship-view: the executor's dir
         assert prefix.name == "envship-view" and prefix.is_relative_to(work)
         assert ex["env_id"] == env.env_id
-        for mod in ("numpy", "pandas", "mylib"):  # one site-packages, linked from the archives
-            assert _linked_from(Path(ex[mod]), prefix, prefix.parent.glob("envship-*-*"))
+        executor_dir = prefix.parent
+        # the blobs came as plain files (spark.files), Spark unpacked none of them; the boot
+        # verified and unpacked them once into the executor's own node cache
+        assert blobs <= {p.name for p in executor_dir.iterdir()}
+        assert not list(executor_dir.glob("envship-dist-*"))
+        assert not (executor_dir / "site-packages").exists()  # what Spark's untar would leave
+        assert "layer blobs verified and unpacked" in (executor_dir / "stderr").read_text()
+        layers = list((executor_dir / "envship-cache" / "layers").iterdir())
+        for mod in ("numpy", "pandas", "mylib"):  # one site-packages, linked from the layers
+            assert _linked_from(Path(ex[mod]), prefix, layers)
         assert Path(ex["jobmod"]).is_relative_to(work)  # next to the job: spark.submit.pyFiles
         assert ex["value"] == 1
 

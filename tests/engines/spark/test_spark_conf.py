@@ -1,11 +1,12 @@
-"""Spark confs and boot archives, run for real without a JVM: unpack the archives the way
-Spark does, then start the executor `python` from a bare PATH."""
+"""Spark confs and boot archives, run for real without a JVM: fetch the files and unpack the
+archives the way Spark does, then start the executor `python` from a bare PATH."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -56,6 +57,16 @@ def _unpack(archive_entry: str, root: Path) -> None:
         tar.extractall(root / alias, filter="tar")
 
 
+def _deliver(c: dict[str, str], root: Path) -> None:
+    """What Spark does for an application's spark.files and spark.archives on an executor:
+    each file fetched into its working directory as it is, each archive unpacked."""
+    root.mkdir(parents=True, exist_ok=True)
+    for path in filter(None, c.get("spark.files", "").split(",")):
+        shutil.copyfile(path, root / Path(path).name)
+    for entry in c["spark.archives"].split(","):
+        _unpack(entry, root)
+
+
 def _run_probe(python: Path, env: dict[str, str], cwd: Path) -> dict[str, object]:
     proc = subprocess.run(
         [str(python), "-c", PROBE, "a1", "--flag"], env=env, cwd=cwd, capture_output=True,
@@ -71,19 +82,21 @@ def test_archives_conf_runs_executor_python_inside_the_layers(
     c = conf(env, "archives", master="spark://127.0.0.1:7077", boot_dir=tmp_path / "boot")
     assert c["spark.pyspark.python"] == "./envship-boot/python"
     assert c["spark.envship.envId"] == env.env_id
-    entries = c["spark.archives"].split(",")
     store = env.store()
-    assert entries[:2] == [
-        f"{store.blob_url(lay.digest)}#envship-{lay.kind}" for lay in env.manifest.layers
-    ]
-    assert entries[2].endswith("#envship-boot")
+    # a local store's blobs go as plain files (nothing unpacked by Spark, on the driver or the
+    # executors), named <hex>.blob (Spark untars *.tar.gz files); the boot unpacks them
+    files = [Path(f) for f in c["spark.files"].split(",")]
+    assert [f.name for f in files] == [f"{lay.hex}.blob" for lay in env.manifest.layers]
+    for f, lay in zip(files, env.manifest.layers, strict=True):  # hard links of the blobs
+        assert os.path.samefile(f, store.blob_url(lay.digest))
+    (boot,) = c["spark.archives"].split(",")
+    assert boot.endswith("#envship-boot")
     # deterministic: the same env gives the same boot file, byte for byte
     again = conf(env, "archives", master="spark://h:1", boot_dir=tmp_path / "boot")
     assert again["spark.archives"] == c["spark.archives"]
 
     executor_dir = tmp_path / "executor"  # an executor's working directory
-    for entry in entries:
-        _unpack(entry, executor_dir)
+    _deliver(c, executor_dir)
     python = executor_dir / "envship-boot" / "python"
     out = _run_probe(python, _bare_env(bare_bin), cwd=tmp_path)
     assert out["prefix"] == str(executor_dir / "envship-view")
@@ -93,6 +106,30 @@ def test_archives_conf_runs_executor_python_inside_the_layers(
     assert out["args"] == ["a1", "--flag"]
     assert out["numpy"] is False  # the base interpreter's site-packages stay out
     assert (executor_dir / "envship-view" / "envship-env-id").read_text().strip() == env.env_id
+    # unpacked once per executor directory, into its own node cache
+    layers = sorted(p.name for p in (executor_dir / "envship-cache" / "layers").iterdir())
+    assert layers == sorted(lay.hex for lay in env.manifest.layers)
+
+
+def test_archives_boot_refuses_a_blob_that_does_not_match_its_digest(
+    env: Env, tmp_path: Path, bare_bin: Path
+) -> None:
+    c = conf(env, "archives", master="yarn", boot_dir=tmp_path / "boot")
+    root = tmp_path / "executor"
+    _deliver(c, root)
+    code = env.manifest.layers[0]
+    blob = root / f"{code.hex}.blob"
+    other = root / f"{env.manifest.layers[1].hex}.blob"
+    blob.write_bytes(other.read_bytes())  # a valid tar.gz, but not the one the manifest names
+    proc = subprocess.run([str(root / "envship-boot" / "python"), "-c", "pass"],
+                          env=_bare_env(bare_bin), capture_output=True, text=True)
+    assert proc.returncode == 127
+    assert "sha256" in proc.stderr and "refusing" in proc.stderr
+    assert not (root / "envship-view").exists()
+    blob.unlink()  # and a blob that never arrived names the conf
+    proc = subprocess.run([str(root / "envship-boot" / "python"), "-c", "pass"],
+                          env=_bare_env(bare_bin), capture_output=True, text=True)
+    assert proc.returncode == 127 and "spark.files" in proc.stderr
 
 
 def test_archives_boot_builds_the_view_once_under_concurrency(
@@ -100,8 +137,7 @@ def test_archives_boot_builds_the_view_once_under_concurrency(
 ) -> None:
     c = conf(env, "archives", master="yarn", boot_dir=tmp_path / "boot")
     root = tmp_path / "executor"
-    for entry in c["spark.archives"].split(","):
-        _unpack(entry, root)
+    _deliver(c, root)
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         outs = list(pool.map(
             lambda _: _run_probe(root / "envship-boot" / "python", _bare_env(bare_bin), root),
@@ -117,8 +153,7 @@ def test_archives_boot_fails_clearly_without_a_matching_python(
     env = handmade_env(str(tmp_path / "store"), LAYERS, tmp_path / "work", version="3.99.0")
     c = conf(env, "archives", master="yarn", boot_dir=tmp_path / "boot")
     root = tmp_path / "executor"
-    for entry in c["spark.archives"].split(","):
-        _unpack(entry, root)
+    _deliver(c, root)
     proc = subprocess.run(
         [str(root / "envship-boot" / "python"), "-c", "pass"],
         env=_bare_env(bare_bin), capture_output=True, text=True,
@@ -210,7 +245,9 @@ def test_s3_store_gives_s3a_archives_or_presigned_urls_executors_can_fetch(
     env = handmade_env("s3://envship-spark-test/store", LAYERS, tmp_path / "work", options)
     endpoint = options["endpoint_url"]
 
+    # remote blobs stay archives: a <hex>.tar.gz in spark.files would be untarred by Spark
     c = conf(env, "archives", master="yarn", boot_dir=tmp_path / "boot")
+    assert "spark.files" not in c
     layers = c["spark.archives"].split(",")[:2]
     assert all(e.startswith("s3a://envship-spark-test/store/blobs/sha256/") for e in layers)
     assert c["spark.hadoop.fs.s3a.endpoint"] == endpoint
@@ -269,13 +306,16 @@ def _merged_env(tmp_path: Path) -> Env:
     from kits.sparkkit import layer_blob
 
     refs, blobs = [], {}
-    for kind, files in MERGED_LAYERS:
+    for i, (kind, files) in enumerate(MERGED_LAYERS):
         path, digest = layer_blob(files, tmp_path / "blobs")
-        refs.append(LayerRef(kind, digest, path.stat().st_size, len(files)))
+        dists = () if kind == "code" else (f"dist{i}==1.0",)
+        refs.append(LayerRef(kind, digest, path.stat().st_size, len(files), dists=dists,
+                             bytecode="none"))
         blobs[digest] = path
     v = sys.version_info
     manifest = Manifest(PythonInfo("cpython", f"{v.major}.{v.minor}.{v.micro}",
-                                   f"cp{v.major}{v.minor}", "linux_x86_64"), tuple(refs))
+                                   f"cp{v.major}{v.minor}", "linux_x86_64",
+                                   sys.implementation.cache_tag), tuple(refs))
     store = open_store(str(tmp_path / "store"))
     result = store.publish(manifest, blobs)
     return Env(result.env_uri, manifest, store.url, {})
@@ -286,13 +326,11 @@ def test_archives_mode_merges_many_dist_layers_into_one_site(
 ) -> None:
     env = _merged_env(tmp_path)
     c = conf(env, "archives", master="yarn", boot_dir=tmp_path / "boot")
-    entries = c["spark.archives"].split(",")
-    assert len(entries) == len(MERGED_LAYERS) + 1  # one archive per blob, plus the boot
-    aliases = [e.partition("#")[2] for e in entries[:-1]]
-    assert aliases == [f"envship-{lay.kind}-{lay.hex[:12]}" for lay in env.manifest.layers]
+    files = c["spark.files"].split(",")
+    assert len(files) == len(MERGED_LAYERS)  # one file per blob; the boot is the one archive
+    assert [Path(f).name for f in files] == [f"{lay.hex}.blob" for lay in env.manifest.layers]
     root = tmp_path / "executor"
-    for entry in entries:
-        _unpack(entry, root)
+    _deliver(c, root)
     probe = PROBE.replace("import mymod, depmod", "import mymod, depmod, nsp.a, nsp.b").replace(
         "'depmod': depmod.WHERE,", "'depmod': depmod.WHERE, 'ns': nsp.a.WHERE + nsp.b.WHERE, "
         "'site': os.path.dirname(mymod.__file__),")
@@ -310,5 +348,6 @@ def test_archives_mode_merges_many_dist_layers_into_one_site(
     assert out["site"] == str(site / "site-packages")
     assert not (site / "site-packages" / "_envship.pth").exists()
     linked = site / "site-packages" / "nsp" / "a.py"
-    assert os.stat(linked).st_ino == os.stat(root / aliases[1] / "site-packages/nsp/a.py").st_ino
+    unpacked = root / "envship-cache" / "layers" / env.manifest.layers[1].hex
+    assert os.stat(linked).st_ino == os.stat(unpacked / "site-packages/nsp/a.py").st_ino
     assert not [p for p in root.iterdir() if ".tmp-" in p.name]

@@ -88,8 +88,12 @@ def test_cli_passes_everything_through_and_returns_spark_submits_exit_code(
     assert confs["spark.pyspark.driver.python"] == sys.executable
     assert confs["spark.envship.envId"] == env.env_id
     archives = confs["spark.archives"].split(",")
-    assert archives[0] == "extra.tgz#extra" and archives[-1].endswith("#envship-boot")
-    assert any(a.endswith("#envship-deps") for a in archives)
+    assert archives == ["extra.tgz#extra", archives[-1]] and archives[-1].endswith("#envship-boot")
+    # a local store's blob goes as a plain file (<hex>.blob: Spark untars *.tar.gz files)
+    (deps,) = env.manifest.layers
+    (blob,) = confs["spark.files"].split(",")
+    assert Path(blob).name == f"{deps.hex}.blob"
+    assert Path(blob).read_bytes() == Path(env.store().blob_url(deps.digest)).read_bytes()
     assert "spark.executor.memory=1g" in argv
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...packing.archive import archive_files
-from ...packing.manifest import Manifest
+from ...packing.manifest import Manifest, canonical_json
 
 __all__ = [
     "BOOT_ALIAS",
@@ -19,6 +20,7 @@ __all__ = [
     "node_cache_boot",
     "layer_alias",
     "archive_aliases",
+    "BLOB_SUFFIX",
     "is_merged",
     "write_boot",
 ]
@@ -91,20 +93,23 @@ fi
 exec "$py" -I -S "$here/boot.py" "$@"
 """
 
-# Runs with -I -S under the chosen interpreter: assembles ../envship-view (a tiny venv whose one
-# .pth adds each unpacked layer with site.addsitedir, so the layers' own .pth files are
-# processed) once per executor directory, then execs the view's python with the original args.
+# Runs with -I -S under the chosen interpreter. Layer blobs of a local store arrive as plain
+# files (spark.files: ../<hex>.blob, nothing unpacked by Spark); the first Python worker of an
+# executor hands them to the node runtime shipped next to it (envship_node.py), which verifies
+# each blob's sha256 while unpacking it (in parallel) into ../envship-cache and assembles the
+# view there; ../envship-view links to it. Later workers find the link and exec at once.
+# Layers Spark unpacked itself (the python layer; blobs of remote stores, which Spark would
+# untar in spark.files anyway) are taken into the cache as they are.
 _BOOT_PY = '''\
-"""envship boot (Spark archives mode): assemble the env view next to the layers, exec python."""
+"""envship boot (Spark archives mode): unpack the env's blobs once per executor, exec python."""
 import os
-import shutil
 import sys
 
 ENV_ID = {env_id}
 VERSION = {version}
-SITE_LAYERS = {site_layers}
+BLOBS = {blobs}
+UNPACKED = {unpacked}
 VIEW = {view}
-MERGED = {merged}
 
 
 def fail(msg):
@@ -112,87 +117,69 @@ def fail(msg):
     sys.exit(127)
 
 
-def merge(src, dest):
-    if not os.path.isdir(src):
-        return
-    for dirpath, dirnames, filenames in os.walk(src):
-        d = os.path.normpath(os.path.join(dest, os.path.relpath(dirpath, src)))
-        if not os.path.isdir(d):
-            os.makedirs(d)
-        links = [n for n in dirnames if os.path.islink(os.path.join(dirpath, n))]
-        for name in filenames + links:
-            s, t = os.path.join(dirpath, name), os.path.join(d, name)
-            if os.path.lexists(t):
-                if os.path.basename(d) == "bin":
-                    continue  # bin/python and friends are the view's own
-                fail("%s and another layer both hold %s" % (s, os.path.relpath(t, dest)))
-            if os.path.islink(s):
-                os.symlink(os.readlink(s), t)
-                continue
-            try:
-                os.link(s, t)
-            except OSError:
-                shutil.copy2(s, t)
+def prepare(here, root, view):
+    import time
 
+    start = time.time()
+    missing = [n for n in BLOBS.values() if not os.path.isfile(os.path.join(root, n))]
+    if missing:
+        fail("layer blob %s is missing next to %s: was the env's spark.files conf dropped?"
+             % (missing[0], here))
+    missing = [d for d in UNPACKED.values() if not os.path.isdir(os.path.join(root, d))]
+    if missing:
+        fail("layer directory %s is missing next to %s: was the env's spark.archives conf "
+             "dropped?" % (missing[0], here))
+    # A store the node runtime reads: the manifest came in this archive, the blobs are the
+    # files Spark fetched (linked, not copied).
+    store = os.path.join(here, "store")
+    blobs = os.path.join(store, "blobs", "sha256")
+    os.makedirs(blobs, exist_ok=True)
+    for hex_, name in sorted(BLOBS.items()):
+        try:
+            os.symlink(os.path.join(root, name), os.path.join(blobs, hex_ + ".tar.gz"))
+        except FileExistsError:
+            pass
+    cache = os.path.join(root, "envship-cache")
+    layers = os.path.join(cache, "layers")
+    os.makedirs(layers, exist_ok=True)
+    for hex_, alias in sorted(UNPACKED.items()):  # unpacked by Spark: taken as they are
+        try:
+            os.symlink(os.path.join(root, alias), os.path.join(layers, hex_))
+        except FileExistsError:
+            pass
+    sys.path.insert(0, here)
+    import envship_node
 
-def build(view, root):
-    real = os.path.realpath(sys.executable)
-    tmp = "%s.tmp-%d" % (view, os.getpid())
-    shutil.rmtree(tmp, ignore_errors=True)
-    site = os.path.join(tmp, "lib", "python" + VERSION, "site-packages")
-    os.makedirs(site)
-    os.makedirs(os.path.join(tmp, "bin"))
-    with open(os.path.join(tmp, "pyvenv.cfg"), "w") as f:
-        f.write("home = %s\\ninclude-system-site-packages = false\\nversion = %s\\n"
-                % (os.path.dirname(real), "%d.%d.%d" % sys.version_info[:3]))
-    for name in ("python", "python3", "python" + VERSION):
-        os.symlink(real, os.path.join(tmp, "bin", name))
-    if MERGED:
-        # One site-packages laid out as in the user's venv, hard-linked from the unpacked
-        # layers (copied where links fail), so cross-distribution relative paths work.
-        for d in SITE_LAYERS:
-            merge(os.path.join(root, d, "site-packages"), site)
-            data = os.path.join(root, d, "data")
-            for name in sorted(os.listdir(data)) if os.path.isdir(data) else ():
-                merge(os.path.join(data, name), os.path.join(tmp, name))
-    else:
-        dirs = [os.path.join(root, d, "site-packages") for d in SITE_LAYERS]
-        with open(os.path.join(site, "_envship.pth"), "w") as f:
-            f.write("import site; list(map(site.addsitedir, %r))\\n" % (dirs,))
-    with open(os.path.join(tmp, "envship-env-id"), "w") as f:
-        f.write(ENV_ID + "\\n")
     try:
-        os.rename(tmp, view)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not os.path.exists(os.path.join(view, "envship-env-id")):
-            raise
+        ready = envship_node.prepare(os.path.join(store, "envs", ENV_ID + ".json"),
+                                     cache_dir=cache, python=sys.executable)
+    except envship_node.NodeError as exc:
+        fail(str(exc))
+    tmp = "%s.tmp-%d" % (view, os.getpid())
+    os.symlink(os.path.relpath(ready.path, root), tmp)
+    os.replace(tmp, view)
+    sys.stderr.write("envship: env %s: %d layer blobs verified and unpacked, %d taken as Spark "
+                     "unpacked them, in %.2f s\\n"
+                     % (ENV_ID[:12], len(BLOBS), len(UNPACKED), time.time() - start))
 
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(here)
-    have = "%d.%d" % sys.version_info[:2]
-    if have != VERSION:
-        fail("env %s needs Python %s but %s is Python %s; install python%s on the nodes, "
-             "set ENVSHIP_PYTHON, or ship with --with-python" % (
-                 ENV_ID[:12], VERSION, sys.executable, have, VERSION))
-    for d in SITE_LAYERS:
-        if not os.path.isdir(os.path.join(root, d)):
-            fail("layer directory %s is missing next to %s: was the env's spark.archives "
-                 "conf dropped?" % (d, here))
     view = os.path.join(root, VIEW)
-    if not os.path.exists(os.path.join(view, "envship-env-id")):
-        build(view, root)
+    exe = os.path.join(view, "bin", "python" + VERSION)
+    if not os.path.exists(exe):
+        have = "%d.%d" % sys.version_info[:2]
+        if have != VERSION:
+            fail("env %s needs Python %s but %s is Python %s; install python%s on the nodes, "
+                 "set ENVSHIP_PYTHON, or ship with --with-python" % (
+                     ENV_ID[:12], VERSION, sys.executable, have, VERSION))
+        prepare(here, root, view)
     env = dict(os.environ)
-    paths = [os.path.join(view, "bin")] + [
-        os.path.join(root, d, "data", "bin") for d in SITE_LAYERS
-        if not MERGED and os.path.isdir(os.path.join(root, d, "data", "bin"))]
-    env["PATH"] = os.pathsep.join(paths + [env.get("PATH", os.defpath)])
+    env["PATH"] = os.path.join(view, "bin") + os.pathsep + env.get("PATH", os.defpath)
     env["VIRTUAL_ENV"] = view
     env["ENVSHIP_ENV_ID"] = ENV_ID
     env.pop("PYTHONHOME", None)
-    exe = os.path.join(view, "bin", "python" + VERSION)
     os.execve(exe, [exe] + sys.argv[1:], env)
 
 
@@ -223,13 +210,33 @@ exec "$py" "$here/envship_node.py" "${{{ref_var}}}" -- python "$@"
 """
 
 
-def archives_boot(manifest: Manifest) -> BootArchive:
-    """Boot for archives mode: `python` + `boot.py` that know the env id and its layer order."""
+BLOB_SUFFIX = ".blob"  # not .tar.gz: Spark untars spark.files entries named *.tar.gz / *.tgz
+
+
+def archives_boot(
+    manifest: Manifest,
+    files: Mapping[str, str] | None = None,
+    unpacked: Mapping[str, str] | None = None,
+) -> BootArchive:
+    """Boot for archives mode: `python`, `boot.py`, the node runtime and the manifest.
+
+    *files*: layer digest -> the file name its blob arrives as through ``spark.files``;
+    *unpacked*: layer digest -> the directory Spark unpacks it into (``spark.archives``).
+    By default every layer but `python` is a file ``<hex>.blob``; `python` is unpacked by
+    Spark into ``envship-python`` (the wrapper runs boot with its interpreter).
+    """
+    from ...node.script import script_text
+
     version = manifest.python.major_minor
-    aliases = archive_aliases(manifest)
-    site_layers = [
-        a for a, lay in zip(aliases, manifest.layers, strict=True) if lay.kind != "python"
-    ]
+    if files is None and unpacked is None:
+        files = {lay.digest: lay.hex + BLOB_SUFFIX for lay in manifest.layers
+                 if lay.kind != "python"}
+        unpacked = {lay.digest: layer_alias("python") for lay in manifest.layers
+                    if lay.kind == "python"}
+    blobs = {d.split(":", 1)[1]: name for d, name in (files or {}).items()}
+    dirs = {d.split(":", 1)[1]: alias for d, alias in (unpacked or {}).items()}
+    if set(blobs) | set(dirs) != {lay.hex for lay in manifest.layers} or set(blobs) & set(dirs):
+        raise ValueError("every layer must arrive exactly once, as a file or unpacked")
     sh = _ARCHIVES_SH.format(
         env_id=manifest.env_id,
         env_id_short=manifest.env_id[:12],
@@ -239,12 +246,18 @@ def archives_boot(manifest: Manifest) -> BootArchive:
     boot = _BOOT_PY.format(
         env_id=json.dumps(manifest.env_id),
         version=json.dumps(version),
-        site_layers=json.dumps(site_layers),
+        blobs=json.dumps(blobs, sort_keys=True),
+        unpacked=json.dumps(dirs, sort_keys=True),
         view=json.dumps(VIEW_DIR),
-        merged=repr(is_merged(manifest)),
     )
-    files = {"python": (sh.encode(), 0o755), "boot.py": (boot.encode(), 0o644)}
-    return BootArchive(archive_files(files), "archives")
+    stored = manifest.hashed_dict()  # no layer URLs: the node runtime reads the blobs here
+    boot_files = {
+        "python": (sh.encode(), 0o755),
+        "boot.py": (boot.encode(), 0o644),
+        "envship_node.py": (script_text().encode(), 0o644),
+        f"store/envs/{manifest.env_id}.json": (canonical_json(stored), 0o644),
+    }
+    return BootArchive(archive_files(boot_files), "archives")
 
 
 def node_cache_boot(version: str) -> BootArchive:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import EngineError
 from ..hadoop import hadoop_url
 from .boot import (
+    BLOB_SUFFIX,
     BOOT_ALIAS,
     ENV_REF_VAR,
     archive_aliases,
@@ -124,26 +126,72 @@ def _default_boot_dir() -> Path:
 
 
 def _archives_conf(env: Env, presign: bool | None, expires: int, boot_root: Path) -> dict[str, str]:
+    """Blobs of a local store in ``spark.files`` (fetched as they are, unpacked by the boot on
+    the executor with the node runtime); the `python` layer, blobs at remote URLs and the boot
+    in ``spark.archives``."""
     if presign and not env.is_presigned:
         env = env.presigned(expires)
     store = None if env.is_presigned else env.store()
-    archives = []
+    files: list[str] = []
+    archives: list[str] = []
+    names: dict[str, str] = {}
+    unpacked: dict[str, str] = {}
     for lay, alias in zip(env.manifest.layers, archive_aliases(env.manifest), strict=True):
         if lay.url:
             url = lay.url
         else:
             assert store is not None
             url = hadoop_url(store.blob_url(lay.digest))
-        archives.append(f"{url}#{alias}")
-    boot = write_boot(archives_boot(env.manifest), boot_root)
+        local = _local_path(url)
+        if lay.kind == "python" or local is None:
+            # The python layer runs boot itself. A remote blob keeps its <hex>.tar.gz name,
+            # which Spark would untar in spark.files: as an archive it is unpacked once.
+            archives.append(f"{url}#{alias}")
+            unpacked[lay.digest] = alias
+            continue
+        link = _blob_link(local, lay.hex, boot_root)
+        files.append(str(link))
+        names[lay.digest] = link.name
+    boot = write_boot(archives_boot(env.manifest, names, unpacked), boot_root)
     archives.append(f"{boot}#{BOOT_ALIAS}")
-    out = {
-        "spark.archives": ",".join(archives),
-        "spark.pyspark.python": EXECUTOR_PYTHON,
-    }
+    out = {"spark.archives": ",".join(archives), "spark.pyspark.python": EXECUTOR_PYTHON}
+    if files:
+        out["spark.files"] = ",".join(files)
     if store is not None:
         out.update(_s3a_options(store.url, store.storage_options))
     return out
+
+
+def _local_path(url: str) -> Path | None:
+    """The local file a blob URL names (a path or ``file://``), or None for remote URLs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "file":
+        return Path(urllib.parse.unquote(parts.path))
+    if not parts.scheme:
+        return Path(url)
+    return None
+
+
+def _blob_link(blob: Path, hex_: str, boot_root: Path) -> Path:
+    """``<boot_root>/blobs/<hex>.blob``: the store's *blob* under the name spark.files gives
+    it on the executors (a ``.tar.gz`` name would make Spark untar it). A hard link (Spark
+    resolves symlinks to their target's name), copied where links fail; kept for reuse."""
+    directory = boot_root / "blobs"
+    directory.mkdir(parents=True, exist_ok=True)
+    link = directory / f"{hex_}{BLOB_SUFFIX}"
+    size = blob.stat().st_size
+    if link.exists() and link.stat().st_size == size:
+        return link
+    tmp = directory / f".{link.name}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(blob, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(blob, tmp)
+    tmp.replace(link)
+    return link
 
 
 def _node_cache_conf(
