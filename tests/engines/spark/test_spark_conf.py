@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -351,3 +352,26 @@ def test_archives_mode_merges_many_dist_layers_into_one_site(
     unpacked = root / "envship-cache" / "layers" / env.manifest.layers[1].hex
     assert os.stat(linked).st_ino == os.stat(unpacked / "site-packages/nsp/a.py").st_ino
     assert not [p for p in root.iterdir() if ".tmp-" in p.name]
+
+
+def test_blob_links_unused_for_long_are_swept(env: Env, tmp_path: Path) -> None:
+    """The hard links spark.files serves hold disk space a store gc would free: one that no
+    submission used for LINK_DAYS goes (with its stamp); the env's own links stay."""
+    from envship.engines.spark.conf import LINK_DAYS
+
+    boot = tmp_path / "boot"
+    conf(env, "archives", master="yarn", boot_dir=boot)
+    blobs = boot / "blobs"
+    old = blobs / f"{'e' * 64}.blob"
+    old.write_bytes(b"an env of long ago")
+    stamp = blobs / f"{'e' * 64}.used"
+    stamp.touch()
+    aged = time.time() - (LINK_DAYS + 1) * 86400
+    os.utime(stamp, (aged, aged))
+    mine = [blobs / f"{lay.hex}.blob" for lay in env.manifest.layers]
+    for lay in env.manifest.layers:  # this env's stamps are old too: this submission renews
+        os.utime(blobs / f"{lay.hex}.used", (aged, aged))
+    c = conf(env, "archives", master="yarn", boot_dir=boot)
+    assert not old.exists() and not stamp.exists()
+    assert all(p.exists() for p in mine)
+    assert sorted(c["spark.files"].split(",")) == sorted(str(p) for p in mine)

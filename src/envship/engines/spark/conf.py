@@ -152,6 +152,8 @@ def _archives_conf(env: Env, presign: bool | None, expires: int, boot_root: Path
         link = _blob_link(local, lay.hex, boot_root)
         files.append(str(link))
         names[lay.digest] = link.name
+    if files:
+        _sweep_links(boot_root / "blobs")  # after this env's stamps are renewed
     boot = write_boot(archives_boot(env.manifest, names, unpacked), boot_root)
     archives.append(f"{boot}#{BOOT_ALIAS}")
     out = {"spark.archives": ",".join(archives), "spark.pyspark.python": EXECUTOR_PYTHON}
@@ -172,26 +174,53 @@ def _local_path(url: str) -> Path | None:
     return None
 
 
+# A blob link no submission used for this long is removed (the store keeps its blob): the
+# links hold disk space a store gc would otherwise free. Generous, for applications that run
+# for days and still add executors.
+LINK_DAYS = 14
+
+
 def _blob_link(blob: Path, hex_: str, boot_root: Path) -> Path:
     """``<boot_root>/blobs/<hex>.blob``: the store's *blob* under the name spark.files gives
     it on the executors (a ``.tar.gz`` name would make Spark untar it). A hard link (Spark
-    resolves symlinks to their target's name), copied where links fail; kept for reuse."""
+    resolves symlinks to their target's name), copied where links fail; kept for reuse, with
+    a ``<hex>.used`` stamp (touching the link would change the store blob's mtime, which gc's
+    grace period reads); links whose stamp is older than :data:`LINK_DAYS` are swept by
+    :func:`_sweep_links`."""
     directory = boot_root / "blobs"
     directory.mkdir(parents=True, exist_ok=True)
     link = directory / f"{hex_}{BLOB_SUFFIX}"
-    size = blob.stat().st_size
-    if link.exists() and link.stat().st_size == size:
-        return link
-    tmp = directory / f".{link.name}.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
     try:
-        os.link(blob, tmp)
-    except OSError:
-        import shutil
+        size = blob.stat().st_size
+    except OSError as exc:
+        raise EngineError(f"layer blob {blob} of the env is not in its store "
+                          f"({exc.strerror or exc}): ship the env again") from None
+    (directory / f"{hex_}.used").touch()
+    if not (link.exists() and link.stat().st_size == size):
+        tmp = directory / f".{link.name}.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(blob, tmp)
+        except OSError:
+            import shutil
 
-        shutil.copyfile(blob, tmp)
-    tmp.replace(link)
+            shutil.copyfile(blob, tmp)
+        tmp.replace(link)
     return link
+
+
+def _sweep_links(directory: Path) -> None:
+    import time
+
+    cutoff = time.time() - LINK_DAYS * 86400
+    for stamp in directory.glob("*.used"):
+        try:
+            if stamp.stat().st_mtime >= cutoff:
+                continue
+            (directory / f"{stamp.stem}{BLOB_SUFFIX}").unlink(missing_ok=True)
+            stamp.unlink()
+        except OSError as exc:  # another submission's sweep, a read-only dir: only disk space
+            log.debug("cannot sweep %s: %s", stamp, exc)
 
 
 def _node_cache_conf(
