@@ -6,11 +6,10 @@ import argparse
 import datetime as dt
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
-from .common import BenchError, Results, fresh_dir
+from .common import BenchError, Results, fresh_dir, git_commit
 from .context import Ctx
 from .floors import measure_floors
 from .node_bench import bench_node, bench_ship
@@ -54,14 +53,6 @@ def _machine() -> dict[str, object]:
             "python": platform.python_version(), "loadavg_start": os.getloadavg()}
 
 
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     sections = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -78,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     results = Results()
     results.context.update(
         profile=profile, started=started.isoformat(timespec="seconds"), machine=_machine(),
-        envship_commit=_git_commit(), reference_packages=list(env.packages),
+        envship_commit=git_commit(), reference_packages=list(env.packages),
         reference_freeze=env.frozen_requirements(), anchors=dict(ANCHOR_PACKAGES),
         sections=sorted(sections), tools=sorted(tools),
         pythondontwritebytecode=os.environ.get("PYTHONDONTWRITEBYTECODE"),

@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .common import Results, bench_context, fresh_dir, run, work_dir, write_results
+from .common import Results, bench_context, finish, fresh_dir, run, work_dir
 from .envship_steps import envship_bin, envship_ship
 from .refenv import PROFILES, _ensure, _make_venv
 
@@ -159,11 +159,7 @@ def main(argv: list[str] | None = None) -> int:
               "package were compiled once with compileall (PYTHONDONTWRITEBYTECODE unset)",
               f"- load average: start {results.context['loadavg_start']}, "
               f"end {results.context['loadavg_end']}"]
-    table = "\n".join(lines) + "\n"
-    out = write_results(NAME, results, table)
-    print(table)
-    print(f"results: {out}")
-    return 0
+    return finish(NAME, results, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

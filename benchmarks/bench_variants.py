@@ -34,10 +34,10 @@ from .common import (
     Results,
     bench_context,
     dir_bytes,
+    finish,
     fresh_dir,
     run,
     work_dir,
-    write_results,
 )
 from .envship_steps import envship_bin, envship_ship
 from .refenv import _ensure, _make_venv, _write_project, edit_code_at
@@ -232,11 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     results.context["loadavg_end"] = os.getloadavg()
     lines.append(f"\nload average: start {results.context['loadavg_start']}, "
                  f"end {results.context['loadavg_end']}")
-    table = "\n".join(lines) + "\n"
-    out = write_results(NAME, results, table)
-    print(table)
-    print(f"results: {out}")
-    return 0
+    return finish(NAME, results, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

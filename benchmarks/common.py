@@ -231,7 +231,8 @@ class CountingStore:
         self.close()
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The short commit id of this checkout, or '?' outside git."""
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
@@ -247,7 +248,7 @@ def bench_context(name: str) -> dict[str, Any]:
     return {"benchmark": name, "started": started.isoformat(timespec="seconds"),
             "stamp": f"{started:%Y%m%dT%H%M%SZ}", "cpus": os.cpu_count(),
             "platform": platform.platform(), "python": platform.python_version(),
-            "loadavg_start": os.getloadavg(), "envship_commit": _git_commit(),
+            "loadavg_start": os.getloadavg(), "envship_commit": git_commit(),
             "pythondontwritebytecode": os.environ.get("PYTHONDONTWRITEBYTECODE")}
 
 
@@ -263,3 +264,12 @@ def write_results(name: str, results: Results, table: str) -> Path:
     tmp.replace(out)
     out.with_suffix(".md").write_text(table)
     return out
+
+
+def finish(name: str, results: Results, table: str) -> int:
+    """Write the results (see :func:`write_results`), print the table and where they went."""
+    out = write_results(name, results, table)
+    print(table)
+    print(f"results: {out}")
+    return 0
+
