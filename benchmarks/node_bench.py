@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -97,8 +98,9 @@ def bench_node(ctx: Ctx, tools: set[str]) -> None:
     # Cold: an empty node cache (or unpack dir) each time; the clean-up is not timed. The tools
     # take turns in each round, so that load changes on a shared machine hit them alike.
     untar, vp_dir, pex_root = s / "untar", s / "vp", s / "pex-root-node"
-    blobs = " && ".join(f"mkdir -p {untar}/{k} && tar xzf {b} -C {untar}/{k}"
-                        for k, b in packed.blobs.items())
+    # one directory per blob, named by its position (labels hold spaces: "dist numpy==…")
+    blobs = " && ".join(f"mkdir -p {untar}/{i} && tar xzf {shlex.quote(str(b))} -C {untar}/{i}"
+                        for i, b in enumerate(packed.blobs.values()))
     cold: dict[tuple[str, str], tuple[Path, list[str], dict[str, str], str]] = {
         ("node cold start", "envship"): (
             cache, [envship_bin(), "exec", env_uri, "--", *PASS], {"ENVSHIP_CACHE": str(cache)},
