@@ -253,6 +253,38 @@ def test_marshal_output_independent_of_worker_state(python: str, tmp_path: Path)
     assert all(first[k] == v for k, v in alone.items())
 
 
+_HOLDING = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("worker", sys.argv[1])
+worker = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(worker)
+source, out = sys.argv[2], sys.argv[3]
+flags = (1).to_bytes(4, "little")
+worker._compile_one(source, "json/decoder.py", out + ".alone", flags)
+# what a cache of the process might hold: every name and constant of the same module
+held = compile(open(source, "rb").read(), "json/decoder.py", "exec")
+worker._compile_one(source, "json/decoder.py", out + ".held", flags)
+"""
+
+
+@pytest.mark.parametrize("python", _pyenv_pythons() or [sys.executable])
+def test_pyc_bytes_do_not_depend_on_what_the_process_holds(python: str, tmp_path: Path) -> None:
+    """The same module compiled while the process holds references to its names (CPython
+    3.10's method cache does, by address) gives the same bytes: marshal's FLAG_REF must not
+    follow refcounts the worker does not control."""
+    from envship.packing import compile_worker
+
+    stdlib = run([python, "-c", "import sysconfig; print(sysconfig.get_path('stdlib'))"]
+                 ).stdout.strip()
+    script = tmp_path / "holding.py"
+    script.write_text(_HOLDING)
+    out = tmp_path / "decoder"
+    run([python, "-S", "-s", "-B", str(script), compile_worker.__file__,
+         f"{stdlib}/json/decoder.py", str(out)], env={"PYTHONHASHSEED": "0"})
+    alone = Path(f"{out}.alone").read_bytes()
+    assert alone[16:] and alone == Path(f"{out}.held").read_bytes()
+
+
 def test_conflicting_path_goes_to_one_distribution(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

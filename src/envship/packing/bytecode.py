@@ -10,6 +10,7 @@ notes).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -39,8 +40,9 @@ CHECKED = False
 WORKERS = 2
 _WORKER = Path(__file__).with_name("compile_worker.py")
 # Bump when the worker's output for the same input can change, or which modules are compiled
-# (part of every fingerprint). 2: test suites are not compiled.
-WORKER_VERSION = "2"
+# (part of every fingerprint). 2: test suites are not compiled. 3: every object marshal
+# writes carries FLAG_REF.
+WORKER_VERSION = "3"
 # A batch: up to this many source bytes (a big layer is shared by the workers) or files.
 _BATCH_BYTES = 1 << 20
 _BATCH_FILES = 256
@@ -163,7 +165,7 @@ class CompilePool:
             if kill:
                 proc.kill()
             elif proc.stdin is not None:
-                proc.stdin.close()
+                _close(proc.stdin)
         self._executor.shutdown(wait=True, cancel_futures=True)
         for proc in procs:
             try:
@@ -173,7 +175,7 @@ class CompilePool:
                 proc.wait()
             for stream in (proc.stdin, proc.stdout):
                 if stream is not None:
-                    stream.close()
+                    _close(stream)
         for err in self._errs:
             err.close()
 
@@ -307,6 +309,12 @@ class CompilePool:
         err.seek(0)
         tail = (err.read().decode(errors="replace").strip().splitlines() or ["no output"])[-1]
         return f"exit {code}: {tail}"
+
+
+def _close(stream: IO[bytes]) -> None:
+    # a dead worker: what is left in the pipe's buffer cannot be flushed
+    with contextlib.suppress(OSError):
+        stream.close()
 
 
 def _batches(jobs: list[_Job]) -> Iterator[list[_Job]]:

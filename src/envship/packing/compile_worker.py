@@ -7,10 +7,13 @@ PEP 552 hash-based pyc for each file to ``out``, then answers the batch on stdou
 Run by any CPython >= 3.8: stdlib only.
 """
 
-# Determinism: marshal sets FLAG_REF on objects whose refcount is above 1, so on some
-# versions (3.10, 3.13) the bytes depend on what else the process holds. This worker holds
-# nothing from one file to the next (each code object is dropped before the next compile),
-# and its caller fixes PYTHONHASHSEED (frozenset constants are written in hash order).
+# Determinism: marshal sets FLAG_REF on an object it meets for the first time when the
+# object's refcount is above 1, whether or not the stream refers to it again. Refcounts depend
+# on the process: CPython 3.10's method cache holds names by address (so ASLR decides, ~5 % of
+# runs of json/decoder.py differ), and other versions hold names in other caches. So before
+# dumping, this worker holds one more reference to every object marshal will write
+# (:func:`_pinned`): all of them carry FLAG_REF, whatever else the process holds. The caller
+# fixes PYTHONHASHSEED (frozenset constants are written in hash order).
 
 import marshal
 import struct
@@ -20,12 +23,36 @@ from importlib.util import MAGIC_NUMBER, source_hash
 __all__ = ["main"]
 
 
+def _pinned(code: object) -> "list[object]":
+    """Every object marshal writes for *code*: code objects' fields, tuple and frozenset
+    items. Holding the list keeps each one's refcount above 1."""
+    pins: list[object] = [code]
+    todo = [code]
+    while todo:
+        obj = todo.pop()
+        items = [getattr(obj, name) for name in _CODE_FIELDS] if type(obj) is _CODE else obj
+        pins.extend(items)  # type: ignore[arg-type]
+        todo.extend(x for x in items if type(x) in _NESTED)  # type: ignore[attr-defined]
+    return pins
+
+
+_CODE = type(_pinned.__code__)
+# What marshal writes of a code object, as far as Python can see it (3.11+ keep their local
+# names in a hidden tuple: co_varnames, co_cellvars and co_freevars hold the same strings).
+_CODE_FIELDS = tuple(name for name in (
+    "co_code", "co_consts", "co_names", "co_varnames", "co_freevars", "co_cellvars",
+    "co_filename", "co_name", "co_qualname", "co_linetable", "co_exceptiontable",
+) if hasattr(_CODE, name))
+_NESTED = (_CODE, tuple, frozenset)
+
+
 def _compile_one(source: str, dfile: str, out: str, flags: bytes) -> None:
     with open(source, "rb") as fh:
         data = fh.read()
     code = compile(data, dfile, "exec", dont_inherit=True)
+    pins = _pinned(code)
     pyc = MAGIC_NUMBER + flags + source_hash(data) + marshal.dumps(code)
-    del code
+    del code, pins
     with open(out, "wb") as fh:
         fh.write(pyc)
 
