@@ -90,8 +90,6 @@ def pack(
     as_json: AsJson = False,
 ) -> None:
     """Pack an environment into layer blobs + a manifest in OUTPUT (default ./envship-pack)."""
-    from rich.table import Table
-
     from ..packing.sources.snapshot import choose_target
     from ..shipping import pack as do_pack
 
@@ -130,6 +128,8 @@ def pack(
     if as_json:
         print(json.dumps(data, indent=2))
         return
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False)
     for col, justify in (("layer", "left"), ("files", "right"), ("size", "right"),
                          ("digest", "left"), ("", "left")):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import typer
@@ -18,8 +19,6 @@ def _click_style(cmd: Any, root_opts: list[Any]) -> None:
 
     Only click's public attributes are set (metavar, params, get_usage_pieces); the
     ``display_type_rich`` hook is the one newer typer versions ask for (unused by older ones)."""
-    import copy
-
     for sub in getattr(cmd, "commands", {}).values():
         _click_style(sub, root_opts)
     if cmd.name not in PASS_THROUGH and not hasattr(cmd, "commands"):
@@ -63,9 +62,18 @@ def _click_style(cmd: Any, root_opts: list[Any]) -> None:
                 )
 
 
-def command() -> Any:
-    """The click command tree of `app`, polished by :func:`_click_style`."""
-    cli = typer.main.get_command(app)
+def command(only: str | None = None) -> Any:
+    """The click command tree of `app`, polished by :func:`_click_style`; with *only*, a
+    tree holding just that top-level command (what one run of `envship NAME ...` needs)."""
+    source = app
+    if only is not None:
+        source = copy.copy(app)
+        source.registered_commands = [
+            c for c in app.registered_commands
+            if (c.name or typer.main.get_command_name(getattr(c.callback, "__name__", ""))) == only
+        ]
+        source.registered_groups = [g for g in app.registered_groups if g.name == only]
+    cli = typer.main.get_command(source)
     root_opts = [p for p in cli.params if p.name in ("verbose", "quiet")]
     _click_style(cli, root_opts)
     return cli

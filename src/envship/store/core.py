@@ -5,21 +5,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
 from ..packing.manifest import Manifest
 from ..progress import BytesDone, Progress
-from . import gc as _gc
 from . import retry
 from .fetch import fetch_blob, read_manifest
 from .fs import StoreLocation, open_location
 from .listing import EnvInfo, check_store, list_envs
-from .presign import PresignResult, presign
 from .protocol import Step, Timing, no_step
 from .publish import PublishResult, publish
 from .tags import ENV_ID_RE, list_env_ids, list_tags, read_tag, set_tag
-from .verify import VerifyResult, verify
+
+if TYPE_CHECKING:  # gc, presign and verify are loaded by the commands that use them
+    from .gc import GcResult
+    from .presign import PresignResult
+    from .verify import VerifyResult
 
 __all__ = ["Store", "open_store"]
 
@@ -95,10 +97,16 @@ class Store:
         *,
         keep: int | None = None,
         older_than: float | None = None,
-        grace: float = _gc.DEFAULT_GRACE,
+        grace: float | None = None,
         dry_run: bool = False,
         step: Step = no_step,
-    ) -> _gc.GcResult:
+    ) -> GcResult:
+        """Collect unreferenced envs and blobs (see :mod:`.gc`); *grace* defaults to
+        :data:`.gc.DEFAULT_GRACE`."""
+        from . import gc as _gc
+
+        if grace is None:
+            grace = _gc.DEFAULT_GRACE
         return _gc.collect(
             self.location, self.policy, keep=keep, older_than=older_than, grace=grace,
             dry_run=dry_run, timing=self.timing, step=step,
@@ -106,6 +114,8 @@ class Store:
 
     def presign(self, env_id: str, expires: int = 3600, output: Path | None = None
                 ) -> PresignResult:
+        from .presign import presign
+
         return presign(self.location, env_id, self.policy, expires=expires, output=output)
 
     def verify(
@@ -118,6 +128,8 @@ class Store:
     ) -> VerifyResult:
         """Every manifest and tag against the blobs (present, right size; *deep*: re-hashed);
         *repair* re-uploads damaged blobs from *repair_from* (default: the build cache)."""
+        from .verify import verify
+
         return verify(self.location, self.policy, deep=deep, repair=repair,
                       repair_from=repair_from, progress=progress)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-
-import pathspec
+from typing import TYPE_CHECKING
 
 from .editables import SourceRoot
+
+if TYPE_CHECKING:  # pathspec is imported only for a project that has a .gitignore
+    import pathspec
 
 __all__ = ["SourceWalker", "root_entries", "SKIP_DIRS"]
 
@@ -47,6 +49,8 @@ class SourceWalker:
         spec = None
         gitignore = os.path.join(project, ".gitignore")
         if os.path.isfile(gitignore):
+            import pathspec
+
             with open(gitignore, encoding="utf-8", errors="replace") as fh:
                 spec = pathspec.GitIgnoreSpec.from_lines(fh.read().splitlines())
             # A root inside an ignored dir (setuptools' strict-mode link tree under build/)
