@@ -40,13 +40,13 @@ def test_each_command_is_built_alone_from_the_module_that_registers_it() -> None
     which command must match the registrations, and the lone command must read and parse
     exactly as in the whole tree."""
     code = r"""
-import json, sys, typer
+import json, sys
 from envship.cli import COMMAND_MODULES, _register, invoked_command
 from envship.cli.app import app
-from envship.cli.style import command
+from envship.cli.style import command, command_name
 _register()
-names = sorted({c.name or typer.main.get_command_name(c.callback.__name__)
-                for c in app.registered_commands} | {g.name for g in app.registered_groups})
+names = sorted({command_name(c) for c in app.registered_commands}
+               | {g.name for g in app.registered_groups})
 full = command()
 alone = {}
 for name in names:

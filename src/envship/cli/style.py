@@ -10,7 +10,7 @@ import typer
 
 from .app import PASS_THROUGH, app, configure
 
-__all__ = ["command"]
+__all__ = ["command", "command_name"]
 
 
 def _click_style(cmd: Any, root_opts: list[Any]) -> None:
@@ -62,16 +62,19 @@ def _click_style(cmd: Any, root_opts: list[Any]) -> None:
                 )
 
 
+def command_name(info: Any) -> str:
+    """The name typer gives a registered command: its own, else the function's, dashed."""
+    return str(info.name or typer.main.get_command_name(getattr(info.callback, "__name__", "")))
+
+
 def command(only: str | None = None) -> Any:
     """The click command tree of `app`, polished by :func:`_click_style`; with *only*, a
     tree holding just that top-level command (what one run of `envship NAME ...` needs)."""
     source = app
     if only is not None:
         source = copy.copy(app)
-        source.registered_commands = [
-            c for c in app.registered_commands
-            if (c.name or typer.main.get_command_name(getattr(c.callback, "__name__", ""))) == only
-        ]
+        source.registered_commands = [c for c in app.registered_commands
+                                      if command_name(c) == only]
         source.registered_groups = [g for g in app.registered_groups if g.name == only]
     cli = typer.main.get_command(source)
     root_opts = [p for p in cli.params if p.name in ("verbose", "quiet")]

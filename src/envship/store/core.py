@@ -14,7 +14,7 @@ from . import retry
 from .fetch import fetch_blob, read_manifest
 from .fs import StoreLocation, open_location
 from .listing import EnvInfo, check_store, list_envs
-from .protocol import Step, Timing, no_step
+from .protocol import DEFAULT_GRACE, Step, Timing, no_step
 from .publish import PublishResult, publish
 from .tags import ENV_ID_RE, list_env_ids, list_tags, read_tag, set_tag
 
@@ -97,16 +97,12 @@ class Store:
         *,
         keep: int | None = None,
         older_than: float | None = None,
-        grace: float | None = None,
+        grace: float = DEFAULT_GRACE,
         dry_run: bool = False,
         step: Step = no_step,
     ) -> GcResult:
-        """Collect unreferenced envs and blobs (see :mod:`.gc`); *grace* defaults to
-        :data:`.gc.DEFAULT_GRACE`."""
-        from . import gc as _gc
+        from . import gc as _gc  # loaded by the commands that collect
 
-        if grace is None:
-            grace = _gc.DEFAULT_GRACE
         return _gc.collect(
             self.location, self.policy, keep=keep, older_than=older_than, grace=grace,
             dry_run=dry_run, timing=self.timing, step=step,

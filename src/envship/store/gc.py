@@ -20,6 +20,7 @@ from . import retry
 from .deleting import SweepOver, abort_stale_multipart, delete_paths, still_old
 from .fs import StoreLocation, mtime_of
 from .listing import created_of, env_entries
+from .protocol import DEFAULT_GRACE
 from .refs import BadManifest, BlobRef, read_all_refs
 from .tags import list_tags
 from .transfer import TEMP_MARK
@@ -28,7 +29,6 @@ __all__ = ["GcResult", "collect", "parse_duration", "DEFAULT_GRACE"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_GRACE = 3600.0  # an upload younger than this may be in flight: never collected
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _BLOB_RE = re.compile(r"([0-9a-f]{64})\.tar\.gz")
 

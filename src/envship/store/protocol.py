@@ -24,6 +24,7 @@ from .fs import StoreLocation, mtime_of
 from .transfer import TEMP_MARK, write_bytes
 
 __all__ = [
+    "DEFAULT_GRACE",
     "Timing",
     "Step",
     "no_step",
@@ -49,6 +50,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _ENV_ID_RE = re.compile(r"[0-9a-f]{64}")
+
+DEFAULT_GRACE = 3600.0  # an upload younger than this may be in flight: never collected
 
 Step = Callable[[str], None]
 """Called with a step name between the steps of publish and gc (tests force interleavings)."""
