@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._version import __version__
+
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs `envship exec` start-up
 if TYPE_CHECKING:
     from .env import Env
@@ -23,8 +25,6 @@ __all__ = [
     "pack",
     "ship",
 ]
-__version__ = "0.1.0"
-
 # Engine adapters reachable as attributes; the registry itself is envship.engines.ENGINES.
 _ENGINES = frozenset({"spark", "dask", "ray", "yarn"})
 

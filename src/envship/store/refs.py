@@ -7,19 +7,16 @@ is understood, and the bytes are checked against the env id they are stored unde
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ..errors import StoreError
-from . import retry
-from .fs import StoreLocation
+from ..errors import ManifestError, StoreError
+from ..node.formats import env_key, is_digest, parse_document
+from .io import NotFound, Refused, StoreIO
 
 __all__ = ["BlobRef", "read_refs", "read_all_refs", "BadManifest"]
 
-_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 READERS = 16  # manifests read at once
 
 
@@ -42,50 +39,44 @@ class BadManifest(StoreError):
         self.reason = reason
 
 
-def _parse(env_id: str, data: bytes) -> tuple[BlobRef, ...]:
+def _parse(env_id: str, data: bytes, source: str) -> tuple[BlobRef, ...]:
     if hashlib.sha256(data).hexdigest() != env_id:
         raise BadManifest(env_id, "content does not hash to its env id (modified in the store)")
     try:
-        layers = json.loads(data)["layers"]
+        layers = parse_document(data, source)["layers"]
         out = []
         for layer in layers:
             digest, size = layer["digest"], layer["size"]
-            if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
+            if not is_digest(digest):
                 raise ValueError(f"bad digest {digest!r}")
             if not isinstance(size, int) or isinstance(size, bool) or size < 0:
                 raise ValueError(f"bad size {size!r}")
             out.append(BlobRef(digest, size))
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    except (ManifestError, ValueError, KeyError, TypeError) as exc:
         raise BadManifest(env_id, f"not a manifest ({exc})") from None
     return tuple(out)
 
 
-def read_refs(loc: StoreLocation, env_id: str, policy: retry.RetryPolicy
-              ) -> tuple[BlobRef, ...] | None:
+def read_refs(io: StoreIO, env_id: str) -> tuple[BlobRef, ...] | None:
     """The blobs env *env_id* references; None if its manifest is gone. Raises BadManifest."""
-    path = loc.env_path(env_id)
-
-    def read() -> bytes:
-        data: bytes = loc.fs.cat_file(path)
-        return data
-
+    key = env_key(env_id)
     try:
-        data = retry.call(read, f"reading env {env_id}", loc, policy)
-    except FileNotFoundError:
+        data = io.read(key, f"env {env_id}")
+    except NotFound:
         return None
-    except Exception as exc:
-        raise retry.as_store_error(exc, f"reading env {env_id}", loc) from None
-    return _parse(env_id, data)
+    except Refused as exc:
+        raise BadManifest(env_id, str(exc)) from None
+    return _parse(env_id, data, io.url_of(key))
 
 
-def read_all_refs(loc: StoreLocation, env_ids: Iterable[str], policy: retry.RetryPolicy,
+def read_all_refs(io: StoreIO, env_ids: Iterable[str]
                   ) -> dict[str, tuple[BlobRef, ...] | BadManifest | None]:
     """env id -> its refs, None (gone meanwhile) or the BadManifest it raised; read in parallel."""
     ids = list(env_ids)
 
     def one(env_id: str) -> tuple[BlobRef, ...] | BadManifest | None:
         try:
-            return read_refs(loc, env_id, policy)
+            return read_refs(io, env_id)
         except BadManifest as exc:
             return exc
 
