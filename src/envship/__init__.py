@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ._version import __version__
-
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs `envship exec` start-up
 if TYPE_CHECKING:
+    from ._version import __version__
     from .env import Env
     from .errors import EnvshipError
     from .node.errors import NodeError
@@ -40,6 +39,7 @@ _LAZY = {
     "pack": "shipping",
     "ship": "shipping",
     "open_store": "store",
+    "__version__": "_version",
 }
 
 
