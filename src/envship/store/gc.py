@@ -111,6 +111,9 @@ def _refs(io: StoreIO, env_ids: list[str]) -> dict[str, tuple[BlobRef, ...]]:
     """Blobs of every listed manifest (vanished ones dropped); unreadable manifests stop gc."""
     out: dict[str, tuple[BlobRef, ...]] = {}
     for env_id, refs in read_all_refs(io, env_ids).items():
+        if isinstance(refs, BadManifest) and refs.refs is not None:
+            log.warning("env %s: %s; its blobs are kept", env_id, refs.reason)
+            refs = refs.refs
         if isinstance(refs, BadManifest):
             raise StoreError(
                 f"gc stopped: cannot read env {env_id} in store {io.url} ({refs.reason}); its "
@@ -307,6 +310,10 @@ def collect(
         if _finished(other, seen, timing):
             with contextlib.suppress(StoreError):
                 p.remove_sweep(io, other.sweep_id)
+    if removed:  # the team build cache must not point at what is gone
+        from .teamcache import forget
+
+        forget(io, set(removed))
     aborted = abort_stale_multipart(io, cutoff, dry_run)
     freed = sum(candidates[d].size or 0 for d in removed)
     return GcResult(

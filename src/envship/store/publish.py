@@ -27,7 +27,8 @@ from .io.location import blob
 from .protocol import Step, Timing, no_step
 from .protocol.claim import claim, refresh, release
 
-__all__ = ["LayerUpload", "PublishResult", "Progress", "publish", "UPLOADS_ENV"]
+__all__ = ["LayerUpload", "PublishResult", "Progress", "publish", "UPLOADS_ENV",
+           "BlobUnavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -113,21 +114,25 @@ def _provenance(env_id: str) -> bytes:
     return json.dumps(record, sort_keys=True, indent=1).encode() + b"\n"
 
 
-def _check_blobs(manifest: Manifest, blobs: Mapping[str, Path]) -> None:
+def _check_blobs(manifest: Manifest, blobs: Mapping[str, Path | None]) -> None:
     for layer in manifest.layers:
-        local = blobs.get(layer.digest)
-        if local is None:
+        if layer.digest not in blobs:
             raise StoreError(
                 f"no local file for the {layer.kind} layer {layer.digest}; pack again"
             )
-        if not Path(local).is_file():
+        local = blobs[layer.digest]
+        if local is not None and not Path(local).is_file():
             raise StoreError(f"layer blob {local} ({layer.kind}) does not exist; pack again")
+
+
+class BlobUnavailable(StoreError):
+    """A blob publish had no local copy of (the team build cache's) is missing from the store."""
 
 
 def publish(
     io: StoreIO,
     manifest: Manifest,
-    blobs: Mapping[str, Path],
+    blobs: Mapping[str, Path | None],
     *,
     progress: Progress | None = None,
     provenance: bool = True,
@@ -161,7 +166,12 @@ def publish(
     uploaded: set[str] = set()
 
     def send(digest: str) -> None:
-        size = _upload(io, layers[digest], Path(blobs[digest]), progress)
+        local = blobs[digest]
+        if local is None:  # taken from the team build cache: only the store had it
+            raise BlobUnavailable(
+                f"blob {digest} of the store's build cache is gone from {io.url} (a gc "
+                "removed it meanwhile); pack it here")
+        size = _upload(io, layers[digest], Path(local), progress)
         with lock:
             total[0] += size
             uploaded.add(digest)
