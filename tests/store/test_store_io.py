@@ -172,3 +172,19 @@ def test_the_s3_client_test_is_made_in_one_place() -> None:
     users = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
                    if "call_s3" in p.read_text())
     assert users == ["io/capabilities.py"]
+
+
+def test_a_linked_blob_is_young_while_it_is_written(tmp_path: Path) -> None:
+    """A local store hard-links build-cache blobs in; the link must not carry the old mtime,
+    or a concurrent gc takes the temp name for a dead upload's leftover and deletes it."""
+    from kits.storekit import make_env
+
+    env = make_env(tmp_path / "blobs")
+    for blob in env.blobs.values():
+        os.utime(blob, (time.time() - 7200, time.time() - 7200))  # built two hours ago
+    store = open_store(tmp_path / "store")
+    store.publish(env.manifest, env.blobs)
+    for digest, local in env.blobs.items():
+        stored = Path(store.location.blob_path(digest))
+        assert stored.stat().st_ino == local.stat().st_ino  # linked, not copied
+        assert time.time() - stored.stat().st_mtime < 600

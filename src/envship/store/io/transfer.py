@@ -167,6 +167,9 @@ def _link_in(loc: StoreLocation, local: Path, final: str, expect_hex: str | None
     except OSError:
         return None
     try:
+        # A link shares the blob's old mtime: a concurrent gc would take the temp name for
+        # the leftover of a long-dead upload (older than its grace) and delete it mid-write.
+        os.utime(tmp)
         with open(tmp, "rb") as src:
             size, hexdigest = _stream(src, None, progress)
             _check_digest(local, hexdigest, expect_hex)
