@@ -4,6 +4,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs `envship exec` start-up
 if TYPE_CHECKING:
+    from ._version import __version__
     from .env import Env
     from .errors import EnvshipError
     from .node.errors import NodeError
@@ -23,8 +24,6 @@ __all__ = [
     "pack",
     "ship",
 ]
-__version__ = "0.1.0"
-
 # Engine adapters reachable as attributes; the registry itself is envship.engines.ENGINES.
 _ENGINES = frozenset({"spark", "dask", "ray", "yarn"})
 
@@ -40,6 +39,7 @@ _LAZY = {
     "pack": "shipping",
     "ship": "shipping",
     "open_store": "store",
+    "__version__": "_version",
 }
 
 
