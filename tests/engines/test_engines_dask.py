@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from envship.engines.dask import cli_options, worker_command
-from envship.errors import EngineError
+from envship.errors import EngineError, EnvshipError
 from kits.enginekit import Shipped, child_environ
 
 pytestmark = pytest.mark.dask
@@ -223,7 +223,7 @@ def test_check_in_process_workers(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         with pytest.raises(EngineError, match=r"runs Python 3\.\d+ .* this client Python 3\.99"):
             envship.dask.check(client, uri)
         # an env reference whose manifest is not there is refused before asking any worker
-        with pytest.raises(EngineError, match="cannot read env reference"):
+        with pytest.raises(EnvshipError):
             envship.dask.check(client, URI)
 
 

@@ -7,8 +7,9 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from ..env import Env
 from ..errors import EngineError
-from .launch import EnvRef, command, resolve_env_id
+from .exec import EnvRef, command
 
 __all__ = ["runtime_env", "check"]
 
@@ -39,16 +40,22 @@ def runtime_env(
     return spec
 
 
-def check(env: EnvRef, spec: Mapping[str, Any] | None = None, *, timeout: float = 300.0) -> str:
-    """Run one task with *spec* (default :func:`runtime_env`) and check it runs inside *env*.
-
-    Needs a connected Ray (``ray.init()``). Returns the env id; raises EngineError otherwise.
+def check(
+    env: EnvRef,
+    spec: Mapping[str, Any] | None = None,
+    *,
+    timeout: float = 300.0,
+    storage_options: Mapping[str, Any] | None = None,
+) -> str:
+    """Run one task with *spec* (default :func:`runtime_env`) and check it runs inside *env*
+    (read with *storage_options*). Needs a connected Ray (``ray.init()``). Returns the env id;
+    raises EngineError otherwise.
     """
     try:
         import ray
     except ImportError as exc:
         raise EngineError("envship.ray.check needs `ray` in this Python: pip install ray") from exc
-    expected = resolve_env_id(env)
+    expected = Env.coerce(env, storage_options).env_id
     task = ray.remote(os.getenv).options(runtime_env=dict(spec or runtime_env(env)))
     try:
         got = ray.get(task.remote("ENVSHIP_ENV_ID"), timeout=timeout)
