@@ -10,12 +10,8 @@ from typing import Any
 
 import pytest
 
-from envship.engines.spark.check import (
-    code_drift,
-    executor_reports,
-    require_code_match,
-    require_executors_in_env,
-)
+from envship.drift import code_drift, require_code_match
+from envship.engines.spark.reports import executor_reports, require_executors_in_env
 from envship.errors import EngineError
 from kits.sparkkit import handmade_env
 
@@ -144,7 +140,7 @@ def test_code_drift_covers_every_code_layer_and_ignores_bytecode(tmp_path: Path)
     import sys
 
     from envship.env import Env
-    from envship.packing.manifest import LayerRef, Manifest, PythonInfo
+    from envship.packing.manifest import Distribution, LayerRef, Manifest, PythonInfo
     from envship.store import open_store
     from kits.sparkkit import layer_blob
 
@@ -153,14 +149,18 @@ def test_code_drift_covers_every_code_layer_and_ignores_bytecode(tmp_path: Path)
     one[f"site-packages/driftpkg/__pycache__/sub.{tag}.pyc"] = b"\x00" * 16
     two = {"site-packages/jobmod.py": CODE["site-packages/jobmod.py"],
            f"site-packages/__pycache__/jobmod.{tag}.pyc": b"\x01" * 16}
-    refs, blobs = [], {}
-    for files in (one, two):
+    refs, blobs, dists = [], {}, []
+    for name, files in (("driftpkg", one), ("jobmod", two)):
         path, digest = layer_blob(files, tmp_path / "blobs")
-        refs.append(LayerRef("code", digest, path.stat().st_size, len(files)))
+        refs.append(LayerRef("code", digest, path.stat().st_size, len(files),
+                             dists=(f"{name}==0.1",), bytecode="packed"))
+        dists.append(Distribution(name, "0.1", "editable", digest))
         blobs[digest] = path
     v = sys.version_info
     manifest = Manifest(PythonInfo("cpython", f"{v.major}.{v.minor}.{v.micro}",
-                                   f"cp{v.major}{v.minor}", "linux_x86_64"), tuple(refs))
+                                   f"cp{v.major}{v.minor}", "linux_x86_64", tag),
+                        tuple(refs), tuple(dists))
+    assert manifest.schema_id == "envship.manifest/2"
     store = open_store(str(tmp_path / "store"))
     env = Env(store.publish(manifest, blobs).env_uri, manifest, store.url, {})
     src = _checkout(tmp_path / "src")

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from envship.engines.spark import boot as spark_boot
-from envship.engines.spark.conf import conf, hadoop_url, is_local_master, merge_list
+from envship.engines.hadoop import hadoop_url
+from envship.engines.spark.conf import conf, merge_list
+from envship.engines.spark.local import is_local_master
+from envship.engines.spark.node_cache import node_cache_boot
 from envship.env import Env
-from envship.errors import EngineError
+from envship.errors import EngineError, EnvshipError
 from kits.sparkkit import handmade_env
 
 PROBE = (
@@ -218,7 +220,7 @@ def test_local_master_uses_a_view_in_this_machines_node_cache(
 def test_bad_mode_and_env_are_clear_errors(env: Env) -> None:
     with pytest.raises(EngineError, match="unknown Spark mode 'zip'"):
         conf(env, "zip")
-    with pytest.raises(EngineError, match="not an env"):
+    with pytest.raises(EnvshipError, match="neither an Env nor an env URI"):
         conf("", "archives")
 
 
@@ -229,10 +231,10 @@ def test_list_helpers() -> None:
 
 
 def test_boot_archives_are_deterministic() -> None:
-    a = spark_boot.node_cache_boot("3.11")
-    b = spark_boot.node_cache_boot("3.11")
+    a = node_cache_boot("3.11")
+    b = node_cache_boot("3.11")
     assert a.data == b.data and a.file_name == b.file_name
-    assert spark_boot.node_cache_boot("3.12").data != a.data
+    assert node_cache_boot("3.12").data != a.data
 
 
 @pytest.mark.s3
@@ -246,8 +248,12 @@ def test_s3_store_gives_s3a_archives_or_presigned_urls_executors_can_fetch(
     env = handmade_env("s3://envship-spark-test/store", LAYERS, tmp_path / "work", options)
     endpoint = options["endpoint_url"]
 
+    # This pyspark has no S3A connector: the API presigns as `envship spark-submit` does
+    auto = conf(env, "archives", master="yarn", boot_dir=tmp_path / "boot")
+    assert all("Signature=" in e for e in auto["spark.archives"].split(",")[:2])
     # remote blobs stay archives: a <hex>.tar.gz in spark.files would be untarred by Spark
-    c = conf(env, "archives", master="yarn", boot_dir=tmp_path / "boot")
+    c = conf(env, "archives", master="yarn", boot_dir=tmp_path / "boot",
+             requested=["org.apache.hadoop:hadoop-aws:3.4.1"])  # --packages names S3A
     assert "spark.files" not in c
     layers = c["spark.archives"].split(",")[:2]
     assert all(e.startswith("s3a://envship-spark-test/store/blobs/sha256/") for e in layers)
@@ -357,7 +363,7 @@ def test_archives_mode_merges_many_dist_layers_into_one_site(
 def test_blob_links_unused_for_long_are_swept(env: Env, tmp_path: Path) -> None:
     """The hard links spark.files serves hold disk space a store gc would free: one that no
     submission used for LINK_DAYS goes (with its stamp); the env's own links stay."""
-    from envship.engines.spark.conf import LINK_DAYS
+    from envship.engines.spark.archives import LINK_DAYS
 
     boot = tmp_path / "boot"
     conf(env, "archives", master="yarn", boot_dir=boot)
