@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..drift import require_code_match
 from ..env import Env
 from ..errors import EngineError
 from .exec import EnvRef, command, process_environ
@@ -179,7 +180,9 @@ def cluster(
     Yields a connected ``distributed.Client`` (this process needs ``distributed``, not the
     env's packages). Every process starts through the node runtime, so the env is fetched and
     assembled once into the node cache (*cache_dir*, else ``$ENVSHIP_CACHE``). On exit the
-    client is closed and every process started here is stopped. *storage_options*: to read
+    client is closed and every process started here is stopped. With *check_env*, the local
+    code is first compared with the env's code layers (edited but not re-shipped: EngineError)
+    and the workers are checked once up (:func:`check`). *storage_options*: to read
     the env here for the check (the node runtime reads its store with fsspec's own
     configuration, e.g. ``FSSPEC_S3_ENDPOINT_URL`` in *environ*).
     """
@@ -191,6 +194,9 @@ def cluster(
         ) from exc
     if n_workers < 1:
         raise EngineError(f"n_workers must be at least 1, got {n_workers}")
+    if check_env:  # functions pickled here by reference must find the same code there
+        env = Env.coerce(env, storage_options)
+        require_code_match(env)
     proc_env = process_environ(cache_dir, environ)
     procs: list[_Proc] = []
     with ExitStack() as stack:

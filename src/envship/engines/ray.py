@@ -7,6 +7,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from ..drift import require_code_match
 from ..env import Env
 from ..errors import EngineError
 from .exec import EnvRef, command
@@ -46,16 +47,21 @@ def check(
     *,
     timeout: float = 300.0,
     storage_options: Mapping[str, Any] | None = None,
+    check_code: bool = True,
 ) -> str:
     """Run one task with *spec* (default :func:`runtime_env`) and check it runs inside *env*
-    (read with *storage_options*). Needs a connected Ray (``ray.init()``). Returns the env id;
-    raises EngineError otherwise.
+    (read with *storage_options*); with *check_code*, first compare the local code with the
+    env's code layers (edited but not re-shipped: EngineError). Needs a connected Ray
+    (``ray.init()``). Returns the env id; raises EngineError otherwise.
     """
+    opened = Env.coerce(env, storage_options)
+    if check_code:
+        require_code_match(opened)
+    expected = opened.env_id
     try:
         import ray
     except ImportError as exc:
         raise EngineError("envship.ray.check needs `ray` in this Python: pip install ray") from exc
-    expected = Env.coerce(env, storage_options).env_id
     task = ray.remote(os.getenv).options(runtime_env=dict(spec or runtime_env(env)))
     try:
         got = ray.get(task.remote("ENVSHIP_ENV_ID"), timeout=timeout)

@@ -128,7 +128,7 @@ def build_pex(
                "--no-compile", "--no-use-system-time", "--no-emit-warnings",
                # Spark hands Python workers pyspark through PYTHONPATH, which a PEX scrubs
                # unless told to fall back to it (its own packages still come first).
-               "--inherit-path", "fallback"]
+               "--inherit-path=fallback"]
         if _copy_code(code, tmp / "code"):
             cmd += ["-D", str(tmp / "code")]
         partial = out.with_name(f".{out.name}.partial")

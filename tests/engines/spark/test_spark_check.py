@@ -168,3 +168,53 @@ def test_code_drift_covers_every_code_layer_and_ignores_bytecode(tmp_path: Path)
     assert drift.ok and drift.compared == 3  # both layers; no .pyc compared
     (src / "jobmod.py").write_text("X = 2\n")  # an edit in the second project's layer
     assert code_drift(env, [str(src)]).changed == ("jobmod.py",)
+
+
+def test_spark_submit_dry_run_checks_local_code_as_a_real_run_does(tmp_path: Path) -> None:
+    """--dry-run prints the command a real run would run, or refuses as it would."""
+    import subprocess
+    import sys
+
+    envship = str(Path(sys.executable).parent / "envship")
+    env = handmade_env(str(tmp_path / "store"), {"code": CODE}, tmp_path / "w")
+    app_dir = _checkout(tmp_path / "job")
+    app = app_dir / "job.py"
+    app.write_text("import jobmod\n")
+
+    def dry_run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [envship, "spark-submit", env.uri, *extra, "--dry-run", "--master", "spark://h:1",
+             str(app)], capture_output=True, text=True, cwd=tmp_path)
+
+    same = dry_run()
+    assert same.returncode == 0 and "spark-submit" in same.stdout, same.stderr
+    (app_dir / "jobmod.py").write_text("X = 2\n")  # edited, not re-shipped
+    edited = dry_run()
+    assert edited.returncode == 1 and edited.stdout == ""
+    assert "local code differs" in edited.stderr and "jobmod.py (changed)" in edited.stderr
+    assert len(edited.stderr.strip().splitlines()) <= 2 and "Traceback" not in edited.stderr
+    skipped = dry_run("--no-check")
+    assert skipped.returncode == 0 and "spark-submit" in skipped.stdout
+
+
+def test_dask_and_ray_use_the_same_drift_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code drift is not Spark's: envship.dask.cluster and envship.ray.check refuse an env whose
+    code was edited locally before they start or ask anything."""
+    import sys
+
+    import envship.dask
+    import envship.ray
+
+    env = handmade_env(str(tmp_path / "store"), {"code": CODE}, tmp_path / "w")
+    src = _checkout(tmp_path / "src")
+    (src / "jobmod.py").write_text("X = 2\n")
+    monkeypatch.syspath_prepend(str(src))
+    monkeypatch.setitem(sys.modules, "ray", None)  # no Ray needed to see the drift
+    with pytest.raises(EngineError, match=r"local code differs .*jobmod.py \(changed\)"):
+        envship.ray.check(env)
+    pytest.importorskip("distributed")
+    with pytest.raises(EngineError, match=r"local code differs .*jobmod.py \(changed\)"), \
+            envship.dask.cluster(env, 1):
+        pass

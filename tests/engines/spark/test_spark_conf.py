@@ -381,3 +381,32 @@ def test_blob_links_unused_for_long_are_swept(env: Env, tmp_path: Path) -> None:
     assert not old.exists() and not stamp.exists()
     assert all(p.exists() for p in mine)
     assert sorted(c["spark.files"].split(",")) == sorted(str(p) for p in mine)
+
+
+@pytest.mark.s3
+def test_an_env_uri_with_storage_options_works_in_every_mode(
+    moto: object, tmp_path: Path, bare_bin: Path
+) -> None:
+    """envship.spark.conf/configure/session take storage_options for a URI string (a custom
+    endpoint); local[...] prepares the view through a presigned manifest, since the node
+    runtime reads its store without them."""
+    import s3fs
+
+    options = moto.storage_options()  # type: ignore[attr-defined]
+    s3fs.S3FileSystem(**options).mkdir("envship-spark-opts")
+    uri = handmade_env("s3://envship-spark-opts/store", LAYERS, tmp_path / "w", options).uri
+    endpoint = options["endpoint_url"]
+    with pytest.raises(EnvshipError) as info:  # AWS's own endpoint: no such bucket there
+        conf(uri, "archives", master="yarn", boot_dir=tmp_path / "boot")
+    assert "\n" not in str(info.value)
+    archives = conf(uri, "archives", master="yarn", boot_dir=tmp_path / "boot",
+                    storage_options=options)
+    assert all(e.startswith(endpoint) for e in archives["spark.archives"].split(",")[:2])
+    nc = conf(uri, "node-cache", master="yarn", boot_dir=tmp_path / "boot",
+              storage_options=options)
+    assert nc["spark.executorEnv.ENVSHIP_ENV_REF"].startswith(endpoint)
+    cache = tmp_path / "cache"
+    local = conf(uri, "archives", master="local[1]", cache_dir=str(cache),
+                 storage_options=options)
+    out = _run_probe(Path(local["spark.pyspark.python"]), _bare_env(bare_bin), cwd=tmp_path)
+    assert out["mymod"] == "code" and out["prefix"].startswith(str(cache))
