@@ -17,7 +17,6 @@ from kits.support import (
     write_sample_project,
 )
 
-
 # Areas of the suite that are slow as a whole (real clusters, kill -9 loops); single slow tests
 # elsewhere carry @pytest.mark.slow. `-m "not slow"` is the quick lane for everyday work.
 SLOW_AREAS = (
