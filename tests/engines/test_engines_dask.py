@@ -189,9 +189,16 @@ def test_cluster_reports_a_scheduler_that_cannot_start(tmp_path: Path) -> None:
     import envship.dask
 
     missing = str(tmp_path / "store" / "envs" / (ENV_ID + ".json"))
+    # checked first (the code-drift check opens the env): nothing is started
+    with (
+        pytest.raises(EnvshipError, match="not found"),
+        envship.dask.cluster(missing, cache_dir=tmp_path / "cache", start_timeout=60),
+    ):
+        pass
     with (
         pytest.raises(EngineError, match="scheduler exited with code"),
-        envship.dask.cluster(missing, cache_dir=tmp_path / "cache", start_timeout=60),
+        envship.dask.cluster(missing, cache_dir=tmp_path / "cache", start_timeout=60,
+                             check_env=False),
     ):
         pass
 
