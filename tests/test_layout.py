@@ -199,6 +199,10 @@ def test_every_engine_is_registered_and_importable_without_its_engine() -> None:
     assert shims == top_level()
     for name in shims:
         assert getattr(envship, name).__all__ == engine(name).__all__
+    # the docs' list of engines is the registry's
+    doc = (SRC.parents[1] / "docs" / "engines.md").read_text()
+    listed = doc.split("**One registry.**")[1].split("\n\n", 1)[0]
+    assert all(f"`{name}`" in listed for name in ENGINES), listed
     # `import envship` then envship.<engine>, as the docs write it; no engine gets imported
     code = ("import sys, envship\n"
             "mods = [envship.spark, envship.dask, envship.ray, envship.yarn]\n"

@@ -410,3 +410,24 @@ def test_an_env_uri_with_storage_options_works_in_every_mode(
                  storage_options=options)
     out = _run_probe(Path(local["spark.pyspark.python"]), _bare_env(bare_bin), cwd=tmp_path)
     assert out["mymod"] == "code" and out["prefix"].startswith(str(cache))
+
+
+def test_boot_files_are_package_data_that_lint_and_run_alone(tmp_path: Path) -> None:
+    """The boot program and the wrappers are real files: sh parses the wrappers, and the
+    program imports nothing of envship (it runs where only the node runtime is)."""
+    import ast
+
+    from envship.engines.spark.base import boot_file
+
+    for name in ("archives_python.sh", "node_cache_python.sh"):
+        script = tmp_path / name
+        script.write_text(boot_file(name))
+        proc = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    tree = ast.parse(boot_file("archives_boot.py"))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import | ast.ImportFrom)
+                for alias in (node.names if isinstance(node, ast.Import) else
+                              [ast.alias(node.module or "")])}
+    assert "envship" not in imported and imported <= {
+        "__future__", "contextlib", "json", "os", "sys", "time", "typing", "envship_node"}

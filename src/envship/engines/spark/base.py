@@ -11,8 +11,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ...packing.archive import archive_files
-
 __all__ = [
     "BOOT_ALIAS",
     "DEFAULT_PRESIGN_EXPIRES",
@@ -65,6 +63,8 @@ class BootArchive:
 
     @classmethod
     def of(cls, mode: str, files: Mapping[str, tuple[bytes, int]]) -> BootArchive:
+        from ...packing.archive import archive_files  # isal: only when a boot is written
+
         return cls(archive_files(dict(files)), mode)
 
     @property

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +54,9 @@ def _locate(pex: str) -> tuple[str, Path | None]:
     """(the URL Spark fetches, the local file or None when the PEX is remote)."""
     parts = urllib.parse.urlsplit(pex)
     if parts.scheme in ("", "file") or len(parts.scheme) == 1:
-        raw = urllib.request.url2pathname(parts.path) if parts.scheme == "file" else pex
+        from urllib.request import url2pathname  # imports http.client, ssl: only here
+
+        raw = url2pathname(parts.path) if parts.scheme == "file" else pex
         local = Path(raw).expanduser().absolute()
         if not local.is_file():
             raise EngineError(
