@@ -128,14 +128,11 @@ def split_args(args: Sequence[str], options: SubmitOptions) -> tuple[SubmitArgs,
         arg = args[i]
         if not arg.startswith("-") or arg == "-":
             break
-        name, eq, inline = arg.partition("=")
-        opt = _OWN.get(name)
-        if opt is not None and opt.sets is not None:
-            if eq:
-                raise EngineError(f"{name} takes no value")
-            own[opt.field] = opt.sets
-            i += 1
+        taken = _take_own(args, i, own)
+        if taken:
+            i = taken
             continue
+        name, eq, inline = arg.partition("=")
         if arg in _SPARK_FLAGS:
             spark.append(arg)
             i += 1
@@ -146,12 +143,7 @@ def split_args(args: Sequence[str], options: SubmitOptions) -> tuple[SubmitArgs,
             value, step = args[i + 1], 2
         else:
             raise EngineError(f"spark-submit option {arg} needs a value")
-        if opt is not None and opt.field == "storage_options":
-            previous = own.get(opt.field, options.storage_options)
-            own[opt.field] = (*previous, value)  # type: ignore[misc]
-        elif opt is not None:
-            own[opt.field] = value
-        elif name in _LIST_FLAGS:
+        if name in _LIST_FLAGS:
             lists[_LIST_FLAGS[name]] = merge_list(lists.get(_LIST_FLAGS[name]), value)
         elif name in ("--conf", "-c"):
             key, sep, val = value.partition("=")
@@ -173,6 +165,8 @@ def split_args(args: Sequence[str], options: SubmitOptions) -> tuple[SubmitArgs,
         raise EngineError(
             "no application given: envship spark-submit ENV_URI [options] app.py [app args]"
         )
+    if "storage_options" in own:  # -s after ENV_URI adds to those before it
+        own["storage_options"] = (*options.storage_options, *own["storage_options"])  # type: ignore[misc]
     merged = dataclasses.replace(options, **_typed(own))  # type: ignore[arg-type]
     return SubmitArgs(tuple(spark), args[i], tuple(args[i + 1 :]), lists, confs), merged
 
@@ -183,27 +177,13 @@ def split_command(argv: Sequence[str]) -> tuple[str, SubmitArgs, SubmitOptions]:
     own: dict[str, object] = {}
     i = 0
     while i < len(argv) and argv[i].startswith("-"):
-        name, eq, inline = argv[i].partition("=")
-        opt = _OWN.get(name)
-        if opt is None:
+        taken = _take_own(argv, i, own)
+        if not taken:
             raise EngineError(
                 f"{argv[i]}: only envship's options may come before ENV_URI; spark-submit's "
                 "go after it"
             )
-        if opt.sets is not None:
-            own[opt.field] = opt.sets
-            i += 1
-            continue
-        if eq:
-            value, i = inline, i + 1
-        elif i + 1 < len(argv):
-            value, i = argv[i + 1], i + 2
-        else:
-            raise EngineError(f"{name} needs a value")
-        if opt.field == "storage_options":
-            own[opt.field] = (*own.get(opt.field, ()), value)  # type: ignore[misc]
-        else:
-            own[opt.field] = value
+        i = taken
     if i >= len(argv):
         raise EngineError(
             "no env given: envship spark-submit ENV_URI [options] app.py [app args]"
@@ -211,6 +191,31 @@ def split_command(argv: Sequence[str]) -> tuple[str, SubmitArgs, SubmitOptions]:
     given = dataclasses.replace(SubmitOptions(), **_typed(own))  # type: ignore[arg-type]
     submit, options = split_args(argv[i + 1 :], given)
     return argv[i], submit, options
+
+
+def _take_own(args: Sequence[str], i: int, own: dict[str, object]) -> int:
+    """If ``args[i]`` is one of envship's options, record it in *own* and return the index
+    after it (and its value); else 0."""
+    name, eq, inline = args[i].partition("=")
+    opt = _OWN.get(name)
+    if opt is None:
+        return 0
+    if opt.sets is not None:
+        if eq:
+            raise EngineError(f"{name} takes no value")
+        own[opt.field] = opt.sets
+        return i + 1
+    if eq:
+        value, after = inline, i + 1
+    elif i + 1 < len(args):
+        value, after = args[i + 1], i + 2
+    else:
+        raise EngineError(f"{name} needs a value")
+    if opt.field == "storage_options":
+        own[opt.field] = (*own.get(opt.field, ()), value)  # type: ignore[misc]
+    else:
+        own[opt.field] = value
+    return after
 
 
 def _typed(own: dict[str, object]) -> dict[str, object]:
