@@ -75,11 +75,12 @@ def bootstrap_script(manifest: Manifest, env_id: str, command: str) -> str:
     YARN has already unpacked every layer archive into the container's working directory, so
     the node runtime only assembles the env view there (nothing is downloaded again).
     """
+    manifest_path = "/".join((_STATE_DIR, "store", *env_key(env_id)))
     lines = [
         "set -e",
         f'ENVSHIP_CACHE="$PWD/{_STATE_DIR}/cache"; export ENVSHIP_CACHE',
-        f'mkdir -p "$ENVSHIP_CACHE/layers" "{_STATE_DIR}/store/envs"',
-        f'cp {MANIFEST_NAME} "{_STATE_DIR}/store/envs/{env_id}.json"',
+        f'mkdir -p "$ENVSHIP_CACHE/layers" "{manifest_path.rsplit("/", 1)[0]}"',
+        f'cp {MANIFEST_NAME} "{manifest_path}"',
     ]
     for lay in manifest.layers:
         lines.append(f'ln -sfn "$PWD/{_LAYER_PREFIX}{lay.hex}" "$ENVSHIP_CACHE/layers/{lay.hex}"')
@@ -90,7 +91,7 @@ def bootstrap_script(manifest: Manifest, env_id: str, command: str) -> str:
         interp = f"python/bin/python{manifest.python.major_minor}"
         python = f'"$PWD/{_LAYER_PREFIX}{py_layer.hex}/{interp}"'
     lines.append(
-        f'exec {python} {NODE_SCRIPT_NAME} "{_STATE_DIR}/store/envs/{env_id}.json" -- {command}'
+        f'exec {python} {NODE_SCRIPT_NAME} "{manifest_path}" -- {command}'
     )
     return "\n".join(lines) + "\n"
 

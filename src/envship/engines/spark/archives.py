@@ -31,6 +31,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 VIEW_DIR = "envship-view"  # the env view the boot assembles next to the layers
+LINK_DIR = "blobs"  # $ENVSHIP_HOME/spark/blobs/: links to store blobs (not a store layout)
 LINK_SUFFIX = ".blob"  # not .tar.gz: Spark untars spark.files entries named *.tar.gz / *.tgz
 # A blob link no submission used for this long is removed (the store keeps its blob): the
 # links hold disk space a store gc would otherwise free. Generous, for applications that run
@@ -73,7 +74,7 @@ def confs(ref: EnvRef, req: Request) -> dict[str, str]:
         files.append(str(link))
         names[lay.digest] = link.name
     if files:
-        _sweep_links(boot_root / "blobs")  # after this env's stamps are renewed
+        _sweep_links(boot_root / LINK_DIR)  # after this env's stamps are renewed
     boot = write_boot(archives_boot(env.manifest, names, unpacked), boot_root)
     archives.append(f"{boot}#{BOOT_ALIAS}")
     out = {"spark.archives": ",".join(archives), "spark.pyspark.python": EXECUTOR_PYTHON}
@@ -221,7 +222,7 @@ def _blob_link(blob: Path, hex_: str, boot_root: Path) -> Path:
     a ``<hex>.used`` stamp (touching the link would change the store blob's mtime, which gc's
     grace period reads); links whose stamp is older than :data:`LINK_DAYS` are swept by
     :func:`_sweep_links`."""
-    directory = boot_root / "blobs"
+    directory = boot_root / LINK_DIR
     directory.mkdir(parents=True, exist_ok=True)
     link = directory / f"{hex_}{LINK_SUFFIX}"
     try:
