@@ -41,6 +41,7 @@ class Blob:
     size: int
     files: int
     path: Path
+    unpacked: int = 0  # bytes of its regular files once extracted
 
 
 class _HashingFile(io.RawIOBase):
@@ -118,6 +119,19 @@ def _rewrite_shebang(data: bytes) -> bytes:
     return data
 
 
+def transformed(entry: LayerEntry, data: bytes) -> bytes:
+    """The bytes the layer holds for *entry*, read as *data* from its source."""
+    if entry.transform == "shebang":
+        return _rewrite_shebang(data)
+    if entry.transform == "record":
+        return _rewrite_record(data, entry.record_keep, entry.record_blank)
+    if entry.transform == "unprefix" and entry.relocate is not None:
+        from .sources.conda import unprefix
+
+        return unprefix(data, *entry.relocate)
+    return data
+
+
 def _rewrite_record(data: bytes, keep: frozenset[str], blank: frozenset[str]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -166,6 +180,8 @@ def _load(entry: LayerEntry) -> tuple[int, bytes | None]:
 
     Runs in reader threads (os.read releases the GIL), so file I/O overlaps compression.
     """
+    if entry.transform == "symlink":
+        return 0o777, entry.source.encode("utf-8", "surrogateescape")
     fd = _open(entry)
     try:
         st = os.fstat(fd)
@@ -177,11 +193,7 @@ def _load(entry: LayerEntry) -> tuple[int, bytes | None]:
         raise PackError(f"cannot read {entry.source}: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
-    if entry.transform == "shebang":
-        data = _rewrite_shebang(data)
-    elif entry.transform == "record":
-        data = _rewrite_record(data, entry.record_keep, entry.record_blank)
-    return mode, data
+    return mode, transformed(entry, data)
 
 
 def _stream(out: BlockWriter, entry: LayerEntry, mode: int) -> tuple[int, int]:
@@ -203,6 +215,12 @@ def _stream(out: BlockWriter, entry: LayerEntry, mode: int) -> tuple[int, int]:
 def _add_file(out: BlockWriter, entry: LayerEntry, loaded: tuple[int, bytes | None]) -> int:
     """Append one file entry; returns the number of tar bytes written."""
     mode, data = loaded
+    if entry.transform == "symlink":
+        info = tarfile.TarInfo(entry.arcname)
+        info.type, info.linkname, info.mode = tarfile.SYMTYPE, entry.source, 0o777
+        header = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+        out.write(header)
+        return len(header)
     if data is None:
         header_len, size = _stream(out, entry, mode)
     else:
@@ -263,7 +281,7 @@ def write_blob(
             out = BlockWriter(gz)
             try:
                 seen_dirs: set[str] = set()
-                written = 0
+                written = unpacked = 0
                 files = zip(entries, _prefetched(entries), strict=True)
                 for i, (entry, loaded) in enumerate(files):
                     for d in _dirs_of(entry.arcname):
@@ -273,6 +291,9 @@ def write_blob(
                             out.write(header)
                             written += len(header)
                     written += _add_file(out, entry, loaded)
+                    if entry.transform != "symlink":
+                        unpacked += len(loaded[1]) if loaded[1] is not None else os.stat(
+                            entry.source).st_size
                     if progress is not None and (i % 64 == 0 or i + 1 == total):
                         progress(label, i + 1, total)
                 # end-of-archive: two zero blocks, padded to tar's 10 KiB record size
@@ -289,7 +310,7 @@ def write_blob(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return Blob(f"sha256:{digest}", hashing.size, total, final)
+    return Blob(f"sha256:{digest}", hashing.size, total, final, unpacked)
 
 
 def archive_files(files: Mapping[str, tuple[bytes, int]]) -> bytes:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import PackError
 from ..paths import build_cache_dir
-from .archive import COMPRESS_LEVEL, Blob, _rewrite_record, _rewrite_shebang
+from .archive import COMPRESS_LEVEL, Blob, transformed
 from .layers import LayerEntry, LayerPlan
 
 __all__ = ["FORMAT_VERSION", "BuildCache", "content_fingerprint", "fingerprint"]
@@ -49,14 +49,14 @@ def _content_key(path: str, entry: LayerEntry | None = None) -> str:
             exe = os.fstat(fh.fileno()).st_mode & 0o111
     except OSError as exc:
         raise PackError(f"cannot read {path}: {exc.strerror}; fix it or exclude it.") from exc
-    if entry is not None and entry.transform == "shebang":
-        data = _rewrite_shebang(data)
-    elif entry is not None and entry.transform == "record":
-        data = _rewrite_record(data, entry.record_keep, entry.record_blank)
+    if entry is not None:
+        data = transformed(entry, data)
     return f"{hashlib.sha256(data).hexdigest()}:{1 if exe else 0}"
 
 
 def _entry_key(entry: LayerEntry, mode: str) -> str:
+    if entry.transform == "symlink":
+        return "symlink:" + entry.source
     if mode == "content":
         key = _content_key(entry.source, entry)
     elif mode == "record" and entry.known_hash:
@@ -64,6 +64,8 @@ def _entry_key(entry: LayerEntry, mode: str) -> str:
         key = entry.known_hash + ":" + _stat_key(entry.source)
     else:
         key = _stat_key(entry.source)
+    if entry.relocate is not None:
+        key += "|" + "\x1f".join(entry.relocate)
     if entry.transform == "record":
         key += "|" + "\x1f".join(sorted(entry.record_keep)) + "|" + "\x1f".join(
             sorted(entry.record_blank)
@@ -113,6 +115,7 @@ class BuildCache:
         try:
             info = json.loads((self.root / "fingerprints" / f"{fp}.json").read_text())
             digest, size, files = str(info["digest"]), int(info["size"]), int(info["files"])
+            unpacked = int(info["unpacked"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
         path = self.blob_dir / f"{digest.split(':', 1)[-1]}.tar.gz"
@@ -121,7 +124,7 @@ class BuildCache:
                 return None
         except OSError:
             return None
-        return Blob(digest, size, files, path)
+        return Blob(digest, size, files, path, unpacked)
 
     def sweep_temp(self, older_than: float = STALE_TEMP_SECONDS) -> int:
         """Remove ``.tmp-*`` leftovers of killed packs; returns how many went."""
@@ -147,7 +150,8 @@ class BuildCache:
     def store(self, fp: str, blob: Blob) -> None:
         """Remember *blob* (already in :attr:`blob_dir`) under fingerprint *fp*."""
         fp_dir = self.root / "fingerprints"
-        data = json.dumps({"digest": blob.digest, "size": blob.size, "files": blob.files})
+        data = json.dumps({"digest": blob.digest, "size": blob.size, "files": blob.files,
+                           "unpacked": blob.unpacked})
         try:
             fp_dir.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=fp_dir)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..errors import PackError
-from .sources.conda import conda_shared_libs
+from .sources.conda import CondaPackage
 from .sources.snapshot import DistInfo, Snapshot
 from .sources.sourcetree import SourceWalker, root_entries
 
@@ -31,25 +31,31 @@ class LayerEntry(NamedTuple):
 
     arcname: str  # path inside the layer, e.g. "site-packages/numpy/__init__.py"
     source: str  # absolute path read when archiving
-    transform: str = ""  # "" (copy) | "shebang" (python shebang -> /usr/bin/env python) | "record"
+    # "" (copy) | "shebang" (python shebang -> /usr/bin/env python) | "record" |
+    # "symlink" (source is the link's target) | "unprefix" (a conda file: see relocate)
+    transform: str = ""
     known_hash: str | None = None  # hash recorded by the installer (saves re-hashing)
     record_keep: frozenset[str] = frozenset()  # transform == "record": RECORD rows kept as is
     record_blank: frozenset[str] = frozenset()  # ... and rows kept without hash/size
+    relocate: tuple[str, str, str] | None = None  # "unprefix": (prefix, placeholder, mode)
 
 
 @dataclass(frozen=True)
 class LayerPlan:
     """What one layer holds, and how its build-cache fingerprint is computed."""
 
-    kind: str  # "python" | "dist" | "code"
+    kind: str  # "python" | "conda" | "dist" | "code"
     entries: tuple[LayerEntry, ...]  # sorted by arcname, unique
     fingerprint_mode: str  # "record" (RECORD hashes, else stat) | "content" | "stat"
     salt: tuple[str, ...] = field(default=())  # other fingerprint inputs (abi, platform, ...)
     dists: tuple[str, ...] = ()  # "name==version" of the distributions it holds, sorted
+    package: CondaPackage | None = None  # conda layers (and a conda env's python layer)
 
     @property
     def label(self) -> str:
         """How logs and progress name it: ``dist numpy==2.3.4``, ``code``, ``python``."""
+        if self.package is not None:
+            return f"{self.kind} {self.package.label}"
         return f"{self.kind} {', '.join(self.dists)}" if self.dists else self.kind
 
     @property
@@ -57,7 +63,7 @@ class LayerPlan:
         """The modules bytecode is compiled for: the ``.py`` files under ``site-packages/``
         (the stdlib for the python layer), but not those of test suites (see
         :func:`is_test_module`)."""
-        return tuple(e for e in self.entries if e.arcname.endswith(".py")
+        return tuple(e for e in self.entries if e.arcname.endswith(".py") and not e.transform
                      and module_root(e.arcname) is not None and not is_test_module(e.arcname))
 
 
@@ -305,10 +311,5 @@ def plan_python(snapshot: Snapshot, salt: tuple[str, ...] = ()) -> LayerPlan:
             if os.path.islink(full) and not os.path.exists(full):
                 continue
             b.add(LayerEntry(f"{arcdir}/{name}", full))
-    conda_libs = conda_shared_libs(snapshot)
-    lib_arc = f"python/{os.path.relpath(libdir, base).replace(os.sep, '/')}" if (
-        libdir.startswith(base + os.sep)) else "python/lib"
-    for name, real in conda_libs:
-        b.add(LayerEntry(f"{lib_arc}/{name}", real))
-    salt = (base, snapshot.python.version) + (("conda",) if conda_libs else ()) + salt
+    salt = (base, snapshot.python.version) + salt
     return b.plan("python", "stat", salt)

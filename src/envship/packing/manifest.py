@@ -13,6 +13,7 @@ from ..errors import ManifestError
 __all__ = [
     "SCHEMA",
     "SCHEMA_1",
+    "SCHEMA_3",
     "SCHEMAS",
     "LAYER_KINDS",
     "LAYER_KINDS_1",
@@ -28,11 +29,14 @@ __all__ = [
 
 SCHEMA = "envship.manifest/2"  # what pack writes
 SCHEMA_1 = "envship.manifest/1"  # still read (envs already in stores)
-SCHEMAS = (SCHEMA_1, SCHEMA)
+SCHEMA_3 = "envship.manifest/3"  # conda envs: conda layers, relocations, unpacked sizes
+SCHEMAS = (SCHEMA_1, SCHEMA, SCHEMA_3)
 LAYER_KINDS = ("python", "code", "dist")
+LAYER_KINDS_3 = ("python", "conda", "code", "dist")
+RELOCATION_MODES = ("text", "binary")
 LAYER_KINDS_1 = ("python", "deps", "code")
 BYTECODE = ("packed", "node", "none")  # schema 2: who compiles a code/dist layer's .py files
-SOURCES = ("index", "editable", "local", "vcs", "archive", "unknown")
+SOURCES = ("index", "editable", "local", "vcs", "archive", "conda", "unknown")
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -62,6 +66,10 @@ class LayerRef:
     url: str | None = None  # presigned variants only; never part of the env id
     dists: tuple[str, ...] = ()  # schema 2, code/dist layers: "name==version" it holds, sorted
     bytecode: str | None = None  # schema 2: one of BYTECODE (python layer: "packed" or None)
+    unpacked: int | None = None  # schema 3: bytes of its regular files once extracted
+    package: Mapping[str, str] | None = None  # schema 3, conda: name/version/build/subdir/noarch
+    relocations: tuple[tuple[str, str, str], ...] = ()  # conda: (path, placeholder, mode)
+    entry_points: tuple[str, ...] = ()  # noarch python conda packages: "name = module:func"
 
     @property
     def hex(self) -> str:
@@ -108,7 +116,8 @@ class Manifest:
     # -- identity ---------------------------------------------------------------
     def hashed_dict(self) -> dict[str, Any]:
         """The part the env id covers: everything but presigned layer URLs."""
-        v2 = self.schema_id == SCHEMA
+        v3 = self.schema_id == SCHEMA_3
+        v2 = self.schema_id == SCHEMA or v3
         python = {
             "implementation": self.python.implementation,
             "version": self.python.version,
@@ -126,6 +135,14 @@ class Manifest:
                 out["dists"] = list(lay.dists)
             if v2 and lay.bytecode is not None:
                 out["bytecode"] = lay.bytecode
+            if v3:
+                out["unpacked"] = lay.unpacked or 0
+                if lay.package is not None:
+                    out["package"] = dict(lay.package)
+                    out["relocations"] = [{"path": p, "placeholder": ph, "mode": m}
+                                          for p, ph, m in lay.relocations]
+                    if lay.entry_points:
+                        out["entry_points"] = list(lay.entry_points)
             layers.append(out)
         return {
             "schema": self.schema_id,
@@ -193,7 +210,8 @@ class Manifest:
         schema = obj.get("schema")
         if schema not in SCHEMAS:
             raise fail(f"unknown schema {schema!r} (this envship reads {' and '.join(SCHEMAS)})")
-        v2 = schema == SCHEMA
+        v3 = schema == SCHEMA_3
+        v2 = schema == SCHEMA or v3
         try:
             py = obj["python"]
             cache_tag = py.get("cache_tag") if v2 and isinstance(py, dict) else None
@@ -206,7 +224,7 @@ class Manifest:
                 platform=_str(py, "platform"),
                 cache_tag=cache_tag,
             )
-            layers = tuple(_layer(x, v2) for x in _list(obj, "layers"))
+            layers = tuple(_layer(x, v2, v3) for x in _list(obj, "layers"))
             dists = tuple(
                 Distribution(
                     _str(d, "name"), _str(d, "version"), _str(d, "source"), _str(d, "layer")
@@ -278,9 +296,36 @@ def _list(obj: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
-def _layer(obj: Any, v2: bool) -> LayerRef:
+def _conda_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """Schema 3: ``unpacked`` and a conda layer's package, relocations and entry points."""
+    out: dict[str, Any] = {"unpacked": _int(obj, "unpacked")}
+    pkg = obj.get("package")
+    if pkg is None:
+        return out
+    if not isinstance(pkg, dict) or not all(isinstance(v, str) and v for v in pkg.values()):
+        raise TypeError("layer 'package' must map name/version/build/subdir to strings")
+    for key in ("name", "version", "build", "subdir"):
+        _str(pkg, key)
+    out["package"] = dict(pkg)
+    rel = []
+    for r in _list(obj, "relocations"):
+        path, ph, mode = _str(r, "path"), _str(r, "placeholder"), _str(r, "mode")
+        if mode not in RELOCATION_MODES:
+            raise ValueError(f"relocation mode {mode!r} is not text or binary")
+        rel.append((path, ph, mode))
+    if rel != sorted(rel):
+        raise ValueError("layer 'relocations' are not sorted by path")
+    out["relocations"] = tuple(rel)
+    eps = _list(obj, "entry_points")
+    if not all(isinstance(e, str) and "=" in e for e in eps):
+        raise TypeError("layer 'entry_points' must be 'name = module:function' strings")
+    out["entry_points"] = tuple(eps)
+    return out
+
+
+def _layer(obj: Any, v2: bool, v3: bool = False) -> LayerRef:
     kind = _str(obj, "kind")
-    allowed = LAYER_KINDS if v2 else LAYER_KINDS_1
+    allowed = LAYER_KINDS_3 if v3 else LAYER_KINDS if v2 else LAYER_KINDS_1
     if kind not in allowed:
         raise ValueError(f"unknown layer kind {kind!r} (expected one of {', '.join(allowed)})")
     digest = _str(obj, "digest")
@@ -303,4 +348,6 @@ def _layer(obj: Any, v2: bool) -> LayerRef:
         bytecode = obj.get("bytecode")
         if bytecode is not None and bytecode not in BYTECODE:
             raise ValueError(f"layer 'bytecode' {bytecode!r} is not one of {', '.join(BYTECODE)}")
-    return LayerRef(kind, digest, _int(obj, "size"), _int(obj, "files"), url, dists, bytecode)
+    extra = _conda_fields(obj) if v3 else {}
+    return LayerRef(kind, digest, _int(obj, "size"), _int(obj, "files"), url, dists, bytecode,
+                    **extra)

@@ -19,7 +19,7 @@ from .archive import Blob, write_blob
 from .buildcache import BuildCache, content_fingerprint, fingerprint
 from .bytecode import CompilePool, Compiler, compiler_for
 from .layers import LayerEntry, LayerPlan, plan_layers, plan_python, sort_key
-from .manifest import SCHEMA, Distribution, LayerRef, Manifest
+from .manifest import SCHEMA, SCHEMA_3, Distribution, LayerRef, Manifest
 from .selection import select
 from .sources.conda import conda_prefix
 from .sources.snapshot import Snapshot, default_cache_tag, take_snapshot
@@ -32,7 +32,7 @@ __all__ = ["PackResult", "pack", "pack_lock", "pack_snapshot"]
 log = logging.getLogger(__name__)
 
 
-_LAYER_ORDER = ("python", "code", "dist")
+_LAYER_ORDER = ("python", "conda", "code", "dist")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def pack(
     snapshot = take_snapshot(python, probe_cache=cache.root / "probes")
     return pack_snapshot(
         snapshot,
-        with_python=with_python or conda_prefix(snapshot) is not None,  # conda: own interpreter
+        with_python=with_python,
         exclude=exclude,
         only=only,
         include=include,
@@ -105,9 +105,23 @@ def pack_snapshot(
     # What a dist blob's bytes depend on besides its own files: the target interpreter.
     salt = (py.implementation, cache_tag, py.abi, py.platform,
             compiler.fingerprint if compiler is not None else "bytecode=node")
-    plans = plan_layers(snapshot, selection.kept, salt)
-    if with_python:
-        plans.insert(0, plan_python(snapshot, salt[-1:]))
+    conda = conda_prefix(snapshot)
+    conda_owned: frozenset[str] = frozenset()
+    if conda is not None:  # a conda env: its packages, its own interpreter among them
+        from .conda_layers import plan_conda
+
+        found_conda = plan_conda(snapshot, conda, salt)
+        conda_owned = found_conda.owned_dists
+        pip = [d for d in selection.kept if f"{d.name}=={d.version}" not in conda_owned]
+        plans = list(found_conda.plans) + plan_layers(snapshot, pip, salt)
+        if found_conda.stray:
+            plans.append(LayerPlan("code", tuple(
+                LayerEntry(arc, path) for arc, path in sorted(
+                    found_conda.stray, key=lambda s: sort_key(s[0]))), "content", tuple(salt)))
+    else:
+        plans = plan_layers(snapshot, selection.kept, salt)
+        if with_python:
+            plans.insert(0, plan_python(snapshot, salt[-1:]))
     if not plans:
         raise PackError(
             f"nothing to pack in {snapshot.prefix}: every distribution was left out; "
@@ -124,12 +138,20 @@ def pack_snapshot(
         if blob.digest in blobs:
             continue
         bytecode = None
-        if plan.kind != "python":
+        if plan.package is not None:
+            bytecode = "packed" if plan.py_sources and compiler else "none"
+        elif plan.kind != "python":
             bytecode = "none" if not plan.py_sources else "packed" if compiler else "node"
         elif compiler is not None:
             bytecode = "packed"  # the stdlib; without it (older envs) the node compiles it
-        refs.append(LayerRef(plan.kind, blob.digest, blob.size, blob.files, None, plan.dists,
-                             bytecode))
+        pkg = plan.package
+        refs.append(LayerRef(
+            plan.kind, blob.digest, blob.size, blob.files, None, plan.dists, bytecode,
+            blob.unpacked,
+            pkg.package_dict() if pkg is not None else None,
+            pkg.relocations if pkg is not None else (),
+            pkg.entry_points if pkg is not None else (),
+        ))
         blobs[blob.digest] = blob.path
         built[blob.digest] = now
     empty = [d.name for d in selection.kept if f"{d.name}=={d.version}" not in layer_of]
@@ -139,21 +161,26 @@ def pack_snapshot(
             "environment; reinstall it, or leave it out with --exclude."
         )
     dists = tuple(
-        Distribution(d.name, d.version, d.source, layer_of[f"{d.name}=={d.version}"])
+        Distribution(d.name, d.version,
+                     "conda" if f"{d.name}=={d.version}" in conda_owned else d.source,
+                     layer_of[f"{d.name}=={d.version}"])
         for d in selection.kept
     )
     eps: dict[str, dict[str, str]] = {}
     for d in selection.kept:
+        if f"{d.name}=={d.version}" in conda_owned:
+            continue  # conda writes its own scripts (noarch: the layer's entry points)
         for group, items in d.entry_points.items():
             eps.setdefault(group, {}).update(items)
     python = dataclasses.replace(py, cache_tag=cache_tag)
     manifest = Manifest(
         python=python,
-        layers=tuple(sorted(refs, key=lambda r: (_LAYER_ORDER.index(r.kind), list(r.dists)))),
+        layers=tuple(sorted(refs, key=lambda r: (
+            _LAYER_ORDER.index(r.kind), (r.package or {}).get("name", ""), list(r.dists)))),
         distributions=dists,
         entry_points={g: dict(sorted(v.items())) for g, v in sorted(eps.items())},
         excluded=selection.excluded,
-        schema=SCHEMA,
+        schema=SCHEMA_3 if conda is not None else SCHEMA,
     )
     return PackResult(manifest, manifest.env_id, blobs, built, env_prefix=snapshot.prefix)
 
@@ -176,7 +203,7 @@ def _build(
     # e.g. the same numpy in another venv. Hashing the files costs far less than a rebuild.
     by_content: dict[int, str] = {}
     for i, f in enumerate(found):
-        if f is None and plans[i].kind == "dist":
+        if f is None and (plans[i].kind == "dist" or plans[i].package is not None):
             by_content[i] = cfp = content_fingerprint(plans[i])
             hit = cache.lookup(cfp)
             if hit is not None:

@@ -1,0 +1,165 @@
+"""The layer plans of a conda env: one per conda package, in its placeholder form, + strays.
+
+A conda layer's bytes depend on the package alone, never on the prefix it was installed in:
+files holding the install path are taken from the package cache (``link.source``) when the
+copy there is the package's, else read from the prefix with the installer's substitution undone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .layers import LayerEntry, LayerPlan, sort_key
+from .sources.conda import CondaFile, CondaPackage, owned_paths, read_conda_meta, unprefix
+from .sources.snapshot import DistInfo, Snapshot
+
+__all__ = ["CondaPlans", "plan_conda"]
+
+log = logging.getLogger(__name__)
+
+_NOT_PACKED = ("conda-meta", "pkgs", "envs", "__pycache__")
+
+
+@dataclass(frozen=True)
+class CondaPlans:
+    """What :func:`plan_conda` found: a plan per package, the pip dists conda owns, strays."""
+
+    plans: tuple[LayerPlan, ...]  # the python package's (kind "python") first
+    owned_dists: frozenset[str]  # "name==version" of distributions a conda package installed
+    stray: tuple[tuple[str, str], ...]  # (arcname "data/<path>", absolute path) nobody owns
+    changed: tuple[str, ...]  # prefix paths that differ from their package (packed as found)
+
+
+def _sha256(path: str | Path, data: bytes | None = None) -> str:
+    if data is None:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    return hashlib.sha256(data).hexdigest()
+
+
+def _symlink(prefix: Path, f: CondaFile) -> LayerEntry | None:
+    full = prefix / f.path
+    target = os.readlink(full)
+    if os.path.isabs(target):
+        inside = os.path.relpath(os.path.realpath(full), prefix)
+        if inside.startswith(".."):
+            log.warning("%s: symlink to %s outside the env; packing the file it points to",
+                        f.path, target)
+            return LayerEntry(f.arcname, os.path.realpath(full))
+        target = os.path.relpath(prefix / inside, (prefix / f.path).parent)
+    return LayerEntry(f.arcname, target, "symlink")
+
+
+def _placeholder_entry(prefix: Path, pkg: CondaPackage, f: CondaFile, changed: list[str]
+                       ) -> LayerEntry:
+    """The file in its package form: the package cache's copy when it hashes as the package's,
+    else the prefix's copy with the install path turned back into the placeholder."""
+    assert f.placeholder is not None and f.mode is not None
+    if pkg.source is not None and f.sha256:
+        cached = os.path.join(pkg.source, f.arcname)
+        try:
+            if _sha256(cached) == f.sha256:
+                return LayerEntry(f.arcname, cached, known_hash=f.sha256)
+        except OSError:
+            pass
+    installed = prefix / f.path
+    relocate = (str(prefix), f.placeholder, f.mode)
+    if f.sha256:
+        undone = unprefix(installed.read_bytes(), *relocate)
+        if _sha256(installed, undone) != f.sha256:
+            changed.append(f.path)
+    return LayerEntry(f.arcname, str(installed), "unprefix", f.sha256, relocate=relocate)
+
+
+def _package_plan(prefix: Path, pkg: CondaPackage, salt: Sequence[str], dists: Sequence[str],
+                  changed: list[str]) -> LayerPlan:
+    entries: list[LayerEntry] = []
+    for f in pkg.files:
+        full = prefix / f.path
+        if f.symlink and os.path.islink(full):
+            entry = _symlink(prefix, f)
+        elif not os.path.lexists(full):
+            log.warning("%s: %s of conda package %s is missing (removed after install?); "
+                        "the env will not have it", prefix, f.path, pkg.label)
+            changed.append(f.path)
+            continue
+        elif f.placeholder is not None:
+            entry = _placeholder_entry(prefix, pkg, f, changed)
+        else:
+            if f.size is not None and os.stat(full).st_size != f.size:
+                changed.append(f.path)
+            entry = LayerEntry(f.arcname, str(full), known_hash=f.sha256)
+        if entry is not None:
+            entries.append(entry)
+    entries.sort(key=lambda e: sort_key(e.arcname))
+    kind = "python" if pkg.name == "python" else "conda"
+    return LayerPlan(kind, tuple(entries), "record", tuple(salt), tuple(sorted(dists)), pkg)
+
+
+def _site_rel(snapshot: Snapshot, prefix: Path) -> str:
+    for sp in snapshot.site_packages:
+        rel = os.path.relpath(sp, prefix)
+        if not rel.startswith(".."):
+            return rel.replace(os.sep, "/") + "/"
+    mm = snapshot.python.major_minor
+    return f"lib/python{mm}/site-packages/"
+
+
+def _strays(prefix: Path, owned: set[str], site: str) -> list[tuple[str, str]]:
+    """Files under *prefix* that no conda package and no pip distribution installed (outside
+    site-packages: the snapshot reports strays there)."""
+    found: list[tuple[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(prefix):
+        rel_dir = os.path.relpath(dirpath, prefix).replace(os.sep, "/")
+        rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if d not in _NOT_PACKED and not (rel_dir + d + "/").startswith(site)
+            and not (os.path.islink(os.path.join(dirpath, d)) and rel_dir + d in owned)
+        )
+        for name in sorted(filenames):
+            rel = rel_dir + name
+            if rel in owned or name.endswith((".pyc", ".pyo")):
+                continue
+            found.append(("data/" + rel, os.path.join(dirpath, name)))
+    return found
+
+
+def plan_conda(snapshot: Snapshot, prefix: Path, salt: Sequence[str]) -> CondaPlans:
+    """Plans for every conda package of *prefix*; which of the snapshot's distributions the
+    packages own; files nobody owns; files changed since they were installed."""
+    site = _site_rel(snapshot, prefix)
+    packages = read_conda_meta(prefix, site)
+    owned = owned_paths(packages, prefix)
+    by_meta: dict[str, DistInfo] = {}
+    for d in snapshot.distributions:
+        rel = os.path.relpath(d.metadata_dir, prefix).replace(os.sep, "/")
+        by_meta[rel] = d
+    pip_owned: set[str] = set()
+    owned_dists: set[str] = set()
+    plans: list[LayerPlan] = []
+    changed: list[str] = []
+    for pkg in packages:
+        mine = {os.path.dirname(f.path) for f in pkg.files
+                if os.path.dirname(f.path) in by_meta}
+        dists = [f"{by_meta[m].name}=={by_meta[m].version}" for m in sorted(mine)]
+        owned_dists.update(dists)
+        plans.append(_package_plan(prefix, pkg, salt, dists, changed))
+    for d in snapshot.distributions:
+        if f"{d.name}=={d.version}" not in owned_dists:
+            pip_owned.update(os.path.relpath(f.path, prefix).replace(os.sep, "/")
+                             for f in d.files)
+    stray = _strays(prefix, owned | pip_owned, site)
+    for _, path in stray:
+        log.warning("%s: owned by no conda package and no distribution; packing it as a "
+                    "stray file", path)
+    for path in changed:
+        log.warning("%s/%s differs from its conda package (changed after install): packed as "
+                    "found", prefix, path)
+    plans.sort(key=lambda p: (p.kind != "python", p.label))
+    return CondaPlans(tuple(plans), frozenset(owned_dists), tuple(stray), tuple(changed))
