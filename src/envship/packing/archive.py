@@ -41,7 +41,7 @@ class Blob:
     size: int
     files: int
     path: Path
-    unpacked: int = 0  # bytes of its regular files once extracted
+    unpacked: int  # bytes of its regular files once extracted (the node's extraction bound)
 
 
 class _HashingFile(io.RawIOBase):
@@ -212,15 +212,17 @@ def _stream(out: BlockWriter, entry: LayerEntry, mode: int) -> tuple[int, int]:
     return len(header), size
 
 
-def _add_file(out: BlockWriter, entry: LayerEntry, loaded: tuple[int, bytes | None]) -> int:
-    """Append one file entry; returns the number of tar bytes written."""
+def _add_file(
+    out: BlockWriter, entry: LayerEntry, loaded: tuple[int, bytes | None]
+) -> tuple[int, int]:
+    """Append one file entry; returns (tar bytes written, the file's size)."""
     mode, data = loaded
     if entry.transform == "symlink":
         info = tarfile.TarInfo(entry.arcname)
         info.type, info.linkname, info.mode = tarfile.SYMTYPE, entry.source, 0o777
         header = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
         out.write(header)
-        return len(header)
+        return len(header), 0
     if data is None:
         header_len, size = _stream(out, entry, mode)
     else:
@@ -232,7 +234,7 @@ def _add_file(out: BlockWriter, entry: LayerEntry, loaded: tuple[int, bytes | No
     pad = -size % tarfile.BLOCKSIZE
     if pad:
         out.write(_ZERO[:pad])
-    return header_len + size + pad
+    return header_len + size + pad, size
 
 
 def _prefetched(entries: Sequence[LayerEntry]) -> Iterator[tuple[int, bytes | None]]:
@@ -290,10 +292,9 @@ def write_blob(
                             header = _header(d, 0, 0o755, True)
                             out.write(header)
                             written += len(header)
-                    written += _add_file(out, entry, loaded)
-                    if entry.transform != "symlink":
-                        unpacked += len(loaded[1]) if loaded[1] is not None else os.stat(
-                            entry.source).st_size
+                    tar_bytes, size = _add_file(out, entry, loaded)
+                    written += tar_bytes
+                    unpacked += size
                     if progress is not None and (i % 64 == 0 or i + 1 == total):
                         progress(label, i + 1, total)
                 # end-of-archive: two zero blocks, padded to tar's 10 KiB record size

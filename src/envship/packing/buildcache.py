@@ -64,7 +64,7 @@ def _entry_key(entry: LayerEntry, mode: str) -> str:
         key = entry.known_hash + ":" + _stat_key(entry.source)
     else:
         key = _stat_key(entry.source)
-    if entry.relocate is not None:
+    if entry.relocate is not None and mode != "content":  # content: prefix undone already
         key += "|" + "\x1f".join(entry.relocate)
     if entry.transform == "record":
         key += "|" + "\x1f".join(sorted(entry.record_keep)) + "|" + "\x1f".join(
@@ -115,7 +115,7 @@ class BuildCache:
         try:
             info = json.loads((self.root / "fingerprints" / f"{fp}.json").read_text())
             digest, size, files = str(info["digest"]), int(info["size"]), int(info["files"])
-            unpacked = int(info["unpacked"])
+            unpacked = int(info["unpacked"])  # entries of older envships lack it: rebuilt
         except (OSError, ValueError, KeyError, TypeError):
             return None
         path = self.blob_dir / f"{digest.split(':', 1)[-1]}.tar.gz"

@@ -63,8 +63,11 @@ class LayerPlan:
         """The modules bytecode is compiled for: the ``.py`` files under ``site-packages/``
         (the stdlib for the python layer), but not those of test suites (see
         :func:`is_test_module`)."""
+        # a conda file holding a placeholder is rewritten on the node: no bytecode of it
+        moved = {r[0] for r in self.package.relocations} if self.package is not None else ()
         return tuple(e for e in self.entries if e.arcname.endswith(".py") and not e.transform
-                     and module_root(e.arcname) is not None and not is_test_module(e.arcname))
+                     and module_root(e.arcname) is not None and not is_test_module(e.arcname)
+                     and e.arcname not in moved)
 
 
 # Test suites shipped inside packages (pandas/tests, scipy/*/tests, numpy/_core/tests: 45 % of
@@ -81,13 +84,19 @@ def is_test_module(arcname: str) -> bool:
 
 def module_root(arcname: str) -> str | None:
     """The directory of *arcname* that is on ``sys.path`` (``site-packages/``, or the stdlib
-    ``python/lib/pythonX.Y/``), or None when the file is not importable from one."""
+    ``python/lib/pythonX.Y/``; in conda layers ``lib/pythonX.Y/[site-packages/]``), or None
+    when the file is not importable from one."""
     if arcname.startswith("site-packages/"):
         return "site-packages/"
-    if arcname.startswith("python/lib/python"):
-        head = "/".join(arcname.split("/", 3)[:3]) + "/"
-        if "site-packages" not in arcname and head.count(".") == 1:
-            return head
+    for top, depth in (("python/lib/python", 3), ("lib/python", 2)):
+        if arcname.startswith(top):
+            parts = arcname.split("/")
+            head = "/".join(parts[:depth]) + "/"
+            if head.count(".") != 1:
+                return None
+            if len(parts) > depth + 1 and parts[depth] == "site-packages":
+                return head + "site-packages/" if depth == 2 else None
+            return head if "site-packages" not in arcname else None
     return None
 
 

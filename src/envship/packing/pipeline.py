@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PackError
+from ..node.formats import layer_order
 from ..progress import Progress
 from .archive import Blob, write_blob
 from .buildcache import BuildCache, content_fingerprint, fingerprint
 from .bytecode import CompilePool, Compiler, compiler_for
 from .layers import LayerEntry, LayerPlan, plan_layers, plan_python, sort_key
-from .manifest import SCHEMA, SCHEMA_3, Distribution, LayerRef, Manifest
+from .manifest import SCHEMA, Distribution, LayerRef, Manifest, Relocation
 from .selection import select
 from .sources.conda import conda_prefix
 from .sources.snapshot import Snapshot, default_cache_tag, take_snapshot
@@ -32,7 +33,6 @@ __all__ = ["PackResult", "pack", "pack_lock", "pack_snapshot"]
 log = logging.getLogger(__name__)
 
 
-_LAYER_ORDER = ("python", "conda", "code", "dist")
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,9 @@ def pack_snapshot(
         if blob.digest in blobs:
             continue
         bytecode = None
-        if plan.package is not None:
+        if plan.package is not None and plan.kind == "python":
+            bytecode = "packed" if compiler is not None else None
+        elif plan.package is not None:
             bytecode = "packed" if plan.py_sources and compiler else "none"
         elif plan.kind != "python":
             bytecode = "none" if not plan.py_sources else "packed" if compiler else "node"
@@ -148,8 +150,8 @@ def pack_snapshot(
         refs.append(LayerRef(
             plan.kind, blob.digest, blob.size, blob.files, None, plan.dists, bytecode,
             blob.unpacked,
-            pkg.package_dict() if pkg is not None else None,
-            pkg.relocations if pkg is not None else (),
+            pkg.manifest_package() if pkg is not None else None,
+            tuple(Relocation(*r) for r in pkg.relocations) if pkg is not None else (),
             pkg.entry_points if pkg is not None else (),
         ))
         blobs[blob.digest] = blob.path
@@ -173,14 +175,15 @@ def pack_snapshot(
         for group, items in d.entry_points.items():
             eps.setdefault(group, {}).update(items)
     python = dataclasses.replace(py, cache_tag=cache_tag)
+    schema = SCHEMA
     manifest = Manifest(
         python=python,
         layers=tuple(sorted(refs, key=lambda r: (
-            _LAYER_ORDER.index(r.kind), (r.package or {}).get("name", ""), list(r.dists)))),
+            layer_order(schema, r.kind), r.package.name if r.package else "", list(r.dists)))),
         distributions=dists,
         entry_points={g: dict(sorted(v.items())) for g, v in sorted(eps.items())},
         excluded=selection.excluded,
-        schema=SCHEMA_3 if conda is not None else SCHEMA,
+        schema=schema,
     )
     return PackResult(manifest, manifest.env_id, blobs, built, env_prefix=snapshot.prefix)
 

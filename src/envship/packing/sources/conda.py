@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import PackError
+from ..manifest import CondaPackage as ManifestPackage
 from .snapshot import Snapshot
 
 __all__ = [
@@ -65,13 +66,9 @@ class CondaPackage:
         return tuple(sorted((f.arcname, f.placeholder, f.mode or "text") for f in self.files
                             if f.placeholder is not None and not f.symlink))
 
-    def package_dict(self) -> dict[str, str]:
+    def manifest_package(self) -> ManifestPackage:
         """The manifest's ``package`` field."""
-        out = {"name": self.name, "version": self.version, "build": self.build,
-               "subdir": self.subdir}
-        if self.noarch:
-            out["noarch"] = self.noarch
-        return out
+        return ManifestPackage(self.name, self.version, self.build, self.subdir, self.noarch)
 
 
 def conda_prefix(snapshot: Snapshot) -> Path | None:
