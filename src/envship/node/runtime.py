@@ -89,7 +89,9 @@ class View:
         env["VIRTUAL_ENV"] = self.path
         env["ENVSHIP_ENV_ID"] = self.env_id
         env.pop("PYTHONHOME", None)
-        return env
+        from .conda import activate, is_conda_view
+
+        return activate(self.path, env) if is_conda_view(self.path) else env
 
 
 def prepare(
@@ -279,8 +281,8 @@ def _compile(
     """Byte-compile an unpacked schema-2 layer that was not compiled at pack time."""
     from .resolve import is_merged
 
-    if not is_merged(manifest) or lay.get("bytecode") in ("packed", "none"):
-        return 0
+    if not is_merged(manifest) or lay.get("bytecode") in ("packed", "none") or "package" in lay:
+        return 0  # a conda package without packed bytecode runs from its sources
     from .bytecode import compile_tree
 
     label = f"{lay['kind']} {lay['digest'][:19]}"

@@ -25,8 +25,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SKIPPED_TYPES = frozenset({"pyc_file", "unix_python_entry_point", "windows_python_entry_point_script",
-                            "windows_python_entry_point_exe", "directory"})
+# written by the installer, not taken from the package: bytecode, generated scripts, dirs
+_SKIPPED_TYPES = frozenset({"pyc_file", "unix_python_entry_point", "directory",
+                            "windows_python_entry_point_script", "windows_python_entry_point_exe"})
 _ENTRY_SCRIPT = re.compile(rb"^from ([\w.]+) import ([\w.]+)$", re.M)
 
 
