@@ -118,7 +118,7 @@ def assemble_conda(
     merger = Merger()
     others: list[tuple[str, str]] = []
     scripts: list[tuple[str, str]] = []
-    for lay, (kind, d) in zip(manifest["layers"], layer_dirs)  # noqa: B905 - Python 3.9:
+    for lay, (kind, d) in zip(manifest["layers"], layer_dirs):  # noqa: B905 - Python 3.9
         pkg = lay.get("package")
         if pkg is None:
             others.append((kind, d))
