@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from .interp import Interpreter
 
-__all__ = ["assemble_view", "PTH_NAME"]
+__all__ = ["assemble_view", "write_own_files", "PTH_NAME"]
 
 PTH_NAME = "_envship.pth"
 _SHEBANG_MAX = 127  # Linux truncates longer #! lines
@@ -63,14 +63,8 @@ def assemble_view(
 
     *layer_dirs* lists (kind, unpacked layer dir) in manifest order.
     """
-    from .formats import is_conda, is_merged
+    from .formats import is_merged
 
-    if is_conda(manifest):  # a real conda prefix, no venv
-        from .conda import assemble_conda
-
-        assemble_conda(tmp, final, manifest, layer_dirs, log)
-        _write_own(tmp, env_id, raw_manifest, layer_dirs)
-        return
     mm = ".".join(interpreter.version.split(".")[:2])
     bindir = os.path.join(tmp, "bin")
     site = os.path.join(tmp, "lib", f"python{mm}", "site-packages")
@@ -92,10 +86,10 @@ def assemble_view(
         _merge_layers(tmp, site, bindir, layer_dirs, taken, log)
     else:
         _pth_layers(site, bindir, layer_dirs, taken)
-    _write_own(tmp, env_id, raw_manifest, layer_dirs)
+    write_own_files(tmp, env_id, raw_manifest, layer_dirs)
 
 
-def _write_own(tmp: str, env_id: str, raw_manifest: bytes, layer_dirs: list[tuple[str, str]]
+def write_own_files(tmp: str, env_id: str, raw_manifest: bytes, layer_dirs: list[tuple[str, str]]
                ) -> None:
     """The view's own files: its env id, its manifest, the layers it links to."""
     with open(os.path.join(tmp, "envship-env-id"), "w", encoding="ascii") as f:

@@ -98,13 +98,15 @@ def _entry_point(view: str, bindir: str, spec: str, label: str) -> None:
 def assemble_conda(
     tmp: str,
     final: str,
+    env_id: str,
     manifest: dict[str, Any],
+    raw_manifest: bytes,
     layer_dirs: list[tuple[str, str]],
     log: Callable[[str], None] | None = None,
 ) -> None:
     """Write the conda prefix view of *manifest* into the empty dir *tmp*; paths inside the
     files name *final*. *layer_dirs*: (kind, unpacked layer dir) in manifest order."""
-    from .assemble import _console_scripts, _merge_layers
+    from .assemble import _console_scripts, _merge_layers, write_own_files
     from .merge import Merger
 
     mm = ".".join(manifest["python"]["version"].split(".")[:2])
@@ -150,6 +152,7 @@ def assemble_conda(
     taken = set(os.listdir(bindir))
     _console_scripts(manifest, bindir, final, taken)
     _merge_layers(tmp, os.path.join(tmp, site), bindir, others, taken, log)
+    write_own_files(tmp, env_id, raw_manifest, layer_dirs)
     if merger.copied and log:
         log(f"env view: copied {merger.copied} files (hard links to the layers failed: another "
             f"filesystem?), linked {merger.linked}")

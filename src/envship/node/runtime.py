@@ -346,6 +346,7 @@ def _ensure_env(
     log: Callable[[str], None] | None,
 ) -> str:
     from .assemble import assemble_view
+    from .formats import is_conda
 
     final = cache.view_dir(root, resolved.env_id)
     fd = cache.acquire(cache.lock_path(root, "build-" + resolved.env_id))
@@ -360,10 +361,14 @@ def _ensure_env(
             cache.remove_tree(trash)
         tmp = cache.temp_dir(parent, resolved.env_id)
         try:
-            assemble_view(
-                tmp, final, resolved.env_id, resolved.manifest, resolved.raw, dirs, interpreter,
-                log,
-            )
+            if is_conda(resolved.manifest):  # a real conda prefix, not a venv
+                from .conda import assemble_conda
+
+                assemble_conda(tmp, final, resolved.env_id, resolved.manifest, resolved.raw,
+                               dirs, log)
+            else:
+                assemble_view(tmp, final, resolved.env_id, resolved.manifest, resolved.raw,
+                              dirs, interpreter, log)
             cache.commit_dir(tmp, final)
         except BaseException:
             cache.remove_tree(tmp)
