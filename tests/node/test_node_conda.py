@@ -174,15 +174,25 @@ def test_changed_and_stray_files_are_packed_and_reported(
     new = data.with_name("data.new")  # a new file: the installed one is a hard link
     new.write_text("edited after install\n")
     new.replace(data)
+    conf = prefix / "etc" / "foo.conf"  # a file with a placeholder, edited by its user
+    edited = conf.with_name("foo.new")
+    edited.write_text(conf.read_text() + "verbose = 1\n")
+    edited.replace(conf)
     (prefix / "share" / "notes.txt").write_text("nobody owns me\n")
     with caplog.at_level(logging.WARNING):
         result = pack(prefix / "bin" / "python", cache_dir=tmp_path / "cache")
     text = caplog.text
     assert "share/foo/data.txt differs from its conda package" in text
+    assert "etc/foo.conf differs from its conda package" in text
     assert f"{prefix}/share/notes.txt: owned by no conda package" in text
     libfoo = {lay.digest for lay in result.manifest.layers
               if lay.package and lay.package.name == "libfoo"}
     assert libfoo.isdisjoint(lay.digest for lay in packed.a.manifest.layers)
+    import tarfile
+
+    with tarfile.open(result.blobs[libfoo.pop()]) as tar:  # packed as found, prefix undone
+        got = tar.extractfile("etc/foo.conf").read()  # type: ignore[union-attr]
+    assert got == f"datadir = {PLACEHOLDER}/share/foo\nverbose = 1\n".encode()
     pyfoo = {lay.digest for lay in result.manifest.layers
              if lay.package and lay.package.name == "pyfoo"}
     assert pyfoo <= {lay.digest for lay in packed.a.manifest.layers}  # the others still share

@@ -57,23 +57,29 @@ def _symlink(prefix: Path, f: CondaFile) -> LayerEntry | None:
 
 def _placeholder_entry(prefix: Path, pkg: CondaPackage, f: CondaFile, changed: list[str]
                        ) -> LayerEntry:
-    """The file in its package form: the package cache's copy when it hashes as the package's,
-    else the prefix's copy with the install path turned back into the placeholder."""
+    """The file in its package form: the prefix's copy with the install path turned back into
+    the placeholder when that gives the package's bytes; else the package cache's copy, if the
+    installed one is still what the installer wrote; else (changed after install) the prefix's
+    copy, turned back as far as it goes, reported."""
     assert f.placeholder is not None and f.mode is not None
-    if pkg.source is not None and f.sha256:
+    installed = prefix / f.path
+    relocate = (str(prefix), f.placeholder, f.mode)
+    entry = LayerEntry(f.arcname, str(installed), "unprefix", f.sha256, relocate=relocate)
+    if not f.sha256:
+        return entry  # nothing to check against
+    data = installed.read_bytes()
+    if _sha256(installed, unprefix(data, *relocate)) == f.sha256:
+        return entry
+    untouched = f.sha256_in_prefix is None or _sha256(installed, data) == f.sha256_in_prefix
+    if pkg.source is not None and untouched:
         cached = os.path.join(pkg.source, f.arcname)
         try:
             if _sha256(cached) == f.sha256:
                 return LayerEntry(f.arcname, cached, known_hash=f.sha256)
         except OSError:
             pass
-    installed = prefix / f.path
-    relocate = (str(prefix), f.placeholder, f.mode)
-    if f.sha256:
-        undone = unprefix(installed.read_bytes(), *relocate)
-        if _sha256(installed, undone) != f.sha256:
-            changed.append(f.path)
-    return LayerEntry(f.arcname, str(installed), "unprefix", f.sha256, relocate=relocate)
+    changed.append(f.path)
+    return entry
 
 
 def _package_plan(prefix: Path, pkg: CondaPackage, salt: Sequence[str], dists: Sequence[str],

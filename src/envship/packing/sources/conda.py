@@ -42,6 +42,7 @@ class CondaFile:
     mode: str | None = None  # "text" | "binary" when it holds a placeholder
     sha256: str | None = None  # of the file as the package holds it
     size: int | None = None  # installed size, when the record says
+    sha256_in_prefix: str | None = None  # of the file as the installer wrote it, if recorded
 
 
 @dataclass(frozen=True)
@@ -148,12 +149,14 @@ def _record(path: Path, prefix: Path, site: str) -> CondaPackage:
         ph = row.get("prefix_placeholder")
         mode = row.get("file_mode") if ph else None
         size = row.get("size_in_bytes")
+        in_prefix = row.get("sha256_in_prefix")
         files.append(CondaFile(
             rel, arcname, ptype == "softlink" or os.path.islink(prefix / rel),
             ph if isinstance(ph, str) and ph else None,
             mode if mode in ("text", "binary") else ("text" if ph else None),
             row.get("sha256") if isinstance(row.get("sha256"), str) else None,
             size if isinstance(size, int) and ptype != "softlink" else None,
+            in_prefix if isinstance(in_prefix, str) else None,
         ))
     eps = _entry_points(prefix, source, entry_scripts) if noarch == "python" else ()
     subdir = str(rec.get("subdir") or ("noarch" if noarch else "unknown"))
