@@ -43,8 +43,8 @@ def layer_alias(kind: str, digest: str | None = None) -> str:
 
 def is_merged(manifest: Manifest) -> bool:
     """Schema 2 (package-granular layers): the view merges them into one site-packages."""
-    return getattr(manifest, "schema", None) == "envship.manifest/2" or any(
-        lay.kind == "dist" for lay in manifest.layers
+    return getattr(manifest, "schema", None) in ("envship.manifest/2", "envship.manifest/3") or any(
+        lay.kind in ("dist", "conda") for lay in manifest.layers
     )
 
 
@@ -77,6 +77,7 @@ _ARCHIVES_SH = """\
 # envship (Spark archives mode): run Python inside env {env_id}
 here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd) || exit 127
 py="$here/../{python_alias}/python/bin/python{version}"
+[ -x "$py" ] || py="$here/../{python_alias}/bin/python{version}"  # a conda python package
 if [ ! -x "$py" ]; then
   py="${{ENVSHIP_PYTHON:-}}"
   if [ -z "$py" ]; then
@@ -180,6 +181,12 @@ def main():
     env["VIRTUAL_ENV"] = view
     env["ENVSHIP_ENV_ID"] = ENV_ID
     env.pop("PYTHONHOME", None)
+    if os.path.isdir(os.path.join(view, "conda-meta")):  # a conda prefix: activate it
+        sys.path.insert(0, here)
+        import envship_node  # noqa: F401 - serves the _envship_node package
+        from _envship_node.conda import activate
+
+        env = activate(view, env)
     os.execve(exe, [exe] + sys.argv[1:], env)
 
 
