@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.runs):
             cache = work / f"node-{i}"
             env = dict(os.environ, ENVSHIP_CACHE=str(cache))
-            cold.append(_timed(lambda: _run([str(BIN / "envship"), "exec", ref, "--", "python",
-                                              "-c", "pass"], env=env)))
+            cold.append(_timed(lambda env=env: _run(  # type: ignore[misc]
+                [str(BIN / "envship"), "exec", ref, "--", "python", "-c", "pass"], env=env)))
             view = str(next((cache / "envs").iterdir()))
             dest = work / f"unpacked-{i}" / "somewhere" / "env"
 

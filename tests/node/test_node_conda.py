@@ -20,6 +20,7 @@ import pytest
 from envship import pack
 from envship.node.conda import relocate
 from envship.node.errors import NodeError
+from envship.packing.diff import diff_manifests
 from envship.packing.pipeline import PackResult
 from envship.packing.sources.conda import unprefix
 from kits.condakit import PLACEHOLDER, CondaKit, install_env
@@ -196,6 +197,9 @@ def test_changed_and_stray_files_are_packed_and_reported(
     pyfoo = {lay.digest for lay in result.manifest.layers
              if lay.package and lay.package.name == "pyfoo"}
     assert pyfoo <= {lay.digest for lay in packed.a.manifest.layers}  # the others still share
+    diff = diff_manifests(packed.a.manifest, result.manifest)
+    assert diff.layers["conda libfoo"] == "changed" and diff.layers["code"] == "changed"
+    assert {diff.layers[k] for k in ("python", "conda pyfoo", "conda foocli")} == {"same"}
 
 
 def test_binary_relocation_keeps_length_and_refuses_a_longer_path() -> None:
