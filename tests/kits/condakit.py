@@ -202,6 +202,17 @@ def _write_package(pkg: _Pkg, channel: Path) -> dict[str, object]:
     return record
 
 
+def _timestamp_pyc(source: bytes, rel: str) -> bytes | None:
+    """The timestamp pyc conda-build would write for *source* (mtime: the package's)."""
+    from importlib._bootstrap_external import _code_to_timestamp_pyc  # type: ignore[attr-defined]
+
+    try:
+        code = compile(source, rel, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None
+    return bytes(_code_to_timestamp_pyc(code, _TIMESTAMP // 1000, len(source)))
+
+
 def _python_pkg(work: Path) -> _Pkg:
     base = Path(sys.base_prefix)
     files: dict[str, bytes] = {}
@@ -237,6 +248,11 @@ def _python_pkg(work: Path) -> _Pkg:
                 data = data.replace(old, PLACEHOLDER.encode())
                 text.append(rel)
             files[rel] = data
+            if name.endswith(".py"):  # bytecode, as conda-forge's python package carries it
+                pyc = _timestamp_pyc(data, rel)
+                if pyc is not None:
+                    head, _, tail = rel.rpartition("/")
+                    files[f"{head}/__pycache__/{tail[:-3]}.{sys.implementation.cache_tag}.pyc"] = pyc
     files[f"lib/python{MM}/site-packages/README.txt"] = b"conda site-packages\n"
     links = {"bin/python3": f"python{MM}", "bin/python": f"python{MM}",
              f"lib/libpython{MM}.so": libpy.name}

@@ -109,6 +109,17 @@ def test_blob_holds_the_package_form(packed: Packed, conda_kit: CondaKit) -> Non
     assert PLACEHOLDER.encode() + b"/share/foo\0" in lib
     assert link.issym() and link.linkname == "libfoo.so.1.0"
 
+    python = m.layers[0]  # the package's own bytecode, made unchecked-hash pycs
+    tag, mm = sys.implementation.cache_tag, f"{sys.version_info[0]}.{sys.version_info[1]}"
+    with tarfile.open(packed.store / "blobs" / "sha256" / f"{python.hex}.tar.gz") as tar:
+        member = tar.extractfile(f"lib/python{mm}/__pycache__/os.{tag}.pyc")
+        pyc = member.read() if member is not None else b""
+        names = set(tar.getnames())
+    assert pyc[4:16] == b"\x01" + bytes(11)
+    assert f"lib/python{mm}/__pycache__/_sysconfigdata__linux_x86_64-linux-gnu.{tag}.pyc" \
+        not in names  # its source is rewritten on the node: no bytecode of the placeholder form
+    assert python.bytecode == "packed"
+
 
 def test_runs_at_the_new_place_with_the_source_env_gone(packed: Packed, tmp_path: Path) -> None:
     assert not packed.gone[0].exists() and not packed.gone[1].exists()

@@ -82,11 +82,43 @@ def _placeholder_entry(prefix: Path, pkg: CondaPackage, f: CondaFile, changed: l
     return entry
 
 
+def _reusable_pyc(prefix: Path, f: CondaFile, by_arc: dict[str, CondaFile], cache_tag: str
+                  ) -> str | None:
+    """The ``.py`` arcname whose bytecode the package's *f* is, if it can ship as it is: made
+    for the target interpreter, of a source that holds no placeholder and, for a timestamp
+    pyc, of the source's size."""
+    head, _, name = f.arcname.rpartition("/__pycache__/")
+    stem, _, rest = name.partition(".")
+    src = by_arc.get(f"{head}/{stem}.py")
+    if rest != f"{cache_tag}.pyc" or src is None or src.placeholder is not None or src.symlink:
+        return None
+    try:
+        with open(prefix / f.path, "rb") as fh:
+            header = fh.read(16)
+        size = os.stat(prefix / src.path).st_size
+    except OSError:
+        return None
+    flags = int.from_bytes(header[4:8], "little")
+    if len(header) < 16 or flags not in (0, 1, 3):
+        return None
+    if flags == 0 and int.from_bytes(header[12:16], "little") != size & 0xFFFFFFFF:
+        return None  # not the bytecode of the file there now
+    return src.arcname
+
+
 def _package_plan(prefix: Path, pkg: CondaPackage, salt: Sequence[str], dists: Sequence[str],
-                  changed: list[str]) -> LayerPlan:
+                  changed: list[str], cache_tag: str) -> LayerPlan:
     entries: list[LayerEntry] = []
+    by_arc = {f.arcname: f for f in pkg.files}
+    precompiled: set[str] = set()
     for f in pkg.files:
         full = prefix / f.path
+        if f.arcname.endswith(".pyc"):
+            source = _reusable_pyc(prefix, f, by_arc, cache_tag)
+            if source is not None:
+                entries.append(LayerEntry(f.arcname, str(full), "pyc", f.sha256))
+                precompiled.add(source)
+            continue
         if f.symlink and os.path.islink(full):
             entry = _symlink(prefix, f)
         elif not os.path.lexists(full):
@@ -104,7 +136,8 @@ def _package_plan(prefix: Path, pkg: CondaPackage, salt: Sequence[str], dists: S
             entries.append(entry)
     entries.sort(key=lambda e: sort_key(e.arcname))
     kind = "python" if pkg.name == "python" else "conda"
-    return LayerPlan(kind, tuple(entries), "record", tuple(salt), tuple(sorted(dists)), pkg)
+    return LayerPlan(kind, tuple(entries), "record", tuple(salt), tuple(sorted(dists)), pkg,
+                     frozenset(precompiled))
 
 
 def _site_rel(snapshot: Snapshot, prefix: Path) -> str:
@@ -136,9 +169,11 @@ def _strays(prefix: Path, owned: set[str], site: str) -> list[tuple[str, str]]:
     return found
 
 
-def plan_conda(snapshot: Snapshot, prefix: Path, salt: Sequence[str]) -> CondaPlans:
+def plan_conda(snapshot: Snapshot, prefix: Path, salt: Sequence[str], cache_tag: str
+               ) -> CondaPlans:
     """Plans for every conda package of *prefix*; which of the snapshot's distributions the
-    packages own; files nobody owns; files changed since they were installed."""
+    packages own; files nobody owns; files changed since they were installed. *cache_tag*:
+    the target interpreter's, whose bytecode the packages may bring."""
     site = _site_rel(snapshot, prefix)
     packages = read_conda_meta(prefix, site)
     owned = owned_paths(packages, prefix)
@@ -155,7 +190,7 @@ def plan_conda(snapshot: Snapshot, prefix: Path, salt: Sequence[str]) -> CondaPl
                 if os.path.dirname(f.path) in by_meta}
         dists = [f"{by_meta[m].name}=={by_meta[m].version}" for m in sorted(mine)]
         owned_dists.update(dists)
-        plans.append(_package_plan(prefix, pkg, salt, dists, changed))
+        plans.append(_package_plan(prefix, pkg, salt, dists, changed, cache_tag))
     for d in snapshot.distributions:
         if f"{d.name}=={d.version}" not in owned_dists:
             pip_owned.update(os.path.relpath(f.path, prefix).replace(os.sep, "/")

@@ -32,7 +32,8 @@ class LayerEntry(NamedTuple):
     arcname: str  # path inside the layer, e.g. "site-packages/numpy/__init__.py"
     source: str  # absolute path read when archiving
     # "" (copy) | "shebang" (python shebang -> /usr/bin/env python) | "record" |
-    # "symlink" (source is the link's target) | "unprefix" (a conda file: see relocate)
+    # "symlink" (source is the link's target) | "unprefix" (a conda file: see relocate) |
+    # "pyc" (a conda package's own .pyc, made an unchecked-hash pyc)
     transform: str = ""
     known_hash: str | None = None  # hash recorded by the installer (saves re-hashing)
     record_keep: frozenset[str] = frozenset()  # transform == "record": RECORD rows kept as is
@@ -50,6 +51,7 @@ class LayerPlan:
     salt: tuple[str, ...] = field(default=())  # other fingerprint inputs (abi, platform, ...)
     dists: tuple[str, ...] = ()  # "name==version" of the distributions it holds, sorted
     package: CondaPackage | None = None  # conda layers (and a conda env's python layer)
+    precompiled: frozenset[str] = frozenset()  # .py arcnames whose package brought bytecode
 
     @property
     def label(self) -> str:
@@ -67,7 +69,7 @@ class LayerPlan:
         moved = {r[0] for r in self.package.relocations} if self.package is not None else ()
         return tuple(e for e in self.entries if e.arcname.endswith(".py") and not e.transform
                      and module_root(e.arcname) is not None and not is_test_module(e.arcname)
-                     and e.arcname not in moved)
+                     and e.arcname not in moved and e.arcname not in self.precompiled)
 
 
 # Test suites shipped inside packages (pandas/tests, scipy/*/tests, numpy/_core/tests: 45 % of

@@ -137,8 +137,11 @@ def _record(path: Path, prefix: Path, site: str) -> CondaPackage:
     for row in rows:
         rel = row.get("_path")
         ptype = row.get("path_type", "hardlink")
-        if not isinstance(rel, str) or rel.endswith((".pyc", ".pyo")) or "/__pycache__/" in rel:
-            continue  # bytecode: never taken from the source env (design.md, archive)
+        if not isinstance(rel, str) or rel.endswith(".pyo"):
+            continue
+        if (rel.endswith(".pyc") or "/__pycache__/" in rel) and (
+                noarch or "/__pycache__/" not in rel or not rel.endswith(".pyc")):
+            continue  # installer-made bytecode: never taken (a package's own is, see layers)
         if ptype == "unix_python_entry_point":
             entry_scripts.append(rel)
         if ptype in _SKIPPED_TYPES:
