@@ -50,6 +50,7 @@ _STDLIB_SKIP = frozenset({
     "pydoc_data", "site-packages", "__pycache__", f"config-{MM}-x86_64-linux-gnu",
 })
 _TIMESTAMP = 1_700_000_000_000
+_TAG = sys.implementation.cache_tag
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,7 @@ def _python_pkg(work: Path) -> _Pkg:
                 pyc = _timestamp_pyc(data, rel)
                 if pyc is not None:
                     head, _, tail = rel.rpartition("/")
-                    files[f"{head}/__pycache__/{tail[:-3]}.{sys.implementation.cache_tag}.pyc"] = pyc
+                    files[f"{head}/__pycache__/{tail[:-3]}.{_TAG}.pyc"] = pyc
     files[f"lib/python{MM}/site-packages/README.txt"] = b"conda site-packages\n"
     links = {"bin/python3": f"python{MM}", "bin/python": f"python{MM}",
              f"lib/libpython{MM}.so": libpy.name}
