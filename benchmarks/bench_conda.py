@@ -6,8 +6,9 @@ Builds the test suite's conda channel (tests/kits/condakit.py: a python package 
 from this CPython, libfoo, pyfoo, noarch foocli) and installs it with py-rattler into two
 prefixes of different lengths (+ a wheel with uv pip), then measures (medians, wall clock and
 CPU of the process and its children):
-- pack: `envship pack` with an empty build cache (bytecode compiled; and without bytecode, to
-  say how much of the time it is) against `conda-pack` of the same prefix;
+- pack: `envship pack` with an empty build cache (bytecode the packages carry reused, the rest
+  compiled; and with no compiler, to say how much of the time compiling is) against
+  `conda-pack` of the same prefix;
 - bytes: the env's blobs against conda-pack's tarball;
 - sharing: what a node that has env A fetches more for the same packages at prefix B;
 - node cold: `envship exec ENV -- python -c pass` on an empty node cache against
@@ -100,10 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             _run([str(BIN / "conda-pack"), "-p", str(prefix), "-o", str(dest), "--quiet"])
 
         tarball = work / "a.tar.gz"
-        pack_runs = {"envship": [], "envship_no_bytecode": [], "conda_pack": []}  # type: ignore[var-annotated]
+        pack_runs = {"envship": [], "envship_no_compiler": [], "conda_pack": []}  # type: ignore[var-annotated]
         for _ in range(args.runs):
             pack_runs["envship"].append(_timed(lambda: envship_pack(a, work / "bc")))
-            pack_runs["envship_no_bytecode"].append(
+            pack_runs["envship_no_compiler"].append(
                 _timed(lambda: envship_pack(a, work / "bc0", False)))
             pack_runs["conda_pack"].append(_timed(lambda: conda_pack(a, tarball)))
         out["pack"] = {k: _median(v) for k, v in pack_runs.items()}
