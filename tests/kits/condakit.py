@@ -16,6 +16,7 @@ CPython (repackaged as conda-build would, with ``$ORIGIN`` run paths):
   with a text placeholder.
 - ``foocli`` (noarch python): ``site-packages/`` + ``python-scripts/``, an entry point in
   ``info/link.json``.
+- ``python_abi``: a metapackage installing no file (pyfoo depends on it);
 - a pip-installed wheel ``tinyextra`` on top (a console script), as users do in conda envs.
 """
 
@@ -299,7 +300,7 @@ def _c_pkgs(work: Path) -> tuple[_Pkg, _Pkg]:
     pyfiles.update(_dist_info("pyfoo", "1.0", pyfiles, sp))
     pyfoo = _Pkg("pyfoo", "1.0", f"py{MM.replace('.', '')}h0_0", "linux-64", pyfiles,
                  {f"{sp}pyfoo/_pyfoo{suffix}": 0o755}, {}, text=(f"{sp}pyfoo/paths.py",),
-                 depends=(f"python {MM}.*", "libfoo 1.0.*"))
+                 depends=(f"python {MM}.*", "libfoo 1.0.*", f"python_abi {MM}.*"))
     return libfoo, pyfoo
 
 
@@ -323,7 +324,8 @@ def build_channel(root: Path) -> CondaKit:
     channel = root / "channel"
     libfoo, pyfoo = _c_pkgs(work)
     records: dict[str, dict[str, dict[str, object]]] = {"linux-64": {}, "noarch": {}}
-    for pkg in (_python_pkg(work), libfoo, pyfoo, _noarch_pkg()):
+    abi = _Pkg("python_abi", MM, f"2_cp{MM.replace('.', '')}", "linux-64", {}, {}, {})
+    for pkg in (_python_pkg(work), libfoo, pyfoo, _noarch_pkg(), abi):
         rec = _write_package(pkg, channel)
         records[pkg.subdir][str(rec.pop("fn"))] = rec
     for subdir, pkgs in records.items():

@@ -76,6 +76,7 @@ def test_manifest_has_one_layer_per_conda_package(packed: Packed) -> None:
     assert kinds[:4] == [("python", "python"), ("conda", "foocli"), ("conda", "libfoo"),
                          ("conda", "pyfoo")]
     assert ("dist", None) in kinds  # tinyextra, pip-installed on top
+    assert all(name != "python_abi" for _, name in kinds)  # a metapackage: no empty layer
     libfoo = next(lay for lay in m.layers if lay.package and lay.package.name == "libfoo")
     assert [(r.path, r.mode) for r in libfoo.relocations] == [
         ("etc/foo.conf", "text"), ("lib/libfoo.so.1.0", "binary")]

@@ -190,7 +190,11 @@ def plan_conda(snapshot: Snapshot, prefix: Path, salt: Sequence[str], cache_tag:
                 if os.path.dirname(f.path) in by_meta}
         dists = [f"{by_meta[m].name}=={by_meta[m].version}" for m in sorted(mine)]
         owned_dists.update(dists)
-        plans.append(_package_plan(prefix, pkg, salt, dists, changed, cache_tag))
+        plan = _package_plan(prefix, pkg, salt, dists, changed, cache_tag)
+        if plan.entries:
+            plans.append(plan)
+        else:  # a metapackage (python_abi, _libgcc_mutex, ...): nothing to ship
+            log.info("conda package %s installs no file: no layer", pkg.label)
     for d in snapshot.distributions:
         if f"{d.name}=={d.version}" not in owned_dists:
             pip_owned.update(os.path.relpath(f.path, prefix).replace(os.sep, "/")
