@@ -15,7 +15,7 @@ from envship.engines.spark.local_cluster import StandaloneCluster
 from envship.shipping import ship_result
 from kits.condakit import CondaKit, install_env
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+pytestmark = pytest.mark.spark
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")
 JOB = '''\
