@@ -43,7 +43,9 @@ def layer_alias(kind: str, digest: str | None = None) -> str:
 
 def is_merged(manifest: Manifest) -> bool:
     """Schema 2 (package-granular layers): the view merges them into one site-packages."""
-    return getattr(manifest, "schema", None) in ("envship.manifest/2", "envship.manifest/3") or any(
+    from ...node.formats import SCHEMA_2, SCHEMA_3
+
+    return getattr(manifest, "schema", None) in (SCHEMA_2, SCHEMA_3) or any(
         lay.kind in ("dist", "conda") for lay in manifest.layers
     )
 
