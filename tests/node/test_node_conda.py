@@ -227,3 +227,18 @@ def test_binary_relocation_keeps_length_and_refuses_a_longer_path() -> None:
                     "text", "bin/tool")
     assert text.startswith(b"#!/bin/sh\n")  # a shebang Linux would cut: a trampoline instead
     assert b"x = '/" + b"v" * 140 + b"'" in text
+
+
+def test_prepared_view_environ_activates_the_prefix(packed: Packed, tmp_path: Path) -> None:
+    from envship.node import prepare
+
+    ref = str(packed.store / "envs" / f"{packed.a.env_id}.json")
+    view = prepare(ref, cache_dir=tmp_path / "node")
+    env = view.environ({"PATH": "/usr/bin:/bin", "VIRTUAL_ENV": "/elsewhere"})
+    assert env["CONDA_PREFIX"] == view.path and "VIRTUAL_ENV" not in env
+    assert env["FOO_DATA"] == f"{view.path}/share/foo"  # what Dask, Ray and remote start with
+    assert env["PATH"].split(":")[0] == view.bin
+    assert not (Path(view.path) / "pyvenv.cfg").exists()  # a prefix, not a venv
+    out = subprocess.run([view.python, "-c", "import sys; print(sys.prefix)"], env=env,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == view.path

@@ -176,7 +176,7 @@ def plan_conda(snapshot: Snapshot, prefix: Path, salt: Sequence[str], cache_tag:
     the target interpreter's, whose bytecode the packages may bring."""
     site = _site_rel(snapshot, prefix)
     packages = read_conda_meta(prefix, site)
-    owned = owned_paths(packages, prefix)
+    owned = owned_paths(packages)
     by_meta: dict[str, DistInfo] = {}
     for d in snapshot.distributions:
         rel = os.path.relpath(d.metadata_dir, prefix).replace(os.sep, "/")

@@ -57,6 +57,7 @@ class CondaPackage:
     files: tuple[CondaFile, ...]
     source: str | None  # the extracted package it was linked from (``link.source``), if any
     entry_points: tuple[str, ...] = ()  # noarch python: "name = module:function"
+    installed: frozenset[str] = frozenset()  # every path it put in the prefix (scripts, pycs)
 
     @property
     def label(self) -> str:
@@ -163,8 +164,12 @@ def _record(path: Path, prefix: Path, site: str) -> CondaPackage:
         ))
     eps = _entry_points(prefix, source, entry_scripts) if noarch == "python" else ()
     subdir = str(rec.get("subdir") or ("noarch" if noarch else "unknown"))
+    installed = {p for p in rec.get("files", []) if isinstance(p, str)}
+    installed.update(r["_path"] for r in rows if isinstance(r, dict)
+                     and isinstance(r.get("_path"), str))
     return CondaPackage(name, version, build, subdir, noarch,
-                        tuple(sorted(files, key=lambda f: f.arcname)), source, eps)
+                        tuple(sorted(files, key=lambda f: f.arcname)), source, eps,
+                        frozenset(installed))
 
 
 def read_conda_meta(prefix: Path, site_packages: str) -> list[CondaPackage]:
@@ -178,19 +183,11 @@ def read_conda_meta(prefix: Path, site_packages: str) -> list[CondaPackage]:
     return sorted(pkgs, key=lambda p: p.name)
 
 
-def owned_paths(packages: list[CondaPackage], prefix: Path) -> set[str]:
-    """Every prefix-relative path a package installed (also generated scripts and bytecode)."""
+def owned_paths(packages: list[CondaPackage]) -> set[str]:
+    """Every prefix-relative path the packages installed (also generated scripts, bytecode)."""
     owned: set[str] = set()
-    for record in sorted((prefix / "conda-meta").glob("*.json")):
-        try:
-            rec = json.loads(record.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        owned.update(p for p in rec.get("files", []) if isinstance(p, str))
-        rows = (rec.get("paths_data") or {}).get("paths") or []
-        owned.update(r["_path"] for r in rows if isinstance(r, dict) and "_path" in r)
     for pkg in packages:
-        owned.update(f.path for f in pkg.files)
+        owned.update(pkg.installed)
     return owned
 
 
