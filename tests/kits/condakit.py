@@ -298,8 +298,10 @@ def _c_pkgs(work: Path) -> tuple[_Pkg, _Pkg]:
         f"{sp}pyfoo/_pyfoo{suffix}": ext.read_bytes(),
     }
     pyfiles.update(_dist_info("pyfoo", "1.0", pyfiles, sp))
+    # a link into another package (libfoo), relative within the prefix
+    links = {f"{sp}pyfoo/libfoo.so.1": "../../../libfoo.so.1"}
     pyfoo = _Pkg("pyfoo", "1.0", f"py{MM.replace('.', '')}h0_0", "linux-64", pyfiles,
-                 {f"{sp}pyfoo/_pyfoo{suffix}": 0o755}, {}, text=(f"{sp}pyfoo/paths.py",),
+                 {f"{sp}pyfoo/_pyfoo{suffix}": 0o755}, links, text=(f"{sp}pyfoo/paths.py",),
                  depends=(f"python {MM}.*", "libfoo 1.0.*", f"python_abi {MM}.*"))
     return libfoo, pyfoo
 

@@ -154,6 +154,10 @@ def test_runs_at_the_new_place_with_the_source_env_gone(packed: Packed, tmp_path
     # the view's relocated files are its own copies; the rest are links into the layers
     assert os.stat(Path(view, "etc", "foo.conf")).st_nlink == 1
     assert os.stat(Path(view, "include", "foo.h")).st_nlink > 1
+    cross = Path(view, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}",
+                 "site-packages", "pyfoo", "libfoo.so.1")  # a link into another package
+    assert os.readlink(cross) == "../../../libfoo.so.1"
+    assert Path(os.path.realpath(cross)) == Path(view, "lib", "libfoo.so.1.0")
 
 
 def test_single_file_node_script_runs_the_conda_env(packed: Packed, tmp_path: Path) -> None:
@@ -192,6 +196,10 @@ def test_changed_and_stray_files_are_packed_and_reported(
     edited.write_text(conf.read_text() + "verbose = 1\n")
     edited.replace(conf)
     (prefix / "share" / "notes.txt").write_text("nobody owns me\n")
+    os.symlink("notes.txt", prefix / "share" / "notes-link")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("out of the env\n")
+    os.symlink(outside, prefix / "share" / "outside-link")
     with caplog.at_level(logging.WARNING):
         result = pack(prefix / "bin" / "python", cache_dir=tmp_path / "cache")
     text = caplog.text
@@ -206,6 +214,13 @@ def test_changed_and_stray_files_are_packed_and_reported(
     with tarfile.open(result.blobs[libfoo.pop()]) as tar:  # packed as found, prefix undone
         got = tar.extractfile("etc/foo.conf").read()  # type: ignore[union-attr]
     assert got == f"datadir = {PLACEHOLDER}/share/foo\nverbose = 1\n".encode()
+    strays = next(lay for lay in result.manifest.layers if lay.kind == "code")
+    with tarfile.open(result.blobs[strays.digest]) as tar:
+        link = tar.getmember("data/share/notes-link")
+        out = tar.getmember("data/share/outside-link")
+        assert tar.extractfile("data/share/notes.txt").read() == b"nobody owns me\n"  # type: ignore[union-attr]
+    assert link.issym() and link.linkname == "notes.txt"
+    assert out.isfile() and out.size == len("out of the env\n")  # out of the env: its file
     pyfoo = {lay.digest for lay in result.manifest.layers
              if lay.package and lay.package.name == "pyfoo"}
     assert pyfoo <= {lay.digest for lay in packed.a.manifest.layers}  # the others still share

@@ -117,7 +117,7 @@ def assemble_conda(
     os.makedirs(os.path.join(tmp, "conda-meta"))
     with open(os.path.join(tmp, "conda-meta", "history"), "w", encoding="utf-8") as f:
         f.write(f"# envship view of env {os.path.basename(final)}\n")
-    merger = Merger()
+    merger = Merger(keep_links=True)
     others: list[tuple[str, str]] = []
     scripts: list[tuple[str, str]] = []
     for lay, (kind, d) in zip(manifest["layers"], layer_dirs):  # noqa: B905 - Python 3.9

@@ -31,7 +31,7 @@ class CondaPlans:
 
     plans: tuple[LayerPlan, ...]  # the python package's (kind "python") first
     owned_dists: frozenset[str]  # "name==version" of distributions a conda package installed
-    stray: tuple[tuple[str, str], ...]  # (arcname "data/<path>", absolute path) nobody owns
+    stray: tuple[LayerEntry, ...]  # files nobody owns, as "data/<path>", sorted
     changed: tuple[str, ...]  # prefix paths that differ from their package (packed as found)
 
 
@@ -42,15 +42,18 @@ def _sha256(path: str | Path, data: bytes | None = None) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _symlink(prefix: Path, f: CondaFile) -> LayerEntry | None:
+def _symlink(prefix: Path, f: CondaFile) -> LayerEntry:
+    """A symlink as a symlink, relative within the prefix; one pointing out of the prefix is
+    packed as the file it points to (with a warning)."""
     full = prefix / f.path
     target = os.readlink(full)
+    real = os.path.normpath(os.path.join(os.path.dirname(full), target))
+    inside = os.path.relpath(real, prefix)
+    if inside == ".." or inside.startswith(".." + os.sep):
+        log.warning("%s: symlink to %s outside the env; packing the file it points to",
+                    f.path, target)
+        return LayerEntry(f.arcname, os.path.realpath(full))
     if os.path.isabs(target):
-        inside = os.path.relpath(os.path.realpath(full), prefix)
-        if inside.startswith(".."):
-            log.warning("%s: symlink to %s outside the env; packing the file it points to",
-                        f.path, target)
-            return LayerEntry(f.arcname, os.path.realpath(full))
         target = os.path.relpath(prefix / inside, (prefix / f.path).parent)
     return LayerEntry(f.arcname, target, "symlink")
 
@@ -199,10 +202,20 @@ def plan_conda(snapshot: Snapshot, prefix: Path, salt: Sequence[str], cache_tag:
         if f"{d.name}=={d.version}" not in owned_dists:
             pip_owned.update(os.path.relpath(f.path, prefix).replace(os.sep, "/")
                              for f in d.files)
-    stray = _strays(prefix, owned | pip_owned, site)
-    for _, path in stray:
+    stray: list[LayerEntry] = []
+    for arc, path in _strays(prefix, owned | pip_owned, site):
         log.warning("%s: owned by no conda package and no distribution; packing it as a "
                     "stray file", path)
+        if not os.path.islink(path):
+            stray.append(LayerEntry(arc, path))
+            continue
+        rel = os.path.relpath(path, prefix).replace(os.sep, "/")
+        entry = _symlink(prefix, CondaFile(rel, arc, symlink=True))
+        if entry.transform == "symlink" or os.path.exists(entry.source):
+            stray.append(entry)
+        else:
+            log.warning("%s: a dangling symlink; left out", path)
+    stray.sort(key=lambda e: sort_key(e.arcname))
     for path in changed:
         log.warning("%s/%s differs from its conda package (changed after install): packed as "
                     "found", prefix, path)

@@ -122,9 +122,7 @@ def pack_snapshot(
         pip = [d for d in selection.kept if f"{d.name}=={d.version}" not in conda_owned]
         plans = list(found_conda.plans) + plan_layers(snapshot, pip, salt)
         if found_conda.stray:
-            plans.append(LayerPlan("code", tuple(
-                LayerEntry(arc, path) for arc, path in sorted(
-                    found_conda.stray, key=lambda s: sort_key(s[0]))), "content", tuple(salt)))
+            plans.append(LayerPlan("code", found_conda.stray, "content", tuple(salt)))
     else:
         plans = plan_layers(snapshot, selection.kept, salt)
         if with_python:
