@@ -49,17 +49,21 @@ def _binary(data: bytes, placeholder: bytes, new: bytes, where: str) -> bytes:
     return re.sub(re.escape(placeholder) + rb"[^\0]*\0", sub, data)
 
 
-def _shebang(data: bytes) -> bytes:
-    """A ``#!`` line longer than Linux reads, naming a python: a /bin/sh trampoline instead."""
-    if not data.startswith(b"#!"):
+def _shebang(data: bytes, prefix: bytes) -> bytes:
+    """A ``#!`` line into *prefix* that Linux would cut (over 127 bytes) or split (a space in
+    the prefix): a python gets a ``/bin/sh`` trampoline, anything else ``/usr/bin/env``."""
+    if not data.startswith(b"#!" + prefix):
         return data
     first, _, rest = data.partition(b"\n")
-    if len(first) <= _SHEBANG_MAX and b" " not in first.split(b" ", 1)[0][2:]:
+    if len(first) <= _SHEBANG_MAX and b" " not in prefix:
         return data
-    exe = first[2:].split(b" ", 1)[0]
-    if b"python" not in exe.rsplit(b"/", 1)[-1]:
-        return data
-    return (b"#!/bin/sh\n'''exec' \"" + exe + b"\" \"$0\" \"$@\"\n' '''\n" + rest)
+    exe_tail, _, args = first[2 + len(prefix):].partition(b" ")
+    name = exe_tail.rsplit(b"/", 1)[-1]
+    opts = b" " + args if args else b""
+    if b"python" in name:
+        exe = prefix + exe_tail
+        return b"#!/bin/sh\n'''exec' \"" + exe + b"\"" + opts + b" \"$0\" \"$@\"\n' '''\n" + rest
+    return b"#!/usr/bin/env " + name + b"\n" + rest  # env takes no options on Linux
 
 
 def relocate(data: bytes, placeholder: str, prefix: str, mode: str, where: str) -> bytes:
@@ -67,7 +71,7 @@ def relocate(data: bytes, placeholder: str, prefix: str, mode: str, where: str) 
     ph, new = placeholder.encode(), prefix.encode()
     if mode == "binary":
         return _binary(data, ph, new, where)
-    return _shebang(data.replace(ph, new))
+    return _shebang(data.replace(ph, new), new)
 
 
 def _place(path: str, noarch: bool, site: str) -> str:
@@ -138,6 +142,9 @@ def assemble_conda(
         for r in lay.get("relocations", ()):
             src = os.path.join(d, r["path"])
             dest = os.path.join(tmp, _place(r["path"], noarch, site))
+            if not os.path.isfile(src) or os.path.islink(src):
+                raise NodeError(f"layer {label}: {r['path']} is in its relocation table but "
+                                "not a file of the layer; re-create the env with `envship pack`")
             with open(src, "rb") as fb:
                 data = relocate(fb.read(), r["placeholder"], final, r["mode"],
                                 f"{r['path']} of conda package {label}")
