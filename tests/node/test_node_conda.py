@@ -257,3 +257,19 @@ def test_prepared_view_environ_activates_the_prefix(packed: Packed, tmp_path: Pa
     out = subprocess.run([view.python, "-c", "import sys; print(sys.prefix)"], env=env,
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == view.path
+
+
+def test_without_the_package_cache_the_blobs_are_the_same(
+    conda_kit: CondaKit, tmp_path: Path, packed: Packed
+) -> None:
+    import shutil
+
+    prefix = tmp_path / "no-cache" / "env"
+    install_env(conda_kit, prefix, tmp_path / "pkgs")
+    shutil.rmtree(tmp_path / "pkgs")  # `conda clean --all`: link.source points nowhere
+    result = pack(prefix / "bin" / "python", cache_dir=tmp_path / "cache")
+    mine = {lay.package.name: lay for lay in result.manifest.layers if lay.package}
+    theirs = {lay.package.name: lay for lay in packed.a.manifest.layers if lay.package}
+    assert {k: v.digest for k, v in mine.items()} == {k: v.digest for k, v in theirs.items()}
+    # noarch entry points read back from the scripts the installer wrote
+    assert mine["foocli"].entry_points == ("foocli = foocli.main:run",)
