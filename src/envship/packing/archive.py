@@ -316,7 +316,8 @@ def write_blob(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return Blob(f"sha256:{digest}", hashing.size, total, final, unpacked)
+    regular = sum(1 for e in entries if e.transform != "symlink")  # "files": regular files
+    return Blob(f"sha256:{digest}", hashing.size, regular, final, unpacked)
 
 
 def archive_files(files: Mapping[str, tuple[bytes, int]]) -> bytes:
