@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kits.condakit import CondaKit, build_channel, can_build
+from kits.condakit import CondaKit, cached_channel, can_build
 from kits.support import (
     AWS_ENV,
     MotoServer,
@@ -50,11 +50,12 @@ def sample_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleEnv]:
 
 @pytest.fixture(scope="session")
 def conda_kit(tmp_path_factory: pytest.TempPathFactory) -> CondaKit:
-    """A local conda channel of real packages built here (kits/condakit.py), once a session."""
+    """A local conda channel of real packages built here (kits/condakit.py); kept next to the
+    sessions' temp dirs, so only the first session (or a change of the kit) builds it."""
     why = can_build()
     if why is not None:
         pytest.skip(f"conda kit: {why}")
-    return build_channel(tmp_path_factory.mktemp("condakit"))
+    return cached_channel(tmp_path_factory.getbasetemp().parent)
 
 
 @pytest.fixture
