@@ -7,7 +7,7 @@ import sys
 import time
 
 from . import cache
-from .cache import fast_view
+from .cache import Warnings, areas, fast_view, find_view
 from .errors import NodeError
 from .fetch import FetchInterrupted
 from .ref import ref_env_id
@@ -123,30 +123,63 @@ def ensure_view(
     root: str,
     python: str | None,
     log: Callable[[str], None] | None,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[str, str]:
-    """(view path, env id) for *env_ref*, building what is missing under the cache locks."""
+    """(view path, env id) for *env_ref*, building what is missing under the cache locks.
+
+    Entries in *root* that fail the ownership rule are never used: the env is then built in
+    this user's own area, with one warning.
+    """
     from .resolve import follow, resolve
 
+    warn = warn or Warnings()
     env_id = ref_env_id(env_ref)
     if env_id is None:  # a tag or a packed dir: find the env id it names (tags are mutable)
         env_ref = follow(env_ref)
         env_id = ref_env_id(env_ref)
     if env_id is not None:
-        ready = fast_view(root, env_id)
+        ready = find_view(root, env_id, warn)
         if ready:
             return ready, env_id
     resolved = resolve(env_ref)
-    ready = fast_view(root, resolved.env_id)
+    ready = find_view(root, resolved.env_id, warn)
     if ready:
         return ready, resolved.env_id
     manifest = resolved.manifest
-    layers = manifest["layers"]
-    has_python = any(lay["kind"] == "python" for lay in layers)
     interpreter: Interpreter | None = None
-    if not has_python:
+    if not any(lay["kind"] == "python" for lay in manifest["layers"]):
         from .interp import find_node_python
 
         interpreter = find_node_python(manifest, python)  # fails before any download
+    problem: NodeError | None = None
+    for area in areas(root, warn):
+        try:
+            return _build(area, resolved, interpreter, log), resolved.env_id
+        except cache.Untrusted as exc:
+            warn(f"{exc}; not using it, building this env in your own cache area")
+            problem = exc
+        except cache.ReadOnly as exc:
+            if log:
+                log(f"{exc}; building this env in your own cache area")
+            problem = exc
+    raise NodeError(
+        f"no usable node cache for this env ({problem}); set ENVSHIP_CACHE (or --cache) to a "
+        "directory you own"
+    )
+
+
+def _build(
+    root: str,
+    resolved: Resolved,
+    interpreter: Interpreter | None,
+    log: Callable[[str], None] | None,
+) -> str:
+    """Fetch the missing layers of *resolved* into the area *root* and assemble its view."""
+    if not cache.check_entry(root):
+        try:
+            os.makedirs(root, 0o755, exist_ok=True)
+        except OSError as exc:
+            raise cache.ReadOnly(f"cannot create {root}: {exc.strerror}") from None
     global_fd = cache.acquire(cache.lock_path(root, cache.GLOBAL_LOCK), shared=True)
     try:
         cache.clean_leftovers(root)
@@ -154,7 +187,7 @@ def ensure_view(
         if interpreter is None:
             from .interp import layer_python
 
-            interpreter = layer_python(dict(dirs)["python"], manifest)
+            interpreter = layer_python(dict(dirs)["python"], resolved.manifest)
         path = _ensure_env(root, resolved, dirs, interpreter, log)
     finally:
         cache.release(global_fd)
@@ -162,7 +195,7 @@ def ensure_view(
         from .prune import auto_prune
 
         auto_prune(root, log)
-    return path, resolved.env_id
+    return path
 
 
 def _ensure_layers(
@@ -215,8 +248,9 @@ def _ensure_layers(
 
 
 def _touch_ready(final: str) -> bool:
-    """Is the layer committed? If so, mark its last use."""
-    if not os.path.isdir(final):
+    """Is the layer committed (and trusted: Untrusted if not)? If so, mark its last use."""
+    layers = os.path.dirname(final)
+    if not cache.check_entry(os.path.dirname(layers), "layers", os.path.basename(final)):
         return False
     try:  # noqa: SIM105 - last use; a read-only or linked-in layer is fine as it is
         os.utime(final)
@@ -238,7 +272,7 @@ def _ensure_layer(
         return final, False
     fd = cache.acquire(cache.lock_path(root, "layer-" + hex_))
     try:
-        if os.path.isdir(final):  # another process unpacked it while we waited
+        if _touch_ready(final):  # another process unpacked it while we waited
             return final, False
         parent = os.path.dirname(final)
         cache.clean_stale(parent, hex_)  # a crashed builder's leftovers: its lock is free now
@@ -251,6 +285,7 @@ def _ensure_layer(
                 compiled = _compile(tmp, lay, resolved.manifest, interpreter)
                 with open(os.path.join(tmp, ".envship-size"), "w", encoding="ascii") as f:
                     f.write(f"{size}\n")
+                cache.make_read_only(tmp)  # before the commit: never writable once in place
                 cache.commit_dir(tmp, final)
                 break
             except FetchInterrupted as exc:
@@ -352,7 +387,7 @@ def _ensure_env(
             return final
         parent = os.path.dirname(final)
         cache.clean_stale(parent, resolved.env_id)
-        if os.path.lexists(final):  # stale view (its interpreter is gone): rebuild it
+        if cache.check_entry(root, "envs", resolved.env_id):  # stale: interpreter gone
             trash = os.path.join(parent, f"{cache.TRASH_PREFIX}{resolved.env_id}-{os.getpid()}")
             os.rename(final, trash)
             cache.remove_tree(trash)
@@ -362,6 +397,7 @@ def _ensure_env(
                 tmp, final, resolved.env_id, resolved.manifest, resolved.raw, dirs, interpreter,
                 log,
             )
+            cache.make_read_only(tmp)
             cache.commit_dir(tmp, final)
         except BaseException:
             cache.remove_tree(tmp)
