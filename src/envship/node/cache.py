@@ -36,6 +36,9 @@ __all__ = [
     "make_area",
     "make_read_only",
     "USERS",
+    "share_area",
+    "NodeError",
+    "mine",
     "Warnings",
     "areas",
     "find_view",
@@ -136,16 +139,35 @@ def make_area(area: str, own: bool) -> None:
         raise ReadOnly(f"cannot create {area}: {exc.strerror}") from None
 
 
+def share_area(root: str) -> None:
+    """Make *root*'s directories readable by every user (``cache warm``): ``layers/``,
+    ``envs/``, ``locks/`` 0755 whatever the umask, and ``users/`` (sticky, like /tmp) where
+    each user builds what the shared entries lack."""
+    for sub in ("layers", "envs", "locks"):
+        path = os.path.join(root, sub)
+        if not os.path.lexists(path):
+            os.mkdir(path, 0o755)
+        if check_entry(root, sub) and os.lstat(path).st_mode & 0o7777 != 0o755:
+            os.chmod(path, 0o755)
+    users = os.path.join(root, USERS)
+    if not os.path.lexists(users):
+        os.mkdir(users, 0o755)
+    if check_entry(root, USERS) and os.lstat(users).st_mode & 0o7777 != 0o1777:
+        os.chmod(users, 0o1777)
+
+
 def make_read_only(path: str) -> None:
     """Directories 0555, files 0444 (0555 if executable), links untouched: a committed layer or
-    view that running code cannot change. Only what is still writable is chmod-ed (hard links
-    into a layer are already read-only, and may belong to another user)."""
+    view that running code cannot change. Only what differs is chmod-ed (hard links into a
+    layer are already read-only, and may belong to another user)."""
     for dirpath, _, filenames in os.walk(path):
         for name in filenames:
             p = os.path.join(dirpath, name)
             st = os.lstat(p)
-            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o222:
-                os.chmod(p, 0o555 if st.st_mode & 0o111 else 0o444)
+            if stat.S_ISREG(st.st_mode):
+                mode = 0o555 if st.st_mode & 0o111 else 0o444
+                if st.st_mode & 0o7777 != mode:  # also under umask 077: every user reads it
+                    os.chmod(p, mode)
         os.chmod(dirpath, 0o555)
 
 
@@ -281,7 +303,7 @@ def commit_dir(tmp: str, final: str) -> bool:
         raise
 
 
-def _mine(path: str) -> bool:
+def mine(path: str) -> bool:
     """Is *path* ours to clean up? In a shared directory, other users' leftovers are theirs."""
     try:
         uid = os.lstat(path).st_uid
@@ -299,7 +321,7 @@ def clean_stale(parent: str, name: str) -> None:
     except FileNotFoundError:
         return
     for entry in entries:
-        if entry.startswith(prefix) and _mine(os.path.join(parent, entry)):
+        if entry.startswith(prefix) and mine(os.path.join(parent, entry)):
             remove_tree(os.path.join(parent, entry))
 
 
@@ -314,7 +336,7 @@ def clean_leftovers(root: str) -> None:
             continue
         for entry in entries:
             path = os.path.join(parent, entry)
-            if not entry.startswith((TRASH_PREFIX, TMP_PREFIX)) or not _mine(path):
+            if not entry.startswith((TRASH_PREFIX, TMP_PREFIX)) or not mine(path):
                 continue
             if entry.startswith(TRASH_PREFIX):
                 remove_tree(path)
@@ -340,7 +362,7 @@ def temp_dir(parent: str, name: str) -> str:
     if not check_entry(os.path.dirname(parent), os.path.basename(parent)):
         raise ReadOnly(f"{parent} disappeared")
     path = os.path.join(parent, f"{TMP_PREFIX}{name}-{os.getpid()}")
-    if os.path.lexists(path) and not _mine(path):  # another user's process with our pid
+    if os.path.lexists(path) and not mine(path):  # another user's process with our pid
         raise Untrusted(f"node cache entry {path} belongs to another user")
     remove_tree(path)
     try:

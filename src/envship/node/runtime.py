@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .interp import Interpreter
     from .resolve import Resolved
 
-__all__ = ["View", "prepare", "ensure_view"]
+__all__ = ["View", "prepare", "ensure_view", "warm"]
 
 _ATTEMPTS = 3  # per layer, when a download breaks off midway
 
@@ -124,11 +124,14 @@ def ensure_view(
     python: str | None,
     log: Callable[[str], None] | None,
     warn: Callable[[str], None] | None = None,
+    *,
+    shared: bool = False,
 ) -> tuple[str, str]:
     """(view path, env id) for *env_ref*, building what is missing under the cache locks.
 
     Entries in *root* that fail the ownership rule are never used: the env is then built in
-    this user's own area, with one warning.
+    this user's own area, with one warning. *shared* (``cache warm``): only *root* is used,
+    and every user can read and lock what is built there.
     """
     from .resolve import follow, resolve
 
@@ -137,12 +140,12 @@ def ensure_view(
     if env_id is None:  # a tag or a packed dir: find the env id it names (tags are mutable)
         env_ref = follow(env_ref)
         env_id = ref_env_id(env_ref)
-    if env_id is not None:
+    if env_id is not None and not shared:
         ready = find_view(root, env_id, warn)
         if ready:
             return ready, env_id
     resolved = resolve(env_ref)
-    ready = find_view(root, resolved.env_id, warn)
+    ready = fast_view(root, resolved.env_id) if shared else find_view(root, resolved.env_id, warn)
     if ready:
         return ready, resolved.env_id
     manifest = resolved.manifest
@@ -151,6 +154,8 @@ def ensure_view(
         from .interp import find_node_python
 
         interpreter = find_node_python(manifest, python)  # fails before any download
+    if shared:
+        return _build(root, resolved, interpreter, log, shared=True), resolved.env_id
     problem: NodeError | None = None
     for area in areas(root, warn):
         try:
@@ -168,11 +173,24 @@ def ensure_view(
     )
 
 
+def warm(
+    env_ref: str, root: str, python: str | None, log: Callable[[str], None] | None
+) -> tuple[str, str]:
+    """Fetch, unpack and assemble *env_ref* into *root* itself, readable and lockable by every
+    user: run as root or a service account, it fills a cache every user trusts."""
+    path, env_id = ensure_view(env_ref, root, python, log, shared=True)
+    cache.share_area(root)
+    cache.release(cache.acquire(cache.lock_path(root, "env-" + env_id), shared=True))
+    return path, env_id
+
+
 def _build(
     root: str,
     resolved: Resolved,
     interpreter: Interpreter | None,
     log: Callable[[str], None] | None,
+    *,
+    shared: bool = False,
 ) -> str:
     """Fetch the missing layers of *resolved* into the area *root* and assemble its view."""
     if not cache.check_entry(root):
@@ -180,6 +198,8 @@ def _build(
             os.makedirs(root, 0o755, exist_ok=True)
         except OSError as exc:
             raise cache.ReadOnly(f"cannot create {root}: {exc.strerror}") from None
+    if shared:
+        cache.share_area(root)
     global_fd = cache.acquire(cache.lock_path(root, cache.GLOBAL_LOCK), shared=True)
     try:
         cache.clean_leftovers(root)
