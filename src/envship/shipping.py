@@ -12,6 +12,7 @@ from typing import Any
 
 from .env import Env
 from .errors import PackError, StoreError
+from .node.formats import blob_key
 from .packing.pipeline import PackResult
 from .paths import default_store_url
 from .progress import Progress
@@ -45,7 +46,7 @@ def pack(
             shutil.rmtree(out, ignore_errors=True)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise PackError(f"cannot write pack output to {out}: {reason}") from exc
-    placed = {d: out / "blobs" / "sha256" / f"{d.split(':', 1)[1]}.tar.gz" for d in packed.blobs}
+    placed = {d: out.joinpath(*blob_key(d)) for d in packed.blobs}
     return replace(packed, blobs=placed, output=out)
 
 

@@ -235,7 +235,7 @@ def _write_raw(root: Path, data: dict[str, object]) -> str:
         (lambda m: m["layers"].reverse(), "layers out of order"),
         (lambda m: m["layers"].append(dict(m["layers"][1])), "the same digest twice"),
         (lambda m: m["distributions"][0].update(layer="sha256:" + "0" * 64), "names no layer"),
-        (lambda m: m.update(schema="envship.manifest/3"), "unknown manifest schema"),
+        (lambda m: m.update(schema="envship.manifest/9"), "unknown manifest schema"),
     ],
 )
 def test_bad_schema_2_manifests_are_refused(

@@ -336,7 +336,7 @@ def test_cli_inspect_and_diff_show_blobs_and_fetch_bytes(packs: dict[str, PackRe
     assert a.output is not None and c.output is not None
     shown = run([ENVSHIP, "inspect", str(a.output)]).stdout
     flat = " ".join(shown.split())
-    assert "envship.manifest/2" in flat and "packed" in flat
+    assert "envship.manifest/3" in flat and "packed" in flat
     idna = layer_ref(a, "idna")
     assert "idna==3.7" in flat and idna.digest[7:23] in flat
     differ = subprocess.run([ENVSHIP, "diff", str(a.output), str(c.output)],

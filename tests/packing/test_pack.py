@@ -26,7 +26,7 @@ ENVSHIP = str(Path(sys.executable).parent / "envship")
 
 def test_layers_and_distributions(sample_pack: PackResult) -> None:
     m = sample_pack.manifest
-    assert m.schema_id == "envship.manifest/2"
+    assert m.schema_id == "envship.manifest/3"
     dists = {d.name: d for d in m.distributions}
     code = [lay for lay in m.layers if lay.kind == "code" and lay.dists]
     assert [lay.dists for lay in code] == [("mylib==0.1.0",)]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..errors import EngineError, EnvshipError
+from ..node.formats import blob_key, env_key
 from ..node.ref import parse_ref
 from ..packing.manifest import Manifest
 from ..paths import envship_home
@@ -120,10 +121,10 @@ def yarn_resources(
     script_path = os.fspath(node_script) if node_script is not None else str(node_script_file())
     files: dict[str, tuple[str, str]] = {
         NODE_SCRIPT_NAME: (_hadoop_url(script_path, scheme_map), "file"),
-        MANIFEST_NAME: (_hadoop_url(f"{root}/envs/{env_id}.json", scheme_map), "file"),
+        MANIFEST_NAME: (_hadoop_url("/".join((root, *env_key(env_id))), scheme_map), "file"),
     }
     for lay in manifest.layers:
-        blob = f"{root}/blobs/sha256/{lay.hex}.tar.gz"
+        blob = "/".join((root, *blob_key(lay.digest)))
         files[_LAYER_PREFIX + lay.hex] = (_hadoop_url(blob, scheme_map), "archive")
     return YarnResources(files, bootstrap_script(manifest, env_id, cmd), env_id)
 

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import os
 
+from . import formats
 from .errors import NodeError
+from .formats import is_hex64
 
 __all__ = [
     "EnvRef", "parse_ref", "packed_env_id", "split_ref", "ref_env_id", "is_hex64", "TAG_CHARS",
 ]
 
-_HEX = frozenset("0123456789abcdef")
+_ENVS, _TAGS = formats.ENVS[-1], formats.TAGS[-1]
 TAG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-
-def is_hex64(text: str) -> bool:
-    return len(text) == 64 and all(c in _HEX for c in text)
-
 
 def split_ref(ref: str) -> tuple[str, str]:
     """(*ref* up to its last path component, the last component), ignoring any query string."""
@@ -78,11 +76,11 @@ def parse_ref(ref: str) -> EnvRef:
     head, name = split_ref(ref)
     store, parent = split_ref(head)[0], split_ref(head)[1]
     if name.endswith(".presigned.json") and is_hex64(name[: -len(".presigned.json")]):
-        return EnvRef(ref, "presigned", store if parent == "envs" else None,
+        return EnvRef(ref, "presigned", store if parent == _ENVS else None,
                       name[: -len(".presigned.json")])
     if name.endswith(".json") and is_hex64(name[:-5]):  # a manifest outside envs/ has no store
-        return EnvRef(ref, "env", (store or ".") if parent == "envs" else None, name[:-5])
-    if parent == "tags" and name.endswith(".json") and name[:-5] and name[0] != "." and all(
+        return EnvRef(ref, "env", (store or ".") if parent == _ENVS else None, name[:-5])
+    if parent == _TAGS and name.endswith(".json") and name[:-5] and name[0] != "." and all(
         c in TAG_CHARS for c in name[:-5]
     ):
         return EnvRef(ref, "tag", store or ".", name[:-5])
@@ -95,7 +93,7 @@ def parse_ref(ref: str) -> EnvRef:
 
 def packed_env_id(path: str) -> str:
     """The env id of the one manifest in a packed env directory (``<dir>/envs/<id>.json``)."""
-    envs = os.path.join(path, "envs")
+    envs = os.path.join(path, *formats.ENVS)
     try:
         names = sorted(n for n in os.listdir(envs) if ref_env_id(n) and ".presigned" not in n
                        and not n.endswith(".provenance.json"))

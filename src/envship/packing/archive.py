@@ -41,6 +41,7 @@ class Blob:
     size: int
     files: int
     path: Path
+    unpacked: int  # bytes of its regular files once extracted (the node's extraction bound)
 
 
 class _HashingFile(io.RawIOBase):
@@ -200,8 +201,10 @@ def _stream(out: BlockWriter, entry: LayerEntry, mode: int) -> tuple[int, int]:
     return len(header), size
 
 
-def _add_file(out: BlockWriter, entry: LayerEntry, loaded: tuple[int, bytes | None]) -> int:
-    """Append one file entry; returns the number of tar bytes written."""
+def _add_file(
+    out: BlockWriter, entry: LayerEntry, loaded: tuple[int, bytes | None]
+) -> tuple[int, int]:
+    """Append one file entry; returns (tar bytes written, the file's size)."""
     mode, data = loaded
     if data is None:
         header_len, size = _stream(out, entry, mode)
@@ -214,7 +217,7 @@ def _add_file(out: BlockWriter, entry: LayerEntry, loaded: tuple[int, bytes | No
     pad = -size % tarfile.BLOCKSIZE
     if pad:
         out.write(_ZERO[:pad])
-    return header_len + size + pad
+    return header_len + size + pad, size
 
 
 def _prefetched(entries: Sequence[LayerEntry]) -> Iterator[tuple[int, bytes | None]]:
@@ -263,7 +266,7 @@ def write_blob(
             out = BlockWriter(gz)
             try:
                 seen_dirs: set[str] = set()
-                written = 0
+                written = unpacked = 0
                 files = zip(entries, _prefetched(entries), strict=True)
                 for i, (entry, loaded) in enumerate(files):
                     for d in _dirs_of(entry.arcname):
@@ -272,7 +275,9 @@ def write_blob(
                             header = _header(d, 0, 0o755, True)
                             out.write(header)
                             written += len(header)
-                    written += _add_file(out, entry, loaded)
+                    tar_bytes, size = _add_file(out, entry, loaded)
+                    written += tar_bytes
+                    unpacked += size
                     if progress is not None and (i % 64 == 0 or i + 1 == total):
                         progress(label, i + 1, total)
                 # end-of-archive: two zero blocks, padded to tar's 10 KiB record size
@@ -289,7 +294,7 @@ def write_blob(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return Blob(f"sha256:{digest}", hashing.size, total, final)
+    return Blob(f"sha256:{digest}", hashing.size, total, final, unpacked)
 
 
 def archive_files(files: Mapping[str, tuple[bytes, int]]) -> bytes:

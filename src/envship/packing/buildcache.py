@@ -113,6 +113,7 @@ class BuildCache:
         try:
             info = json.loads((self.root / "fingerprints" / f"{fp}.json").read_text())
             digest, size, files = str(info["digest"]), int(info["size"]), int(info["files"])
+            unpacked = int(info["unpacked"])  # entries of older envships lack it: rebuilt
         except (OSError, ValueError, KeyError, TypeError):
             return None
         path = self.blob_dir / f"{digest.split(':', 1)[-1]}.tar.gz"
@@ -121,7 +122,7 @@ class BuildCache:
                 return None
         except OSError:
             return None
-        return Blob(digest, size, files, path)
+        return Blob(digest, size, files, path, unpacked)
 
     def sweep_temp(self, older_than: float = STALE_TEMP_SECONDS) -> int:
         """Remove ``.tmp-*`` leftovers of killed packs; returns how many went."""
@@ -147,7 +148,8 @@ class BuildCache:
     def store(self, fp: str, blob: Blob) -> None:
         """Remember *blob* (already in :attr:`blob_dir`) under fingerprint *fp*."""
         fp_dir = self.root / "fingerprints"
-        data = json.dumps({"digest": blob.digest, "size": blob.size, "files": blob.files})
+        data = json.dumps({"digest": blob.digest, "size": blob.size, "files": blob.files,
+                           "unpacked": blob.unpacked})
         try:
             fp_dir.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=fp_dir)

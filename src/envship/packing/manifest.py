@@ -1,43 +1,37 @@
-"""The manifest: what an env is made of; its canonical JSON hash is the env id."""
+"""The manifest: what an env is made of; its canonical JSON hash is the env id.
+
+Typed views over the format that :mod:`envship.node.formats` defines and validates: every
+manifest read here passed the one validator first, and every one built here is checked by it.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ManifestError
+from ..node import formats
+from ..node.formats import BYTECODE, SCHEMA, SCHEMA_1, SCHEMA_2, SCHEMA_3, SCHEMAS, SOURCES
+from ..node.formats import canonical_json as canonical_json
 
 __all__ = [
     "SCHEMA",
     "SCHEMA_1",
+    "SCHEMA_2",
+    "SCHEMA_3",
     "SCHEMAS",
-    "LAYER_KINDS",
-    "LAYER_KINDS_1",
     "BYTECODE",
     "SOURCES",
     "PythonInfo",
+    "CondaPackage",
+    "Relocation",
     "LayerRef",
     "Distribution",
     "Excluded",
     "Manifest",
     "canonical_json",
 ]
-
-SCHEMA = "envship.manifest/2"  # what pack writes
-SCHEMA_1 = "envship.manifest/1"  # still read (envs already in stores)
-SCHEMAS = (SCHEMA_1, SCHEMA)
-LAYER_KINDS = ("python", "code", "dist")
-LAYER_KINDS_1 = ("python", "deps", "code")
-BYTECODE = ("packed", "node", "none")  # schema 2: who compiles a code/dist layer's .py files
-SOURCES = ("index", "editable", "local", "vcs", "archive", "unknown")
-
-
-def canonical_json(obj: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the exact bytes the env id is computed from."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True)
@@ -54,14 +48,38 @@ class PythonInfo:
 
 
 @dataclass(frozen=True)
+class CondaPackage:
+    """The conda package a ``conda`` (or conda ``python``) layer holds (schema 3)."""
+
+    name: str
+    version: str
+    build: str
+    subdir: str  # "linux-64", "noarch", ...
+    noarch: str | None = None  # "python" / "generic" for noarch packages
+
+
+@dataclass(frozen=True)
+class Relocation:
+    """A file of a conda layer stored with a prefix placeholder the node rewrites (schema 3)."""
+
+    path: str  # relative to the prefix
+    placeholder: str
+    mode: str  # "text" or "binary"
+
+
+@dataclass(frozen=True)
 class LayerRef:
-    kind: str  # one of LAYER_KINDS (schema 1: LAYER_KINDS_1)
+    kind: str  # one of formats.LAYER_KINDS[schema]
     digest: str  # "sha256:<hex>" of the blob bytes
     size: int  # blob size in bytes
     files: int  # regular files in the layer
     url: str | None = None  # presigned variants only; never part of the env id
-    dists: tuple[str, ...] = ()  # schema 2, code/dist layers: "name==version" it holds, sorted
-    bytecode: str | None = None  # schema 2: one of BYTECODE (python layer: "packed" or None)
+    dists: tuple[str, ...] = ()  # schema 2+, code/dist layers: "name==version" it holds, sorted
+    bytecode: str | None = None  # schema 2+: one of BYTECODE (python layer: "packed" or None)
+    unpacked: int | None = None  # schema 3: bytes of its regular files (extraction bound)
+    package: CondaPackage | None = None  # schema 3: conda and conda-python layers
+    relocations: tuple[Relocation, ...] = ()  # schema 3, with package: sorted by path
+    entry_points: tuple[str, ...] = ()  # schema 3, noarch python packages: "name = mod:func"
 
     @property
     def hex(self) -> str:
@@ -95,42 +113,44 @@ class Manifest:
     schema: str | None = None  # None: implied by the content (see __post_init__)
 
     def __post_init__(self) -> None:
-        if self.schema is None:  # built in code: schema 2 when something only it has is used
+        if self.schema is None:  # built in code: the newest schema whose fields are all there
             v2 = self.python.cache_tag is not None or any(
                 lay.kind == "dist" or lay.dists or lay.bytecode for lay in self.layers)
-            object.__setattr__(self, "schema", SCHEMA if v2 else SCHEMA_1)
+            v3 = self.layers and all(lay.unpacked is not None for lay in self.layers)
+            implied = SCHEMA_3 if v3 and self.python.cache_tag else SCHEMA_2 if v2 else SCHEMA_1
+            object.__setattr__(self, "schema", implied)
+        formats.check_manifest(self.to_dict(), "manifest", presigned=self.presigned)
 
     @property
     def schema_id(self) -> str:
         """The schema this manifest is written in (read from the file, or implied)."""
         return self.schema or SCHEMA
 
+    @property
+    def presigned(self) -> bool:
+        """Do its layers carry URLs (a presigned manifest)?"""
+        return any(lay.url is not None for lay in self.layers)
+
+    @property
+    def is_conda(self) -> bool:
+        return any(lay.package is not None for lay in self.layers)
+
     # -- identity ---------------------------------------------------------------
     def hashed_dict(self) -> dict[str, Any]:
         """The part the env id covers: everything but presigned layer URLs."""
-        v2 = self.schema_id == SCHEMA
+        schema = self.schema_id
         python = {
             "implementation": self.python.implementation,
             "version": self.python.version,
             "abi": self.python.abi,
             "platform": self.python.platform,
         }
-        if v2 and self.python.cache_tag is not None:
+        if schema != SCHEMA_1 and self.python.cache_tag is not None:
             python["cache_tag"] = self.python.cache_tag
-        layers: list[dict[str, Any]] = []
-        for lay in self.layers:
-            out: dict[str, Any] = {
-                "kind": lay.kind, "digest": lay.digest, "size": lay.size, "files": lay.files
-            }
-            if v2 and lay.kind != "python":
-                out["dists"] = list(lay.dists)
-            if v2 and lay.bytecode is not None:
-                out["bytecode"] = lay.bytecode
-            layers.append(out)
         return {
-            "schema": self.schema_id,
+            "schema": schema,
             "python": python,
-            "layers": layers,
+            "layers": [_layer_dict(lay, schema) for lay in self.layers],
             "distributions": [
                 {"name": d.name, "version": d.version, "source": d.source, "layer": d.layer}
                 for d in self.distributions
@@ -174,133 +194,67 @@ class Manifest:
 
     # -- loading ----------------------------------------------------------------
     @classmethod
-    def from_json(cls, data: bytes | str, *, source: str = "manifest") -> Manifest:
-        try:
-            obj = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ManifestError(
-                f"{source}: not valid JSON ({exc}); re-create it with `envship pack`."
-            ) from exc
-        return cls.from_dict(obj, source=source)
+    def from_json(
+        cls, data: bytes | str, *, source: str = "manifest", presigned: bool = False
+    ) -> Manifest:
+        raw = data.encode() if isinstance(data, str) else data
+        return cls.from_dict(formats.parse_document(raw, source), source=source,
+                             presigned=presigned)
 
     @classmethod
-    def from_dict(cls, obj: Any, *, source: str = "manifest") -> Manifest:
-        def fail(what: str) -> ManifestError:
-            return ManifestError(f"{source}: {what}; re-create it with `envship pack`.")
-
-        if not isinstance(obj, dict):
-            raise fail("expected a JSON object")
-        schema = obj.get("schema")
-        if schema not in SCHEMAS:
-            raise fail(f"unknown schema {schema!r} (this envship reads {' and '.join(SCHEMAS)})")
-        v2 = schema == SCHEMA
-        try:
-            py = obj["python"]
-            cache_tag = py.get("cache_tag") if v2 and isinstance(py, dict) else None
-            if cache_tag is not None and (not isinstance(cache_tag, str) or not cache_tag):
-                raise TypeError("'cache_tag' must be a non-empty string")
-            python = PythonInfo(
-                implementation=_str(py, "implementation"),
-                version=_str(py, "version"),
-                abi=_str(py, "abi"),
-                platform=_str(py, "platform"),
-                cache_tag=cache_tag,
-            )
-            layers = tuple(_layer(x, v2) for x in _list(obj, "layers"))
-            dists = tuple(
-                Distribution(
-                    _str(d, "name"), _str(d, "version"), _str(d, "source"), _str(d, "layer")
-                )
-                for d in _list(obj, "distributions")
-            )
-            eps_raw = obj.get("entry_points", {})
-            if not isinstance(eps_raw, dict):
-                raise TypeError("entry_points must be an object")
-            eps: dict[str, dict[str, str]] = {}
-            for group, items in eps_raw.items():
-                if not isinstance(items, dict) or not all(
-                    isinstance(k, str) and isinstance(v, str) for k, v in items.items()
-                ):
-                    raise TypeError(f"entry_points[{group!r}] must map names to strings")
-                eps[str(group)] = dict(items)
-            excluded = tuple(
-                Excluded(_str(e, "name"), _str(e, "version"), _str(e, "reason"))
-                for e in obj.get("excluded", [])
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise fail(f"bad field: {exc}") from exc
-        if v2:
-            _check_layers_2(layers, dists, fail)
-        else:
-            kinds = [lay.kind for lay in layers]
-            if len(set(kinds)) != len(kinds):
-                raise fail(f"duplicate layer kinds {kinds}")
-        return cls(python, layers, dists, eps, excluded, schema)
+    def from_dict(cls, obj: Any, *, source: str = "manifest", presigned: bool = False) -> Manifest:
+        """The manifest *obj* (parsed JSON), judged by :func:`formats.check_manifest`."""
+        formats.check_manifest(obj, source, presigned=presigned)
+        py = obj["python"]
+        python = PythonInfo(py["implementation"], py["version"], py["abi"], py["platform"],
+                            py.get("cache_tag"))
+        return cls(
+            python,
+            tuple(_layer(x) for x in obj["layers"]),
+            tuple(Distribution(d["name"], d["version"], d["source"], d["layer"])
+                  for d in obj["distributions"]),
+            {str(g): dict(items) for g, items in obj["entry_points"].items()},
+            tuple(Excluded(e["name"], e["version"], e["reason"]) for e in obj["excluded"]),
+            obj["schema"],
+        )
 
 
-def _check_layers_2(
-    layers: tuple[LayerRef, ...],
-    dists: tuple[Distribution, ...],
-    fail: Callable[[str], ManifestError],
-) -> None:
-    """Schema 2 rules: one python layer at most, unique digests, distributions point at one."""
-    if sum(lay.kind == "python" for lay in layers) > 1:
-        raise fail("more than one python layer")
-    digests = [lay.digest for lay in layers]
-    if len(set(digests)) != len(digests):
-        raise fail("a layer digest is listed twice")
-    known = set(digests)
-    for d in dists:
-        if d.layer not in known:
-            raise fail(f"distribution {d.name} points at {d.layer!r}, which is not a layer")
+def _layer_dict(lay: LayerRef, schema: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": lay.kind, "digest": lay.digest, "size": lay.size, "files": lay.files
+    }
+    if schema == SCHEMA_1:
+        return out
+    if schema == SCHEMA_3:
+        out["unpacked"] = lay.unpacked
+    if lay.kind in ("code", "dist"):
+        out["dists"] = list(lay.dists)
+    if lay.bytecode is not None:
+        out["bytecode"] = lay.bytecode
+    if lay.package is not None:
+        pkg = {"name": lay.package.name, "version": lay.package.version,
+               "build": lay.package.build, "subdir": lay.package.subdir}
+        if lay.package.noarch is not None:
+            pkg["noarch"] = lay.package.noarch
+        out["package"] = pkg
+        out["relocations"] = [
+            {"path": r.path, "placeholder": r.placeholder, "mode": r.mode}
+            for r in lay.relocations
+        ]
+        if lay.entry_points:
+            out["entry_points"] = list(lay.entry_points)
+    return out
 
 
-def _str(obj: Any, key: str) -> str:
-    if not isinstance(obj, dict):
-        raise TypeError(f"expected an object holding {key!r}")
-    value = obj[key]
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{key!r} must be a non-empty string")
-    return value
-
-
-def _int(obj: dict[str, Any], key: str) -> int:
-    value = obj[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise TypeError(f"{key!r} must be a non-negative integer")
-    return value
-
-
-def _list(obj: dict[str, Any], key: str) -> list[Any]:
-    value = obj.get(key, [])
-    if not isinstance(value, list):
-        raise TypeError(f"{key!r} must be a list")
-    return value
-
-
-def _layer(obj: Any, v2: bool) -> LayerRef:
-    kind = _str(obj, "kind")
-    allowed = LAYER_KINDS if v2 else LAYER_KINDS_1
-    if kind not in allowed:
-        raise ValueError(f"unknown layer kind {kind!r} (expected one of {', '.join(allowed)})")
-    digest = _str(obj, "digest")
-    algo, _, hexpart = digest.partition(":")
-    if algo != "sha256" or len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
-        raise ValueError(f"layer digest {digest!r} is not 'sha256:<64 hex>'")
-    url = obj.get("url")
-    if url is not None and not isinstance(url, str):
-        raise TypeError("layer 'url' must be a string")
-    dists: tuple[str, ...] = ()
-    bytecode = None
-    if v2 and kind != "python":
-        raw = obj.get("dists", [])
-        if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
-            raise TypeError("layer 'dists' must be a list of 'name==version' strings")
-        dists = tuple(raw)
-        if kind == "dist" and not dists:
-            raise ValueError(f"dist layer {digest} names no distribution")
-    if v2:
-        bytecode = obj.get("bytecode")
-        if bytecode is not None and bytecode not in BYTECODE:
-            raise ValueError(f"layer 'bytecode' {bytecode!r} is not one of {', '.join(BYTECODE)}")
-    return LayerRef(kind, digest, _int(obj, "size"), _int(obj, "files"), url, dists, bytecode)
+def _layer(obj: dict[str, Any]) -> LayerRef:
+    """A layer entry that :func:`formats.check_manifest` accepted."""
+    pkg = obj.get("package")
+    package = None if pkg is None else CondaPackage(
+        pkg["name"], pkg["version"], pkg["build"], pkg["subdir"], pkg.get("noarch"))
+    return LayerRef(
+        obj["kind"], obj["digest"], obj["size"], obj["files"], obj.get("url"),
+        tuple(obj.get("dists", ())), obj.get("bytecode"), obj.get("unpacked"), package,
+        tuple(Relocation(r["path"], r["placeholder"], r["mode"])
+              for r in obj.get("relocations", ())),
+        tuple(obj.get("entry_points", ())),
+    )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PackError
+from ..node.formats import layer_order
 from ..progress import Progress
 from .archive import Blob, write_blob
 from .buildcache import BuildCache, content_fingerprint, fingerprint
@@ -32,7 +33,6 @@ __all__ = ["PackResult", "pack", "pack_lock", "pack_snapshot"]
 log = logging.getLogger(__name__)
 
 
-_LAYER_ORDER = ("python", "code", "dist")
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def pack_snapshot(
         elif compiler is not None:
             bytecode = "packed"  # the stdlib; without it (older envs) the node compiles it
         refs.append(LayerRef(plan.kind, blob.digest, blob.size, blob.files, None, plan.dists,
-                             bytecode))
+                             bytecode, blob.unpacked))
         blobs[blob.digest] = blob.path
         built[blob.digest] = now
     empty = [d.name for d in selection.kept if f"{d.name}=={d.version}" not in layer_of]
@@ -149,7 +149,7 @@ def pack_snapshot(
     python = dataclasses.replace(py, cache_tag=cache_tag)
     manifest = Manifest(
         python=python,
-        layers=tuple(sorted(refs, key=lambda r: (_LAYER_ORDER.index(r.kind), list(r.dists)))),
+        layers=tuple(sorted(refs, key=lambda r: (layer_order(SCHEMA, r.kind), list(r.dists)))),
         distributions=dists,
         entry_points={g: dict(sorted(v.items())) for g, v in sorted(eps.items())},
         excluded=selection.excluded,
