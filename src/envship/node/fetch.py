@@ -130,14 +130,27 @@ class HashingReader:
     """A read-only stream that sha256-hashes and counts what passes through it."""
 
     def __init__(
-        self, raw: BinaryIO, limit: int, label: str = "blob", *, remote: bool = False
+        self, raw: BinaryIO, limit: int, label: str = "blob", *, remote: bool = False,
+        expected: str | None = None,
     ) -> None:
         self._raw = raw
         self._limit = limit
         self._label = label
         self._remote = remote  # a short remote read is a broken-off download, not a bad blob
+        self._expected = expected  # sha256 hex: checked the moment the stream ends
         self.sha256 = hashlib.sha256()
         self.count = 0
+
+    def mismatch(self) -> NodeError | None:
+        """The error for a stream whose bytes are not the ones expected, or None."""
+        actual = self.sha256.hexdigest()
+        if self._expected is None or (self.count == self._limit and actual == self._expected):
+            return None
+        return NodeError(
+            f"{self._label} has sha256 {actual[:16]}… and {self.count} bytes, the manifest says "
+            f"{self._expected[:16]}… and {self._limit}: it is not what the env id promised (the "
+            "store is damaged or was tampered with); refusing it"
+        )
 
     def read(self, n: int = -1) -> bytes:
         try:
@@ -149,10 +162,14 @@ class HashingReader:
                 f"{self._label}: download interrupted after {self.count} bytes "
                 f"({type(exc).__name__}: {exc})"
             ) from None
-        if not data and n != 0 and self._remote and self.count < self._limit:
-            raise FetchInterrupted(
-                f"{self._label}: download ended after {self.count} of {self._limit} bytes"
-            )
+        if not data and n != 0:
+            if self._remote and self.count < self._limit:
+                raise FetchInterrupted(
+                    f"{self._label}: download ended after {self.count} of {self._limit} bytes"
+                )
+            bad = self.mismatch()
+            if bad is not None:
+                raise bad
         self.count += len(data)
         if self.count > self._limit:
             raise NodeError(

@@ -361,33 +361,27 @@ def _fetch_unpack(url: str, lay: dict[str, Any], tmp: str) -> int:
     from .fetch import HashingReader, is_local, open_url, safe_url
 
     label = f"{lay['kind']} {lay['digest'][:19]}"
-    expected = lay["digest"].split(":", 1)[1]
     reader = HashingReader(
-        open_url(url), lay["size"], f"layer {label}: blob {safe_url(url)}", remote=not is_local(url)
+        open_url(url), lay["size"], f"layer {label}: blob {safe_url(url)}",
+        remote=not is_local(url), expected=lay["digest"].split(":", 1)[1],
     )
     try:
         try:
-            size = extract_layer(reader, tmp, label, Limits.from_env())
+            size = extract_layer(reader, tmp, label, Limits.for_layer(lay))
         except NodeError as exc:
             # A tampered blob usually breaks the tar too: report the digest mismatch if so.
             try:
                 reader.drain()
             except (NodeError, OSError):
                 raise exc from None
-            if reader.sha256.hexdigest() == expected:
-                raise
-            size = 0
-        else:
-            reader.drain()
+            bad = reader.mismatch()
+            raise bad or exc from None
+        reader.drain()  # the tar's trailing padding; raises if the digest does not match
     finally:
         reader.close()
-    actual = reader.sha256.hexdigest()
-    if reader.count != lay["size"] or actual != expected:
-        raise NodeError(
-            f"layer {label}: blob {safe_url(url)} has sha256 {actual[:16]}… and {reader.count} "
-            f"bytes, the manifest says {expected[:16]}… and {lay['size']}; the store is damaged "
-            "or was tampered with, refusing it"
-        )
+    bad = reader.mismatch()
+    if bad is not None:
+        raise bad
     return size
 
 
