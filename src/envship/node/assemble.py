@@ -147,6 +147,11 @@ def _merge_layers(
         if kind == "python":
             continue
         label = f"{kind} {os.path.basename(d)[:12]}"
+        merger.places = [
+            (os.path.join(d, "site-packages"), site),
+            (os.path.join(d, "data", "bin"), bindir),
+            (os.path.join(d, "data"), view),
+        ]
         merger.merge(os.path.join(d, "site-packages"), site, label)
         data = os.path.join(d, "data")
         try:

@@ -11,7 +11,7 @@ from .errors import NodeError
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `typing` costs start-up time on the warm path
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
 __all__ = [
     "cache_root",
@@ -74,12 +74,14 @@ def _problem(st: os.stat_result, *, entry: bool) -> str | None:
     return None
 
 
-def check_entry(root: str, *parts: str, own_root: bool = False) -> bool:
+def check_entry(root: str, *parts: str, own_root: bool = False, entry: bool = True) -> bool:
     """Does ``root/parts...`` exist and pass the ownership rule? False if it does not exist;
     Untrusted if it (or a directory between *root* and it) exists and fails the rule.
 
     Every level is ``lstat``-ed: a symlink inside the cache is never followed. *root* itself is
     followed (the user chose it) unless *own_root* (an area this process creates itself).
+    Not *entry*: the last part is a directory entries live in (it may be sticky and
+    world-writable, like /tmp), not an entry itself.
     """
     try:
         st = os.lstat(root) if own_root else os.stat(root)
@@ -102,7 +104,7 @@ def check_entry(root: str, *parts: str, own_root: bool = False) -> bool:
         if not stat.S_ISDIR(st.st_mode):
             what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
             raise Untrusted(f"node cache entry {path} is {what}")
-        problem = _problem(st, entry=i == last and i > 0)
+        problem = _problem(st, entry=entry and i == last and i > 0)
         if problem:
             raise Untrusted(f"node cache entry {path} is {problem}")
     return True
@@ -147,12 +149,12 @@ def share_area(root: str) -> None:
         path = os.path.join(root, sub)
         if not os.path.lexists(path):
             os.mkdir(path, 0o755)
-        if check_entry(root, sub) and os.lstat(path).st_mode & 0o7777 != 0o755:
+        if check_entry(root, sub, entry=False) and os.lstat(path).st_mode & 0o7777 != 0o755:
             os.chmod(path, 0o755)
     users = os.path.join(root, USERS)
     if not os.path.lexists(users):
         os.mkdir(users, 0o755)
-    if check_entry(root, USERS) and os.lstat(users).st_mode & 0o7777 != 0o1777:
+    if check_entry(root, USERS, entry=False) and os.lstat(users).st_mode & 0o7777 != 0o1777:
         os.chmod(users, 0o1777)
 
 
@@ -222,7 +224,7 @@ def _open_lock(path: str, root: str, locks: str) -> int:
     # flock needs no write access: a lock file root made 0644 serves every user.
     flags = os.O_RDONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
     for attempt in (0, 1):
-        if not check_entry(root, os.path.basename(locks)):
+        if not check_entry(root, os.path.basename(locks), entry=False):
             if attempt:
                 break
             try:
@@ -359,7 +361,7 @@ def temp_dir(parent: str, name: str) -> str:
         os.makedirs(parent, 0o755, exist_ok=True)
     except PermissionError as exc:
         raise ReadOnly(f"cannot create {parent}: {exc.strerror}") from None
-    if not check_entry(os.path.dirname(parent), os.path.basename(parent)):
+    if not check_entry(os.path.dirname(parent), os.path.basename(parent), entry=False):
         raise ReadOnly(f"{parent} disappeared")
     path = os.path.join(parent, f"{TMP_PREFIX}{name}-{os.getpid()}")
     if os.path.lexists(path) and not mine(path):  # another user's process with our pid
@@ -392,59 +394,65 @@ def fast_view(root: str, env_id: str) -> str | None:
 
 
 class Warnings:
-    """Prints each ``warning:`` line once per run on stderr (a run may look at an entry twice)."""
+    """One run's view of which cache areas failed the ownership rule; prints the first such
+    finding as one ``warning:`` line on stderr (a run may meet several untrusted entries)."""
 
-    __slots__ = ("seen",)
+    __slots__ = ("distrusted", "printed")
 
     def __init__(self) -> None:
-        self.seen: set[str] = set()
+        self.distrusted: set[str] = set()
+        self.printed = False
 
-    def __call__(self, message: str) -> None:
-        if message not in self.seen:
+    def distrust(self, area: str, exc: NodeError) -> None:
+        """Use nothing more from *area* in this run, and say why (once)."""
+        self.distrusted.add(area)
+        if not self.printed:
             import sys
 
-            self.seen.add(message)
-            sys.stderr.write(f"envship: warning: {message}\n")
+            self.printed = True
+            sys.stderr.write(
+                f"envship: warning: {exc}; not using it: this env runs from your own node cache "
+                "area (see 'Trust model' in docs/node.md)\n"
+            )
             sys.stderr.flush()
 
 
-def areas(root: str, warn: Callable[[str], None]) -> Iterator[str]:
-    """The cache areas to look in, in order: the cache *root*, then this user's own area
-    (``users/<uid>/`` under it, else ``<tmp>/envship-<uid>``) where it passes the rule."""
-    yield root
+def areas(root: str, warn: Warnings) -> Iterator[tuple[str, bool]]:
+    """The cache areas to use, in order, as (path, own): the cache *root*, then this user's own
+    area (``users/<uid>/`` under it, else ``<tmp>/envship-<uid>``, *own*: created by and for
+    this user) wherever it passes the rule; areas *warn* distrusts are skipped."""
+    if root not in warn.distrusted:
+        yield root, False
     for area, own in user_areas(root):
+        if area in warn.distrusted:
+            continue
         try:
             check_entry(area, own_root=own)
+            if not own:
+                check_entry(root, USERS, entry=False)
         except Untrusted as exc:
-            warn(f"{exc}; not using it")
+            warn.distrust(area, exc)
             continue
-        if not own:
-            try:
-                check_entry(root, USERS)
-            except Untrusted as exc:
-                warn(f"{exc}; not using it")
-                continue
-        yield area
+        yield area, own
 
 
-def find_view(root: str, env_id: str, warn: Callable[[str], None]) -> str | None:
-    """The ready, trusted view of *env_id* in any area, or None. Untrusted ones are skipped,
-    with a warning."""
-    for area in areas(root, warn):
+def find_view(root: str, env_id: str, warn: Warnings) -> str | None:
+    """The ready, trusted view of *env_id* in any area, or None."""
+    for area, _ in areas(root, warn):
         try:
             ready = fast_view(area, env_id)
         except Untrusted as exc:
-            warn(f"{exc}; not using it (see 'Trust model' in docs/node.md)")
+            warn.distrust(area, exc)
             continue
         if ready:
             return ready
     return None
 
 
-def hold_view(root: str, env_id: str, warn: Callable[[str], None]) -> tuple[str, int | None] | None:
+def hold_view(root: str, env_id: str, warn: Warnings) -> tuple[str, int | None] | None:
     """Like :func:`find_view`, also taking the view's shared in-use lock (None: a cache this
     user cannot create lock files in, filled by someone else)."""
-    for area in areas(root, warn):
+    for area, _ in areas(root, warn):
         fd = None
         try:
             if fast_view(area, env_id) is None:
@@ -456,7 +464,7 @@ def hold_view(root: str, env_id: str, warn: Callable[[str], None]) -> tuple[str,
             path = fast_view(area, env_id)  # a pruner may have removed it before we locked
         except Untrusted as exc:
             release(fd)
-            warn(f"{exc}; not using it (see 'Trust model' in docs/node.md)")
+            warn.distrust(area, exc)
             continue
         if path:
             return path, fd

@@ -123,7 +123,7 @@ def ensure_view(
     root: str,
     python: str | None,
     log: Callable[[str], None] | None,
-    warn: Callable[[str], None] | None = None,
+    warn: Warnings | None = None,
     *,
     shared: bool = False,
 ) -> tuple[str, str]:
@@ -157,15 +157,17 @@ def ensure_view(
     if shared:
         return _build(root, resolved, interpreter, log, shared=True), resolved.env_id
     problem: NodeError | None = None
-    for area in areas(root, warn):
+    for area, own in areas(root, warn):
         try:
+            if area != root:
+                cache.make_area(area, own)
             return _build(area, resolved, interpreter, log), resolved.env_id
         except cache.Untrusted as exc:
-            warn(f"{exc}; not using it, building this env in your own cache area")
+            warn.distrust(area, exc)
             problem = exc
         except cache.ReadOnly as exc:
             if log:
-                log(f"{exc}; building this env in your own cache area")
+                log(f"{exc}; building this env in your own node cache area")
             problem = exc
     raise NodeError(
         f"no usable node cache for this env ({problem}); set ENVSHIP_CACHE (or --cache) to a "
@@ -403,7 +405,10 @@ def _ensure_env(
         cache.clean_stale(parent, resolved.env_id)
         if cache.check_entry(root, "envs", resolved.env_id):  # stale: interpreter gone
             trash = os.path.join(parent, f"{cache.TRASH_PREFIX}{resolved.env_id}-{os.getpid()}")
-            os.rename(final, trash)
+            try:
+                os.rename(final, trash)
+            except PermissionError:  # someone else's (its interpreter is not ours to run?)
+                raise cache.ReadOnly(f"cannot replace the env view {final}") from None
             cache.remove_tree(trash)
         tmp = cache.temp_dir(parent, resolved.env_id)
         try:
