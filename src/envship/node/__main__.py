@@ -118,6 +118,10 @@ def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, ver
     if held is None or env_id is None:
         raise NodeError(f"env view for {ref} keeps disappearing; is the cache being pruned?")
     view, lock = held
+    if os.environ.get("ENVSHIP_VERIFY", "") not in ("", "0"):
+        from .verify import verify_view
+
+        verify_view(view)
     env = dict(os.environ)
     bindir = os.path.join(view, "bin")
     env["PATH"] = bindir + os.pathsep + env.get("PATH", os.defpath)

@@ -63,6 +63,7 @@ def assemble_view(
 
     *layer_dirs* lists (kind, unpacked layer dir) in manifest order.
     """
+    from .formats import hashed_json
     from .resolve import is_merged
 
     mm = ".".join(interpreter.version.split(".")[:2])
@@ -90,9 +91,14 @@ def assemble_view(
     with open(os.path.join(tmp, "envship-env-id"), "w", encoding="ascii") as f:
         f.write(env_id + "\n")
     with open(os.path.join(tmp, "manifest.json"), "wb") as fb:
-        fb.write(raw_manifest)
+        # the hashed form: no layer urls, so no presigned signature stays on the node
+        fb.write(hashed_json(manifest) if _has_urls(manifest) else raw_manifest)
     with open(os.path.join(tmp, "envship-layers"), "w", encoding="ascii") as f:
         f.write("".join(os.path.basename(d) + "\n" for _, d in layer_dirs))
+
+
+def _has_urls(manifest: dict[str, Any]) -> bool:
+    return any(isinstance(lay, dict) and "url" in lay for lay in manifest.get("layers", ()))
 
 
 def _console_scripts(manifest: dict[str, Any], bindir: str, final: str, taken: set[str]) -> None:

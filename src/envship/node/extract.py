@@ -76,13 +76,20 @@ class Limits:
         return cls(base.member, total, base.members, files, stream, promise)
 
 
-def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> int:
+def extract_layer(
+    stream: Readable, dest: str, layer: str, limits: Limits,
+    digests: dict[str, str] | None = None,
+) -> int:
     """Unpack the tar.gz *stream* into the empty directory *dest*; return the bytes written.
 
     Refuses (NodeError naming *layer* and the member) absolute names, ``..``, links leaving the
     layer, devices/fifos, duplicates and oversized members; nothing is written outside *dest*.
-    Files are created read-only (0444, or 0555 if executable); directories stay 0755.
+    Files are created read-only (0444, or 0555 if executable); directories stay 0755 until the
+    layer is committed. *digests*, if given, receives each regular file's sha256 (hex) by
+    layer-relative path, computed while it is written (``ENVSHIP_VERIFY`` checks them later).
     """
+    import hashlib
+
     root = os.path.realpath(dest)
     seen: set[str] = set()
     files: set[str] = set()
@@ -190,6 +197,8 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
                     raise fail(member.name, f"hard link to {member.linkname!r}, not a file here")
                 os.link(os.path.join(root, target), path)
                 files.add(name)
+                if digests is not None:
+                    digests[name] = digests[target]
                 continue
             if member.size > limits.member:
                 raise fail(member.name, f"{member.size} bytes, over the {limits.member} limit")
@@ -207,6 +216,7 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
             src = tar.extractfile(member)
             assert src is not None
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+            sha = hashlib.sha256() if digests is not None else None
             with os.fdopen(fd, "wb") as out:
                 remaining = member.size
                 while remaining > 0:
@@ -214,8 +224,12 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
                     if not chunk:
                         raise fail(member.name, "truncated")
                     out.write(chunk)
+                    if sha is not None:
+                        sha.update(chunk)
                     remaining -= len(chunk)
             files.add(name)
+            if sha is not None and digests is not None:
+                digests[name] = sha.hexdigest()
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, TooLarge):
             if not limits.promise:

@@ -173,8 +173,8 @@ class HashingReader:
         self.count += len(data)
         if self.count > self._limit:
             raise NodeError(
-                f"{self._label}: larger than the {self._limit} bytes the manifest says; the "
-                "store is damaged or was tampered with, refusing it"
+                f"{self._label}: larger than the {self._limit} bytes the manifest says: it is not "
+                "what the env id promised (the store is damaged or was tampered with); refusing it"
             )
         self.sha256.update(data)
         return data

@@ -110,6 +110,10 @@ def prepare(
         os.fspath(env_ref), root, os.fspath(python) if python is not None else None,
         _stderr_log if verbose else None,
     )
+    from .verify import verify_view, wanted
+
+    if wanted():
+        verify_view(path)
     return View(path, env_id)
 
 
@@ -288,6 +292,8 @@ def _ensure_layer(
     interpreter: Interpreter | None,
     log: Callable[[str], None] | None,
 ) -> tuple[str, bool]:
+    from .verify import record_layer
+
     hex_ = lay["digest"].split(":", 1)[1]
     final = cache.layer_dir(root, hex_)
     if _touch_ready(final):
@@ -303,8 +309,10 @@ def _ensure_layer(
         for attempt in range(_ATTEMPTS):
             tmp = cache.temp_dir(parent, hex_)
             try:
-                size = _fetch_unpack(resolved.layer_urls[lay["digest"]], lay, tmp)
+                digests: dict[str, str] = {}
+                size = _fetch_unpack(resolved.layer_urls[lay["digest"]], lay, tmp, digests)
                 compiled = _compile(tmp, lay, resolved.manifest, interpreter)
+                record_layer(tmp, digests)
                 with open(os.path.join(tmp, ".envship-size"), "w", encoding="ascii") as f:
                     f.write(f"{size}\n")
                 cache.make_read_only(tmp)  # before the commit: never writable once in place
@@ -358,7 +366,7 @@ def _compile(
                         r"[\\/](test|tests)[\\/]")
 
 
-def _fetch_unpack(url: str, lay: dict[str, Any], tmp: str) -> int:
+def _fetch_unpack(url: str, lay: dict[str, Any], tmp: str, digests: dict[str, str]) -> int:
     from .extract import Limits, extract_layer
     from .fetch import HashingReader, is_local, open_url, safe_url
 
@@ -369,7 +377,7 @@ def _fetch_unpack(url: str, lay: dict[str, Any], tmp: str) -> int:
     )
     try:
         try:
-            size = extract_layer(reader, tmp, label, Limits.for_layer(lay))
+            size = extract_layer(reader, tmp, label, Limits.for_layer(lay), digests)
         except NodeError as exc:
             # A tampered blob usually breaks the tar too: report the digest mismatch if so.
             try:
@@ -395,6 +403,7 @@ def _ensure_env(
     log: Callable[[str], None] | None,
 ) -> str:
     from .assemble import assemble_view
+    from .verify import record_view
 
     final = cache.view_dir(root, resolved.env_id)
     fd = cache.acquire(cache.lock_path(root, "build-" + resolved.env_id))
@@ -416,6 +425,7 @@ def _ensure_env(
                 tmp, final, resolved.env_id, resolved.manifest, resolved.raw, dirs, interpreter,
                 log,
             )
+            record_view(tmp, [d for _, d in dirs])
             cache.make_read_only(tmp)
             cache.commit_dir(tmp, final)
         except BaseException:

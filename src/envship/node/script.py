@@ -10,7 +10,7 @@ SCRIPT_NAME = "envship_node.py"  # the file name `node-script -o DIR` writes in 
 PACKAGE = "_envship_node"  # the package name inside the script; never clashes with envship
 MODULES = (
     "__init__", "__main__", "assemble", "bytecode", "cache", "errors", "extract", "fetch",
-    "formats", "gunzip", "interp", "merge", "prune", "ref", "resolve", "runtime",
+    "formats", "gunzip", "interp", "merge", "prune", "ref", "resolve", "runtime", "verify",
 )
 
 _HEAD = '''#!/usr/bin/env python3
