@@ -18,6 +18,24 @@ from kits.support import (
 )
 
 
+# Areas of the suite that are slow as a whole (real clusters, kill -9 loops); single slow tests
+# elsewhere carry @pytest.mark.slow. `-m "not slow"` is the quick lane for everyday work.
+SLOW_AREAS = (
+    "engines/",  # Spark, Dask, Ray, torch.distributed and TensorFlow processes
+    "remote/",  # functions run in new interpreters inside packed envs
+    "store/test_store_churn.py",  # concurrent ships and gcs, kill -9
+    "store/test_store_faults.py",  # injected failures with retries and back-off
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        rel = Path(str(item.fspath)).relative_to(root).as_posix()
+        if rel.startswith(SLOW_AREAS) or item.get_closest_marker("spark"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def sample_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleEnv]:
     """A real venv with numpy (from the index) and an editable setuptools project `mylib`.

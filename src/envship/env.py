@@ -113,7 +113,7 @@ class Env:
         from .node.resolve import resolve
 
         resolved = resolve(url)
-        manifest = Manifest.from_dict(resolved.manifest, source=resolved.source)
+        manifest = Manifest.from_dict(resolved.manifest, source=resolved.source, presigned=True)
         store_url = resolved.source.rsplit("/envs/", 1)[0] if "/envs/" in resolved.source else ""
         return cls(url, manifest, store_url)
 

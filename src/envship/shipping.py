@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -13,12 +14,16 @@ from typing import Any
 from .env import Env
 from .errors import PackError, StoreError
 from .node.formats import blob_key
+from .packing.archive import Blob
 from .packing.pipeline import PackResult
 from .paths import default_store_url
 from .progress import Progress
-from .store import PublishResult, open_store
+from .store import PublishResult, open_store, teamcache
+from .store.publish import BlobUnavailable
 
 __all__ = ["pack", "ship", "ship_result", "ShipResult"]
+
+log = logging.getLogger(__name__)
 
 
 def pack(
@@ -90,6 +95,7 @@ def ship_result(
     tag: str | None = None,
     progress: Progress | None = None,
     provenance: bool = True,
+    store_cache: bool = True,
     **pack_opts: Any,
 ) -> ShipResult:
     """:func:`ship`, returning what was uploaded and built as well."""
@@ -102,9 +108,21 @@ def ship_result(
     # Client setup (session, credentials, TLS) overlaps with packing.
     warm_up = threading.Thread(target=store.connect, name="envship-store-connect", daemon=True)
     warm_up.start()
-    packed = pack(**pack_opts)  # no output: the blobs go to the store
+    shared = store if teamcache.enabled(store_cache) else None
+    packed = pack(shared_cache=shared, **pack_opts)  # no output: the blobs go to the store
     warm_up.join()
-    result = store.publish(packed.manifest, packed.blobs, progress, provenance=provenance)
+    try:
+        result = store.publish(packed.manifest, packed.blobs, progress, provenance=provenance)
+    except BlobUnavailable as exc:  # a gc took a reused blob meanwhile: build it here
+        log.warning("%s", exc)
+        packed = pack(**pack_opts)
+        result = store.publish(packed.manifest, packed.blobs, progress, provenance=provenance)
+    if shared is not None and packed.shareable:
+        sizes = {lay.digest: lay for lay in packed.manifest.layers}
+        store.record_builds({
+            fp: Blob(d, sizes[d].size, sizes[d].files, None, sizes[d].unpacked or 0)
+            for fp, d in packed.shareable.items() if d in sizes
+        })
     tag_uri = _tag(store, tag, packed, result.env_id) if tag is not None else None
     env = Env(result.env_uri, packed.manifest, store.url, dict(store.storage_options))
     return ShipResult(env, result, dict(packed.built), tag_uri, packed.env_prefix)
@@ -128,6 +146,7 @@ def ship(
     storage_options: Mapping[str, Any] | None = None,
     tag: str | None = None,
     progress: Progress | None = None,
+    store_cache: bool = True,
     **pack_opts: Any,
 ) -> Env:
     """Pack an environment (the running venv by default; `python=` for another) and publish
@@ -135,8 +154,11 @@ def ship(
 
     *store_url*: a local path or fsspec URL (default :func:`default_store_url`);
     *storage_options*: passed to fsspec (credentials, `endpoint_url`, ...);
-    *tag*: also point `tags/<tag>.json` at the env; *pack_opts*: as :func:`pack`.
+    *tag*: also point `tags/<tag>.json` at the env; *store_cache*: reuse blobs the store's
+    team build cache maps to the same files (``ENVSHIP_NO_STORE_CACHE=1`` turns it off too);
+    *pack_opts*: as :func:`pack`.
     """
     return ship_result(
-        store_url, storage_options=storage_options, tag=tag, progress=progress, **pack_opts
+        store_url, storage_options=storage_options, tag=tag, progress=progress,
+        store_cache=store_cache, **pack_opts
     ).env

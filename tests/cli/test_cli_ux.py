@@ -199,7 +199,7 @@ def test_store_ls_missing_store_is_an_error_and_damaged_envs_are_listed(
     listed = envship("store", "ls", str(store))
     assert listed.returncode == 0, listed.stderr
     assert damaged_id in listed.stdout and "damaged" in listed.stdout
-    assert f"damaged: {store}/envs/{damaged_id}.json: not valid JSON" in listed.stderr
+    assert f"damaged: {store}/envs/{damaged_id}.json: manifest is not valid JSON" in listed.stderr
     rows = {e["env_id"]: e for e in json.loads(
         envship("store", "ls", str(store), "--json").stdout)}
     assert rows[damaged_id]["damaged"] and rows[shipped.rpartition("/")[2][:-5]]["damaged"] is None

@@ -381,3 +381,29 @@ def test_compile_worker_that_dies_is_a_clear_error(tmp_path: Path) -> None:
     plan = LayerPlan("dist", (LayerEntry("site-packages/m.py", str(src)),), "record")
     with pytest.raises(PackError, match=r"compiling bytecode with /bin/false failed \(exit 1"):
         compile_layers(Compiler("/bin/false", TAG), [plan], tmp_path / "work")
+
+
+def test_pip_and_uv_installs_of_the_same_wheels_give_the_same_blobs(
+    envs: Envs, packs: dict[str, PackResult], tmp_path: Path
+) -> None:
+    """INSTALLER / REQUESTED are the installer's, not the wheel's: a pip-installed venv (with
+    the pycs pip compiles and its own RECORD rows) packs to env A's blobs, byte for byte."""
+    venv = tmp_path / "pip-venv"
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+    py = str(venv / "bin" / "python")
+    # pip from the test venv installs into the new one (--prefix keeps its RECORD and scripts
+    # as a pip inside that venv would write them; pip byte-compiles as it always does).
+    run([uv_bin(), "pip", "install", "-q", "-p", py, "pip"])
+    run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", *BASE])
+    site = next((venv / "lib").glob("python3.*/site-packages"))
+    assert (site / "six-1.16.0.dist-info" / "INSTALLER").read_text().strip() == "pip"
+    assert list(site.glob("**/__pycache__/*.pyc"))  # pip compiled; envship must not take them
+    got = pack(venv, cache_dir=tmp_path / "cache", output=tmp_path / "out")
+    want = packs["a"]
+    by_dist = {d.name: d.layer for d in got.manifest.distributions}
+    for name in ("six", "idna"):
+        assert by_dist[name] == _by_dist(want)[name], name
+    # The envs differ only by what really differs: pip itself is in one of them.
+    names = {d.name for d in got.manifest.distributions} - {d.name for d in
+                                                             want.manifest.distributions}
+    assert names <= {"pip"}

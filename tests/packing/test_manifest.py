@@ -44,9 +44,9 @@ def test_env_id_ignores_presigned_urls_but_not_content() -> None:
 @pytest.mark.parametrize(
     "mutate, needle",
     [
-        (lambda d: d.update(schema="envship.manifest/9"), "unknown schema"),
+        (lambda d: d.update(schema="envship.manifest/9"), "unknown manifest schema"),
         (lambda d: d["layers"][0].update(digest="md5:00"), "sha256"),
-        (lambda d: d["layers"][0].update(kind="weird"), "unknown layer kind"),
+        (lambda d: d["layers"][0].update(kind="weird"), "kind is not one of"),
         (lambda d: d["layers"][0].update(size=-1), "size"),
         (lambda d: d.pop("python"), "python"),
     ],
@@ -115,11 +115,11 @@ def test_schema_2_round_trip_and_fields() -> None:
 @pytest.mark.parametrize(
     "mutate, needle",
     [
-        (lambda d: d["layers"][1].update(kind="deps"), "unknown layer kind 'deps'"),
+        (lambda d: d["layers"][1].update(kind="deps"), "kind is not one of python, code, dist"),
         (lambda d: d["layers"][1].update(bytecode="maybe"), "bytecode"),
-        (lambda d: d["layers"][1].update(dists=[]), "names no distribution"),
-        (lambda d: d["distributions"][0].update(layer="code"), "not a layer"),
-        (lambda d: d["layers"].append(dict(d["layers"][0])), "listed twice"),
+        (lambda d: d["layers"][1].update(dists=[]), "'dists' is not a list"),
+        (lambda d: d["distributions"][0].update(layer="code"), "names no layer"),
+        (lambda d: d["layers"].append(dict(d["layers"][1])), "the same digest twice"),
     ],
 )
 def test_bad_schema_2_manifest(mutate, needle) -> None:  # type: ignore[no-untyped-def]

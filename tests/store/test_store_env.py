@@ -61,10 +61,10 @@ def test_presigned_env_downloads_without_credentials(
     assert env.is_presigned and env.uri.startswith("http")
     # The presigned manifest sits next to the manifest in the store ...
     side = store.location.env_path(result.env_id, ".presigned.json")
-    assert Manifest.from_json(store.location.fs.cat_file(side)) == env.manifest
+    assert Manifest.from_json(store.location.fs.cat_file(side), presigned=True) == env.manifest
     # ... and plain urllib (no credentials, no s3fs) gets it and every layer, bit for bit.
     with urllib.request.urlopen(env.uri, timeout=30) as resp:
-        fetched = Manifest.from_json(resp.read())
+        fetched = Manifest.from_json(resp.read(), presigned=True)
     assert fetched.env_id == result.env_id
     for layer in fetched.layers:
         assert layer.url is not None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..node.formats import env_key
 from . import builders_opts as bo
 from .app import (
     AsJson,
@@ -57,7 +58,7 @@ def _result_dict(result: PackResult) -> dict[str, Any]:
         "env_id": result.env_id,
         "env_prefix": result.env_prefix,
         "output": str(out) if out else None,
-        "manifest": str(out / "envs" / f"{result.env_id}.json") if out else None,
+        "manifest": str(out.joinpath(*env_key(result.env_id))) if out else None,
         "layers": [
             {"kind": lay.kind, "digest": lay.digest, "size": lay.size, "files": lay.files,
              "dists": list(lay.dists), "bytecode": lay.bytecode,

@@ -96,6 +96,12 @@ def ship(
     no_provenance: Annotated[
         bool, typer.Option("--no-provenance", help="Skip envs/<id>.provenance.json.")
     ] = False,
+    no_store_cache: Annotated[
+        bool, typer.Option("--no-store-cache",
+                           help="Build every layer here instead of reusing blobs the store's "
+                                "build cache maps to the same files (also "
+                                "ENVSHIP_NO_STORE_CACHE=1).")
+    ] = False,
     requirements: bo.Requirements = None,
     python_version: bo.PythonVersion = None,
     platform: bo.Platform = None,
@@ -122,12 +128,13 @@ def ship(
         with progress.bar:
             result = ship_result(
                 store_url, storage_options=_options(storage_option), tag=tag,
-                progress=progress, provenance=not no_provenance, **pack_opts,
+                progress=progress, provenance=not no_provenance,
+                store_cache=not no_store_cache, **pack_opts,
             )
     else:
         result = ship_result(
             store_url, storage_options=_options(storage_option), tag=tag,
-            provenance=not no_provenance, **pack_opts,
+            provenance=not no_provenance, store_cache=not no_store_cache, **pack_opts,
         )
     if target is not None:
         p = result.env.manifest.python

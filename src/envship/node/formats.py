@@ -147,14 +147,14 @@ def _problem(m: Any, presigned: bool) -> str | None:
         return "bad 'layers' field (a non-empty list of layer objects)"
     kinds: list[str] = []
     digests: list[str] = []
-    for lay in layers:
+    for i, lay in enumerate(layers):
         why = _layer_problem(lay, schema, presigned)
         if why is None and lay["digest"] in digests:
             why = "the same digest twice"
         if why is None and schema == SCHEMA_1 and lay["kind"] in kinds:
             why = f"a second {lay['kind']} layer (schema 1 has at most one of each kind)"
         if why:
-            return f"bad layer entry {_short(lay)}: {why}"
+            return f"bad layer entry {_layer_name(i, lay)}: {why}"
         kinds.append(lay["kind"])
         digests.append(lay["digest"])
     if schema != SCHEMA_1:
@@ -175,8 +175,13 @@ def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _layer_name(i: int, lay: Any) -> str:
+    digest = lay.get("digest") if isinstance(lay, dict) else None
+    return f"#{i} ({str(digest)[:19]}…)" if is_digest(digest) else f"#{i}"
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False)  # the same in every reader
     return text if len(text) <= 200 else text[:197] + "..."
 
 

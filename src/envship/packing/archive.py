@@ -40,7 +40,7 @@ class Blob:
     digest: str  # "sha256:<hex>"
     size: int
     files: int
-    path: Path
+    path: Path | None  # None: not here, held by the store the env is shipped to
     unpacked: int  # bytes of its regular files once extracted (the node's extraction bound)
 
 
@@ -120,15 +120,18 @@ def _rewrite_shebang(data: bytes) -> bytes:
 
 
 def _rewrite_record(data: bytes, keep: frozenset[str], blank: frozenset[str]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    """The RECORD rows of the files the blob holds, sorted (installers order them their own
+    way), scripts without hash/size (their shebang is rewritten)."""
+    rows = []
     for row in csv.reader(io.StringIO(data.decode("utf-8"))):
         if not row:
             continue
         if row[0] in blank:
-            writer.writerow([row[0], "", ""])
+            rows.append([row[0], "", ""])
         elif row[0] in keep:
-            writer.writerow(row)
+            rows.append(row)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(sorted(rows))
     return out.getvalue().encode("utf-8")
 
 

@@ -8,16 +8,22 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import PackError
+from ..node.formats import BLOBS, FINGERPRINTS, blob_key, fingerprint_key
 from ..paths import build_cache_dir
 from .archive import COMPRESS_LEVEL, Blob, _rewrite_record, _rewrite_shebang
 from .layers import LayerEntry, LayerPlan
 
-__all__ = ["FORMAT_VERSION", "BuildCache", "content_fingerprint", "fingerprint"]
+__all__ = [
+    "FORMAT_VERSION", "BuildCache", "SharedCache", "content_fingerprint", "fingerprint",
+    "SHARED_KINDS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +32,19 @@ log = logging.getLogger(__name__)
 STALE_TEMP_SECONDS = 3600.0
 
 # Bump whenever the bytes a plan turns into change (archive format, path rules, transforms).
-FORMAT_VERSION = "envship.layer/2"
+FORMAT_VERSION = "envship.layer/3"  # 3: no INSTALLER/REQUESTED, RECORD rows sorted
+
+
+# Layers a team build cache maps (code layers change with every edit and weigh kilobytes).
+SHARED_KINDS = ("python", "conda", "dist")
+
+
+class SharedCache(Protocol):
+    """A team build cache: content fingerprint -> a blob somebody already built and stored
+    (the store's ``fingerprints/``; see :mod:`envship.store.teamcache`)."""
+
+    def lookup(self, fingerprints: Sequence[str]) -> Mapping[str, Blob]:
+        """The fingerprints it knows whose blob is still there; their blobs (path None)."""
 
 
 def _stat_key(path: str) -> str:
@@ -96,7 +114,8 @@ def content_fingerprint(plan: LayerPlan) -> str:
 
 @dataclass(frozen=True)
 class BuildCache:
-    """``<root>/blobs/sha256/<hex>.tar.gz`` + ``<root>/fingerprints/<fp>.json``."""
+    """Blobs and fingerprint entries under *root*, laid out as in a store
+    (:mod:`envship.node.formats`: ``blob_key``, ``fingerprint_key``)."""
 
     root: Path
 
@@ -106,17 +125,17 @@ class BuildCache:
 
     @property
     def blob_dir(self) -> Path:
-        return self.root / "blobs" / "sha256"
+        return self.root.joinpath(*BLOBS)
 
     def lookup(self, fp: str) -> Blob | None:
         """The blob built earlier from the same inputs, if it is still there and intact."""
         try:
-            info = json.loads((self.root / "fingerprints" / f"{fp}.json").read_text())
+            info = json.loads(self.root.joinpath(*fingerprint_key(fp)).read_text())
             digest, size, files = str(info["digest"]), int(info["size"]), int(info["files"])
             unpacked = int(info["unpacked"])  # entries of older envships lack it: rebuilt
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        path = self.blob_dir / f"{digest.split(':', 1)[-1]}.tar.gz"
+        path = self.root.joinpath(*blob_key(digest))
         try:
             if path.stat().st_size != size:
                 return None
@@ -128,7 +147,7 @@ class BuildCache:
         """Remove ``.tmp-*`` leftovers of killed packs; returns how many went."""
         cutoff = time.time() - older_than
         removed = 0
-        for folder in (self.blob_dir, self.root / "fingerprints"):
+        for folder in (self.blob_dir, self.root.joinpath(*FINGERPRINTS)):
             try:
                 names = [n for n in os.listdir(folder) if n.startswith(".tmp-")]
             except OSError:
@@ -147,7 +166,7 @@ class BuildCache:
 
     def store(self, fp: str, blob: Blob) -> None:
         """Remember *blob* (already in :attr:`blob_dir`) under fingerprint *fp*."""
-        fp_dir = self.root / "fingerprints"
+        fp_dir = self.root.joinpath(*FINGERPRINTS)
         data = json.dumps({"digest": blob.digest, "size": blob.size, "files": blob.files,
                            "unpacked": blob.unpacked})
         try:
@@ -155,6 +174,6 @@ class BuildCache:
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=fp_dir)
             with os.fdopen(fd, "w") as fh:
                 fh.write(data)
-            os.replace(tmp, fp_dir / f"{fp}.json")
+            os.replace(tmp, self.root.joinpath(*fingerprint_key(fp)))
         except OSError as exc:  # a cache that cannot be written only costs speed
             log.warning("cannot write build cache entry in %s: %s", fp_dir, exc)

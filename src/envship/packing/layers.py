@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 # Installer bookkeeping that only describes the developer's machine: left out of code layers.
 _CHECKOUT_POINTERS = ("direct_url.json", "uv_cache.json")
+# Written by the installer, not the wheel: which tool installed it (pip / uv / conda) and
+# whether the user asked for it or it came as a dependency. Left out (with their RECORD rows)
+# so a dist blob depends on the wheel and the interpreter only, whoever installed it.
+_INSTALLER_MARKS = ("INSTALLER", "REQUESTED")
 
 
 class LayerEntry(NamedTuple):
@@ -133,6 +137,8 @@ class _Builder:
                 rest = path[len(meta):]
                 if rest == "RECORD":
                     record_file = f
+                    continue
+                if rest in _INSTALLER_MARKS:
                     continue
                 if drop_pointers and rest in _CHECKOUT_POINTERS:
                     continue

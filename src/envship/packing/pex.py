@@ -109,6 +109,11 @@ def build_pex(
     again); pex writes reproducible zips (fixed timestamps, sorted entries, no bytecode), so
     the same lock gives the same PEX bytes. It runs with a ``python3.X`` found on ``PATH``.
     """
+    try:
+        import pex  # noqa: F401  (run below as `python -m pex`)
+    except ImportError:
+        raise BuildError("building a PEX needs the pex package, which is not installed: "
+                         "`pip install 'envship[pex]'` (or `pip install pex`)") from None
     target = resolve_target(python_version, platform)
     pinned = read_lock(requirements)
     lines = resolve_set(pinned, target, strict=strict,

@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ from ..errors import PackError
 from ..node.formats import layer_order
 from ..progress import Progress
 from .archive import Blob, write_blob
-from .buildcache import BuildCache, content_fingerprint, fingerprint
+from .buildcache import SHARED_KINDS, BuildCache, SharedCache, content_fingerprint, fingerprint
 from .bytecode import CompilePool, Compiler, compiler_for
 from .layers import LayerEntry, LayerPlan, plan_layers, plan_python, sort_key
 from .manifest import SCHEMA, Distribution, LayerRef, Manifest
@@ -41,10 +41,12 @@ class PackResult:
 
     manifest: Manifest
     env_id: str
-    blobs: Mapping[str, Path]  # "sha256:<hex>" -> local blob file
-    built: Mapping[str, bool]  # layer digest -> archived now (True) or from the build cache
+    blobs: Mapping[str, Path | None]  # "sha256:<hex>" -> local blob file (None: in the store)
+    built: Mapping[str, bool]  # layer digest -> archived now (True) or from a build cache
     output: Path | None = None  # the local store it was written to (``envship.pack(output=)``)
     env_prefix: str | None = None  # the packed environment's sys.prefix (None: a lock build)
+    # content fingerprint -> blob digest, for the team build cache (layers it did not serve)
+    shareable: Mapping[str, str] = field(default_factory=dict)
 
 
 def pack(
@@ -57,6 +59,7 @@ def pack(
     cache_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
     requirements: str | os.PathLike[str] | None = None,
+    shared_cache: SharedCache | None = None,
     **lock_opts: Any,
 ) -> PackResult:
     """Pack the environment of *python* (venv dir, prefix or interpreter; default: this one).
@@ -65,12 +68,14 @@ def pack(
     (``envship.pack(output=...)`` and ``envship.ship`` publish them to a store).
     With *requirements* (a lock file), builds the env from it instead, without a local
     environment; *lock_opts*: ``python_version``, ``platform``, ``strict``, ``code``
-    (see :func:`pack_lock`).
+    (see :func:`pack_lock`). *shared_cache*: a team build cache (the store's, when shipping)
+    whose blobs are reused instead of built; such blobs have no local path in the result.
     """
     if requirements is not None or lock_opts:
         return _pack_requirements(
             requirements, python=python, with_python=with_python, exclude=exclude, only=only,
-            include=include, cache_dir=cache_dir, progress=progress, **lock_opts,
+            include=include, cache_dir=cache_dir, progress=progress, shared_cache=shared_cache,
+            **lock_opts,
         )
     cache = BuildCache(Path(cache_dir)) if cache_dir is not None else BuildCache.default()
     snapshot = take_snapshot(python, probe_cache=cache.root / "probes")
@@ -82,6 +87,7 @@ def pack(
         include=include,
         cache_dir=cache_dir,
         progress=progress,
+        shared_cache=shared_cache,
     )
 
 
@@ -94,6 +100,7 @@ def pack_snapshot(
     include: Iterable[str] = (),
     cache_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
+    shared_cache: SharedCache | None = None,
 ) -> PackResult:
     """:func:`pack` for an already taken snapshot."""
     selection = select(snapshot, exclude=exclude, only=only, include=include)
@@ -114,13 +121,18 @@ def pack_snapshot(
             "check --only / --exclude."
         )
     cache = BuildCache(Path(cache_dir)) if cache_dir is not None else BuildCache.default()
-    found = _build(plans, cache, compiler, progress)
+    by_content: dict[int, str] = {}
+    reused: set[int] = set()
+    found = _build(plans, cache, compiler, progress, by_content, reused, shared_cache)
     refs: list[LayerRef] = []
     layer_of: dict[str, str] = {}
-    blobs: dict[str, Path] = {}
+    blobs: dict[str, Path | None] = {}
     built: dict[str, bool] = {}
-    for plan, (blob, now) in zip(plans, found, strict=True):
+    shareable: dict[str, str] = {}
+    for i, (plan, (blob, now)) in enumerate(zip(plans, found, strict=True)):
         layer_of.update((d, blob.digest) for d in plan.dists)
+        if i in by_content and i not in reused:
+            shareable[by_content[i]] = blob.digest
         if blob.digest in blobs:
             continue
         bytecode = None
@@ -155,7 +167,8 @@ def pack_snapshot(
         excluded=selection.excluded,
         schema=SCHEMA,
     )
-    return PackResult(manifest, manifest.env_id, blobs, built, env_prefix=snapshot.prefix)
+    return PackResult(manifest, manifest.env_id, blobs, built, env_prefix=snapshot.prefix,
+                      shareable=shareable)
 
 
 def _build(
@@ -163,8 +176,13 @@ def _build(
     cache: BuildCache,
     compiler: Compiler | None,
     progress: Progress | None,
+    by_content: dict[int, str],
+    reused: set[int],
+    shared: SharedCache | None = None,
 ) -> list[tuple[Blob, bool]]:
-    """(blob, built now) per plan: from the build cache, else compiled + archived."""
+    """(blob, built now) per plan: from the build cache, the team's (*shared*), else
+    compiled + archived. Fills *by_content* (plan index -> content fingerprint, where it was
+    computed) and *reused* (plans whose blob only the store holds)."""
     fps = [fingerprint(plan) for plan in plans]
     found: list[tuple[Blob, bool] | None] = []
     for plan, fp in zip(plans, fps, strict=True):
@@ -174,15 +192,22 @@ def _build(
         found.append((hit, False) if hit is not None else None)
     # Not built from these very files (paths, mtimes) before: maybe from the same contents,
     # e.g. the same numpy in another venv. Hashing the files costs far less than a rebuild.
-    by_content: dict[int, str] = {}
     for i, f in enumerate(found):
-        if f is None and plans[i].kind == "dist":
+        if f is None and plans[i].kind in SHARED_KINDS:
             by_content[i] = cfp = content_fingerprint(plans[i])
             hit = cache.lookup(cfp)
             if hit is not None:
                 log.debug("%s layer: same contents built before (%s)", plans[i].label, hit.digest)
                 cache.store(fps[i], hit)
                 found[i] = (hit, False)
+    # ... or by a colleague: the team build cache of the store the env goes to.
+    asked = {by_content[i]: i for i, f in enumerate(found) if f is None and i in by_content}
+    if shared is not None and asked:
+        for cfp, blob in shared.lookup(list(asked)).items():
+            i = asked[cfp]
+            log.debug("%s layer: in the store's build cache (%s)", plans[i].label, blob.digest)
+            found[i] = (blob, False)
+            reused.add(i)
     missing = [i for i, f in enumerate(found) if f is None]
     if missing:
         log.info("building %d of %d layers", len(missing), len(plans))
@@ -235,6 +260,7 @@ def pack_lock(
     include: Iterable[str] = (),
     cache_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
+    shared_cache: SharedCache | None = None,
 ) -> PackResult:
     """Build an env from a lock without a local environment.
 
@@ -261,7 +287,7 @@ def pack_lock(
         snapshot = lock_snapshot(staged, target, code_site)
         result = pack_snapshot(
             snapshot, exclude=exclude, only=only, include=include,
-            cache_dir=cache_dir, progress=progress,
+            cache_dir=cache_dir, progress=progress, shared_cache=shared_cache,
         )
         return replace(result, env_prefix=None)  # its prefix is a staging directory
 

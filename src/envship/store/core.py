@@ -19,6 +19,7 @@ from .publish import PublishResult, publish
 from .tags import ENV_ID_RE, list_env_ids, list_tags, read_tag, set_tag
 
 if TYPE_CHECKING:  # gc, presign and verify are loaded by the commands that use them
+    from ..packing.archive import Blob
     from .gc import GcResult
     from .presign import PresignResult
     from .verify import VerifyResult
@@ -74,7 +75,7 @@ class Store:
     def publish(
         self,
         manifest: Manifest,
-        blobs: Mapping[str, Path],
+        blobs: Mapping[str, Path | None],
         progress: Progress | None = None,
         *,
         provenance: bool = True,
@@ -88,6 +89,20 @@ class Store:
             self.location, manifest, blobs, policy=self.policy, progress=progress,
             provenance=provenance, timing=self.timing, step=step,
         )
+
+    # -- the team build cache (content fingerprint -> blob) ---------------------------
+    def lookup(self, fingerprints: Sequence[str]) -> Mapping[str, Blob]:
+        """The build cache entries for *fingerprints* whose blob the store holds
+        (:class:`envship.packing.buildcache.SharedCache`)."""
+        from .teamcache import lookup
+
+        return lookup(self.location, fingerprints, self.policy)
+
+    def record_builds(self, mappings: Mapping[str, Blob]) -> int:
+        """Remember which blob each content fingerprint built (after publishing them)."""
+        from .teamcache import record
+
+        return record(self.location, mappings, self.policy)
 
     def set_tag(self, name: str, env_id: str, *, step: Step = no_step) -> str:
         return set_tag(self.location, name, env_id, self.policy, self.timing, step)

@@ -104,6 +104,9 @@ def _refs(loc: StoreLocation, policy: retry.RetryPolicy, env_ids: list[str]
     """Blobs of every listed manifest (vanished ones dropped); unreadable manifests stop gc."""
     out: dict[str, tuple[BlobRef, ...]] = {}
     for env_id, refs in read_all_refs(loc, env_ids, policy).items():
+        if isinstance(refs, BadManifest) and refs.refs is not None:
+            log.warning("env %s: %s; its blobs are kept", env_id, refs.reason)
+            refs = refs.refs
         if isinstance(refs, BadManifest):
             raise StoreError(
                 f"gc stopped: cannot read env {env_id} in store {loc.url} ({refs.reason}); its "
@@ -334,6 +337,10 @@ def collect(
         if _finished(other, seen, timing):
             with contextlib.suppress(StoreError):
                 p.remove_sweep(loc, other.sweep_id, policy)
+    if removed:  # the team build cache must not point at what is gone
+        from .teamcache import forget
+
+        forget(loc, set(removed), policy)
     aborted = abort_stale_multipart(loc, cutoff, dry_run)
     freed = sum(int(candidates[d].get("size") or 0) for d in removed)
     return GcResult(

@@ -26,7 +26,7 @@ from .fs import StoreLocation
 from .protocol import Step, Timing, no_step
 from .transfer import upload_file, write_bytes
 
-__all__ = ["LayerUpload", "PublishResult", "Progress", "publish", "UPLOADS_ENV"]
+__all__ = ["LayerUpload", "PublishResult", "Progress", "publish", "UPLOADS_ENV", "BlobUnavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -144,21 +144,25 @@ def _provenance(env_id: str) -> bytes:
     return json.dumps(record, sort_keys=True, indent=1).encode() + b"\n"
 
 
-def _check_blobs(manifest: Manifest, blobs: Mapping[str, Path]) -> None:
+def _check_blobs(manifest: Manifest, blobs: Mapping[str, Path | None]) -> None:
     for layer in manifest.layers:
-        local = blobs.get(layer.digest)
-        if local is None:
+        if layer.digest not in blobs:
             raise StoreError(
                 f"no local file for the {layer.kind} layer {layer.digest}; pack again"
             )
-        if not Path(local).is_file():
+        local = blobs[layer.digest]
+        if local is not None and not Path(local).is_file():
             raise StoreError(f"layer blob {local} ({layer.kind}) does not exist; pack again")
+
+
+class BlobUnavailable(StoreError):
+    """A blob publish had no local copy of (the team build cache's) is missing from the store."""
 
 
 def publish(
     loc: StoreLocation,
     manifest: Manifest,
-    blobs: Mapping[str, Path],
+    blobs: Mapping[str, Path | None],
     *,
     policy: retry.RetryPolicy,
     progress: Progress | None = None,
@@ -202,7 +206,12 @@ def publish(
 
     def send(digest: str) -> None:
         layer = layers[digest]
-        size = _upload(loc, layer, Path(blobs[digest]), policy, progress)
+        local = blobs[digest]
+        if local is None:  # taken from the team build cache: only the store had it
+            raise BlobUnavailable(
+                f"blob {digest} of the store's build cache is gone from {loc.url} (a gc "
+                "removed it meanwhile); pack it here")
+        size = _upload(loc, layer, Path(local), policy, progress)
         with lock:
             total[0] += size
             uploaded.add(digest)

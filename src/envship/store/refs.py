@@ -6,14 +6,15 @@ is understood, and the bytes are checked against the env id they are stored unde
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import StoreError
+from ..node import formats
+from ..node.errors import ManifestInvalid
 from . import retry
 from .fs import StoreLocation
 
@@ -36,28 +37,47 @@ class BlobRef:
 class BadManifest(StoreError):
     """A manifest in the store that cannot be read, or does not hash to its name."""
 
-    def __init__(self, env_id: str, reason: str) -> None:
+    def __init__(
+        self, env_id: str, reason: str, refs: tuple[BlobRef, ...] | None = None
+    ) -> None:
         super().__init__(f"env {env_id}: {reason}")
         self.env_id = env_id
         self.reason = reason
+        self.refs = refs  # a newer schema's layers, still readable: gc keeps their blobs
+
+
+def _layer_refs(layers: object) -> tuple[BlobRef, ...]:
+    if not isinstance(layers, list):
+        raise ValueError("no layers list")
+    out = []
+    for layer in layers:
+        digest, size = layer["digest"], layer["size"]
+        if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
+            raise ValueError(f"bad digest {digest!r}")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError(f"bad size {size!r}")
+        out.append(BlobRef(digest, size))
+    return tuple(out)
 
 
 def _parse(env_id: str, data: bytes) -> tuple[BlobRef, ...]:
-    if hashlib.sha256(data).hexdigest() != env_id:
-        raise BadManifest(env_id, "content does not hash to its env id (modified in the store)")
+    source = f"env {env_id}"
+    obj: Any = None
     try:
-        layers = json.loads(data)["layers"]
-        out = []
-        for layer in layers:
-            digest, size = layer["digest"], layer["size"]
-            if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
-                raise ValueError(f"bad digest {digest!r}")
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                raise ValueError(f"bad size {size!r}")
-            out.append(BlobRef(digest, size))
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise BadManifest(env_id, f"not a manifest ({exc})") from None
-    return tuple(out)
+        obj = formats.parse_document(data, source)
+        formats.check_manifest(obj, source)  # the one validator, in the node's order
+        if formats.env_id_of(obj) != env_id:
+            raise BadManifest(
+                env_id, "content does not hash to its env id (modified in the store)")
+        return _layer_refs(obj["layers"])
+    except ManifestInvalid as exc:
+        reason = str(exc).split(": ", 1)[-1]
+        newer = isinstance(obj, dict) and obj.get("schema") not in formats.SCHEMAS
+        try:  # a newer envship's manifest: refused here, but its blobs are not garbage
+            refs = _layer_refs(obj.get("layers")) if newer else None
+        except (ValueError, KeyError, TypeError):
+            refs = None
+        raise BadManifest(env_id, reason, refs) from None
 
 
 def read_refs(loc: StoreLocation, env_id: str, policy: retry.RetryPolicy

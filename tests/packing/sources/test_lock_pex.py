@@ -90,3 +90,18 @@ def test_format_pex_needs_requirements(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "needs --requirements" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_format_pex_without_pex_names_the_extra(tmp_path: Path) -> None:
+    """pex not importable (sys.modules["pex"] = None is how Python spells "not installed"):
+    one line naming the extra to install, nothing written."""
+    (tmp_path / "requirements.txt").write_text("six==1.16.0\n")
+    prog = ("import sys; sys.modules['pex'] = None\n"
+            "sys.argv = ['envship', 'pack', '-r', 'requirements.txt', '--python-version', "
+            "'3.11', '--platform', 'manylinux_2_28_x86_64', '--format', 'pex', '-o', 'o']\n"
+            "from envship.cli import run; run()\n")
+    proc = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "envship[pex]" in proc.stderr and len(proc.stderr.strip().splitlines()) <= 2
+    assert not (tmp_path / "o").exists()
