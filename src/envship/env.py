@@ -144,10 +144,13 @@ def open_manifest(
                 f"{text} is not an env reference (<store>/envs/<env-id>.json, "
                 "<store>/tags/<name>.json, a presigned manifest URL)"
             ) from None
+        from .node.formats import MAX_DOCUMENT_BYTES
+        from .store.fs import read_local_bounded
+
         try:
-            data = path.read_bytes()
+            data = read_local_bounded(str(path), MAX_DOCUMENT_BYTES, "manifest")
         except OSError as exc:
-            raise ManifestError(f"cannot read manifest {path}: {exc.strerror or exc}") from exc
+            raise ManifestError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
         return Manifest.from_json(data, source=str(path)), str(path)
     env = Env.open(text, storage_options)
     return env.manifest, env.uri

@@ -59,11 +59,18 @@ def open_url(url: str) -> BinaryIO:
     if is_local(url):
         path = local_path(url)
         try:
-            return open(path, "rb")
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO: no hang
         except FileNotFoundError:
             raise NodeError(f"{path}: not found; check the env URI and the store") from None
         except OSError as exc:
             raise NodeError(f"{path}: cannot read ({exc.strerror})") from None
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise NodeError(f"{path}: not a regular file (a FIFO, device or directory); not "
+                            "an envship file")
+        return os.fdopen(fd, "rb")
     scheme = url.split("://", 1)[0].lower()
     if scheme in ("http", "https"):
         return _open_http(url)
@@ -116,6 +123,13 @@ def _open_http(url: str) -> BinaryIO:
 def read_url(url: str, limit: int = 64 << 20) -> bytes:
     """The whole (small) object at *url*: manifests and tags."""
     with open_url(url) as f:
+        try:
+            size = os.fstat(f.fileno()).st_size  # a local file: refuse a huge one unread
+        except (AttributeError, OSError, ValueError):
+            size = 0
+        if size > limit:
+            raise NodeError(f"{safe_url(url)}: {size} bytes, larger than {limit}; not an envship "
+                            "file")
         data = f.read(limit + 1)
     if len(data) > limit:
         raise NodeError(f"{safe_url(url)}: larger than {limit} bytes; not a manifest")

@@ -8,7 +8,7 @@ from ..errors import ManifestError, StoreError
 from ..packing.manifest import Manifest
 from ..progress import BytesDone
 from . import retry
-from .fs import StoreLocation
+from .fs import StoreLocation, read_bounded
 from .transfer import download_file
 
 __all__ = ["fetch_blob", "read_manifest", "read_text"]
@@ -18,7 +18,7 @@ def read_text(loc: StoreLocation, path: str, what: str, policy: retry.RetryPolic
     """The bytes of a small store file; a missing one raises a clear StoreError."""
 
     def read() -> bytes:
-        data: bytes = loc.fs.cat_file(path)
+        data: bytes = read_bounded(loc, path, what)
         return data
 
     try:

@@ -20,6 +20,8 @@ __all__ = [
     "is_object_store",
     "mtime_of",
     "parse_storage_options",
+    "read_bounded",
+    "read_local_bounded",
 ]
 
 # Protocols whose writes are atomic per object (a PUT or a completed multipart upload) and
@@ -214,6 +216,54 @@ def open_location(url: str, storage_options: Mapping[str, Any] | None = None) ->
     return StoreLocation(fs, str(root).rstrip("/"), public_url.rstrip("/"), proto, merged, scrub)
 
 
+def read_local_bounded(path: str, limit: int, what: str) -> bytes:
+    """The bytes of the local regular file *path*, at most *limit* of them: a FIFO, a device
+    (``/dev/zero``, even through a symlink) or a huge sparse file gives one StoreError line.
+    FileNotFoundError and other OSErrors pass through for the caller to word."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO does not block
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a directory"
+                    if stat.S_ISDIR(st.st_mode) else "a device or special file")
+            raise StoreError(f"{what} ({path}) is {kind}, not a regular file; not an envship file")
+        if st.st_size > limit:
+            raise StoreError(f"{what} ({path}) is {st.st_size} bytes, over the {limit >> 20} MB "
+                             "an envship file may have; not an envship file")
+        chunks = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise StoreError(f"{what} ({path}) is over the {limit >> 20} MB an envship file may "
+                         "have; not an envship file")
+    return data
+
+
+def read_bounded(loc: StoreLocation, path: str, what: str) -> bytes:
+    """A small store object (manifest, tag, lease, build cache entry) read whole, but never
+    more than the node's 64 MB cap, and from a regular file only."""
+    from ..node.formats import MAX_DOCUMENT_BYTES
+
+    if loc.protocol == "file":
+        return read_local_bounded(path, MAX_DOCUMENT_BYTES, what)
+    with loc.fs.open(path, "rb") as f:
+        data: bytes = f.read(MAX_DOCUMENT_BYTES + 1)
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise StoreError(f"{what} in store {loc.url} is over the {MAX_DOCUMENT_BYTES >> 20} MB "
+                         "an envship file may have; not an envship file")
+    return data
+
+
 def mtime_of(info: Mapping[str, Any]) -> float | None:
     """Modification time (POSIX seconds) from an fsspec `info`/`ls` entry of any backend."""
     for key in ("mtime", "LastModified", "updated", "modificationTime", "created", "mtime_ns"):
@@ -255,7 +305,7 @@ def parse_storage_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
             raise StoreError(f"bad storage option {key or pair!r}: expected KEY=VALUE")
         try:
             value: Any = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             value = raw
         target = out
         *parents, leaf = key.split(".")

@@ -77,7 +77,7 @@ def created_of(loc: StoreLocation, env_id: str, entry: dict[str, Any],
         data = read_text(loc, loc.env_path(env_id, ".provenance.json"), "provenance", policy)
         stamp = json.loads(data)["created"]
         return _dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except (EnvshipError, ValueError, KeyError, TypeError, AttributeError):
+    except (EnvshipError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return mtime_of(entry)
 
 

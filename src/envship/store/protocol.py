@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import StoreError
 from . import retry
-from .fs import StoreLocation, mtime_of
+from .fs import StoreLocation, mtime_of, read_bounded
 from .transfer import TEMP_MARK, write_bytes
 
 __all__ = [
@@ -217,7 +217,7 @@ def list_leases(loc: StoreLocation, policy: retry.RetryPolicy) -> list[LeaseInfo
         path = str(entry["name"])
 
         def read(p: str = path) -> bytes:
-            data: bytes = loc.fs.cat_file(p)
+            data: bytes = read_bounded(loc, p, "a lease")
             return data
 
         try:
@@ -228,7 +228,7 @@ def list_leases(loc: StoreLocation, policy: retry.RetryPolicy) -> list[LeaseInfo
                 raise ValueError("bad env id")
         except FileNotFoundError:
             continue  # its publisher finished meanwhile (its manifest is then in place)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError, StoreError) as exc:
             raise StoreError(
                 f"lease {loc.url_of('leases', name)} cannot be read ({exc}); gc cannot tell "
                 "what it protects: remove it if no ship is running"
@@ -291,7 +291,7 @@ def read_sweep(loc: StoreLocation, sweep_id: str, policy: retry.RetryPolicy,
     path = _sweep_path(loc, sweep_id)
 
     def read() -> bytes:
-        data: bytes = loc.fs.cat_file(path)
+        data: bytes = read_bounded(loc, path, "a sweep marker")
         return data
 
     try:
@@ -307,7 +307,7 @@ def read_sweep(loc: StoreLocation, sweep_id: str, policy: retry.RetryPolicy,
         )
     except FileNotFoundError:
         return Sweep(sweep_id, GONE, mtime=mtime)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError, StoreError):
         # Unreadable: assume the worst (it may delete anything) for as long as it could.
         return Sweep(sweep_id, DELETING, limit=Timing().sweep_limit, mtime=mtime)
     except Exception as exc:

@@ -16,7 +16,7 @@ from ..errors import StoreError
 from ..node import formats
 from ..node.errors import ManifestInvalid
 from . import retry
-from .fs import StoreLocation
+from .fs import StoreLocation, read_bounded
 
 __all__ = ["BlobRef", "read_refs", "read_all_refs", "BadManifest"]
 
@@ -86,13 +86,15 @@ def read_refs(loc: StoreLocation, env_id: str, policy: retry.RetryPolicy
     path = loc.env_path(env_id)
 
     def read() -> bytes:
-        data: bytes = loc.fs.cat_file(path)
+        data: bytes = read_bounded(loc, path, f"env {env_id}")
         return data
 
     try:
         data = retry.call(read, f"reading env {env_id}", loc, policy)
     except FileNotFoundError:
         return None
+    except StoreError as exc:  # a FIFO, a device, an oversized file: damaged, not fatal
+        raise BadManifest(env_id, str(exc).rpartition(") ")[2] or str(exc)) from None
     except Exception as exc:
         raise retry.as_store_error(exc, f"reading env {env_id}", loc) from None
     return _parse(env_id, data)

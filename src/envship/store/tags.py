@@ -96,7 +96,7 @@ def set_tag(loc: StoreLocation, name: str, env_id: str, policy: retry.RetryPolic
 def _parse_tag(data: bytes, where: str) -> str:
     try:
         env_id = json.loads(data)["env"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         env_id = None
     if not isinstance(env_id, str) or not ENV_ID_RE.fullmatch(env_id):
         raise StoreError(f'{where} is not a tag file ({{"env": "<env-id>"}}); write it again '

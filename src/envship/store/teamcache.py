@@ -20,7 +20,7 @@ from ..packing.archive import Blob
 from ..packing.manifest import LayerRef
 from . import retry
 from .exists import existing_blobs
-from .fs import StoreLocation
+from .fs import StoreLocation, read_bounded
 from .transfer import write_bytes
 
 __all__ = ["lookup", "record", "forget", "DISABLE_ENV", "enabled"]
@@ -66,8 +66,8 @@ def lookup(
     def read(fp: str) -> Blob | None:
         path = _path(loc, fp)
         try:
-            data: bytes = retry.call(lambda: loc.fs.cat_file(path), "reading build cache entry",
-                                     loc, policy)
+            data: bytes = retry.call(lambda: read_bounded(loc, path, "a build cache entry"),
+                                     "reading build cache entry", loc, policy)
         except Exception as exc:  # missing (the usual case) or unreadable: build it here
             if not isinstance(exc, FileNotFoundError):
                 log.info("store build cache entry %s unreadable: %s", fp[:16],
@@ -131,7 +131,7 @@ def forget(loc: StoreLocation, digests: set[str], policy: retry.RetryPolicy) -> 
 
     def check(path: str) -> bool:
         try:
-            blob = _parse(loc.fs.cat_file(path))
+            blob = _parse(read_bounded(loc, path, "a build cache entry"))
             if blob is None or blob.digest in digests:
                 loc.fs.rm_file(path)
                 return True

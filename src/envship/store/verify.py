@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import StoreError
 from . import protocol as p
 from . import retry
-from .fs import StoreLocation
+from .fs import StoreLocation, read_bounded
 from .listing import env_entries
 from .refs import BadManifest, BlobRef, read_all_refs
 from .tags import ENV_ID_RE
@@ -198,8 +198,8 @@ def _tags(loc: StoreLocation, policy: retry.RetryPolicy) -> dict[str, str | Dama
         tag = name[: -len(".json")]
         path = loc.tag_path(tag)
 
-        def read(path: str = path) -> bytes:
-            data: bytes = loc.fs.cat_file(path)
+        def read(path: str = path, tag: str = tag) -> bytes:
+            data: bytes = read_bounded(loc, path, f"tag {tag}")
             return data
 
         try:
@@ -209,7 +209,8 @@ def _tags(loc: StoreLocation, policy: retry.RetryPolicy) -> dict[str, str | Dama
             out[tag] = env_id
         except FileNotFoundError:
             continue
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError,
+                StoreError) as exc:
             out[tag] = Damage(BAD_TAG, f"tag {tag!r} is not a tag file ({exc})", tag=tag)
     return out
 
