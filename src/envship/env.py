@@ -45,6 +45,14 @@ class Env:
     store_url: str
     storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled into jobs and engines: no secret from storage_options travels along (keys,
+        # tokens, passwords in URLs); nodes read their own credentials.
+        from .store.fs import public_options
+
+        return (Env, (self.uri, self.manifest, self.store_url,
+                      public_options(self.storage_options)))
+
     @property
     def env_id(self) -> str:
         return self.manifest.env_id

@@ -92,3 +92,79 @@ def test_library_reads_are_bounded(hostile: dict[str, Path]) -> None:
         with pytest.raises(EnvshipError) as err:
             Env.open(str(hostile[what]))
         assert "\n" not in str(err.value)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+ONE_LINE = [
+    pytest.param("exec-dead-s3", marks=pytest.mark.slow),  # botocore's own retries: ~12 s
+    "exec-bad-url", "inspect-bad-url", "cache-not-dir", "secret-without-key",
+]
+
+
+@pytest.mark.parametrize("case", ONE_LINE)
+def test_one_line_errors(tmp_path: Path, case: str) -> None:
+    pytest.importorskip("s3fs")
+    env_id = HEX["a"]
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    creds = {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEY12", "AWS_SECRET_ACCESS_KEY": "examplesecret1"}
+    args, extra, expect = {
+        # an s3 env whose endpoint is down (was a 166-line EndpointConnectionError)
+        "exec-dead-s3": (
+            [ENVSHIP, "exec", "--cache", str(tmp_path / "c"), f"s3://bucket/envs/{env_id}.json",
+             "--", "true"], {"AWS_ENDPOINT_URL": dead, **creds}, "EndpointConnectionError"),
+        "exec-bad-url": (
+            [ENVSHIP, "exec", "--cache", str(tmp_path / "c"),
+             f"http://[::1/envs/{env_id}.json", "--", "true"], {}, "not a valid URL"),
+        "inspect-bad-url": ([ENVSHIP, "inspect", f"http://[::1/envs/{env_id}.json"], {}, "[::1"),
+        "cache-not-dir": ([ENVSHIP, "cache", "ls", "--cache", "/dev/null"], {},
+                          "is not a directory"),
+        # a secret without its key: not "no S3 credentials found"
+        "secret-without-key": (
+            [ENVSHIP, "store", "ls", "s3://bucket", "-s", f"endpoint_url={dead}", "-s",
+             "secret=examplesecret2"], creds, "'secret' is set but 'key' is not"),
+    }[case]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120,
+                          env=node_env(ENVSHIP_STORE_RETRY_TIMEOUT="1", **extra))
+    line = _one_line(proc)
+    assert expect in line, (args, line)
+    assert "examplesecret" not in line
+
+
+def test_no_password_in_store_errors_and_no_secret_in_a_pickled_env(tmp_path: Path) -> None:
+    import pickle
+
+    pytest.importorskip("s3fs")
+    from envship import Env
+    from kits.nodekit import make_small_store
+
+    endpoint = f"http://admin:hunter2hunter2@127.0.0.1:{_closed_port()}"
+    proc = subprocess.run(
+        [ENVSHIP, "-v", "store", "ls", "s3://bucket", "-s", f"endpoint_url={endpoint}", "-s",
+         "key=AKIAEXAMPLEKEY12", "-s", "secret=examplesecret3"],
+        capture_output=True, text=True, timeout=120,
+        env=node_env(ENVSHIP_STORE_RETRY_TIMEOUT="1"),
+    )
+    assert proc.returncode != 0
+    assert "hunter2" not in proc.stderr + proc.stdout and "examplesecret3" not in proc.stderr
+    store = make_small_store(tmp_path)
+    env = Env.open(str(store.uri))
+    secret_env = Env(env.uri, env.manifest, env.store_url, {
+        "key": "AKIAEXAMPLEKEY12", "secret": "examplesecret4", "endpoint_url": endpoint,
+        "client_kwargs": {"region_name": "eu-west-1", "aws_session_token": "tokentoken"},
+    })
+    data = pickle.dumps(secret_env)
+    for secret in (b"examplesecret4", b"AKIAEXAMPLEKEY12", b"hunter2", b"tokentoken"):
+        assert secret not in data
+    back = pickle.loads(data)
+    assert back.env_id == env.env_id
+    assert dict(back.storage_options) == {
+        "endpoint_url": endpoint.replace("admin:hunter2hunter2@", ""),
+        "client_kwargs": {"region_name": "eu-west-1"},
+    }

@@ -23,6 +23,7 @@ __all__ = [
     "is_local",
     "env_int",
     "parse_size",
+    "redact_text",
 ]
 
 _RETRIES = 3
@@ -86,15 +87,30 @@ def open_url(url: str) -> BinaryIO:
         return fsspec.open(url, "rb").open()  # type: ignore[no-any-return]
     except FileNotFoundError:
         raise NodeError(f"{safe_url(url)}: not found; check the env URI and the store") from None
-    except (OSError, ValueError) as exc:
-        raise NodeError(f"{safe_url(url)}: cannot read ({type(exc).__name__})") from None
+    except Exception as exc:  # botocore, aiohttp, gcsfs...: one line, whatever the backend
+        raise NodeError(
+            f"{safe_url(url)}: cannot read it ({type(exc).__name__}: {redact_text(str(exc))}); "
+            "check the URL, the endpoint, the network and this node's credentials"
+        ) from None
+
+
+def redact_text(text: str, limit: int = 200) -> str:
+    """*text* (a foreign error message) on one line, without URL user info or query strings."""
+    import re
+
+    text = re.sub(r"(\w://)[^/@\s\"']*@", r"\1", " ".join(text.split()))
+    text = re.sub(r"(\w://[^\s\"'?]*)\?[^\s\"']*", r"\1", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _open_http(url: str) -> BinaryIO:
     import urllib.error
     import urllib.request
 
-    req = urllib.request.Request(url, headers={"User-Agent": "envship-node"})
+    try:
+        req = urllib.request.Request(url, headers={"User-Agent": "envship-node"})
+    except ValueError as exc:  # "http://[::1/…"
+        raise NodeError(f"{safe_url(url)}: not a valid URL ({exc})") from None
     delay = 0.5
     for attempt in range(_RETRIES):
         last = attempt == _RETRIES - 1
@@ -130,7 +146,13 @@ def read_url(url: str, limit: int = 64 << 20) -> bytes:
         if size > limit:
             raise NodeError(f"{safe_url(url)}: {size} bytes, larger than {limit}; not an envship "
                             "file")
-        data = f.read(limit + 1)
+        try:
+            data = f.read(limit + 1)
+        except NodeError:
+            raise
+        except Exception as exc:  # a connection lost while reading, from any backend
+            raise NodeError(f"{safe_url(url)}: cannot read it ({type(exc).__name__}: "
+                            f"{redact_text(str(exc))})") from None
     if len(data) > limit:
         raise NodeError(f"{safe_url(url)}: larger than {limit} bytes; not a manifest")
     return bytes(data)
