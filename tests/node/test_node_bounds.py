@@ -197,3 +197,25 @@ def test_presigned_view_keeps_no_signature(tmp_path: Path, serve: Any) -> None:
             p = os.path.join(dirpath, n)
             if not os.path.islink(p):
                 assert b"s3cr3t" not in Path(p).read_bytes(), p
+
+
+def test_dry_run_shows_presigned_urls_redacted(tmp_path: Path, serve: Any) -> None:
+    pytest.importorskip("pyspark")
+    uri, _ = _tiny_env(tmp_path)
+    store = tmp_path / "store"
+    server = serve(store)
+    obj = json.loads(uri.read_bytes())
+    for lay in obj["layers"]:
+        lay["url"] = f"{server.url}/blobs/sha256/{lay['digest'][7:]}.tar.gz?X-Amz-Signature=s1g"
+    (store / "envs" / f"{uri.stem}.presigned.json").write_text(json.dumps(obj))
+    ref = f"{server.url}/envs/{uri.stem}.presigned.json?X-Amz-Signature=t0psecret"
+    (tmp_path / "job.py").write_text("print(1)\n")
+    args = [ENVSHIP, "spark-submit", ref, "--dry-run", "--master", "local", "job.py"]
+    shown = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                           env=node_env())
+    assert shown.returncode == 0, shown.stderr
+    assert "t0psecret" not in shown.stdout and "<signature redacted>" in shown.stdout
+    args.insert(2, "--show-signatures")
+    whole = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                           env=node_env())
+    assert "t0psecret" in whole.stdout, whole.stderr

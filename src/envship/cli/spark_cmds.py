@@ -76,6 +76,12 @@ def spark_submit(
         typer.Option("--storage-option", "-s", metavar="KEY=VALUE",
                      help="fsspec storage option (repeatable), as for `envship ship`."),
     ] = None,
+    show_signatures: Annotated[
+        bool,
+        typer.Option("--show-signatures",
+                     help="Show presigned URLs whole in --dry-run and -v output (redacted by "
+                          "default)."),
+    ] = False,
 ) -> None:
     from ..engines.spark.submit import SubmitOptions, plan_submit, run_command
 
@@ -85,6 +91,10 @@ def spark_submit(
     )
     cmd, options = plan_submit(env_uri, ctx.args, given)
     shown = shlex.join(cmd)
+    if not show_signatures:  # presigned URLs are credentials for as long as they are valid
+        from ..store.fs import redact_signed_urls
+
+        shown = redact_signed_urls(shown)
     if options.dry_run:
         print(shown)
         return

@@ -22,6 +22,7 @@ __all__ = [
     "parse_storage_options",
     "read_bounded",
     "public_options",
+    "redact_signed_urls",
     "read_local_bounded",
 ]
 
@@ -64,6 +65,13 @@ def redact_url(url: str) -> str:
         return url
     netloc = parts.netloc.rpartition("@")[2]
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def redact_signed_urls(text: str) -> str:
+    """*text* with the query string (presigned signatures, SAS tokens) of every http(s) URL in
+    it replaced by a marker, and no user info: for commands shown on screen or in logs."""
+    text = re.sub(r"(https?://)[^/@\s'\"]*@", r"\1", text)
+    return re.sub(r"(https?://[^\s'\"?]*)\?[^\s'\"]*", r"\1?<signature redacted>", text)
 
 
 def public_options(options: Mapping[str, Any]) -> dict[str, Any]:
