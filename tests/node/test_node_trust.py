@@ -282,3 +282,24 @@ def test_a_job_cannot_write_into_layers_or_views(
     proc = alice.run([ENVSHIP, "cache", "prune", "--all", "--cache", str(own)], world.env(own))
     assert proc.returncode == 0, proc.stderr
     assert os.listdir(own / "layers") == [] and os.listdir(own / "envs") == []
+
+
+def test_a_symlink_planted_as_another_users_area_is_not_followed(
+    world: World, users: tuple[User, User]
+) -> None:
+    alice, bob = users
+    cache = world.base / "cache"
+    cache.mkdir()
+    cache.chmod(0o1777)
+    subprocess.run([ENVSHIP, "cache", "warm", "--cache", str(cache), world.uri_a],
+                   env=world.env(cache), check=True, capture_output=True)
+    trap = world.base / "tmp" / "alice-trap"
+    alice.sh(f"mkdir -m 777 {trap}; ln -s {trap} {cache}/users/{bob.uid}", world.env(cache))
+    proc = _exec(world, bob, cache, world.uri_b, RUN)  # not warmed: Bob needs his own area
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "hi from B\n"
+    assert len(_warnings(proc.stderr)) == 1 and "symlink" in proc.stderr
+    assert os.listdir(trap) == []  # nothing of Bob's went where Alice pointed
+    fallback = world.base / "tmp" / f"envship-{bob.uid}"
+    assert os.listdir(fallback / "envs") == [world.id_b]
+    assert fallback.stat().st_uid == bob.uid and fallback.stat().st_mode & 0o077 == 0

@@ -427,7 +427,8 @@ def areas(root: str, warn: Warnings) -> Iterator[tuple[str, bool]]:
         if area in warn.distrusted:
             continue
         try:
-            check_entry(area, own_root=own)
+            # lstat: users/<uid> made a symlink by someone else is never followed
+            check_entry(area, own_root=True)
             if not own:
                 check_entry(root, USERS, entry=False)
         except Untrusted as exc:

@@ -165,7 +165,7 @@ def ensure_view(
         try:
             if area != root:
                 cache.make_area(area, own)
-            return _build(area, resolved, interpreter, log), resolved.env_id
+            return _build(area, resolved, interpreter, log, mine=area != root), resolved.env_id
         except cache.Untrusted as exc:
             warn.distrust(area, exc)
             problem = exc
@@ -197,9 +197,11 @@ def _build(
     log: Callable[[str], None] | None,
     *,
     shared: bool = False,
+    mine: bool = False,
 ) -> str:
-    """Fetch the missing layers of *resolved* into the area *root* and assemble its view."""
-    if not cache.check_entry(root):
+    """Fetch the missing layers of *resolved* into the area *root* and assemble its view.
+    *mine*: a per-user area, whose root is ``lstat``-ed like an entry."""
+    if not cache.check_entry(root, own_root=mine):
         try:
             os.makedirs(root, 0o755, exist_ok=True)
         except OSError as exc:
