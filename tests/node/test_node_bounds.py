@@ -219,3 +219,20 @@ def test_dry_run_shows_presigned_urls_redacted(tmp_path: Path, serve: Any) -> No
     whole = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path,
                            env=node_env())
     assert "t0psecret" in whole.stdout, whole.stderr
+
+
+def test_links_between_parts_of_a_layer_stay_relative_in_the_view(tmp_path: Path) -> None:
+    from kits.nodekit import dir_member, link_member
+
+    blob = _code([
+        file_member("site-packages/tinylib/__init__.py", b"X = 1\n"),
+        dir_member("data/share"),
+        link_member("data/share/lnk", "../../site-packages/tinylib"),
+    ])
+    uri = write_store(tmp_path / "store", _manifest([blob]), [blob])
+    view = Path(prepare(uri, cache_dir=tmp_path / "cache").path)
+    target = os.readlink(view / "share" / "lnk")
+    assert not target.startswith("/"), target  # never an absolute link into the layer
+    site = next((view / "lib").iterdir()) / "site-packages"
+    assert (view / "share" / "lnk").resolve() == (site / "tinylib").resolve()
+    assert (view / "share" / "lnk" / "__init__.py").read_text() == "X = 1\n"
