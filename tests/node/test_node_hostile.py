@@ -71,7 +71,7 @@ def test_inspect_and_exec_refuse_in_one_line(
     ):
         line = _one_line(_run(args))
         expect = {"device": "not a regular file", "fifo": "not a regular file",
-                  "nested": "nested too deeply", "sparse": "21474836480 bytes"}[what]
+                  "nested": "nested too deeply", "sparse": "larger than"}[what]
         assert expect in line, (args, line)
 
 
