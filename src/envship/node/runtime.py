@@ -89,7 +89,9 @@ class View:
         env["VIRTUAL_ENV"] = self.path
         env["ENVSHIP_ENV_ID"] = self.env_id
         env.pop("PYTHONHOME", None)
-        return env
+        from .conda import activate, is_conda_view
+
+        return activate(self.path, env) if is_conda_view(self.path) else env
 
 
 def prepare(
@@ -346,8 +348,8 @@ def _compile(
     """Byte-compile an unpacked schema-2 layer that was not compiled at pack time."""
     from .resolve import is_merged
 
-    if not is_merged(manifest) or lay.get("bytecode") in ("packed", "none"):
-        return 0
+    if not is_merged(manifest) or lay.get("bytecode") in ("packed", "none") or "package" in lay:
+        return 0  # a conda package without packed bytecode runs from its sources
     from .bytecode import compile_tree
 
     label = f"{lay['kind']} {lay['digest'][:19]}"
@@ -405,6 +407,7 @@ def _ensure_env(
     log: Callable[[str], None] | None,
 ) -> str:
     from .assemble import assemble_view
+    from .formats import is_conda
     from .verify import record_view
 
     final = cache.view_dir(root, resolved.env_id)
@@ -423,10 +426,14 @@ def _ensure_env(
             cache.remove_tree(trash)
         tmp = cache.temp_dir(parent, resolved.env_id)
         try:
-            assemble_view(
-                tmp, final, resolved.env_id, resolved.manifest, resolved.raw, dirs, interpreter,
-                log,
-            )
+            if is_conda(resolved.manifest):  # a real conda prefix, not a venv
+                from .conda import assemble_conda
+
+                assemble_conda(tmp, final, resolved.env_id, resolved.manifest, resolved.raw,
+                               dirs, log)
+            else:
+                assemble_view(tmp, final, resolved.env_id, resolved.manifest, resolved.raw,
+                              dirs, interpreter, log)
             record_view(tmp, [d for _, d in dirs])
             cache.make_read_only(tmp)
             cache.commit_dir(tmp, final)
