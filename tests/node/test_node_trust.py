@@ -233,6 +233,11 @@ def test_cache_warm_by_root_is_used_by_every_user(
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "hi from B\n" and _warnings(proc.stderr) == []
     assert os.listdir(cache / "users" / str(bob.uid) / "envs") == [world.id_b]
+    # a user's prune leaves root's entries alone (and says so in no traceback)
+    pruned = bob.run([ENVSHIP, "cache", "prune", "--all", "--cache", str(cache)],
+                     world.env(cache))
+    assert pruned.returncode == 0, pruned.stderr
+    assert os.listdir(cache / "envs") == [world.id_a]
 
 
 APPEND = """\

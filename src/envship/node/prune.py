@@ -108,6 +108,8 @@ def _evict(entry: CacheEntry) -> None:
 
 def _evict_views(root: str, views: list[CacheEntry]) -> bool:
     """Remove all *views*, or none if a process runs in one of them (it holds a shared lock)."""
+    if not all(cache.mine(v.path) for v in views):  # root's entries, in a shared cache
+        return False
     fds: list[int] = []
     try:
         for v in views:
@@ -160,7 +162,7 @@ def prune(
                 if total <= max_size:
                     break
                 users = [v for v in views if lay.name in v.layers]
-                if lay.in_use or not _evict_views(root, users):
+                if lay.in_use or not cache.mine(lay.path) or not _evict_views(root, users):
                     continue
                 removed.extend(users)
                 views = [v for v in views if v not in users]
