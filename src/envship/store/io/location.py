@@ -52,9 +52,9 @@ def redact_url(url: str) -> str:
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:  # "http://[::1/…": not a URL urllib can take apart; redact by hand
-        from ...node.fetch import safe_url
-
-        return safe_url(url)
+        scheme, _, rest = url.partition("://")
+        host, sep, path = rest.split("?", 1)[0].split("#", 1)[0].partition("/")
+        return f"{scheme}://{host.rpartition('@')[2]}{sep}{path}"
     if not parts.scheme or len(parts.scheme) == 1:  # plain path or a Windows drive letter
         return url
     netloc = parts.netloc.rpartition("@")[2]
