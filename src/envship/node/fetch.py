@@ -26,6 +26,13 @@ __all__ = [
 ]
 
 _RETRIES = 3
+# fsspec backends a node may lack: scheme -> (package, envship extra bringing it)
+_BACKENDS = {
+    "s3": ("s3fs", "envship[s3]"), "s3a": ("s3fs", "envship[s3]"),
+    "gs": ("gcsfs", "envship[gcs]"), "gcs": ("gcsfs", "envship[gcs]"),
+    "az": ("adlfs", "envship[azure]"), "abfs": ("adlfs", "envship[azure]"),
+    "abfss": ("adlfs", "envship[azure]"),
+}
 
 
 def safe_url(url: str) -> str:
@@ -73,14 +80,24 @@ def open_url(url: str) -> BinaryIO:
         raise NodeError(
             f"{safe_url(url)}: reading {scheme}:// URLs needs fsspec (and its {scheme} "
             "backend) on this node; install it, or use a presigned env "
-            "(`envship store presign`) whose layers are plain HTTPS URLs"
+            "(`envship presign`) whose layers are plain HTTPS URLs"
         ) from None
     try:
         return fsspec.open(url, "rb").open()  # type: ignore[no-any-return]
     except FileNotFoundError:
         raise NodeError(f"{safe_url(url)}: not found; check the env URI and the store") from None
-    except (OSError, ValueError) as exc:
-        raise NodeError(f"{safe_url(url)}: cannot read ({type(exc).__name__})") from None
+    except ImportError:
+        backend, extra = _BACKENDS.get(scheme, (f"the fsspec backend for {scheme}://", ""))
+        how = f"`pip install {backend}`" + (f" (or `pip install '{extra}'`)" if extra else "")
+        raise NodeError(
+            f"{safe_url(url)}: reading {scheme}:// URLs needs {backend} on this node: {how}; "
+            "or use a presigned env (`envship presign`) whose layers are plain HTTPS URLs"
+        ) from None
+    except Exception as exc:  # any backend's own errors (auth, HTTP); their text may hold secrets
+        raise NodeError(
+            f"{safe_url(url)}: cannot read ({type(exc).__name__}); check this node's "
+            f"credentials for {scheme}://, or use a presigned env (`envship presign`)"
+        ) from None
 
 
 def _open_http(url: str) -> BinaryIO:

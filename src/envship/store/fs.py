@@ -32,16 +32,27 @@ _OBJECT_STORES = frozenset(
 _PACKAGES = {
     "s3": ("s3fs", "envship[s3]"),
     "s3a": ("s3fs", "envship[s3]"),
-    "gs": ("gcsfs", None),
-    "gcs": ("gcsfs", None),
+    "gs": ("gcsfs", "envship[gcs]"),
+    "gcs": ("gcsfs", "envship[gcs]"),
     "hdfs": ("pyarrow", None),
     "webhdfs": ("requests", None),
-    "az": ("adlfs", None),
-    "abfs": ("adlfs", None),
-    "abfss": ("adlfs", None),
+    "az": ("adlfs", "envship[azure]"),
+    "abfs": ("adlfs", "envship[azure]"),
+    "abfss": ("adlfs", "envship[azure]"),
     "http": ("aiohttp", None),
     "https": ("aiohttp", None),
 }
+
+# Environment variables whose values are credentials: masked wherever they would appear.
+_SECRET_ENV = (
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID",
+    "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_CLIENT_SECRET",
+)
+_SIGNED_QUERY = re.compile(
+    r"((?:X-Amz-(?:Credential|Signature|Security-Token)|X-Goog-(?:Credential|Signature)"
+    r"|(?<=[?&])(?:Signature|GoogleAccessId|sig))=)[^&\s'\"]+"
+)
 
 # Storage-option keys whose values are never secret (kept as they are in error messages).
 _PUBLIC_KEYS = frozenset(
@@ -81,17 +92,20 @@ class Scrubber:
         if "@" in parts.netloc:
             userinfo = parts.netloc.rpartition("@")[0]
             found += [s for s in (userinfo, *userinfo.split(":", 1)) if len(s) >= 3]
-        for env in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"):
+        for env in _SECRET_ENV:
             value = os.environ.get(env, "")
             if len(value) >= 8:
                 found.append(value)
+                # an Azure connection string holds the account key or a SAS token
+                found += [m for m in re.findall(r"(?:AccountKey|SharedAccessSignature)=([^;]+)",
+                                                value) if len(m) >= 8]
         return cls(tuple(sorted(set(found), key=len, reverse=True)))
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "***")
-        # Signed query strings carry credentials-derived tokens.
-        return re.sub(r"(X-Amz-(?:Credential|Signature|Security-Token)=)[^&\s'\"]+", r"\1***", text)
+        # Signed query strings carry credentials-derived tokens (S3, GCS V2/V4, Azure SAS).
+        return _SIGNED_QUERY.sub(r"\1***", text)
 
 
 @dataclass(frozen=True)
@@ -216,7 +230,9 @@ def open_location(url: str, storage_options: Mapping[str, Any] | None = None) ->
 
 def mtime_of(info: Mapping[str, Any]) -> float | None:
     """Modification time (POSIX seconds) from an fsspec `info`/`ls` entry of any backend."""
-    for key in ("mtime", "LastModified", "updated", "modificationTime", "created", "mtime_ns"):
+    # s3fs: LastModified; gcsfs: updated/mtime; adlfs: last_modified; WebHDFS: modificationTime
+    for key in ("mtime", "LastModified", "last_modified", "updated", "modificationTime",
+                "created", "creation_time", "mtime_ns"):
         value = info.get(key)
         if value is None:
             continue
