@@ -206,3 +206,21 @@ def test_verify_then_gc_removes_only_the_untagged_env(
         assert not store.location.fs.exists(store.location.blob_path(layer.digest))
     after = store.verify(deep=True)
     assert after.ok, after
+
+
+def test_gcs_presign_without_a_service_account_key_says_what_signs(
+    gcs_emulator: Emulator, tmp_path: Path
+) -> None:
+    """Anonymous (or token-only) credentials cannot sign: one line naming what can."""
+    from envship.errors import StoreError
+
+    bucket = f"envship-{uuid.uuid4().hex[:10]}"
+    gcs_emulator.make_bucket(bucket)
+    store = open_store(f"gs://{bucket}/envs", {"token": "anon"})
+    fixture = make_env(tmp_path / "blobs")
+    env_id = store.publish(fixture.manifest, fixture.blobs).env_id
+    with pytest.raises(StoreError) as err:
+        store.presign(env_id)
+    message = str(err.value)
+    assert "\n" not in message and "cannot make presigned URLs" in message
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in message

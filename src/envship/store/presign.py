@@ -15,6 +15,18 @@ from .transfer import write_bytes
 
 __all__ = ["PresignResult", "presign", "sign"]
 
+# What signs URLs on each backend (the client signs locally, with a key).
+_SIGNERS = {
+    "gs": "GCS signs with a service-account key: point GOOGLE_APPLICATION_CREDENTIALS (or "
+          "-s token=FILE) at one",
+    "gcs": "GCS signs with a service-account key: point GOOGLE_APPLICATION_CREDENTIALS (or "
+           "-s token=FILE) at one",
+    "az": "Azure signs with the account key: give a connection string with AccountKey or "
+          "AZURE_STORAGE_ACCOUNT_KEY",
+    "abfs": "Azure signs with the account key: give a connection string with AccountKey or "
+            "AZURE_STORAGE_ACCOUNT_KEY",
+}
+
 
 @dataclass(frozen=True)
 class PresignResult:
@@ -33,6 +45,12 @@ def sign(loc: StoreLocation, path: str, expires: int) -> str:
         raise StoreError(
             f"store {loc.url} ({loc.protocol}://) cannot make presigned URLs; use an object "
             "store (s3://, gs://, az://), or give nodes the env URI and access to the store"
+        ) from None
+    except (AttributeError, ValueError, TypeError) as exc:  # the credentials cannot sign
+        how = _SIGNERS.get(loc.protocol, "use credentials that can sign URLs")
+        raise StoreError(
+            f"store {loc.url} cannot make presigned URLs with the credentials in use "
+            f"({type(exc).__name__}: {loc.scrub(str(exc).splitlines()[0][:160])}); {how}"
         ) from None
     except Exception as exc:
         raise retry.as_store_error(exc, f"signing {path}", loc) from None
