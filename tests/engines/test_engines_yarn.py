@@ -275,8 +275,6 @@ def test_spec_options_are_checked(shipped: Shipped, tmp_path: Path) -> None:
     assert lines[-2:] == ["echo pre", lines[-1]] and lines[-1].startswith("exec ")
 
 
-# skein's half-made Client (its driver never started) fails in __del__; not envship's to fix
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_wait_and_logs_check_arguments_and_say_when_no_cluster_is_reachable() -> None:
     """No YARN here: a real skein client cannot be had, so this checks what needs none —
     argument handling, and the one-line error when skein cannot reach a cluster (its driver

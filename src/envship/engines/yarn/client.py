@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,11 @@ def _client(what: str, client: skein.Client | None) -> Iterator[skein.Client]:
         yield client
         return
     skein = _skein(what)
+    if shutil.which("yarn") is None:  # skein's driver starts from `yarn classpath`
+        raise EngineError(
+            f"envship.yarn.{what}: cannot start skein's YARN client (no `yarn` command on "
+            f"PATH); {_HINT}"
+        )
     try:
         own = skein.Client()
     except FileNotFoundError as exc:  # skein runs `yarn classpath` to start its driver
