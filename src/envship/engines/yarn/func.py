@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...paths import envship_home
 from ...remote import RUNNER, build_payload
+from ..exec import EnvRef
 from ..hadoop import HADOOP_SCHEMES, hadoop_url
-from ..launch import EnvRef
 from .client import submit
 from .spec import application_spec, open_env
 
@@ -57,7 +57,7 @@ def function_spec(
     file is written under *call_dir* (default ``$ENVSHIP_HOME/yarn-calls``), where skein
     uploads it from.
     """
-    opened = open_env(env)
+    opened = open_env(env, options.get("storage_options"))
     payload = build_payload(opened.manifest, func, (tuple(args), dict(kwargs or {})), "call")
     call = _write_call(payload.data, call_dir)
     schemes = options.get("schemes")

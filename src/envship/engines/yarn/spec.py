@@ -8,29 +8,28 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
-from ...errors import EngineError, EnvshipError
+from ...env import Env
+from ...errors import EngineError
 from ...node.formats import blob_key, env_key
 from ...node.ref import parse_ref
 from ...packing.manifest import Manifest
 from ...paths import envship_home
+from ..exec import NODE_SCRIPT_NAME, EnvRef
 from ..hadoop import HADOOP_SCHEMES, hadoop_url
-from ..launch import NODE_SCRIPT_NAME, EnvRef, env_uri
 
 if TYPE_CHECKING:
     import skein
-
-    from ...env import Env
 
 __all__ = [
     "YarnResources",
     "yarn_resources",
     "bootstrap_script",
     "application_spec",
-    "node_script_file",
     "open_env",
+    "node_script_file",
     "MANIFEST_NAME",
 ]
 
@@ -54,12 +53,10 @@ class YarnResources:
     env_id: str
 
 
-def open_env(env: EnvRef) -> Env:
+def open_env(env: EnvRef, storage_options: Mapping[str, Any] | None = None) -> Env:
     """*env* opened and verified; a tag is pinned to the env it names now, so every container
     runs the same env."""
-    from ...env import Env
-
-    uri = env_uri(env)
+    uri = Env.uri_of(env)
     try:
         kind = parse_ref(uri).kind
     except ValueError:
@@ -70,17 +67,12 @@ def open_env(env: EnvRef) -> Env:
             "on a filesystem Hadoop can read (hdfs://, s3a://, abfs://, file://...); "
             "use the URI `envship ship` printed"
         )
-    if isinstance(env, Env):
-        return env
-    try:
-        return Env.open(uri)
-    except EnvshipError as exc:
-        raise EngineError(f"cannot read env {uri}: {exc}") from exc
+    return Env.coerce(env, storage_options)
 
 
-def _open(env: EnvRef) -> tuple[str, Manifest]:
+def _open(env: EnvRef, storage_options: Mapping[str, Any] | None) -> tuple[str, Manifest]:
     """(store root, verified manifest) of *env*."""
-    opened = open_env(env)
+    opened = open_env(env, storage_options)
     return opened.store_url, opened.manifest
 
 
@@ -97,11 +89,12 @@ def bootstrap_script(
     the node runtime only assembles the env view there (nothing is downloaded again).
     *pre_script_hook* (shell lines) runs in the container's directory just before the command.
     """
+    manifest_path = "/".join((_STATE_DIR, "store", *env_key(env_id)))
     lines = [
         "set -e",
         f'ENVSHIP_CACHE="$PWD/{_STATE_DIR}/cache"; export ENVSHIP_CACHE',
-        f'mkdir -p "$ENVSHIP_CACHE/layers" "{_STATE_DIR}/store/envs"',
-        f'cp {MANIFEST_NAME} "{_STATE_DIR}/store/envs/{env_id}.json"',
+        f'mkdir -p "$ENVSHIP_CACHE/layers" "{manifest_path.rsplit("/", 1)[0]}"',
+        f'cp {MANIFEST_NAME} "{manifest_path}"',
     ]
     for lay in manifest.layers:
         lines.append(f'ln -sfn "$PWD/{_LAYER_PREFIX}{lay.hex}" "$ENVSHIP_CACHE/layers/{lay.hex}"')
@@ -114,7 +107,7 @@ def bootstrap_script(
     if pre_script_hook and pre_script_hook.strip():
         lines.append(pre_script_hook.strip("\n"))
     lines.append(
-        f'exec {python} {NODE_SCRIPT_NAME} "{_STATE_DIR}/store/envs/{env_id}.json" -- {command}'
+        f'exec {python} {NODE_SCRIPT_NAME} "{manifest_path}" -- {command}'
     )
     return "\n".join(lines) + "\n"
 
@@ -125,16 +118,18 @@ def yarn_resources(
     *,
     node_script: str | os.PathLike[str] | None = None,
     schemes: Mapping[str, str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
     pre_script_hook: str | None = None,
     additional_files: AdditionalFiles = None,
 ) -> YarnResources:
     """The files to localize and the script to run, without needing skein.
 
-    *schemes* maps fsspec URL schemes to Hadoop ones (default ``{"s3": "s3a"}``).
+    *schemes* maps fsspec URL schemes to Hadoop ones (default ``{"s3": "s3a"}``);
+    *storage_options*: to read the manifest here (they never go into the spec).
     *additional_files*: paths or URLs localized next to the command under their base name
     (or a mapping name -> path/URL).
     """
-    root, manifest = _open(env)
+    root, manifest = _open(env, storage_options)
     env_id = manifest.env_id
     scheme_map = HADOOP_SCHEMES if schemes is None else dict(schemes)
     cmd = command if isinstance(command, str) else shlex.join(command)
@@ -199,6 +194,7 @@ def application_spec(
     tags: Sequence[str] = (),
     file_systems: Sequence[str] | None = None,
     layer_visibility: str = "public",
+    storage_options: Mapping[str, Any] | None = None,
     user: str = "",
     node_label: str = "",
     max_restarts: int = 0,
@@ -236,7 +232,8 @@ def application_spec(
     if max_restarts < 0:
         raise EngineError(f"max_restarts={max_restarts}: use 0 or more (-1 is not allowed here)")
     res = yarn_resources(env, command, node_script=node_script, schemes=schemes,
-                         pre_script_hook=pre_script_hook, additional_files=additional_files)
+                         storage_options=storage_options, pre_script_hook=pre_script_hook,
+                         additional_files=additional_files)
     merged = dict(res.files)
     for name, resource in (extra_files or {}).items():
         if name in merged:
