@@ -15,6 +15,14 @@ from .io.location import blob
 
 __all__ = ["PresignResult", "presign", "sign"]
 
+# What signs URLs on each backend (the client signs locally, with a key).
+_GCS_SIGNER = ("GCS signs with a service-account key: point GOOGLE_APPLICATION_CREDENTIALS "
+               "(or -s token=FILE) at one")
+_AZURE_SIGNER = ("Azure signs with the account key: give a connection string with AccountKey "
+                 "or AZURE_STORAGE_ACCOUNT_KEY")
+_SIGNERS = {"gs": _GCS_SIGNER, "gcs": _GCS_SIGNER, "az": _AZURE_SIGNER, "abfs": _AZURE_SIGNER,
+            "abfss": _AZURE_SIGNER}
+
 
 @dataclass(frozen=True)
 class PresignResult:
@@ -36,6 +44,13 @@ def sign(io: StoreIO, key: Key, expires: int) -> str:
                 f"store {io.url} ({io.caps.protocol}://) cannot make presigned URLs; use an "
                 "object store (s3://, gs://, az://), or give nodes the env URI and access to "
                 "the store"
+            ) from None
+        except (AttributeError, ValueError, TypeError) as exc:  # the credentials cannot sign
+            how = _SIGNERS.get(io.caps.protocol, "use credentials that can sign URLs")
+            reason = io.location.scrub(str(exc).splitlines()[0][:160]) if str(exc) else ""
+            raise StoreError(
+                f"store {io.url} cannot make presigned URLs with the credentials in use "
+                f"({type(exc).__name__}: {reason}); {how}"
             ) from None
 
     url = io.call(signed, f"signing {'/'.join(key)}")

@@ -312,7 +312,9 @@ def _read_range(fs: Any, path: str, most: int) -> bytes:
 
 def mtime_of(info: Mapping[str, Any]) -> float | None:
     """Modification time (POSIX seconds) from an fsspec `info`/`ls` entry of any backend."""
-    for key in ("mtime", "LastModified", "updated", "modificationTime", "created", "mtime_ns"):
+    # s3fs: LastModified; gcsfs: updated/mtime; adlfs: last_modified; WebHDFS: modificationTime
+    for key in ("mtime", "LastModified", "last_modified", "updated", "modificationTime",
+                "created", "creation_time", "mtime_ns"):
         value = info.get(key)
         if value is None:
             continue
