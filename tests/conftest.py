@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kits.condakit import CondaKit, build_channel, can_build
 from kits.support import (
     AWS_ENV,
     MotoServer,
@@ -69,6 +70,15 @@ def sample_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleEnv]:
     project = write_sample_project(base / "mylib")
     py = make_venv(base / "venv", ["numpy"], [project])
     yield SampleEnv(base / "venv", py, project)
+
+
+@pytest.fixture(scope="session")
+def conda_kit(tmp_path_factory: pytest.TempPathFactory) -> CondaKit:
+    """A local conda channel of real packages built here (kits/condakit.py), once a session."""
+    why = can_build()
+    if why is not None:
+        pytest.skip(f"conda kit: {why}")
+    return build_channel(tmp_path_factory.mktemp("condakit"))
 
 
 @pytest.fixture

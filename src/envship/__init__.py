@@ -4,6 +4,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs `envship exec` start-up
 if TYPE_CHECKING:
+    from ._version import __version__
     from .env import Env
     from .errors import EnvshipError
     from .node.errors import NodeError
@@ -23,7 +24,6 @@ __all__ = [
     "pack",
     "ship",
 ]
-__version__ = "0.1.0"
 
 # Public names, imported on first use: `envship exec` imports this package on its start-up
 # fast path, which must stay standard-library only. Engine modules (envship.spark,
@@ -37,6 +37,7 @@ _LAZY = {
     "pack": "shipping",
     "ship": "shipping",
     "open_store": "store",
+    "__version__": "_version",
 }
 
 

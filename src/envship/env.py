@@ -122,8 +122,7 @@ class Env:
         """The env at an env URI (`<store>/envs/<id>.json`), tag URI (`<store>/tags/<n>.json`),
         presigned manifest URL or packed env directory; the manifest is always checked against
         its env id."""
-        from .store import open_store
-        from .store.fs import redact_url
+        from .store import open_store, redact_url
 
         if _is_presigned(uri):
             return cls._open_presigned(uri)

@@ -11,6 +11,7 @@ __all__ = [
     "PackError",
     "ManifestError",
     "StoreError",
+    "EnvNotFound",
     "EngineError",
     "RemoteError",
 ]
@@ -34,6 +35,10 @@ class ManifestError(EnvshipError):
 
 class StoreError(EnvshipError):
     """A store could not be read or written (auth, not found, unreachable, corrupt blob)."""
+
+
+class EnvNotFound(StoreError):
+    """The store holds no manifest for this env id (never shipped there, or collected)."""
 
 
 class EngineError(EnvshipError):

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from .env import Env
-from .errors import PackError, StoreError
+from .errors import EnvNotFound, PackError, StoreError
 from .node.formats import blob_key
 from .packing.archive import Blob
 from .packing.pipeline import PackResult
 from .paths import default_store_url
 from .progress import Progress
-from .store import PublishResult, open_store, teamcache
+from .store import PublishResult, Store, open_store, teamcache
 from .store.publish import BlobUnavailable
 
 __all__ = ["pack", "ship", "ship_result", "ShipResult"]
@@ -128,14 +128,13 @@ def ship_result(
     return ShipResult(env, result, dict(packed.built), tag_uri, packed.env_prefix)
 
 
-def _tag(store: Any, tag: str, packed: PackResult, env_id: str) -> str:
+def _tag(store: Store, tag: str, packed: PackResult, env_id: str) -> str:
     """Point *tag* at the env just published. A gc that collected the env in between (it was
     unreferenced until the tag) makes the tag refuse; publishing again is cheap, so do."""
     try:
         return str(store.set_tag(tag, env_id))
-    except StoreError as exc:
-        if "not found" not in str(exc):
-            raise
+    except EnvNotFound:
+        pass
     store.publish(packed.manifest, packed.blobs)
     return str(store.set_tag(tag, env_id))
 

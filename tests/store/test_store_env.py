@@ -11,6 +11,7 @@ import pytest
 
 from envship.env import Env, split_env_uri
 from envship.errors import StoreError
+from envship.node.formats import presigned_key
 from envship.packing.manifest import Manifest
 from envship.store import open_store
 from kits.storekit import FixtureEnv
@@ -60,7 +61,7 @@ def test_presigned_env_downloads_without_credentials(
     assert env.env_id == result.env_id  # urls are not part of the env id
     assert env.is_presigned and env.uri.startswith("http")
     # The presigned manifest sits next to the manifest in the store ...
-    side = store.location.env_path(result.env_id, ".presigned.json")
+    side = store.location.path(*presigned_key(result.env_id))
     assert Manifest.from_json(store.location.fs.cat_file(side), presigned=True) == env.manifest
     # ... and plain urllib (no credentials, no s3fs) gets it and every layer, bit for bit.
     with urllib.request.urlopen(env.uri, timeout=30) as resp:

@@ -14,8 +14,9 @@ import pytest
 
 from envship.errors import StoreError
 from envship.store import open_store
-from envship.store.fs import Scrubber, parse_storage_options, redact_url
-from envship.store.retry import RetryPolicy, call, is_transient
+from envship.store.io.errors import is_transient
+from envship.store.io.location import Scrubber, parse_storage_options, redact_url
+from envship.store.io.retry import RetryPolicy, call
 from kits.storekit import FixtureEnv, make_env
 from kits.support import AWS_ENV, start_moto_server
 
@@ -110,7 +111,7 @@ def test_transient_classification() -> None:
     # refused / unknown host: not worth waiting for, however deep in the cause chain
     import socket
 
-    from envship.store.retry import is_unreachable
+    from envship.store.io.errors import is_unreachable
 
     refused = EndpointConnectionError(endpoint_url="http://h")
     refused.__cause__ = ConnectionRefusedError(errno.ECONNREFUSED, "refused")

@@ -10,7 +10,7 @@ import pytest
 from envship.packing.manifest import Distribution, LayerRef, Manifest, PythonInfo
 from envship.store import open_store
 from envship.store.exists import existing_blobs
-from envship.store.retry import RetryPolicy
+from envship.store.io import RetryPolicy, StoreIO
 from kits.storekit import FixtureEnv, make_blob
 
 
@@ -39,13 +39,13 @@ def test_both_ways_find_exactly_the_stored_blobs(s3_url: str, tmp_path: Path, mo
     new = many_blob_env(tmp_path, 10, "new")
     layers = old.manifest.layers[:20] + new.manifest.layers
     policy = RetryPolicy()
-    assert existing_blobs(store.location, layers, policy, mode=mode) == {
+    assert existing_blobs(StoreIO(store.location, policy), layers, mode=mode) == {
         lay.digest for lay in old.manifest.layers[:20]}
     # a wrong-size object is not "there": it gets replaced
     bad = old.manifest.layers[0]
     store.location.fs.pipe_file(store.location.blob_path(bad.digest), b"truncated")
     store.location.fs.invalidate_cache()
-    assert bad.digest not in existing_blobs(store.location, layers, policy, mode=mode)
+    assert bad.digest not in existing_blobs(StoreIO(store.location, policy), layers, mode=mode)
 
 
 @pytest.mark.s3
@@ -76,7 +76,7 @@ def test_listing_vs_heads_timing(s3_url: str, tmp_path: Path) -> None:
     got = {}
     for mode in ("list", "head", "list", "head"):
         start = time.perf_counter()
-        found = existing_blobs(store.location, env.manifest.layers, policy, mode=mode)
+        found = existing_blobs(StoreIO(store.location, policy), env.manifest.layers, mode=mode)
         got[mode] = time.perf_counter() - start
         assert len(found) == 120
     print(f"\n120 blobs on moto: listing {got['list'] * 1000:.0f} ms, "
@@ -88,9 +88,9 @@ def test_local_store_lists_and_env_override(
 ) -> None:
     store = open_store(tmp_path / "store")
     env = many_blob_env(tmp_path, 3, "local")
-    assert existing_blobs(store.location, env.manifest.layers, RetryPolicy()) == set()
+    assert existing_blobs(StoreIO(store.location, RetryPolicy()), env.manifest.layers) == set()
     store.publish(env.manifest, env.blobs)
     want = {lay.digest for lay in env.manifest.layers}
-    assert existing_blobs(store.location, env.manifest.layers, RetryPolicy()) == want
+    assert existing_blobs(StoreIO(store.location, RetryPolicy()), env.manifest.layers) == want
     monkeypatch.setenv("ENVSHIP_STORE_EXISTS", "head")
-    assert existing_blobs(store.location, env.manifest.layers, RetryPolicy()) == want
+    assert existing_blobs(StoreIO(store.location, RetryPolicy()), env.manifest.layers) == want

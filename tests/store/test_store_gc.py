@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from envship.errors import StoreError
-from envship.store import Store, open_store
-from envship.store.gc import parse_duration
+from envship.node.formats import provenance_key
+from envship.store import Store, open_store, parse_duration
 from kits.storekit import make_env
 
 
@@ -25,7 +25,7 @@ def _age(store: Store, rel: str, seconds: float) -> None:
 def _age_env(store: Store, env_id: str, seconds: float) -> None:
     _age(store, f"envs/{env_id}.json", seconds)
     # Provenance holds the creation date `store ls` and gc use: drop it so mtime counts.
-    Path(store.location.env_path(env_id, ".provenance.json")).unlink()
+    Path(store.location.path(*provenance_key(env_id))).unlink()
     for lay in store.read_manifest(env_id).layers:
         _age(store, f"blobs/sha256/{lay.hex}.tar.gz", seconds)
 
@@ -112,7 +112,7 @@ def test_gc_keep_older_than_tagged_dry_run(three_envs: tuple[Store, list[str]]) 
     for env_id in (oldest, newest):
         for lay in store.read_manifest(env_id).layers:
             assert store.location.fs.exists(store.location.blob_path(lay.digest))
-    assert not Path(store.location.env_path(middle, ".provenance.json")).exists()
+    assert not Path(store.location.path(*provenance_key(middle))).exists()
 
 
 def test_gc_removes_stale_temp_files_only(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from envship.errors import StoreError
+from envship.node.formats import env_key, provenance_key
 from envship.store import Store, Timing, open_store
 from envship.store.protocol import Sweep, write_sweep
 from kits.schedule import Schedule, Step
@@ -52,8 +53,8 @@ def race(url: str, tmp_path: Path) -> Race:
     old = make_env(tmp_path / "old", code="OLD = 1\n")
     new = make_env(tmp_path / "new", code="NEW = 1\n")
     store.publish(old.manifest, old.blobs)
-    for suffix in (".json", ".provenance.json"):
-        store.location.fs.rm_file(store.location.env_path(old.manifest.env_id, suffix))
+    for key in (env_key, provenance_key):
+        store.location.fs.rm_file(store.location.path(*key(old.manifest.env_id)))
     deps = new.manifest.layer("deps")
     assert deps is not None and old.manifest.layer("deps") == deps
     return Race(store, old, new, deps.digest)
@@ -221,7 +222,7 @@ def test_killed_ship_lease_protects_then_expires(url: str, tmp_path: Path) -> No
     # A ship that died after its lease: the lease stays; gc treats it as a root.
     from envship.store.protocol import take_lease
 
-    take_lease(r.store.location, r.new.manifest.env_id, [r.shared], r.store.policy, FAST)
+    take_lease(r.store.io, r.new.manifest.env_id, [r.shared], FAST)
     result = r.store.gc(grace=0)
     assert r.shared not in result.blobs_removed and result.leases_removed == 0
     # Once stale (older than its ttl plus the clock allowance) gc removes it.
@@ -237,7 +238,7 @@ def test_killed_gc_marker_is_waited_out_then_removed(url: str, tmp_path: Path) -
     # A gc that died while deleting the shared blob, with a 1 s limit.
     dead = Sweep("20260101T000000-deadbeef0000", "deleting", frozenset({r.shared}),
                  frozenset(), limit=1.0, deadline=time.time() + 1.0)
-    write_sweep(r.store.location, dead, r.store.policy)
+    write_sweep(r.store.io, dead)
     start = time.monotonic()
     result = r.store.publish(r.new.manifest, r.new.blobs)
     assert 0.9 < time.monotonic() - start < 10 and result.waited > 0.9

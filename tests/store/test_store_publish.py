@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from envship.errors import ManifestError, StoreError
+from envship.node.formats import provenance_key
 from envship.packing.manifest import canonical_json
 from envship.store import Store, open_store
 from kits.storekit import FixtureEnv, make_env
@@ -43,8 +44,7 @@ def test_publish_writes_the_exact_layout(store_url: str, fixture_env: FixtureEnv
     # The manifest is canonical JSON and hashes to the env id.
     raw = store.location.fs.cat_file(store.location.env_path(env_id))
     assert hashlib.sha256(raw).hexdigest() == env_id
-    prov = json.loads(store.location.fs.cat_file(store.location.env_path(env_id,
-                                                                         ".provenance.json")))
+    prov = json.loads(store.location.fs.cat_file(store.location.path(*provenance_key(env_id))))
     assert prov["env"] == env_id and prov["created"].endswith("Z") and prov["host"]
 
 

@@ -46,7 +46,7 @@ _StoreArg = Annotated[
 
 
 def _options(pairs: list[str] | None) -> dict[str, Any]:
-    from ..store.fs import parse_storage_options
+    from ..store import parse_storage_options
 
     return parse_storage_options(pairs or [])
 
@@ -261,8 +261,7 @@ def gc(
 ) -> None:
     """Remove old untagged envs (with --keep / --older-than) and unreferenced blobs."""
     from ..paths import default_store_url
-    from ..store import open_store
-    from ..store.gc import parse_duration
+    from ..store import open_store, parse_duration
 
     store = open_store(store_url or default_store_url(), _options(storage_option))
     if store_url is not None:  # a mistyped path must not read as "removed 0"

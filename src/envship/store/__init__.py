@@ -1,22 +1,29 @@
-"""Content-addressed env store over fsspec: publish, fetch, tag, presign, collect, verify."""
+"""Content-addressed env store over fsspec: publish, fetch, tag, presign, collect, verify.
+
+Three tiers: :mod:`.io` (where a store is, its primitives with retry and error mapping, backend
+capabilities), :mod:`.protocol` (leases and sweeps: the publish/gc protocol of docs/store.md),
+and the operations on top (publish, fetch, tags, listing, gc, verify, presign), joined by
+:class:`Store`.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from .core import Store, open_store
+from .io import parse_storage_options, redact_url
 from .listing import EnvInfo
 from .protocol import Timing
 from .publish import LayerUpload, PublishResult
 
 if TYPE_CHECKING:
-    from .gc import GcResult
+    from .gc import GcResult, parse_duration
     from .presign import PresignResult
     from .verify import Damage, VerifyResult
 
 # Loaded on first use: a pack or a ship never needs gc, presign or verify.
-_LAZY = {"GcResult": "gc", "PresignResult": "presign", "Damage": "verify",
-         "VerifyResult": "verify"}
+_LAZY = {"GcResult": "gc", "parse_duration": "gc", "PresignResult": "presign",
+         "Damage": "verify", "VerifyResult": "verify"}
 
 
 def __getattr__(name: str) -> Any:
@@ -37,4 +44,7 @@ __all__ = [
     "VerifyResult",
     "Damage",
     "Timing",
+    "parse_storage_options",
+    "parse_duration",
+    "redact_url",
 ]

@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
+from ..node.formats import ENVS, env_key, is_hex64, tag_key
 from ..packing.manifest import Manifest
 from ..progress import BytesDone, Progress
-from . import retry
 from .fetch import fetch_blob, read_manifest
-from .fs import StoreLocation, open_location
-from .listing import EnvInfo, check_store, list_envs
+from .io import RetryPolicy, StoreIO, StoreLocation, open_location
+from .io.location import blob
+from .listing import EnvInfo, check_store, env_ids, list_envs
 from .protocol import DEFAULT_GRACE, Step, Timing, no_step
 from .publish import PublishResult, publish
-from .tags import ENV_ID_RE, list_env_ids, list_tags, read_tag, set_tag
+from .tags import list_tags, read_tag, set_tag
 
 if TYPE_CHECKING:  # gc, presign and verify are loaded by the commands that use them
     from ..packing.archive import Blob
@@ -32,10 +33,11 @@ log = logging.getLogger(__name__)
 class Store:
     """Blobs, manifests and tags under one store root (layout: docs/formats.md)."""
 
-    def __init__(self, location: StoreLocation, policy: retry.RetryPolicy,
+    def __init__(self, location: StoreLocation, policy: RetryPolicy,
                  timing: Timing | None = None) -> None:
         self.location = location
         self.policy = policy
+        self.io = StoreIO(location, policy)  # every operation goes through its primitives
         self.timing = timing or Timing()  # the publish/gc protocol's clocks (docs/store.md)
 
     def __repr__(self) -> str:
@@ -52,14 +54,13 @@ class Store:
 
     # -- addresses ----------------------------------------------------------------
     def env_uri(self, env_id: str) -> str:
-        return self.location.url_of("envs", f"{env_id}.json")
+        return self.io.url_of(env_key(env_id))
 
     def blob_url(self, digest: str) -> str:
-        self.location.blob_path(digest)  # validates the digest
-        return self.location.url_of("blobs", "sha256", f"{digest.split(':', 1)[1]}.tar.gz")
+        return self.io.url_of(blob(digest))
 
     def tag_uri(self, name: str) -> str:
-        return self.location.url_of("tags", f"{name}.json")
+        return self.io.url_of(tag_key(name))
 
     def connect(self) -> None:
         """Set up the client (session, credentials, connection) now; errors surface later.
@@ -67,7 +68,7 @@ class Store:
         `ship()` runs this while packing, so a warm ship pays only for its existence checks.
         """
         try:
-            self.location.fs.exists(self.location.path("envs"))
+            self.location.fs.exists(self.location.path(*ENVS))
         except Exception as exc:  # reported by the real operation, with retries
             log.debug("warm-up of %s failed: %s", self.url, self.location.scrub(str(exc)))
 
@@ -85,10 +86,8 @@ class Store:
 
         *step* is called between the protocol's steps (tests use it to force interleavings).
         """
-        return publish(
-            self.location, manifest, blobs, policy=self.policy, progress=progress,
-            provenance=provenance, timing=self.timing, step=step,
-        )
+        return publish(self.io, manifest, blobs, progress=progress, provenance=provenance,
+                       timing=self.timing, step=step)
 
     # -- the team build cache (content fingerprint -> blob) ---------------------------
     def lookup(self, fingerprints: Sequence[str]) -> Mapping[str, Blob]:
@@ -96,16 +95,16 @@ class Store:
         (:class:`envship.packing.buildcache.SharedCache`)."""
         from .teamcache import lookup
 
-        return lookup(self.location, fingerprints, self.policy)
+        return lookup(self.io, fingerprints)
 
     def record_builds(self, mappings: Mapping[str, Blob]) -> int:
         """Remember which blob each content fingerprint built (after publishing them)."""
         from .teamcache import record
 
-        return record(self.location, mappings, self.policy)
+        return record(self.io, mappings)
 
     def set_tag(self, name: str, env_id: str, *, step: Step = no_step) -> str:
-        return set_tag(self.location, name, env_id, self.policy, self.timing, step)
+        return set_tag(self.io, name, env_id, self.timing, step)
 
     def gc(
         self,
@@ -118,16 +117,14 @@ class Store:
     ) -> GcResult:
         from . import gc as _gc  # loaded by the commands that collect
 
-        return _gc.collect(
-            self.location, self.policy, keep=keep, older_than=older_than, grace=grace,
-            dry_run=dry_run, timing=self.timing, step=step,
-        )
+        return _gc.collect(self.io, keep=keep, older_than=older_than, grace=grace,
+                           dry_run=dry_run, timing=self.timing, step=step)
 
     def presign(self, env_id: str, expires: int = 3600, output: Path | None = None
                 ) -> PresignResult:
         from .presign import presign
 
-        return presign(self.location, env_id, self.policy, expires=expires, output=output)
+        return presign(self.io, env_id, expires=expires, output=output)
 
     def verify(
         self,
@@ -141,35 +138,36 @@ class Store:
         *repair* re-uploads damaged blobs from *repair_from* (default: the build cache)."""
         from .verify import verify
 
-        return verify(self.location, self.policy, deep=deep, repair=repair,
-                      repair_from=repair_from, progress=progress)
+        return verify(self.io, deep=deep, repair=repair, repair_from=repair_from,
+                      progress=progress)
 
     # -- reading ------------------------------------------------------------------
     def read_manifest(self, env_id: str) -> Manifest:
-        return read_manifest(self.location, env_id, self.policy)
+        """The manifest of *env_id*, checked against it; EnvNotFound if it is not there."""
+        return read_manifest(self.io, env_id)
 
     def fetch_blob(self, digest: str, dest: Path, progress: BytesDone | None = None) -> Path:
-        return fetch_blob(self.location, digest, Path(dest), self.policy, progress)
+        return fetch_blob(self.io, digest, Path(dest), progress)
 
     def read_tag(self, name: str) -> str:
-        return read_tag(self.location, name, self.policy)
+        return read_tag(self.io, name)
 
     def tags(self) -> dict[str, str]:
-        return list_tags(self.location, self.policy)
+        return list_tags(self.io)
 
     def env_ids(self) -> list[str]:
-        return list_env_ids(self.location, self.policy)
+        return env_ids(self.io)
 
     def list_envs(self, *, include_damaged: bool = False) -> list[EnvInfo]:
-        return list_envs(self.location, self.policy, include_damaged=include_damaged)
+        return list_envs(self.io, include_damaged=include_damaged)
 
     def check(self) -> None:
         """StoreError unless the store exists (or is an empty directory)."""
-        check_store(self.location, self.policy)
+        check_store(self.io)
 
     def resolve(self, ref: str) -> str:
         """An env id from a full id, a unique id prefix (≥ 6 hex digits) or a tag name."""
-        if ENV_ID_RE.fullmatch(ref):
+        if is_hex64(ref):
             return ref
         if len(ref) >= 6 and all(c in "0123456789abcdef" for c in ref):
             found = [e for e in self.env_ids() if e.startswith(ref)]
@@ -197,4 +195,4 @@ def open_store(
     ``ENVSHIP_STORE_RETRY_TIMEOUT`` environment variable, else 30 s).
     """
     location = open_location(str(url), storage_options)
-    return Store(location, retry.RetryPolicy.from_env(retry_timeout))
+    return Store(location, RetryPolicy.from_env(retry_timeout))

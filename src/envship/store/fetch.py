@@ -4,38 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ManifestError, StoreError
+from ..errors import EnvNotFound, ManifestError
+from ..node.formats import digest_hex, env_key
 from ..packing.manifest import Manifest
 from ..progress import BytesDone
-from . import retry
-from .fs import StoreLocation
-from .transfer import download_file
+from .io import NotFound, StoreIO
+from .io.location import blob
 
-__all__ = ["fetch_blob", "read_manifest", "read_text"]
+__all__ = ["fetch_blob", "read_manifest"]
 
 
-def read_text(loc: StoreLocation, path: str, what: str, policy: retry.RetryPolicy) -> bytes:
-    """The bytes of a small store file; a missing one raises a clear StoreError."""
-
-    def read() -> bytes:
-        data: bytes = loc.fs.cat_file(path)
-        return data
-
+def read_manifest(io: StoreIO, env_id: str) -> Manifest:
+    """`envs/<env_id>.json`, parsed, and checked to really be env *env_id*; EnvNotFound if
+    the store has no such env."""
+    key = env_key(env_id)
+    source = io.url_of(key)
     try:
-        return retry.call(read, f"reading {what}", loc, policy)
-    except FileNotFoundError:
-        raise StoreError(f"{what} not found in store {loc.url}") from None
-    except StoreError:
-        raise
-    except Exception as exc:
-        raise retry.as_store_error(exc, f"reading {what}", loc) from None
-
-
-def read_manifest(loc: StoreLocation, env_id: str, policy: retry.RetryPolicy) -> Manifest:
-    """`envs/<env_id>.json`, parsed, and checked to really be env *env_id*."""
-    path = loc.env_path(env_id)
-    source = loc.url_of("envs", f"{env_id}.json")
-    data = read_text(loc, path, f"env {env_id}", policy)
+        data = io.read(key, f"env {env_id}")
+    except NotFound as exc:
+        raise EnvNotFound(str(exc)) from None
     manifest = Manifest.from_json(data, source=source)
     if manifest.env_id != env_id:
         raise ManifestError(
@@ -45,30 +32,15 @@ def read_manifest(loc: StoreLocation, env_id: str, policy: retry.RetryPolicy) ->
     return manifest
 
 
-def fetch_blob(
-    loc: StoreLocation,
-    digest: str,
-    dest: Path,
-    policy: retry.RetryPolicy,
-    progress: BytesDone | None = None,
-) -> Path:
+def fetch_blob(io: StoreIO, digest: str, dest: Path, progress: BytesDone | None = None
+               ) -> Path:
     """Download blob *digest* to *dest*, verifying its sha256; nothing corrupt is kept."""
-    path = loc.blob_path(digest)
-    expect = digest.split(":", 1)[1]
+    key = blob(digest)
     what = f"blob {digest}"
-    dest = Path(dest)
-
-    def attempt() -> int:
-        return download_file(loc, path, dest, expect, what, progress)
-
     try:
-        retry.call(attempt, f"downloading {what}", loc, policy)
-    except FileNotFoundError:
-        raise StoreError(
-            f"{what} not found in store {loc.url}; the env is incomplete: ship it again"
+        io.download(key, Path(dest), digest_hex(digest), what, progress)
+    except NotFound:
+        raise NotFound(
+            f"{what} not found in store {io.url}; the env is incomplete: ship it again"
         ) from None
-    except StoreError:
-        raise
-    except Exception as exc:
-        raise retry.as_store_error(exc, f"downloading {what}", loc) from None
-    return dest
+    return Path(dest)

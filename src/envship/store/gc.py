@@ -15,22 +15,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import StoreError
+from ..node.formats import (
+    BLOBS,
+    ENVS,
+    LEASES,
+    SWEEPS,
+    TAGS,
+    blob_name_hex,
+    env_key,
+    presigned_key,
+    provenance_key,
+)
 from . import protocol as p
-from . import retry
-from .deleting import SweepOver, abort_stale_multipart, delete_paths, still_old
-from .fs import StoreLocation, mtime_of
+from .deleting import abort_stale_multipart, still_old
+from .io import TEMP_MARK, DeadlinePassed, Entry, Key, StoreIO
+from .io.location import blob
 from .listing import created_of, env_entries
 from .protocol import DEFAULT_GRACE
 from .refs import BadManifest, BlobRef, read_all_refs
 from .tags import list_tags
-from .transfer import TEMP_MARK
 
 __all__ = ["GcResult", "collect", "parse_duration", "DEFAULT_GRACE"]
 
 log = logging.getLogger(__name__)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_BLOB_RE = re.compile(r"([0-9a-f]{64})\.tar\.gz")
 
 
 def parse_duration(text: str) -> float:
@@ -71,14 +80,13 @@ class GcResult:
         }
 
 
-def _env_dates(loc: StoreLocation, policy: retry.RetryPolicy, env_ids: set[str]
-               ) -> list[tuple[str, float | None]]:
+def _env_dates(io: StoreIO, env_ids: set[str]) -> list[tuple[str, float | None]]:
     """(env id, created) newest first, as `store ls` dates them; provenance read in parallel."""
-    entries = {e: info for e, info in env_entries(loc, policy).items() if e in env_ids}
+    entries = {e: info for e, info in env_entries(io).items() if e in env_ids}
     if not entries:
         return []
     with ThreadPoolExecutor(max_workers=min(16, len(entries))) as pool:
-        dates = list(pool.map(lambda e: (e, created_of(loc, e, entries[e], policy)), entries))
+        dates = list(pool.map(lambda e: (e, created_of(io, e, entries[e])), entries))
     dates.sort(key=lambda d: (-(d[1] or 0.0), d[0]))
     return dates
 
@@ -99,17 +107,16 @@ def _doomed_envs(envs: list[tuple[str, float | None]], tagged: set[str], keep: i
     return doomed
 
 
-def _refs(loc: StoreLocation, policy: retry.RetryPolicy, env_ids: list[str]
-          ) -> dict[str, tuple[BlobRef, ...]]:
+def _refs(io: StoreIO, env_ids: list[str]) -> dict[str, tuple[BlobRef, ...]]:
     """Blobs of every listed manifest (vanished ones dropped); unreadable manifests stop gc."""
     out: dict[str, tuple[BlobRef, ...]] = {}
-    for env_id, refs in read_all_refs(loc, env_ids, policy).items():
+    for env_id, refs in read_all_refs(io, env_ids).items():
         if isinstance(refs, BadManifest) and refs.refs is not None:
             log.warning("env %s: %s; its blobs are kept", env_id, refs.reason)
             refs = refs.refs
         if isinstance(refs, BadManifest):
             raise StoreError(
-                f"gc stopped: cannot read env {env_id} in store {loc.url} ({refs.reason}); its "
+                f"gc stopped: cannot read env {env_id} in store {io.url} ({refs.reason}); its "
                 "blobs cannot be told apart, so nothing was collected: fix or remove that "
                 "manifest first (`envship store verify` lists all such damage)"
             )
@@ -118,37 +125,12 @@ def _refs(loc: StoreLocation, policy: retry.RetryPolicy, env_ids: list[str]
     return out
 
 
-def _entries(loc: StoreLocation, policy: retry.RetryPolicy, *folder: str
-             ) -> list[dict[str, Any]]:
-    def ls() -> list[dict[str, Any]]:
-        try:
-            return loc.ls(loc.path(*folder), detail=True)
-        except FileNotFoundError:
-            return []
-
-    try:
-        return retry.call(ls, f"listing {'/'.join(folder)}/", loc, policy)
-    except Exception as exc:
-        raise retry.as_store_error(exc, f"listing {'/'.join(folder)}/", loc) from None
-
-
-def _blob_entries(loc: StoreLocation, policy: retry.RetryPolicy) -> list[dict[str, Any]]:
-    return _entries(loc, policy, "blobs", "sha256")
-
-
-def _small_temp_entries(loc: StoreLocation, policy: retry.RetryPolicy) -> list[dict[str, Any]]:
+def _small_temp_entries(io: StoreIO) -> list[Entry]:
     """Temp files of interrupted small writes: manifests, tags, leases, markers (rename only)."""
-    if loc.object_store:
+    if not io.caps.atomic_rename:
         return []
-    return [
-        e for folder in ("envs", "tags", "leases", "sweeps")
-        for e in _entries(loc, policy, folder)
-        if TEMP_MARK in str(e["name"]).rpartition("/")[2]
-    ]
-
-
-def _rm(loc: StoreLocation, path: str, policy: retry.RetryPolicy) -> None:
-    p.remove(loc, path, policy)
+    return [e for folder in (ENVS, TAGS, LEASES, SWEEPS) for e in io.entries(folder)
+            if TEMP_MARK in e.name]
 
 
 @dataclass
@@ -159,7 +141,7 @@ class _Roots:
     tagged: set[str]
     leased_envs: set[str]
     leased_blobs: set[str]
-    stale_leases: list[str]
+    stale_leases: list[Key]
 
     def used(self, doomed: set[str]) -> set[str]:
         out = set(self.leased_blobs)
@@ -169,35 +151,33 @@ class _Roots:
         return out
 
 
-def _roots(loc: StoreLocation, policy: retry.RetryPolicy, timing: p.Timing,
-           known: dict[str, tuple[BlobRef, ...]] | None = None) -> _Roots:
+def _roots(io: StoreIO, timing: p.Timing, known: dict[str, tuple[BlobRef, ...]] | None = None
+           ) -> _Roots:
     """Leases, then tags, then manifests: a publisher that finished (lease gone) between two
     of these listings wrote its tag or manifest before, so it is seen in the next."""
     now = time.time()
     live: list[p.LeaseInfo] = []
     stale: list[p.LeaseInfo] = []
-    for lease in p.list_leases(loc, policy):
+    for lease in p.list_leases(io):
         (live if lease.live(timing, now) else stale).append(lease)
-    tagged = set(list_tags(loc, policy).values())
-    listed = list(env_entries(loc, policy))
+    tagged = set(list_tags(io).values())
+    listed = list(env_entries(io))
     known = known or {}
     refs = {e: known[e] for e in listed if e in known}
-    refs.update(_refs(loc, policy, [e for e in listed if e not in known]))
+    refs.update(_refs(io, [e for e in listed if e not in known]))
     return _Roots(
         refs=refs,
         tagged=tagged,
         leased_envs={lease.env_id for lease in live if lease.env_id},
         leased_blobs={d for lease in live for d in lease.blobs},
-        stale_leases=[lease.path for lease in stale],
+        stale_leases=[lease.key for lease in stale],
     )
 
 
-def _other_sweeps(loc: StoreLocation, policy: retry.RetryPolicy, timing: p.Timing
-                  ) -> list[tuple[p.Sweep, float]]:
+def _other_sweeps(io: StoreIO) -> list[tuple[p.Sweep, float]]:
     """Markers of earlier gcs, with when we saw them (monotonic)."""
     seen = time.monotonic()
-    return [(p.read_sweep(loc, sid, policy, mtime), seen)
-            for sid, mtime in p.sweep_names(loc, policy)]
+    return [(p.read_sweep(io, sid, mtime), seen) for sid, mtime in p.sweep_names(io)]
 
 
 def _finished(sweep: p.Sweep, seen: float, timing: p.Timing) -> bool:
@@ -216,8 +196,7 @@ def _finished(sweep: p.Sweep, seen: float, timing: p.Timing) -> bool:
 
 
 def collect(
-    loc: StoreLocation,
-    policy: retry.RetryPolicy,
+    io: StoreIO,
     *,
     keep: int | None = None,
     older_than: float | None = None,
@@ -240,39 +219,36 @@ def collect(
     cutoff = now - grace
     step("start")
     # Mark. Blobs are listed before the roots: a blob uploaded later is not a candidate.
-    others = [] if dry_run else _other_sweeps(loc, policy, timing)
-    blob_entries = _blob_entries(loc, policy)
-    roots = _roots(loc, policy, timing)
+    others = [] if dry_run else _other_sweeps(io)
+    blob_entries = io.entries(BLOBS)
+    roots = _roots(io, timing)
     protected = roots.tagged | roots.leased_envs
     doomed: list[str] = []
     if keep is not None or older_than is not None:
-        envs = _env_dates(loc, policy, set(roots.refs))
+        envs = _env_dates(io, set(roots.refs))
         doomed = _doomed_envs(envs, protected, keep, older_than, now)
     used = roots.used(set(doomed))
-    candidates: dict[str, dict[str, Any]] = {}
-    temps: list[str] = []
+    candidates: dict[str, Entry] = {}
+    temps: list[Key] = []
     young = 0
-    for entry in blob_entries + _small_temp_entries(loc, policy):
-        path = str(entry["name"])
-        name = path.rstrip("/").rpartition("/")[2]
-        stamp = mtime_of(entry)
-        old = stamp is not None and stamp < cutoff
-        if name.startswith(".") and TEMP_MARK in name:
+    for entry in blob_entries + _small_temp_entries(io):
+        old = entry.mtime is not None and entry.mtime < cutoff
+        if entry.name.startswith(".") and TEMP_MARK in entry.name:
             if old:
-                temps.append(path)
+                temps.append(entry.key)
             continue
-        m = _BLOB_RE.fullmatch(name)
-        if not m or f"sha256:{m.group(1)}" in used:
+        hex_ = blob_name_hex(entry.name)
+        if hex_ is None or f"sha256:{hex_}" in used:
             continue
         if not old:
             young += 1
             continue
-        candidates[f"sha256:{m.group(1)}"] = entry
+        candidates[f"sha256:{hex_}"] = entry
     step("marked")
     if dry_run:
         return GcResult(
             tuple(doomed), tuple(sorted(candidates)),
-            sum(int(e.get("size") or 0) for e in candidates.values()), len(temps), young, True,
+            sum(e.size or 0 for e in candidates.values()), len(temps), young, True,
             seconds=time.monotonic() - began,
         )
 
@@ -285,7 +261,7 @@ def collect(
         sweep = p.Sweep(p.new_sweep_id(), p.MARKED, frozenset(candidates), frozenset(doomed),
                         timing.sweep_limit)
         step("announcing")
-        p.write_sweep(loc, sweep, policy)
+        p.write_sweep(io, sweep)
         step("announced")
         # Any publish whose lease was not written yet by now lists sweeps after our marker:
         # it sees it. Wait out publishes that listed sweeps just before it.
@@ -293,12 +269,12 @@ def collect(
         deadline = time.monotonic() + timing.sweep_limit
         sweep = dataclasses.replace(sweep, state=p.DELETING,
                                     deadline=time.time() + timing.sweep_limit)
-        p.write_sweep(loc, sweep, policy)
+        p.write_sweep(io, sweep)
         step("deleting")
         try:
             # Second look, after "deleting" is visible: a publisher that saw "marked" has its
             # lease in place, so it is in this look.
-            again = _roots(loc, policy, timing, roots.refs)
+            again = _roots(io, timing, roots.refs)
             roots.stale_leases = again.stale_leases
             keep_alive = again.tagged | again.leased_envs
             final_doomed = [e for e in doomed if e not in keep_alive]
@@ -307,42 +283,39 @@ def collect(
             final = sorted(d for d in candidates if d not in used)
             spared = len(candidates) - len(final)
             step("looked-again")
-            paths = [loc.env_path(e, suffix) for e in final_doomed
-                     for suffix in (".json", ".presigned.json", ".provenance.json")]
-            delete_paths(loc, paths, policy, deadline)  # the envs disappear before their blobs
+            keys = [key(e) for e in final_doomed
+                    for key in (env_key, presigned_key, provenance_key)]
+            io.remove_many(keys, "envs", before=deadline)  # envs disappear before their blobs
             removed_envs = tuple(final_doomed)
             for e in final_doomed:
-                log.info("removed env %s from %s", e, loc.url)
-            delete_paths(loc, [loc.blob_path(d) for d in final], policy, deadline)
+                log.info("removed env %s from %s", e, io.url)
+            io.remove_many([blob(d) for d in final], "blobs", before=deadline)
             removed = final
             step("deleted")
-        except SweepOver:
+        except DeadlinePassed:
             complete = False
-            log.warning("gc of %s stopped at its time limit; run it again", loc.url)
+            log.warning("gc of %s stopped at its time limit; run it again", io.url)
         finally:
             with contextlib.suppress(StoreError):
-                p.write_sweep(loc, dataclasses.replace(sweep, state=p.DONE), policy)
+                p.write_sweep(io, dataclasses.replace(sweep, state=p.DONE))
         step("done")
         # Keep the marker a little: a publisher that checked a blob just before we deleted
         # it may list sweeps only now.
         time.sleep(timing.settle)
-        p.remove_sweep(loc, sweep.sweep_id, policy)
+        p.remove_sweep(io, sweep.sweep_id)
         step("removed")
-    for path in roots.stale_leases:
-        _rm(loc, path, policy)
-    for path in temps:
-        if still_old(loc, path, cutoff):
-            _rm(loc, path, policy)
+    io.remove_many(roots.stale_leases, "stale leases")
+    io.remove_many([k for k in temps if still_old(io, k, cutoff)], "temp files")
     for other, seen in others:
         if _finished(other, seen, timing):
             with contextlib.suppress(StoreError):
-                p.remove_sweep(loc, other.sweep_id, policy)
+                p.remove_sweep(io, other.sweep_id)
     if removed:  # the team build cache must not point at what is gone
         from .teamcache import forget
 
-        forget(loc, set(removed), policy)
-    aborted = abort_stale_multipart(loc, cutoff, dry_run)
-    freed = sum(int(candidates[d].get("size") or 0) for d in removed)
+        forget(io, set(removed))
+    aborted = abort_stale_multipart(io, cutoff, dry_run)
+    freed = sum(candidates[d].size or 0 for d in removed)
     return GcResult(
         removed_envs, tuple(removed), freed, len(temps) + aborted, young, False,
         envs_spared=spared_envs, blobs_spared=spared, leases_removed=len(roots.stale_leases),

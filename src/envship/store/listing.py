@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EnvshipError, StoreError
-from . import retry
-from .fetch import read_manifest, read_text
-from .fs import StoreLocation, mtime_of
-from .tags import ENV_ID_RE, list_tags
+from ..node.formats import BLOBS, ENVS, TAGS, env_key, env_name_id, parse_document, provenance_key
+from .fetch import read_manifest
+from .io import Entry, StoreIO
+from .tags import list_tags
 
-__all__ = ["EnvInfo", "check_store", "created_of", "env_entries", "list_envs"]
+__all__ = ["EnvInfo", "check_store", "created_of", "env_entries", "env_ids", "list_envs"]
 
 
 @dataclass(frozen=True)
@@ -48,91 +47,70 @@ class EnvInfo:
         }
 
 
-def env_entries(loc: StoreLocation, policy: retry.RetryPolicy) -> dict[str, dict[str, Any]]:
-    """`ls envs/` with details: env id -> fsspec info of its manifest."""
-
-    def ls() -> list[dict[str, Any]]:
-        loc.fs.invalidate_cache(loc.path("envs"))  # another process may have written since
-        try:
-            return loc.ls(loc.path("envs"), detail=True)
-        except FileNotFoundError:
-            return []
-
-    try:
-        entries = retry.call(ls, "listing envs/", loc, policy)
-    except Exception as exc:
-        raise retry.as_store_error(exc, "listing envs/", loc) from None
-    out: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        name = str(entry["name"]).rstrip("/").rpartition("/")[2]
-        stem, _, ext = name.partition(".")
-        if ext == "json" and ENV_ID_RE.fullmatch(stem):
-            out[stem] = entry
+def env_entries(io: StoreIO) -> dict[str, Entry]:
+    """env id -> the listing entry of its manifest, for every env in the store."""
+    out: dict[str, Entry] = {}
+    for entry in io.entries(ENVS):
+        env_id = env_name_id(entry.name)
+        if env_id is not None:
+            out[env_id] = entry
     return out
 
 
-def created_of(loc: StoreLocation, env_id: str, entry: dict[str, Any],
-             policy: retry.RetryPolicy) -> float | None:
+def env_ids(io: StoreIO) -> list[str]:
+    """Env ids with a manifest in the store (presigned/provenance side files excluded)."""
+    return sorted(env_entries(io))
+
+
+def created_of(io: StoreIO, env_id: str, entry: Entry) -> float | None:
+    """When *env_id* was published: its provenance's date, else its manifest's mtime."""
+    key = provenance_key(env_id)
     try:
-        data = read_text(loc, loc.env_path(env_id, ".provenance.json"), "provenance", policy)
-        stamp = json.loads(data)["created"]
-        return _dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        stamp = parse_document(io.read(key, "provenance"), io.url_of(key), "provenance")
+        return _dt.datetime.fromisoformat(stamp["created"].replace("Z", "+00:00")).timestamp()
     except (EnvshipError, ValueError, KeyError, TypeError, AttributeError):
-        return mtime_of(entry)
+        return entry.mtime
 
 
-def check_store(loc: StoreLocation, policy: retry.RetryPolicy) -> None:
-    """A StoreError unless *loc* exists and looks like a store (or is empty): a mistyped
+def check_store(io: StoreIO) -> None:
+    """A StoreError unless the store exists and looks like a store (or is empty): a mistyped
     store URL must not read as "no envs"."""
-
-    def names() -> list[str] | None:
-        try:
-            found = loc.ls(loc.root or "/", detail=False)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return [str(n).rstrip("/").rpartition("/")[2] for n in found]
-
-    try:
-        found = retry.call(names, "looking for envs/", loc, policy)
-    except Exception as exc:
-        raise retry.as_store_error(exc, "looking for envs/", loc) from None
+    found = io.listing(())
     if found is None:
         raise StoreError(
-            f"store {loc.url} does not exist; check the path or URL (a store is created by "
+            f"store {io.url} does not exist; check the path or URL (a store is created by "
             "the first `envship ship` to it)"
         )
-    if found and not {"envs", "blobs", "tags"} & set(found):
+    envs, blobs, tags = ENVS[0], BLOBS[0], TAGS[0]
+    if found and not {envs, blobs, tags} & {e.name for e in found}:
         raise StoreError(
-            f"{loc.url} is not an envship store (no envs/, blobs/ or tags/ in it); "
+            f"{io.url} is not an envship store (no {envs}/, {blobs}/ or {tags}/ in it); "
             "check the path or URL"
         )
 
 
-def list_envs(
-    loc: StoreLocation, policy: retry.RetryPolicy, *, include_damaged: bool = False,
-) -> list[EnvInfo]:
+def list_envs(io: StoreIO, *, include_damaged: bool = False) -> list[EnvInfo]:
     """Every env in the store, newest first. Damaged manifests are skipped, or with
     *include_damaged* listed with ``damaged`` saying what is wrong."""
-    tags = list_tags(loc, policy)
     by_env: dict[str, list[str]] = {}
-    for name, env_id in tags.items():
+    for name, env_id in list_tags(io).items():
         by_env.setdefault(env_id, []).append(name)
     infos = []
-    for env_id, entry in env_entries(loc, policy).items():
-        uri = loc.url_of("envs", f"{env_id}.json")
+    for env_id, entry in env_entries(io).items():
+        uri = io.url_of(env_key(env_id))
         env_tags = tuple(sorted(by_env.get(env_id, ())))
         try:
-            manifest = read_manifest(loc, env_id, policy)
+            manifest = read_manifest(io, env_id)
         except EnvshipError as exc:
             if include_damaged:
-                infos.append(EnvInfo(env_id, uri, mtime_of(entry), 0, (), (), env_tags, "-",
+                infos.append(EnvInfo(env_id, uri, entry.mtime, 0, (), (), env_tags, "-",
                                      damaged=str(exc)))
             continue
         infos.append(
             EnvInfo(
                 env_id=env_id,
                 uri=uri,
-                created=created_of(loc, env_id, entry, policy),
+                created=created_of(io, env_id, entry),
                 size=sum(lay.size for lay in manifest.layers),
                 layers=tuple(lay.kind for lay in manifest.layers),
                 digests=tuple(lay.digest for lay in manifest.layers),

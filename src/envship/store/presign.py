@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import StoreError
+from ..node.formats import presigned_key
 from ..packing.manifest import Manifest
-from . import retry
 from .fetch import read_manifest
-from .fs import StoreLocation
-from .transfer import write_bytes
+from .io import Key, StoreIO
+from .io.location import blob
 
 __all__ = ["PresignResult", "presign", "sign"]
 
@@ -25,38 +25,35 @@ class PresignResult:
     expires: int
 
 
-def sign(loc: StoreLocation, path: str, expires: int) -> str:
-    """A presigned HTTP(S) URL for *path*, or a clear error for stores that cannot sign."""
-    try:
-        url = loc.fs.sign(path, expiration=expires)
-    except NotImplementedError:
-        raise StoreError(
-            f"store {loc.url} ({loc.protocol}://) cannot make presigned URLs; use an object "
-            "store (s3://, gs://, az://), or give nodes the env URI and access to the store"
-        ) from None
-    except Exception as exc:
-        raise retry.as_store_error(exc, f"signing {path}", loc) from None
+def sign(io: StoreIO, key: Key, expires: int) -> str:
+    """A presigned HTTP(S) URL for *key*, or a clear error for stores that cannot sign."""
+
+    def signed() -> object:
+        try:
+            return io.fs.sign(io.path(key), expiration=expires)
+        except NotImplementedError:
+            raise StoreError(
+                f"store {io.url} ({io.caps.protocol}://) cannot make presigned URLs; use an "
+                "object store (s3://, gs://, az://), or give nodes the env URI and access to "
+                "the store"
+            ) from None
+
+    url = io.call(signed, f"signing {'/'.join(key)}")
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-        raise StoreError(f"store {loc.url} returned no HTTP(S) presigned URL for {path}")
+        raise StoreError(f"store {io.url} returned no HTTP(S) presigned URL for {io.url_of(key)}")
     return url
 
 
-def presign(
-    loc: StoreLocation,
-    env_id: str,
-    policy: retry.RetryPolicy,
-    *,
-    expires: int = 3600,
-    output: Path | None = None,
-) -> PresignResult:
-    """Write `envs/<env-id>.presigned.json` (or *output*) whose layers carry presigned URLs."""
+def presign(io: StoreIO, env_id: str, *, expires: int = 3600, output: Path | None = None
+            ) -> PresignResult:
+    """Write the env's presigned manifest (or *output*) whose layers carry presigned URLs."""
     if expires <= 0:
         raise StoreError(f"--expires must be a positive number of seconds, not {expires}")
-    manifest = read_manifest(loc, env_id, policy)
+    manifest = read_manifest(io, env_id)
     signed = dataclasses.replace(
         manifest,
         layers=tuple(
-            dataclasses.replace(lay, url=sign(loc, loc.blob_path(lay.digest), expires))
+            dataclasses.replace(lay, url=sign(io, blob(lay.digest), expires))
             for lay in manifest.layers
         ),
     )
@@ -68,12 +65,6 @@ def presign(
         tmp.write_bytes(data)
         tmp.replace(output)
         return PresignResult(env_id, signed, str(output), str(output), expires)
-    path = loc.env_path(env_id, ".presigned.json")
-    try:
-        retry.call(lambda: write_bytes(loc, path, data), "writing presigned manifest", loc, policy)
-    except Exception as exc:
-        raise retry.as_store_error(exc, "writing presigned manifest", loc) from None
-    return PresignResult(
-        env_id, signed, loc.url_of("envs", f"{env_id}.presigned.json"),
-        sign(loc, path, expires), expires,
-    )
+    key = presigned_key(env_id)
+    io.write(key, data, "presigned manifest")
+    return PresignResult(env_id, signed, io.url_of(key), sign(io, key, expires), expires)

@@ -16,17 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._version import __version__
 from ..errors import StoreError
+from ..node.formats import env_key, provenance_key
 from ..packing.manifest import LayerRef, Manifest, canonical_json
 from ..progress import Progress
-from . import retry
-from .claim import claim, refresh, release
-from .exists import existing_blobs
-from .fs import StoreLocation
+from .exists import blob_present, existing_blobs
+from .io import StoreIO
+from .io.location import blob
 from .protocol import Step, Timing, no_step
-from .transfer import upload_file, write_bytes
+from .protocol.claim import claim, refresh, release
 
-__all__ = ["LayerUpload", "PublishResult", "Progress", "publish", "UPLOADS_ENV", "BlobUnavailable"]
+__all__ = ["LayerUpload", "PublishResult", "Progress", "publish", "UPLOADS_ENV",
+           "BlobUnavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -75,61 +77,29 @@ def _workers() -> int:
         raise StoreError(f"{UPLOADS_ENV}={raw!r} is not a number of parallel uploads") from None
 
 
-def _present(loc: StoreLocation, layer: LayerRef, policy: retry.RetryPolicy) -> bool:
-    """The blob is there with the right size (a wrong-size object is replaced)."""
-    path = loc.blob_path(layer.digest)
-
-    def check() -> bool:
-        loc.fs.invalidate_cache(path)  # a cached listing may predate another process's gc
-        try:
-            info = loc.fs.info(path)
-        except FileNotFoundError:
-            return False
-        return bool(info.get("size") == layer.size)
-
-    return retry.call(check, f"checking blob {layer.digest}", loc, policy)
-
-
-def _upload(
-    loc: StoreLocation,
-    layer: LayerRef,
-    local: Path,
-    policy: retry.RetryPolicy,
-    progress: Progress | None,
-) -> int:
-    path = loc.blob_path(layer.digest)
-    sent = [0]
+def _upload(io: StoreIO, layer: LayerRef, local: Path, progress: Progress | None) -> int:
+    """Send one blob, then check the size the store reports."""
+    key = blob(layer.digest)
 
     def tick(n: int) -> None:
-        sent[0] += n
         if progress is not None:
             progress(layer.digest, n, layer.size)
 
-    def attempt() -> int:
-        if sent[0] and progress is not None:
-            progress(layer.digest, -sent[0], layer.size)  # restart: undo counted bytes
-        sent[0] = 0
-        size = upload_file(loc, local, path, layer.hex, tick, link=True)
-        if size != layer.size:
-            raise StoreError(
-                f"local blob {local} is {size} bytes but the manifest says {layer.size}; "
-                "pack again"
-            )
-        loc.fs.invalidate_cache(path)
-        remote = loc.fs.info(path).get("size")
-        if remote != size:
-            raise StoreError(
-                f"blob {layer.digest} in store {loc.url} is {remote} bytes after upload, "
-                f"expected {size}; the store may be out of space or failing"
-            )
-        return size
-
-    return retry.call(attempt, f"uploading blob {layer.digest}", loc, policy)
+    size = io.upload(local, key, layer.hex, tick, link=True)
+    if size != layer.size:
+        raise StoreError(
+            f"local blob {local} is {size} bytes but the manifest says {layer.size}; pack again"
+        )
+    remote = io.size(key, f"blob {layer.digest}")
+    if remote != size:
+        raise StoreError(
+            f"blob {layer.digest} in store {io.url} is {remote} bytes after upload, "
+            f"expected {size}; the store may be out of space or failing"
+        )
+    return size
 
 
 def _provenance(env_id: str) -> bytes:
-    from .. import __version__
-
     try:
         user = getpass.getuser()
     except Exception:
@@ -160,11 +130,10 @@ class BlobUnavailable(StoreError):
 
 
 def publish(
-    loc: StoreLocation,
+    io: StoreIO,
     manifest: Manifest,
     blobs: Mapping[str, Path | None],
     *,
-    policy: retry.RetryPolicy,
     progress: Progress | None = None,
     provenance: bool = True,
     timing: Timing | None = None,
@@ -172,107 +141,80 @@ def publish(
 ) -> PublishResult:
     """Make *manifest* and its blobs available in the store; the manifest goes last.
 
-    Under a lease (see :mod:`.claim`): a gc running at the same time cannot remove a blob
-    this publish found present, nor the env it found already published.
+    Under a lease (see :mod:`.protocol.claim`): a gc running at the same time cannot remove a
+    blob this publish found present, nor the env it found already published.
     """
     start = time.monotonic()
     timing = timing or Timing()
     _check_blobs(manifest, blobs)
     env_id = manifest.env_id
     layers = {lay.digest: lay for lay in manifest.layers}
-    manifest_path = loc.env_path(env_id)
     data = canonical_json(manifest.hashed_dict())
     workers = _workers()
 
     def manifest_present() -> bool:
-        def check() -> bool:
-            loc.fs.invalidate_cache(manifest_path)
-            try:
-                return bool(loc.fs.info(manifest_path).get("size") == len(data))
-            except FileNotFoundError:
-                return False
+        return io.size(env_key(env_id), f"manifest {env_id}") == len(data)
 
-        return retry.call(check, f"checking manifest {env_id}", loc, policy)
+    def blob_there(digest: str) -> bool:
+        return blob_present(io, digest, layers[digest].size)
 
-    def blob_present(digest: str) -> bool:
-        return _present(loc, layers[digest], policy)
-
-    def blobs_present(digests: Sequence[str]) -> set[str]:  # one listing, or parallel HEADs
-        return existing_blobs(loc, [layers[d] for d in digests], policy)
+    def blobs_there(digests: Sequence[str]) -> set[str]:  # one listing, or parallel HEADs
+        return existing_blobs(io, [layers[d] for d in digests])
 
     lock = threading.Lock()
     total = [0]
     uploaded: set[str] = set()
 
     def send(digest: str) -> None:
-        layer = layers[digest]
         local = blobs[digest]
         if local is None:  # taken from the team build cache: only the store had it
             raise BlobUnavailable(
-                f"blob {digest} of the store's build cache is gone from {loc.url} (a gc "
+                f"blob {digest} of the store's build cache is gone from {io.url} (a gc "
                 "removed it meanwhile); pack it here")
-        size = _upload(loc, layer, Path(local), policy, progress)
+        size = _upload(io, layers[digest], Path(local), progress)
         with lock:
             total[0] += size
             uploaded.add(digest)
-        log.info("uploaded blob %s (%d bytes) to %s", digest, size, loc.url)
+        log.info("uploaded blob %s (%d bytes) to %s", digest, size, io.url)
 
-    try:
-        got = claim(loc, env_id, list(layers), manifest_present, blob_present, policy, timing,
-                    workers=workers, step=step, check_blobs=blobs_present)
-    except Exception as exc:
-        raise retry.as_store_error(exc, f"publishing env {env_id}", loc) from None
+    got = claim(io, env_id, list(layers), manifest_present, blob_there, timing,
+                workers=workers, step=step, check_blobs=blobs_there)
     written = False
     try:
-        try:
-            while True:
-                missing = [d for d in layers if d not in got.present]
-                if missing:
-                    with ThreadPoolExecutor(max_workers=min(workers, len(missing))) as pool:
-                        list(pool.map(send, missing))
-                step("uploaded")
-                # A publish slower than the lease's life takes a new one and looks again.
-                fresh = refresh(loc, got, manifest_present, blob_present, policy, timing,
-                                workers=workers, step=step, check_blobs=blobs_present)
-                if fresh is got:
-                    break
-                got = fresh
-        except Exception as exc:
-            raise retry.as_store_error(exc, f"publishing env {env_id}", loc) from None
-
+        while True:
+            missing = [d for d in layers if d not in got.present]
+            if missing:
+                with ThreadPoolExecutor(max_workers=min(workers, len(missing))) as pool:
+                    list(pool.map(send, missing))
+            step("uploaded")
+            # A publish slower than the lease's life takes a new one and looks again.
+            fresh = refresh(io, got, manifest_present, blob_there, timing, workers=workers,
+                            step=step, check_blobs=blobs_there)
+            if fresh is got:
+                break
+            got = fresh
         # Only now, with every blob in place, does the env become visible.
-        try:
-            if not got.manifest_present:
-                retry.call(lambda: write_bytes(loc, manifest_path, data),
-                           f"writing manifest {env_id}", loc, policy)
-                written = True
-                step("manifest-written")
-        except Exception as exc:
-            raise retry.as_store_error(exc, f"writing manifest {env_id}", loc) from None
+        if not got.manifest_present:
+            io.write(env_key(env_id), data, f"manifest {env_id}")
+            written = True
+            step("manifest-written")
     except BaseException:
-        release(loc, got, policy)
+        release(io, got)
         raise
 
     def write_provenance() -> None:
-        try:
-            retry.call(
-                lambda: write_bytes(loc, loc.env_path(env_id, ".provenance.json"),
-                                    _provenance(env_id)),
-                f"writing provenance of {env_id}", loc, policy,
-            )
-        except Exception as exc:
-            raise retry.as_store_error(exc, f"writing provenance of {env_id}", loc) from None
+        io.write(provenance_key(env_id), _provenance(env_id), f"provenance of {env_id}")
 
     # The lease goes once the manifest is in place; provenance is written meanwhile.
     with ThreadPoolExecutor(max_workers=2) as pool:
         prov = pool.submit(write_provenance) if written and provenance else None
-        pool.submit(release, loc, got, policy).result()
+        pool.submit(release, io, got).result()
         if prov is not None:
             prov.result()
     step("released")
     return PublishResult(
         env_id=env_id,
-        env_uri=loc.url_of("envs", f"{env_id}.json"),
+        env_uri=io.url_of(env_key(env_id)),
         layers=tuple(
             LayerUpload(lay.kind, lay.digest, lay.size, lay.digest in uploaded)
             for lay in manifest.layers

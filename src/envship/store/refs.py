@@ -6,7 +6,6 @@ is understood, and the bytes are checked against the env id they are stored unde
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,12 +14,10 @@ from typing import Any
 from ..errors import StoreError
 from ..node import formats
 from ..node.errors import ManifestInvalid
-from . import retry
-from .fs import StoreLocation
+from .io import NotFound, Refused, StoreIO
 
 __all__ = ["BlobRef", "read_refs", "read_all_refs", "BadManifest"]
 
-_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 READERS = 16  # manifests read at once
 
 
@@ -52,7 +49,7 @@ def _layer_refs(layers: object) -> tuple[BlobRef, ...]:
     out = []
     for layer in layers:
         digest, size = layer["digest"], layer["size"]
-        if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
+        if not formats.is_digest(digest):
             raise ValueError(f"bad digest {digest!r}")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ValueError(f"bad size {size!r}")
@@ -80,32 +77,25 @@ def _parse(env_id: str, data: bytes) -> tuple[BlobRef, ...]:
         raise BadManifest(env_id, reason, refs) from None
 
 
-def read_refs(loc: StoreLocation, env_id: str, policy: retry.RetryPolicy
-              ) -> tuple[BlobRef, ...] | None:
+def read_refs(io: StoreIO, env_id: str) -> tuple[BlobRef, ...] | None:
     """The blobs env *env_id* references; None if its manifest is gone. Raises BadManifest."""
-    path = loc.env_path(env_id)
-
-    def read() -> bytes:
-        data: bytes = loc.fs.cat_file(path)
-        return data
-
     try:
-        data = retry.call(read, f"reading env {env_id}", loc, policy)
-    except FileNotFoundError:
+        data = io.read(formats.env_key(env_id), f"env {env_id}")
+    except NotFound:
         return None
-    except Exception as exc:
-        raise retry.as_store_error(exc, f"reading env {env_id}", loc) from None
+    except Refused as exc:
+        raise BadManifest(env_id, str(exc)) from None
     return _parse(env_id, data)
 
 
-def read_all_refs(loc: StoreLocation, env_ids: Iterable[str], policy: retry.RetryPolicy,
+def read_all_refs(io: StoreIO, env_ids: Iterable[str]
                   ) -> dict[str, tuple[BlobRef, ...] | BadManifest | None]:
     """env id -> its refs, None (gone meanwhile) or the BadManifest it raised; read in parallel."""
     ids = list(env_ids)
 
     def one(env_id: str) -> tuple[BlobRef, ...] | BadManifest | None:
         try:
-            return read_refs(loc, env_id, policy)
+            return read_refs(io, env_id)
         except BadManifest as exc:
             return exc
 

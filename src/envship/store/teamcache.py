@@ -9,19 +9,17 @@ gc removes the mappings of the blobs it deletes.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from ..errors import ManifestError, StoreError
 from ..node import formats
 from ..packing.archive import Blob
 from ..packing.manifest import LayerRef
-from . import retry
 from .exists import existing_blobs
-from .fs import StoreLocation
-from .transfer import write_bytes
+from .io import NotFound, Refused, StoreIO
 
 __all__ = ["lookup", "record", "forget", "DISABLE_ENV", "enabled"]
 
@@ -37,17 +35,14 @@ def enabled(flag: bool = True) -> bool:
     return flag and os.environ.get(DISABLE_ENV, "").strip().lower() in ("", "0", "false", "no")
 
 
-def _path(loc: StoreLocation, fingerprint: str) -> str:
-    return loc.path(*formats.fingerprint_key(fingerprint))
-
-
-def _parse(data: bytes) -> Blob | None:
-    if len(data) > _MAX_ENTRY:
-        return None
+def _read(io: StoreIO, fp: str) -> Blob | None:
+    """The mapping of *fp*; None if it is not an envship mapping. NotFound if missing."""
+    key = formats.fingerprint_key(fp)
     try:
-        obj = json.loads(data)
+        obj = formats.parse_document(io.read(key, "build cache entry", limit=_MAX_ENTRY),
+                                     io.url_of(key), "build cache entry")
         blob = Blob(obj["digest"], obj["size"], obj["files"], None, obj["unpacked"])
-    except (ValueError, KeyError, TypeError, RecursionError):
+    except (Refused, ManifestError, KeyError, TypeError):
         return None
     counts = (blob.size, blob.files, blob.unpacked)
     if not formats.is_digest(blob.digest) or not all(
@@ -57,23 +52,18 @@ def _parse(data: bytes) -> Blob | None:
     return blob
 
 
-def lookup(
-    loc: StoreLocation, fingerprints: Sequence[str], policy: retry.RetryPolicy
-) -> dict[str, Blob]:
+def lookup(io: StoreIO, fingerprints: Sequence[str]) -> dict[str, Blob]:
     """The *fingerprints* the store maps to a blob it still holds (right size); their blobs.
     Failures only cost the reuse: they are logged, never raised."""
 
     def read(fp: str) -> Blob | None:
-        path = _path(loc, fp)
         try:
-            data: bytes = retry.call(lambda: loc.fs.cat_file(path), "reading build cache entry",
-                                     loc, policy)
-        except Exception as exc:  # missing (the usual case) or unreadable: build it here
-            if not isinstance(exc, FileNotFoundError):
-                log.info("store build cache entry %s unreadable: %s", fp[:16],
-                         loc.scrub(str(exc)))
+            blob = _read(io, fp)
+        except NotFound:  # the usual case: build it here
             return None
-        blob = _parse(data)
+        except StoreError as exc:
+            log.info("store build cache entry %s unreadable: %s", fp[:16], exc)
+            return None
         if blob is None:
             log.warning("store build cache entry %s is not an envship mapping; ignored", fp[:16])
         return blob
@@ -88,27 +78,25 @@ def lookup(
         return {}
     refs = [LayerRef("dist", b.digest, b.size, b.files) for b in mapped.values()]
     try:
-        present = existing_blobs(loc, refs, policy)
-    except Exception as exc:
-        log.info("cannot check the store build cache's blobs: %s", loc.scrub(str(exc)))
+        present = existing_blobs(io, refs)
+    except StoreError as exc:
+        log.info("cannot check the store build cache's blobs: %s", exc)
         return {}
     return {fp: b for fp, b in mapped.items() if b.digest in present}
 
 
-def record(loc: StoreLocation, mappings: Mapping[str, Blob], policy: retry.RetryPolicy) -> int:
-    """Write ``fingerprints/<fp>.json`` for each mapping (after the blobs are published);
-    returns how many were written. Failures are logged: the env is shipped anyway."""
+def record(io: StoreIO, mappings: Mapping[str, Blob]) -> int:
+    """Write the mapping of each fingerprint (after the blobs are published); returns how
+    many were written. Failures are logged: the env is shipped anyway."""
 
     def write(item: tuple[str, Blob]) -> bool:
         fp, blob = item
         data = formats.canonical_json({"digest": blob.digest, "size": blob.size,
                                        "files": blob.files, "unpacked": blob.unpacked})
         try:
-            retry.call(lambda: write_bytes(loc, _path(loc, fp), data),
-                       "writing build cache entry", loc, policy)
-        except Exception as exc:
-            log.warning("cannot write the store's build cache entry %s: %s", fp[:16],
-                        loc.scrub(str(exc)))
+            io.write(formats.fingerprint_key(fp), data, "build cache entry")
+        except StoreError as exc:
+            log.warning("cannot write the store's build cache entry %s: %s", fp[:16], exc)
             return False
         return True
 
@@ -119,29 +107,25 @@ def record(loc: StoreLocation, mappings: Mapping[str, Blob], policy: retry.Retry
         return sum(pool.map(write, mappings.items()))
 
 
-def forget(loc: StoreLocation, digests: set[str], policy: retry.RetryPolicy) -> int:
-    """Remove the mappings to *digests* (blobs a gc deleted); returns how many went."""
-    folder = loc.path(*formats.FINGERPRINTS)
-    try:
-        entries = retry.call(lambda: loc.ls(folder, detail=False), "listing build cache", loc,
-                             policy)
-    except FileNotFoundError:
-        return 0
-    paths = [str(e).rstrip("/") for e in entries if str(e).endswith(".json")]
+def forget(io: StoreIO, digests: set[str]) -> int:
+    """Remove the mappings to *digests* (blobs a gc deleted), and any that is not a mapping;
+    returns how many went."""
+    fps = [e.name[: -len(".json")] for e in io.entries(formats.FINGERPRINTS)
+           if e.name.endswith(".json") and not e.name.startswith(".")]
 
-    def check(path: str) -> bool:
+    def check(fp: str) -> bool:
         try:
-            blob = _parse(loc.fs.cat_file(path))
+            blob = _read(io, fp)
             if blob is None or blob.digest in digests:
-                loc.fs.rm_file(path)
+                io.remove(formats.fingerprint_key(fp), "build cache entry")
                 return True
-        except FileNotFoundError:
+        except NotFound:
             pass
-        except Exception as exc:
-            log.warning("cannot clean build cache entry %s: %s", path, loc.scrub(str(exc)))
+        except StoreError as exc:
+            log.warning("cannot clean build cache entry %s: %s", fp[:16], exc)
         return False
 
-    if not paths:
+    if not fps:
         return 0
-    with ThreadPoolExecutor(max_workers=min(READERS, len(paths))) as pool:
-        return sum(pool.map(check, paths))
+    with ThreadPoolExecutor(max_workers=min(READERS, len(fps))) as pool:
+        return sum(pool.map(check, fps))

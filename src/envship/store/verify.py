@@ -7,7 +7,6 @@ for damage; `repair` re-uploads damaged blobs from local copies (the build cache
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from ..node.formats import blob_key, digest_hex, env_key
 from . import protocol as p
-from . import retry
-from .fs import StoreLocation
+from .exists import listed_blobs
+from .io import StoreIO
+from .io.location import blob
+from .io.transfer import CHUNK
 from .listing import env_entries
 from .refs import BadManifest, BlobRef, read_all_refs
-from .tags import ENV_ID_RE
-from .transfer import CHUNK, PART, upload_file
+from .tags import all_tags
 
 __all__ = ["Damage", "VerifyResult", "verify", "default_repair_dirs"]
 
@@ -84,68 +85,11 @@ def default_repair_dirs() -> list[Path]:
     return [BuildCache.default().blob_dir]
 
 
-def _blob_sizes(loc: StoreLocation, policy: retry.RetryPolicy) -> dict[str, int]:
-    def ls() -> list[dict[str, Any]]:
-        path = loc.path("blobs", "sha256")
-        try:
-            return loc.ls(path, detail=True)
-        except FileNotFoundError:
-            return []
-
-    try:
-        entries = retry.call(ls, "listing blobs/", loc, policy)
-    except Exception as exc:
-        raise retry.as_store_error(exc, "listing blobs/", loc) from None
-    out = {}
-    for e in entries:
-        name = str(e["name"]).rstrip("/").rpartition("/")[2]
-        if name.endswith(".tar.gz") and not name.startswith("."):
-            out["sha256:" + name[: -len(".tar.gz")]] = int(e.get("size") or 0)
-    return out
-
-
-def _blob_size(loc: StoreLocation, digest: str, policy: retry.RetryPolicy) -> int | None:
-    path = loc.blob_path(digest)
-
-    def info() -> int | None:
-        loc.fs.invalidate_cache(path)
-        try:
-            return int(loc.fs.info(path).get("size") or 0)
-        except FileNotFoundError:
-            return None
-
-    return retry.call(info, f"checking blob {digest}", loc, policy)
-
-
-def _exists(loc: StoreLocation, path: str, policy: retry.RetryPolicy) -> bool:
-    def look() -> bool:
-        loc.fs.invalidate_cache(path)
-        return bool(loc.fs.exists(path))
-
-    return retry.call(look, "checking a file", loc, policy)
-
-
-def _store_hash(loc: StoreLocation, digest: str, policy: retry.RetryPolicy) -> str | None:
-    path = loc.blob_path(digest)
-
-    def read() -> str | None:
-        h = hashlib.sha256()
-        try:
-            with loc.fs.open(path, "rb", block_size=PART) as f:
-                while chunk := f.read(CHUNK):
-                    h.update(chunk)
-        except FileNotFoundError:
-            return None
-        return h.hexdigest()
-
-    return retry.call(read, f"re-hashing blob {digest}", loc, policy)
-
-
 def _local_copy(digest: str, size: int, dirs: Sequence[Path]) -> Path | None:
     """A local file holding exactly blob *digest*, if any of *dirs* has one."""
-    hexpart = digest.split(":", 1)[1]
+    hexpart = digest_hex(digest)
     for d in dirs:
-        path = Path(d) / f"{hexpart}.tar.gz"
+        path = Path(d) / blob_key(digest)[-1]
         try:
             if path.stat().st_size != size:
                 continue
@@ -160,63 +104,23 @@ def _local_copy(digest: str, size: int, dirs: Sequence[Path]) -> Path | None:
     return None
 
 
-def _repair(loc: StoreLocation, digest: str, size: int, dirs: Sequence[Path],
-            policy: retry.RetryPolicy) -> tuple[bool, str]:
+def _repair(io: StoreIO, digest: str, size: int, dirs: Sequence[Path]) -> tuple[bool, str]:
     """Re-upload blob *digest* from a local copy: (repaired, what happened)."""
     local = _local_copy(digest, size, dirs)
     if local is None:
         return False, "no local copy to repair it from: ship the env again where it was built"
-    hexpart = digest.split(":", 1)[1]
-
-    def attempt() -> int:
-        return upload_file(loc, local, loc.blob_path(digest), hexpart)
-
     try:
-        retry.call(attempt, f"re-uploading blob {digest}", loc, policy)
-    except Exception as exc:
-        return False, f"repair failed: {retry.as_store_error(exc, 're-uploading', loc)}"
-    if _blob_size(loc, digest, policy) != size:
+        io.upload(local, blob(digest), digest_hex(digest))
+    except StoreError as exc:
+        return False, f"repair failed: {exc}"
+    if io.size(blob(digest), f"blob {digest}") != size:
         return False, "repair did not stick (the store reports another size)"
     log.info("re-uploaded blob %s from %s", digest, local)
     return True, f"re-uploaded from {local}"
 
 
-def _tags(loc: StoreLocation, policy: retry.RetryPolicy) -> dict[str, str | Damage]:
-    """tag name -> env id, or the damage reading it."""
-
-    def ls() -> list[str]:
-        path = loc.path("tags")
-        try:
-            return [str(e).rstrip("/").rpartition("/")[2] for e in loc.ls(path, detail=False)]
-        except FileNotFoundError:
-            return []
-
-    out: dict[str, str | Damage] = {}
-    for name in sorted(retry.call(ls, "listing tags/", loc, policy)):
-        if not name.endswith(".json") or name.startswith("."):
-            continue
-        tag = name[: -len(".json")]
-        path = loc.tag_path(tag)
-
-        def read(path: str = path) -> bytes:
-            data: bytes = loc.fs.cat_file(path)
-            return data
-
-        try:
-            env_id = json.loads(retry.call(read, f"reading tag {tag}", loc, policy))["env"]
-            if not isinstance(env_id, str) or not ENV_ID_RE.fullmatch(env_id):
-                raise ValueError(f"bad env id {env_id!r}")
-            out[tag] = env_id
-        except FileNotFoundError:
-            continue
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            out[tag] = Damage(BAD_TAG, f"tag {tag!r} is not a tag file ({exc})", tag=tag)
-    return out
-
-
 def verify(
-    loc: StoreLocation,
-    policy: retry.RetryPolicy,
+    io: StoreIO,
     *,
     deep: bool = False,
     repair: bool = False,
@@ -226,11 +130,11 @@ def verify(
     """Check every manifest and tag against the blobs; with *repair*, re-upload damaged blobs
     from *repair_from* (default: the local build cache)."""
     say = progress or (lambda _: None)
-    env_ids = list(env_entries(loc, policy))
+    env_ids = list(env_entries(io))
     say(f"reading {len(env_ids)} manifests")
-    all_refs = read_all_refs(loc, env_ids, policy)
-    tags = _tags(loc, policy)
-    sizes = _blob_sizes(loc, policy)
+    all_refs = read_all_refs(io, env_ids)
+    tags = all_tags(io)
+    sizes = listed_blobs(io)
     damage: list[Damage] = []
     refs: dict[str, tuple[BlobRef, ...]] = {}
     for env_id, got in all_refs.items():
@@ -249,8 +153,8 @@ def verify(
             if sizes.get(ref.digest) != ref.size:
                 suspects.append((env_id, ref))
     for env_id, ref in suspects:
-        now = _blob_size(loc, ref.digest, policy)
-        if now == ref.size or not _exists(loc, loc.env_path(env_id), policy):
+        now = io.size(blob(ref.digest), f"blob {ref.digest}")
+        if now == ref.size or not io.exists(env_key(env_id)):
             continue
         if now is None:
             damage.append(Damage(MISSING, f"env {env_id}: blob {ref.digest} is missing",
@@ -264,22 +168,22 @@ def verify(
         todo = sorted(d for d in expected if d not in bad and sizes.get(d) == expected[d])
         say(f"re-hashing {len(todo)} blobs")
         with ThreadPoolExecutor(max_workers=HASHERS, thread_name_prefix="envship-hash") as pool:
-            found = dict(zip(todo, pool.map(lambda d: _store_hash(loc, d, policy), todo),
+            found = dict(zip(todo, pool.map(lambda d: io.digest(blob(d), f"blob {d}"), todo),
                              strict=True))
         for digest, got_hex in found.items():
             if got_hex is None:
                 continue  # removed meanwhile: the second look above decides on such blobs
             hashed += expected[digest]
-            if got_hex != digest.split(":", 1)[1]:
+            if got_hex != digest_hex(digest):
                 users = sorted(e for e, rs in refs.items() if any(r.digest == digest for r in rs))
                 for env_id in users:
                     damage.append(Damage(CORRUPT, f"env {env_id}: blob {digest} hashes to "
                                          f"sha256:{got_hex}", env_id, digest))
     for tag, target in tags.items():
-        if isinstance(target, Damage):
-            damage.append(target)
+        if not isinstance(target, str):
+            damage.append(Damage(BAD_TAG, f"tag {tag!r}: {target}", tag=tag))
         elif target not in refs and not isinstance(all_refs.get(target), BadManifest) and (
-                not _exists(loc, loc.env_path(target), policy)):
+                not io.exists(env_key(target))):
             damage.append(Damage(DANGLING_TAG, f"tag {tag!r} points at env {target}, which is "
                                  "not in the store", env_id=target, tag=tag))
     if repair:
@@ -291,21 +195,21 @@ def verify(
                 fixed.append(d)
                 continue
             if d.digest not in outcome:
-                outcome[d.digest] = _repair(loc, d.digest, expected[d.digest], dirs, policy)
+                outcome[d.digest] = _repair(io, d.digest, expected[d.digest], dirs)
             done, note = outcome[d.digest]
             fixed.append(Damage(d.kind, f"{d.detail}; {note}", d.env_id, d.digest, d.tag, done))
         damage = fixed
     notes = []
     try:
-        leases = len(p.list_leases(loc, policy))
+        leases = len(p.list_leases(io))
     except StoreError as exc:
         leases = 1
         notes.append(str(exc))
-    sweeps = len(p.sweep_names(loc, policy))
+    sweeps = len(p.sweep_names(io))
     if leases:
         notes.append(f"{leases} lease(s): ships in flight, or left by killed ones (gc "
                      "removes those once stale)")
     if sweeps:
         notes.append(f"{sweeps} gc sweep marker(s): gcs in flight, or left by killed ones")
-    return VerifyResult(loc.url, len(refs), len(tags), len(expected), hashed, tuple(damage),
+    return VerifyResult(io.url, len(refs), len(tags), len(expected), hashed, tuple(damage),
                         deep, repair, leases, sweeps, tuple(notes))

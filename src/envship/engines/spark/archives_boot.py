@@ -102,6 +102,12 @@ def main() -> NoReturn:
     env["VIRTUAL_ENV"] = view
     env["ENVSHIP_ENV_ID"] = env_id
     env.pop("PYTHONHOME", None)
+    if os.path.isdir(os.path.join(view, "conda-meta")):  # a conda prefix: activate it
+        sys.path.insert(0, here)
+        import envship_node  # noqa: F401  # serves the _envship_node package
+        from _envship_node.conda import activate  # type: ignore[import-not-found]
+
+        env = activate(view, env)
     os.execve(exe, [exe] + sys.argv[1:], env)
 
 

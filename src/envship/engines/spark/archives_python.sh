@@ -4,6 +4,7 @@
 # stays tiny: no subshell beyond `cd`/`command -v`.
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd) || exit 127
 py="$here/../@PYTHON_ALIAS@/python/bin/python@VERSION@"
+[ -x "$py" ] || py="$here/../@PYTHON_ALIAS@/bin/python@VERSION@"  # a conda python package
 if [ ! -x "$py" ]; then
   py="${ENVSHIP_PYTHON:-}"
   if [ -z "$py" ]; then

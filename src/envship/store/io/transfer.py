@@ -1,4 +1,7 @@
-"""Streaming, all-or-nothing transfers between local files and a store location."""
+"""Streaming, all-or-nothing transfers between local files and a store location.
+
+The raw mechanics (fsspec calls, foreign errors); :class:`.files.StoreIO` runs them under
+retry and error mapping."""
 
 from __future__ import annotations
 
@@ -9,9 +12,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ..errors import StoreError
-from ..progress import BytesDone
-from .fs import StoreLocation
+from ...errors import StoreError
+from ...progress import BytesDone
+from .location import StoreLocation
 from .multipart import supports_multipart, upload_multipart
 
 __all__ = [
@@ -20,13 +23,13 @@ __all__ = [
     "upload_file",
     "write_bytes",
     "download_file",
+    "hash_file",
     "temp_name",
 ]
 
 CHUNK = 1 << 20  # 1 MiB: read/hash/write unit, so memory stays flat for any blob size
 PART = 16 << 20  # object-store part size (a multiple of CHUNK, ≥ S3's 5 MiB minimum)
 TEMP_MARK = ".tmp-"
-
 
 
 def temp_name(path: str) -> str:
@@ -36,7 +39,7 @@ def temp_name(path: str) -> str:
 
 
 def _ensure_parent(loc: StoreLocation, path: str) -> None:
-    if not loc.object_store:
+    if not loc.caps.object_store:
         loc.fs.makedirs(path.rpartition("/")[0], exist_ok=True)
 
 
@@ -115,7 +118,7 @@ def upload_file(
     renamed into place, so no bytes are written twice.
     """
     _ensure_parent(loc, final)
-    if link and loc.protocol == "file":
+    if link and loc.caps.local:
         linked = _link_in(loc, local, final, expect_hex, progress)
         if linked is not None:
             return linked
@@ -123,22 +126,23 @@ def upload_file(
         with open(local, "rb") as src:
             size, _ = upload_multipart(loc, src, final, PART, CHUNK, progress, expect_hex)
         return size
-    target = final if loc.object_store else temp_name(final)
+    rename = loc.caps.atomic_rename
+    target = temp_name(final) if rename else final
     with open(local, "rb") as src:
-        kwargs: dict[str, Any] = {"block_size": PART} if loc.object_store else {}
+        kwargs: dict[str, Any] = {} if rename else {"block_size": PART}
         dst = loc.fs.open(target, "wb", **kwargs)
         try:
             size, hexdigest = _stream(src, dst, progress)
             _check_digest(local, hexdigest, expect_hex)
-            if not loc.object_store:
+            if rename:
                 _fsync(dst)
         except BaseException:
             _abandon(dst)
-            if not loc.object_store:
+            if rename:
                 _remove(loc, target)
             raise
         dst.close()
-    if not loc.object_store:
+    if rename:
         try:
             _finish(loc, target, final, size)
         except BaseException:
@@ -163,6 +167,9 @@ def _link_in(loc: StoreLocation, local: Path, final: str, expect_hex: str | None
     except OSError:
         return None
     try:
+        # A link shares the blob's old mtime: a concurrent gc would take the temp name for
+        # the leftover of a long-dead upload (older than its grace) and delete it mid-write.
+        os.utime(tmp)
         with open(tmp, "rb") as src:
             size, hexdigest = _stream(src, None, progress)
             _check_digest(local, hexdigest, expect_hex)
@@ -181,7 +188,7 @@ def _link_in(loc: StoreLocation, local: Path, final: str, expect_hex: str | None
 def write_bytes(loc: StoreLocation, final: str, data: bytes) -> None:
     """Write a small file (manifest, tag) so readers see either nothing/old or all of it."""
     _ensure_parent(loc, final)
-    if loc.object_store:
+    if not loc.caps.atomic_rename:
         loc.fs.pipe_file(final, data)
         return
     tmp = temp_name(final)
@@ -203,7 +210,8 @@ def download_file(
     what: str,
     progress: BytesDone | None = None,
 ) -> int:
-    """Stream *path* to *dest*, verifying sha256; only a verified file ever reaches *dest*."""
+    """Stream *path* to *dest*, verifying sha256; only a verified file ever reaches *dest*.
+    *what* names it in messages (``blob sha256:…``)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}{TEMP_MARK}{uuid.uuid4().hex[:12]}"
     loc.fs.invalidate_cache(path)  # the size fsspec reads with must be the current one
@@ -213,7 +221,7 @@ def download_file(
         if hexdigest != expect_hex:
             raise StoreError(
                 f"{what} in store {loc.url} is corrupt: its sha256 is {hexdigest}, expected "
-                f"{expect_hex}; delete {loc.url_of(*_rel(loc, path))} and ship the env again"
+                f"{expect_hex}; delete {loc.url_of(*loc.key_of(path))} and ship the env again"
             )
         os.replace(tmp, dest)
     except BaseException:
@@ -223,6 +231,7 @@ def download_file(
     return size
 
 
-def _rel(loc: StoreLocation, path: str) -> tuple[str, ...]:
-    rel = path[len(loc.root) :].lstrip("/") if path.startswith(loc.root) else path
-    return tuple(rel.split("/"))
+def hash_file(loc: StoreLocation, path: str) -> str:
+    """The sha256 (hex) of the store file *path*, streamed."""
+    with loc.fs.open(path, "rb", block_size=PART) as src:
+        return _stream(src, None, None)[1]

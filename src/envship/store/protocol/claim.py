@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from . import protocol as p
-from . import retry
-from .fs import StoreLocation
+from ..io import StoreIO
+from . import leases, sweeps
+from .timing import Step, Timing, no_step
 
 __all__ = ["Claim", "claim", "refresh", "release"]
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Claim:
-    lease: p.Lease
+    lease: leases.Lease
     manifest_present: bool
     present: frozenset[str]  # digests found in place (right size)
     waited: float  # seconds spent waiting for a sweep to finish
@@ -50,7 +50,7 @@ def _check_all(pool: ThreadPoolExecutor, checks: _Checks, digests: Sequence[str]
     return (None if man is None else man.result()), flags
 
 
-def _expired(sweep: p.Sweep, first_seen: float, timing: p.Timing) -> bool:
+def _expired(sweep: sweeps.Sweep, first_seen: float, timing: Timing) -> bool:
     """No delete of *sweep* can still arrive (its gc is done, or dead and past its limit)."""
     if time.monotonic() > first_seen + sweep.limit + timing.settle:
         return True
@@ -62,23 +62,22 @@ def _expired(sweep: p.Sweep, first_seen: float, timing: p.Timing) -> bool:
     )
 
 
-def _wait_out(loc: StoreLocation, sweep: p.Sweep, policy: retry.RetryPolicy,
-              timing: p.Timing, step: p.Step, states: tuple[str, ...],
-              waited: list[float]) -> p.Sweep:
+def _wait_out(io: StoreIO, sweep: sweeps.Sweep, timing: Timing, step: Step,
+              states: tuple[str, ...], waited: list[float]) -> sweeps.Sweep:
     """Poll *sweep* while it is in one of *states* and may still delete; its last state."""
     first_seen = time.monotonic()
     step("waiting")
-    log.info("waiting for gc sweep %s in %s to finish", sweep.sweep_id, loc.url)
+    log.info("waiting for gc sweep %s in %s to finish", sweep.sweep_id, io.url)
     while sweep.state in states and not _expired(sweep, first_seen, timing):
         time.sleep(timing.poll)
-        sweep = p.read_sweep(loc, sweep.sweep_id, policy, sweep.mtime)
+        sweep = sweeps.read_sweep(io, sweep.sweep_id, sweep.mtime)
     waited[0] += time.monotonic() - first_seen
     return sweep
 
 
-def _resolve(loc: StoreLocation, names: list[tuple[str, float | None]], env_id: str,
-             digests: Sequence[str], policy: retry.RetryPolicy, timing: p.Timing,
-             step: p.Step, waited: list[float], writes: bool) -> tuple[bool, set[str]]:
+def _resolve(io: StoreIO, names: list[tuple[str, float | None]], env_id: str,
+             digests: Sequence[str], timing: Timing, step: Step, waited: list[float],
+             writes: bool) -> tuple[bool, set[str]]:
     """Sweeps listed after (or with) our lease: what must be checked again once they are done.
 
     Runs after the lease is written, so a sweep still `marked` now will see the lease in its
@@ -91,28 +90,27 @@ def _resolve(loc: StoreLocation, names: list[tuple[str, float | None]], env_id: 
     manifest, blobs = False, set()
     mine = set(digests)
     for sweep_id, mtime in names:
-        sweep = p.read_sweep(loc, sweep_id, policy, mtime)
-        if sweep.state == p.GONE:  # finished and removed: what it held is unknown
+        sweep = sweeps.read_sweep(io, sweep_id, mtime)
+        if sweep.state == sweeps.GONE:  # finished and removed: what it held is unknown
             return True, mine
         if not sweep.threatens(env_id, mine):
             continue
         if env_id in sweep.envs and not writes:
-            sweep = _wait_out(loc, sweep, policy, timing, step, (p.MARKED, p.DELETING),
-                             waited)
-        elif sweep.state == p.MARKED:
+            sweep = _wait_out(io, sweep, timing, step, (sweeps.MARKED, sweeps.DELETING), waited)
+        elif sweep.state == sweeps.MARKED:
             continue
         else:
-            sweep = _wait_out(loc, sweep, policy, timing, step, (p.DELETING,), waited)
-        if sweep.state == p.GONE:
+            sweep = _wait_out(io, sweep, timing, step, (sweeps.DELETING,), waited)
+        if sweep.state == sweeps.GONE:
             return True, mine
         manifest = manifest or env_id in sweep.envs
         blobs |= mine & sweep.blobs
     return manifest, blobs
 
 
-def _round(loc: StoreLocation, env_id: str, digests: Sequence[str], checks: _Checks,
-           policy: retry.RetryPolicy, timing: p.Timing, step: p.Step,
-           lease: p.Lease | None, writes: bool = False) -> Claim:
+def _round(io: StoreIO, env_id: str, digests: Sequence[str], checks: _Checks,
+           timing: Timing, step: Step, lease: leases.Lease | None, writes: bool = False
+           ) -> Claim:
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=checks.workers + 2,
                             thread_name_prefix="envship-check") as pool:
@@ -121,15 +119,15 @@ def _round(loc: StoreLocation, env_id: str, digests: Sequence[str], checks: _Che
             # long as the lease and the listing both land within `window` of the start (a
             # gc waits `settle` between announcing and looking, and keeps its marker for
             # `settle` after its last delete); otherwise we look again, in order.
-            def write_lease() -> tuple[p.Lease, float]:
+            def write_lease() -> tuple[leases.Lease, float]:
                 step("lease-writing")
-                made = p.take_lease(loc, env_id, digests, policy, timing)
+                made = leases.take_lease(io, env_id, digests, timing)
                 step("lease-written")
                 return made, time.monotonic()
 
             def list_sweeps() -> tuple[list[tuple[str, float | None]], float]:
                 step("sweeps-listing")
-                found = p.sweep_names(loc, policy)
+                found = sweeps.sweep_names(io)
                 step("sweeps-listed")
                 return found, time.monotonic()
 
@@ -152,22 +150,22 @@ def _round(loc: StoreLocation, env_id: str, digests: Sequence[str], checks: _Che
                 names, listed = f_names.result()
                 if max(lease_done, listed) - start >= timing.window:
                     log.info("slow lease/listing (%.2fs): checking %s again, in order",
-                             max(lease_done, listed) - start, loc.url)
+                             max(lease_done, listed) - start, io.url)
                     step("slow")
-                    names = p.sweep_names(loc, policy)
+                    names = sweeps.sweep_names(io)
                     manifest, present = _check_all(pool, checks, digests)
             except BaseException:
-                p.drop_lease(loc, lease, policy)
+                leases.drop_lease(io, lease)
                 raise
         else:
             # A refresh: the lease is in place before anything is read, in order.
-            names = p.sweep_names(loc, policy)
+            names = sweeps.sweep_names(io)
             manifest, present = _check_all(pool, checks, digests)
         try:
             step("checked")
             waited = [0.0]
-            again_manifest, again = _resolve(loc, names, env_id, digests, policy, timing, step,
-                                             waited, writes)
+            again_manifest, again = _resolve(io, names, env_id, digests, timing, step, waited,
+                                             writes)
             if again_manifest or again:
                 step("rechecking")
                 m2, p2 = _check_all(pool, checks, sorted(again), manifest=again_manifest)
@@ -175,7 +173,7 @@ def _round(loc: StoreLocation, env_id: str, digests: Sequence[str], checks: _Che
                     manifest = m2
                 present.update(p2)
         except BaseException:
-            p.drop_lease(loc, lease, policy)
+            leases.drop_lease(io, lease)
             raise
     step("claimed")
     return Claim(lease, bool(manifest), frozenset(d for d, ok in present.items() if ok),
@@ -183,16 +181,15 @@ def _round(loc: StoreLocation, env_id: str, digests: Sequence[str], checks: _Che
 
 
 def claim(
-    loc: StoreLocation,
+    io: StoreIO,
     env_id: str,
     digests: Sequence[str],
     check_manifest: Callable[[], bool],
     check_blob: Callable[[str], bool],
-    policy: retry.RetryPolicy,
-    timing: p.Timing,
+    timing: Timing,
     *,
     workers: int = 4,
-    step: p.Step = p.no_step,
+    step: Step = no_step,
     writes: bool = False,
     check_blobs: Callable[[Sequence[str]], set[str]] | None = None,
 ) -> Claim:
@@ -203,31 +200,30 @@ def claim(
     """
     step("begin")
     checks = _Checks(check_manifest, check_blob, max(1, workers), check_blobs)
-    return _round(loc, env_id, list(digests), checks, policy, timing, step, None, writes)
+    return _round(io, env_id, list(digests), checks, timing, step, None, writes)
 
 
 def refresh(
-    loc: StoreLocation,
+    io: StoreIO,
     current: Claim,
     check_manifest: Callable[[], bool],
     check_blob: Callable[[str], bool],
-    policy: retry.RetryPolicy,
-    timing: p.Timing,
+    timing: Timing,
     *,
     workers: int = 4,
-    step: p.Step = p.no_step,
+    step: Step = no_step,
     check_blobs: Callable[[Sequence[str]], set[str]] | None = None,
 ) -> Claim:
     """*current* if its lease is young enough to rely on, else a new lease and new checks."""
     if time.monotonic() - current.lease.written < timing.lease_refresh:
         return current
     step("refreshing")
-    lease = p.take_lease(loc, current.lease.env_id, current.lease.blobs, policy, timing)
-    p.drop_lease(loc, current.lease, policy)
+    lease = leases.take_lease(io, current.lease.env_id, current.lease.blobs, timing)
+    leases.drop_lease(io, current.lease)
     checks = _Checks(check_manifest, check_blob, max(1, workers), check_blobs)
-    return _round(loc, lease.env_id, list(lease.blobs), checks, policy, timing, step, lease)
+    return _round(io, lease.env_id, list(lease.blobs), checks, timing, step, lease)
 
 
-def release(loc: StoreLocation, current: Claim, policy: retry.RetryPolicy) -> None:
+def release(io: StoreIO, current: Claim) -> None:
     """Drop the lease: call after the manifest (or tag) is written, or on failure."""
-    p.drop_lease(loc, current.lease, policy)
+    leases.drop_lease(io, current.lease)

@@ -1,30 +1,32 @@
-"""Retry transient store errors with exponential backoff inside a bounded total time."""
+"""Foreign errors translated at the boundary: which failures are worth retrying, and one clear
+StoreError (never carrying credentials) for each that is not."""
 
 from __future__ import annotations
 
 import errno
-import logging
 import os
-import random
 import socket
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
 
-from ..errors import StoreError
-from .fs import StoreLocation
+from ...errors import StoreError
+from .location import StoreLocation
 
-__all__ = [
-    "RetryPolicy", "is_transient", "is_unreachable", "call", "as_store_error",
-    "DEFAULT_RETRY_SECONDS",
-]
+__all__ = ["NotFound", "Refused", "DeadlinePassed", "is_transient", "is_unreachable",
+           "as_store_error", "RETRY_ENV"]
 
-log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-DEFAULT_RETRY_SECONDS = 30.0
 RETRY_ENV = "ENVSHIP_STORE_RETRY_TIMEOUT"
+
+
+class NotFound(StoreError):
+    """A store object that was read is not there."""
+
+
+class Refused(StoreError):
+    """A store object refused as read: larger than the limit, or not a regular file."""
+
+
+class DeadlinePassed(StoreError):
+    """The caller's time limit passed: no further request was sent."""
+
 
 _TRANSIENT_ERRNOS = frozenset(
     getattr(errno, name)
@@ -154,33 +156,12 @@ def _credentials_hint(loc: StoreLocation) -> str:
     )
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Backoff starts at *initial* seconds, doubles up to *cap*, stops after *total* seconds."""
-
-    total: float = DEFAULT_RETRY_SECONDS
-    initial: float = 0.2
-    cap: float = 5.0
-
-    @classmethod
-    def from_env(cls, total: float | None = None) -> RetryPolicy:
-        if total is None:
-            raw = os.environ.get(RETRY_ENV, "")
-            try:
-                total = float(raw) if raw else DEFAULT_RETRY_SECONDS
-            except ValueError:
-                raise StoreError(
-                    f"{RETRY_ENV}={raw!r} is not a number of seconds"
-                ) from None
-        return cls(total=max(0.0, total))
-
-
 def as_store_error(exc: BaseException, what: str, loc: StoreLocation) -> StoreError:
     """One clear message for a failed store operation; never carries credentials."""
     detail = loc.scrub(f"{type(exc).__name__}: {exc}".strip())
     if isinstance(exc, StoreError):
         return exc
-    if isinstance(exc, PermissionError) and loc.protocol == "file":
+    if isinstance(exc, PermissionError) and loc.caps.local:
         return StoreError(
             f"{what} in store {loc.url}: permission denied ({detail}); check the directory's "
             "permissions, or use another one"
@@ -210,39 +191,3 @@ def as_store_error(exc: BaseException, what: str, loc: StoreLocation) -> StoreEr
             f"gave up after retrying; check the network/endpoint, or raise {RETRY_ENV}"
         )
     return StoreError(f"{what} in store {loc.url}: {detail}")
-
-
-def call(fn: Callable[[], T], what: str, loc: StoreLocation, policy: RetryPolicy) -> T:
-    """Run *fn*, retrying transient errors until *policy.total* seconds have passed.
-
-    A refused connection or an unknown host fails at once; each retry is logged as a
-    warning (the CLI shows it on stderr), so a slow store is never a silent wait.
-    """
-    deadline = time.monotonic() + policy.total
-    delay = policy.initial
-    attempt = 1
-    while True:
-        try:
-            return fn()
-        except StoreError:
-            raise
-        except Exception as exc:
-            if not is_transient(exc) or is_unreachable(exc):
-                raise
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise
-            pause = min(delay * (0.5 + random.random()), policy.cap, left)
-            attempt += 1
-            log.warning(
-                "store %s: %s failed (%s); retrying in %.1fs (attempt %d, for up to %.0fs)",
-                loc.url, what, _short(loc.scrub(str(exc)) or type(exc).__name__), pause,
-                attempt, policy.total,
-            )
-            time.sleep(pause)
-            delay = min(delay * 2, policy.cap)
-
-
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

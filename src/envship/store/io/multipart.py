@@ -8,9 +8,9 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
-from ..errors import StoreError
-from ..progress import BytesDone
-from .fs import StoreLocation
+from ...errors import StoreError
+from ...progress import BytesDone
+from .location import StoreLocation
 
 __all__ = ["supports_multipart", "upload_multipart", "IN_FLIGHT"]
 
@@ -19,7 +19,7 @@ IN_FLIGHT = 4  # parts uploading at once: memory is IN_FLIGHT x part size
 
 def supports_multipart(loc: StoreLocation) -> bool:
     """s3fs exposes the raw S3 calls this needs; other object stores use streaming writes."""
-    return loc.protocol in ("s3", "s3a") and callable(getattr(loc.fs, "call_s3", None))
+    return loc.caps.s3 is not None
 
 
 def upload_multipart(
@@ -34,14 +34,15 @@ def upload_multipart(
     """Upload *src* to *final*; the object exists only once every part is in and the sha256
     of what was read matches *expect_hex*. Any failure aborts the upload."""
     fs: Any = loc.fs
+    s3: Any = loc.caps.s3
     bucket, key, _ = fs.split_path(final)
-    upload_id = fs.call_s3("create_multipart_upload", Bucket=bucket, Key=key)["UploadId"]
+    upload_id = s3("create_multipart_upload", Bucket=bucket, Key=key)["UploadId"]
     digest = hashlib.sha256()
     total = 0
     parts: list[dict[str, Any]] = []
 
     def send(number: int, body: bytes) -> dict[str, Any]:
-        out = fs.call_s3("upload_part", Bucket=bucket, Key=key, UploadId=upload_id,
+        out = s3("upload_part", Bucket=bucket, Key=key, UploadId=upload_id,
                          PartNumber=number, Body=body)
         if progress is not None:
             progress(len(body))
@@ -76,11 +77,11 @@ def upload_multipart(
                 f"local blob changed while uploading to {loc.url}: sha256 {hexdigest}, "
                 f"expected {expect_hex}; pack again"
             )
-        fs.call_s3("complete_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id,
+        s3("complete_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id,
                    MultipartUpload={"Parts": parts})
     except BaseException:
         with contextlib.suppress(Exception):
-            fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
+            s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
         raise
     with contextlib.suppress(Exception):
         fs.invalidate_cache(final)

@@ -1,0 +1,237 @@
+"""Where a store is: its fsspec filesystem, root, public URL and capabilities; credentials kept
+out of URLs, logs and error messages."""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...errors import StoreError
+from ...node.formats import blob_key, env_key, tag_key
+from .capabilities import S3_PROTOCOLS, Capabilities, capabilities_of
+
+__all__ = [
+    "Key",
+    "StoreLocation",
+    "open_location",
+    "redact_url",
+    "Scrubber",
+    "blob",
+    "parse_storage_options",
+]
+
+Key = tuple[str, ...]  # a path under the store root, as envship.node.formats spells it
+
+# Which package provides a protocol, for the install hint.
+_PACKAGES = {
+    "s3": ("s3fs", "envship[s3]"),
+    "s3a": ("s3fs", "envship[s3]"),
+    "gs": ("gcsfs", None),
+    "gcs": ("gcsfs", None),
+    "hdfs": ("pyarrow", None),
+    "webhdfs": ("requests", None),
+    "az": ("adlfs", None),
+    "abfs": ("adlfs", None),
+    "abfss": ("adlfs", None),
+    "http": ("aiohttp", None),
+    "https": ("aiohttp", None),
+}
+
+# Storage-option keys whose values are never secret (kept as they are in error messages).
+_PUBLIC_KEYS = frozenset(
+    {"endpoint_url", "region_name", "anon", "host", "port", "use_ssl", "requester_pays"}
+)
+
+
+def redact_url(url: str) -> str:
+    """`scheme://user:pass@host/p` -> `scheme://host/p`; query strings (signatures) dropped."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme or len(parts.scheme) == 1:  # plain path or a Windows drive letter
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _secrets(options: Mapping[str, Any], key: str = "") -> list[str]:
+    found: list[str] = []
+    for k, v in options.items():
+        if isinstance(v, Mapping):
+            found += _secrets(v, k)
+        elif isinstance(v, str) and len(v) >= 4 and k not in _PUBLIC_KEYS:
+            found.append(v)
+    return found
+
+
+@dataclass(frozen=True)
+class Scrubber:
+    """Removes credential values (from storage options and URL userinfo) from any text."""
+
+    secrets: tuple[str, ...] = ()
+
+    @classmethod
+    def for_store(cls, url: str, options: Mapping[str, Any]) -> Scrubber:
+        found = _secrets(options)
+        parts = urllib.parse.urlsplit(url)
+        if "@" in parts.netloc:
+            userinfo = parts.netloc.rpartition("@")[0]
+            found += [s for s in (userinfo, *userinfo.split(":", 1)) if len(s) >= 3]
+        for env in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"):
+            value = os.environ.get(env, "")
+            if len(value) >= 8:
+                found.append(value)
+        return cls(tuple(sorted(set(found), key=len, reverse=True)))
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        # Signed query strings carry credentials-derived tokens.
+        return re.sub(r"(X-Amz-(?:Credential|Signature|Security-Token)=)[^&\s'\"]+", r"\1***", text)
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """A store root on one filesystem: where blobs, manifests and tags live."""
+
+    fs: Any = field(repr=False)  # fsspec.AbstractFileSystem
+    root: str  # path of the store root inside `fs`, no trailing slash
+    url: str  # the store URL as given, credentials removed
+    protocol: str
+    storage_options: Mapping[str, Any] = field(repr=False, compare=False)
+    scrub: Scrubber = field(repr=False, compare=False)
+    caps: Capabilities = field(repr=False, compare=False)
+
+    @property
+    def object_store(self) -> bool:
+        return self.caps.object_store
+
+    def path(self, *parts: str) -> str:
+        """The filesystem path of *parts* (a layout key) under the root."""
+        return "/".join((self.root, *parts)) if self.root else "/".join(parts)
+
+    def url_of(self, *parts: str) -> str:
+        return "/".join((self.url.rstrip("/"), *parts))
+
+    def key_of(self, path: str) -> Key:
+        """The key of a filesystem path under the root (inverse of :meth:`path`)."""
+        rel = path[len(self.root):] if self.root and path.startswith(self.root) else path
+        return tuple(p for p in rel.split("/") if p)
+
+    def blob_path(self, digest: str) -> str:
+        return self.path(*blob(digest))
+
+    def env_path(self, env_id: str) -> str:
+        return self.path(*env_key(env_id))
+
+    def tag_path(self, name: str) -> str:
+        return self.path(*tag_key(name))
+
+
+def blob(digest: str) -> Key:
+    """:func:`formats.blob_key`, with a bad digest a StoreError."""
+    try:
+        return blob_key(digest)
+    except ValueError:
+        raise StoreError(
+            f"bad blob digest {digest!r}: expected 'sha256:<64 hex digits>'") from None
+
+
+def _s3_defaults(options: dict[str, Any]) -> None:
+    # Bound botocore's own retries so envship's retry deadline stays meaningful; users who
+    # configure botocore themselves (config_kwargs or AWS_* env) keep their settings.
+    if "config_kwargs" in options or "AWS_MAX_ATTEMPTS" in os.environ:
+        return
+    options["config_kwargs"] = {
+        "retries": {"max_attempts": 2, "mode": "standard"},
+        "connect_timeout": 10,
+        "read_timeout": 60,
+    }
+
+
+def install_hint(protocol: str, url: str, detail: str) -> StoreError:
+    pkg, extra = _PACKAGES.get(protocol, (None, None))
+    if pkg is None:
+        return StoreError(
+            f"cannot open store {url}: {detail}; install the fsspec implementation for "
+            f"'{protocol}://' (see https://filesystem-spec.readthedocs.io)"
+        )
+    hint = f"`pip install {pkg}`" + (f" (or `pip install {extra}`)" if extra else "")
+    return StoreError(f"cannot open store {url}: '{protocol}://' needs {pkg}: {hint}")
+
+
+def open_location(url: str, storage_options: Mapping[str, Any] | None = None) -> StoreLocation:
+    """Resolve *url* (local path, file://, s3://, gs://, hdfs://, memory://, …) to a location."""
+    from fsspec.core import split_protocol, url_to_fs
+    from fsspec.registry import get_filesystem_class
+
+    user_options = dict(storage_options or {})
+    options = dict(user_options)
+    protocol = split_protocol(url)[0] or "file"
+    if len(protocol) == 1 or "://" not in url:  # a plain path (or a Windows drive letter)
+        protocol = "file"
+        # Every URI envship prints must work from any directory and without a shell: "~/s"
+        # or "./s" would not (the node runtime expands neither).
+        url = os.path.abspath(os.path.expanduser(url))
+    public_url = redact_url(url)
+    scrub = Scrubber.for_store(url, options)
+    if protocol in S3_PROTOCOLS:
+        _s3_defaults(options)
+    try:
+        cls = get_filesystem_class(protocol)
+    except ImportError as exc:
+        raise install_hint(protocol, public_url, scrub(str(exc))) from None
+    except ValueError as exc:
+        raise StoreError(
+            f"cannot open store {public_url}: unknown protocol '{protocol}://'; use a local "
+            "path or an fsspec URL such as s3://, gs://, hdfs://, webhdfs://, memory://"
+        ) from exc
+    try:
+        fs, root = url_to_fs(url, **options)
+    except ImportError as exc:
+        raise install_hint(protocol, public_url, scrub(str(exc))) from None
+    except Exception as exc:  # bad options: TypeError/ValueError from the implementation
+        raise StoreError(
+            f"cannot open store {public_url} ({type(exc).__name__}: {scrub(str(exc))}); "
+            "check the storage options"
+        ) from None
+    if protocol in S3_PROTOCOLS and "config_kwargs" not in user_options:
+        # s3fs retries throttling 5 times with backoff on top of botocore, silently;
+        # envship's own retries (bounded, and reported) take over. This instance is ours:
+        # fsspec caches it under envship's config_kwargs.
+        fs.retries = 1
+    # Keep options fsspec took from the URL (webhdfs user, ...) so the store can be reopened.
+    merged = {**cls._get_kwargs_from_urls(url), **user_options}
+    proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if proto == "local":
+        proto = "file"
+    return StoreLocation(fs, str(root).rstrip("/"), public_url.rstrip("/"), proto, merged, scrub,
+                         capabilities_of(proto, fs))
+
+
+def parse_storage_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """`["endpoint_url=http://h:9000", "client_kwargs.region_name=eu"]` -> nested dict.
+
+    Values are read as JSON when they parse (true, 3, {"a": 1}), else kept as strings.
+    """
+    import json
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise StoreError(f"bad storage option {key or pair!r}: expected KEY=VALUE")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        target = out
+        *parents, leaf = key.split(".")
+        for name in parents:
+            target = target.setdefault(name, {})
+            if not isinstance(target, dict):
+                raise StoreError(f"bad storage option {key!r}: {name!r} is not a mapping")
+        target[leaf] = value
+    return out
