@@ -302,7 +302,7 @@ def _ensure_layers(
 def _touch_ready(final: str) -> bool:
     """Is the layer committed (and trusted: Untrusted if not)? If so, mark its last use."""
     layers = os.path.dirname(final)
-    if not cache.check_entry(os.path.dirname(layers), "layers", os.path.basename(final)):
+    if not cache.check_entry(os.path.dirname(layers), cache.LAYERS, os.path.basename(final)):
         return False
     try:  # noqa: SIM105 - last use; a read-only or linked-in layer is fine as it is
         os.utime(final)
@@ -439,7 +439,7 @@ def _ensure_env(
             return final
         parent = os.path.dirname(final)
         cache.clean_stale(parent, resolved.env_id)
-        if cache.check_entry(root, "envs", resolved.env_id):  # stale: interpreter gone
+        if cache.check_entry(root, cache.VIEWS, resolved.env_id):  # stale: interpreter gone
             trash = os.path.join(parent, f"{cache.TRASH_PREFIX}{resolved.env_id}-{os.getpid()}")
             try:
                 os.rename(final, trash)
