@@ -107,6 +107,25 @@ def test_exec_through_the_envship_package_and_a_tag(shipped: Shipped) -> None:
     assert "hello from mylib 1" in run.stdout and str(shipped.tmp / "node-pkg") in run.stdout
 
 
+def test_env_run_calls_a_function_inside_the_env(shipped: Shipped, tmp_path: Path) -> None:
+    """The library path: Env.open reads the store, the node package fetches and assembles
+    in this process, and the function runs in the env's interpreter."""
+    from envship.env import Env
+
+    env = Env.open(shipped.env_uri)
+    assert env.env_id == shipped.env_id
+
+    def where() -> tuple[str, str]:
+        import sys
+
+        import mylib
+
+        return mylib.hello(), sys.prefix
+
+    hello, prefix = env.run(where)
+    assert hello == "hello from mylib 1" and shipped.env_id in prefix
+
+
 def test_single_file_node_reads_the_store_through_fsspec(
     shipped: Shipped, tmp_path: Path
 ) -> None:
