@@ -243,3 +243,19 @@ def test_gcs_presign_without_a_service_account_key_says_what_signs(
     message = str(err.value)
     assert "\n" not in message and "cannot make presigned URLs" in message
     assert "GOOGLE_APPLICATION_CREDENTIALS" in message
+
+
+def test_azure_node_without_credentials_fails_in_one_line(
+    azurite: Emulator, tmp_path: Path
+) -> None:
+    """A node with adlfs but no Azure credentials: `envship exec` says so in one line (GCS
+    has no such case here: the emulator serves anonymous reads)."""
+    container = f"envship-{uuid.uuid4().hex[:10]}"
+    azurite.make_bucket(container)
+    fixture = make_env(tmp_path / "blobs")
+    env_id = open_store(f"az://{container}/envs").publish(fixture.manifest, fixture.blobs).env_id
+    proc = cli("exec", f"az://{container}/envs/envs/{env_id}.json", "--", "true", ok=False,
+               env=bare_environ(tmp_path))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert "credentials for az://" in lines[0] and "envship presign" in lines[0]
