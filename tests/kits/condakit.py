@@ -40,7 +40,8 @@ from pathlib import Path
 from kits.support import run, uv_bin
 from kits.wheelkit import patchelf_bin, write_wheel
 
-__all__ = ["PLACEHOLDER", "CondaKit", "build_channel", "install_env", "can_build"]
+__all__ = ["PLACEHOLDER", "CondaKit", "build_channel", "cached_channel", "install_env",
+           "can_build"]
 
 # conda-build's build prefix is this long so that any install prefix fits a binary placeholder
 PLACEHOLDER = ("/opt/condakit/_h_env" + "_placehold" * 30)[:255]
@@ -357,3 +358,22 @@ def install_env(kit: CondaKit, prefix: Path, cache: Path) -> Path:
     run([uv_bin(), "pip", "install", "-q", "--no-index", "--python", str(python),
          "--break-system-packages", str(kit.wheel)])
     return python
+
+
+def cached_channel(parent: Path) -> CondaKit:
+    """The channel built once under *parent* (kept across test sessions), keyed by this
+    module's source and the interpreter it repackages; built now if missing."""
+    key = hashlib.sha256(Path(__file__).read_bytes() + sys.version.encode()
+                         + sys.base_prefix.encode()).hexdigest()[:16]
+    root = parent / f"condakit-{key}"
+    wheel = root / "wheels" / "tinyextra-0.1-py3-none-any.whl"
+    if (root / "channel" / "noarch" / "repodata.json").is_file() and wheel.is_file():
+        return CondaKit(root / "channel", wheel)
+    tmp = parent / f".condakit-{key}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_channel(tmp)
+    try:
+        os.rename(tmp, root)
+    except OSError:  # another session finished first: use its channel
+        shutil.rmtree(tmp, ignore_errors=True)
+    return CondaKit(root / "channel", wheel)

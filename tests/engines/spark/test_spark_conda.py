@@ -1,5 +1,6 @@
 """A conda env (real packages, installed with py-rattler, then moved away) runs a PySpark job in
-archives mode: the executors' Python is the env's, its C library and activation take effect."""
+archives and node-cache mode: the executors' Python is the env's, its C library and activation
+take effect."""
 
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ spark.stop()
 '''
 
 
-def test_archives_mode_runs_a_job_in_a_moved_conda_env(
-    spark_cluster: StandaloneCluster, conda_kit: CondaKit, tmp_path: Path
+@pytest.mark.parametrize("mode", ["archives", "node-cache"])
+def test_spark_job_runs_in_a_moved_conda_env(
+    spark_cluster: StandaloneCluster, conda_kit: CondaKit, tmp_path: Path, mode: str
 ) -> None:
     prefix = tmp_path / "conda-env"
     install_env(conda_kit, prefix, tmp_path / "pkgs")
@@ -48,7 +50,7 @@ def test_archives_mode_runs_a_job_in_a_moved_conda_env(
     clean = {k: v for k, v in os.environ.items()
              if k not in ("VIRTUAL_ENV", "PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH")}
     proc = subprocess.run(
-        [ENVSHIP, "spark-submit", env.uri, "--mode", "archives", "--master",
+        [ENVSHIP, "spark-submit", env.uri, "--mode", mode, "--master",
          spark_cluster.master_url, "--conf", "spark.executor.memory=1g",
          "--conf", "spark.task.maxFailures=1", "--conf", "spark.ui.enabled=false", str(job)],
         capture_output=True, text=True, timeout=900, env=clean, cwd=tmp_path,
@@ -59,7 +61,9 @@ def test_archives_mode_runs_a_job_in_a_moved_conda_env(
     assert len(rows) == 2
     for row in rows:
         view = row["prefix"]
-        assert view.endswith("envship-view")
+        # archives: the executor's own view; node-cache: the node cache's, shared by executors
+        assert view.endswith("envship-view") if mode == "archives" else (
+            Path(view).parent.name == "envs" and Path(view).name == env.env_id)
         assert row["answer"] == 42
         assert row["foo"] == "foo 42 data of libfoo\n"
         assert row["FOO_DATA"] == f"{view}/share/foo"
