@@ -15,6 +15,7 @@ from ...env import Env
 from ...errors import EngineError
 from ...node.formats import blob_key, env_key
 from ...node.ref import parse_ref
+from ...node.runtime import LAYER_DIRS_ENV
 from ...packing.manifest import Manifest
 from ...paths import envship_home
 from ..exec import NODE_SCRIPT_NAME, EnvRef
@@ -83,7 +84,7 @@ def _hadoop_url(url: str, schemes: Mapping[str, str]) -> str:
 def bootstrap_script(
     manifest: Manifest, env_id: str, command: str, pre_script_hook: str | None = None
 ) -> str:
-    """The container script: link the unpacked layers into a node cache, then run *command*.
+    """The container script: hand the unpacked layers to the node runtime, then run *command*.
 
     YARN has already unpacked every layer archive into the container's working directory, so
     the node runtime only assembles the env view there (nothing is downloaded again).
@@ -93,11 +94,11 @@ def bootstrap_script(
     lines = [
         "set -e",
         f'ENVSHIP_CACHE="$PWD/{_STATE_DIR}/cache"; export ENVSHIP_CACHE',
-        f'mkdir -p "$ENVSHIP_CACHE/layers" "{manifest_path.rsplit("/", 1)[0]}"',
+        f'mkdir -p "$ENVSHIP_CACHE" "{manifest_path.rsplit("/", 1)[0]}"',
         f'cp {MANIFEST_NAME} "{manifest_path}"',
     ]
-    for lay in manifest.layers:
-        lines.append(f'ln -sfn "$PWD/{_LAYER_PREFIX}{lay.hex}" "$ENVSHIP_CACHE/layers/{lay.hex}"')
+    given = ":".join(f"{lay.hex}=$PWD/{_LAYER_PREFIX}{lay.hex}" for lay in manifest.layers)
+    lines.append(f'{LAYER_DIRS_ENV}="{given}"; export {LAYER_DIRS_ENV}')
     python = "python3"
     py_layer = manifest.layer("python")
     if py_layer is not None:
