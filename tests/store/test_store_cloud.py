@@ -107,10 +107,14 @@ def test_exec_through_the_envship_package_and_a_tag(shipped: Shipped) -> None:
     assert "hello from mylib 1" in run.stdout and str(shipped.tmp / "node-pkg") in run.stdout
 
 
-def test_env_run_calls_a_function_inside_the_env(shipped: Shipped, tmp_path: Path) -> None:
+def test_env_run_calls_a_function_inside_the_env(
+    shipped: Shipped, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The library path: Env.open reads the store, the node package fetches and assembles
     in this process, and the function runs in the env's interpreter."""
     from envship.env import Env
+
+    monkeypatch.setenv("ENVSHIP_CACHE", str(tmp_path / "cache"))  # fetched from the store
 
     env = Env.open(shipped.env_uri)
     assert env.env_id == shipped.env_id
@@ -123,7 +127,7 @@ def test_env_run_calls_a_function_inside_the_env(shipped: Shipped, tmp_path: Pat
         return mylib.hello(), sys.prefix
 
     hello, prefix = env.run(where)
-    assert hello == "hello from mylib 1" and shipped.env_id in prefix
+    assert hello == "hello from mylib 1" and prefix.startswith(str(tmp_path / "cache"))
 
 
 def test_single_file_node_reads_the_store_through_fsspec(
@@ -164,8 +168,10 @@ def test_single_file_node_without_the_backend_names_the_extra(
     run([uv_bin(), "pip", "install", "-q", "-p", str(node_py), "fsspec"])
     script = tmp_path / "envship_node.py"
     script.write_text(cli("node-script").stdout)
+    # a fresh node cache: a node that already holds the env needs no store at all
     proc = subprocess.run([str(node_py), str(script), shipped.env_uri, "--", "true"],
-                          capture_output=True, text=True, timeout=120, env=os.environ.copy())
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "ENVSHIP_CACHE": str(tmp_path / "cache")})
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0 and len(lines) == 1, proc.stderr
     package, extra = {"az": ("adlfs", "envship[azure]"), "gs": ("gcsfs", "envship[gcs]")}[
