@@ -102,9 +102,32 @@ def test_exec_through_the_envship_package_and_a_tag(shipped: Shipped) -> None:
     tag_uri = cli("tag", shipped.env_uri, "cloudtest").stdout.strip()
     assert tag_uri == f"{shipped.store}/tags/cloudtest.json"
     env = {**os.environ, "ENVSHIP_CACHE": str(shipped.tmp / "node-pkg")}
-    for ref in (shipped.env_uri, tag_uri):
-        run = cli("exec", ref, "--", "python", "-c", PROBE, env=env)
-        assert "hello from mylib 1" in run.stdout
+    # (the env URI itself is run by the single-file node and presigned tests below)
+    run = cli("exec", tag_uri, "--", "python", "-c", PROBE, env=env)
+    assert "hello from mylib 1" in run.stdout and str(shipped.tmp / "node-pkg") in run.stdout
+
+
+def test_env_run_calls_a_function_inside_the_env(
+    shipped: Shipped, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library path: Env.open reads the store, the node package fetches and assembles
+    in this process, and the function runs in the env's interpreter."""
+    from envship.env import Env
+
+    monkeypatch.setenv("ENVSHIP_CACHE", str(tmp_path / "cache"))  # fetched from the store
+
+    env = Env.open(shipped.env_uri)
+    assert env.env_id == shipped.env_id
+
+    def where() -> tuple[str, str]:
+        import sys
+
+        import mylib
+
+        return mylib.hello(), sys.prefix
+
+    hello, prefix = env.run(where)
+    assert hello == "hello from mylib 1" and prefix.startswith(str(tmp_path / "cache"))
 
 
 def test_single_file_node_reads_the_store_through_fsspec(
@@ -145,8 +168,10 @@ def test_single_file_node_without_the_backend_names_the_extra(
     run([uv_bin(), "pip", "install", "-q", "-p", str(node_py), "fsspec"])
     script = tmp_path / "envship_node.py"
     script.write_text(cli("node-script").stdout)
+    # a fresh node cache: a node that already holds the env needs no store at all
     proc = subprocess.run([str(node_py), str(script), shipped.env_uri, "--", "true"],
-                          capture_output=True, text=True, timeout=120, env=os.environ.copy())
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "ENVSHIP_CACHE": str(tmp_path / "cache")})
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0 and len(lines) == 1, proc.stderr
     package, extra = {"az": ("adlfs", "envship[azure]"), "gs": ("gcsfs", "envship[gcs]")}[
@@ -224,3 +249,19 @@ def test_gcs_presign_without_a_service_account_key_says_what_signs(
     message = str(err.value)
     assert "\n" not in message and "cannot make presigned URLs" in message
     assert "GOOGLE_APPLICATION_CREDENTIALS" in message
+
+
+def test_azure_node_without_credentials_fails_in_one_line(
+    azurite: Emulator, tmp_path: Path
+) -> None:
+    """A node with adlfs but no Azure credentials: `envship exec` says so in one line (GCS
+    has no such case here: the emulator serves anonymous reads)."""
+    container = f"envship-{uuid.uuid4().hex[:10]}"
+    azurite.make_bucket(container)
+    fixture = make_env(tmp_path / "blobs")
+    env_id = open_store(f"az://{container}/envs").publish(fixture.manifest, fixture.blobs).env_id
+    proc = cli("exec", f"az://{container}/envs/envs/{env_id}.json", "--", "true", ok=False,
+               env=bare_environ(tmp_path))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert "credentials for az://" in lines[0] and "envship presign" in lines[0]

@@ -104,7 +104,8 @@ def open_url(url: str) -> BinaryIO:
     except Exception as exc:  # botocore, aiohttp, gcsfs...: one line, whatever the backend
         raise NodeError(
             f"{safe_url(url)}: cannot read it ({type(exc).__name__}: {redact_text(str(exc))}); "
-            "check the URL, the endpoint, the network and this node's credentials"
+            "check the URL, the endpoint, the network and this node's credentials for "
+            f"{scheme}://, or use a presigned env (`envship presign`)"
         ) from None
 
 
