@@ -24,14 +24,38 @@ SLOW_AREAS = (
     "remote/",  # functions run in new interpreters inside packed envs
     "store/test_store_churn.py",  # concurrent ships and gcs, kill -9
     "store/test_store_faults.py",  # injected failures with retries and back-off
+    "store/test_store_teamcache.py",  # three cold ships of the sample env
+    "packing/sources/test_lock_",  # envs built from locks for other targets: resolves, PEX
+    "packing/test_dedup.py",  # four venvs packed cold, bytecode across interpreters
+    "node/test_node_e2e.py",  # packed envs run from other environments, S3, python layer
 )
+# Single tests of the quick areas that take over ~3 s on a quiet machine.
+SLOW_TESTS = frozenset({
+    "cli/test_cli_ux.py::test_missing_s3_credentials_say_where_envship_looked",
+    "cli/test_cli_ux.py::test_refused_connection_fails_fast",
+    "cli/test_cli_ux.py::test_sigterm_during_ship_leaves_no_temp_files",
+    "cli/test_cli_ux.py::test_throttling_store_is_retried_and_said_so",
+    "cli/test_cli_ux.py::test_verbose_and_quiet_after_the_command",
+    "node/test_node_cache.py::test_32_concurrent_processes_download_each_layer_once",
+    "node/test_node_cache.py::test_kill_9_during_unpack_leaves_nothing_usable",
+    "node/test_node_merged.py::test_32_concurrent_starts_fetch_each_blob_once",
+    "node/test_node_merged.py::test_python_layer_env_is_compiled_once_and_layers_stay_untouched",
+    "packing/test_snapshot.py::test_probe_answer_reused_until_site_packages_changes",
+    "packing/test_snapshot.py::test_progress_callback_reports_each_built_layer",
+    "store/test_store_cli.py::test_presign_and_ls_on_s3_with_endpoint_option",
+    "store/test_store_errors.py::test_unreachable_store_fails_fast_with_a_clear_error",
+    "store/test_store_gc.py::test_long_lived_store_sees_what_other_processes_wrote",
+    "store/test_store_ship.py::test_ship_to_s3_then_run_from_a_presigned_url",
+    "store/test_store_ship.py::test_ship_to_unreachable_store_fails_clearly",
+})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = Path(__file__).parent
     for item in items:
         rel = Path(str(item.fspath)).relative_to(root).as_posix()
-        if rel.startswith(SLOW_AREAS) or item.get_closest_marker("spark"):
+        test = f"{rel}::{item.name.partition('[')[0]}"
+        if rel.startswith(SLOW_AREAS) or test in SLOW_TESTS or item.get_closest_marker("spark"):
             item.add_marker(pytest.mark.slow)
 
 

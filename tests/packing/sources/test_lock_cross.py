@@ -75,8 +75,8 @@ def test_layer_has_no_host_traces(aarch64_env: PackResult) -> None:
         record = tar.extractfile(f"site-packages/{NUMPY.replace('==', '-')}.dist-info/RECORD")
         assert record is not None
         text = record.read().decode()
-        installer = tar.extractfile(f"site-packages/{NUMPY.replace('==', '-')}.dist-info/INSTALLER")
-        assert installer is not None and installer.read() == b"uv\n"
+        # the installer's own marks are not the wheel's: a pip install gives the same blob
+        assert not [n for n in names if n.endswith(("/INSTALLER", "/REQUESTED"))]
     rows = text.splitlines()
     assert rows == sorted(rows)
     assert "bin/f2py" not in text  # the wrapper (with this host's python path) is not shipped
