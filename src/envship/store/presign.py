@@ -10,10 +10,10 @@ from ..errors import StoreError
 from ..node.formats import presigned_key
 from ..packing.manifest import Manifest
 from .fetch import read_manifest
-from .io import Key, StoreIO
+from .io import StoreIO
 from .io.location import blob
 
-__all__ = ["PresignResult", "presign", "sign"]
+__all__ = ["PresignResult", "presign"]
 
 
 @dataclass(frozen=True)
@@ -25,25 +25,6 @@ class PresignResult:
     expires: int
 
 
-def sign(io: StoreIO, key: Key, expires: int) -> str:
-    """A presigned HTTP(S) URL for *key*, or a clear error for stores that cannot sign."""
-
-    def signed() -> object:
-        try:
-            return io.fs.sign(io.path(key), expiration=expires)
-        except NotImplementedError:
-            raise StoreError(
-                f"store {io.url} ({io.caps.protocol}://) cannot make presigned URLs; use an "
-                "object store (s3://, gs://, az://), or give nodes the env URI and access to "
-                "the store"
-            ) from None
-
-    url = io.call(signed, f"signing {'/'.join(key)}")
-    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-        raise StoreError(f"store {io.url} returned no HTTP(S) presigned URL for {io.url_of(key)}")
-    return url
-
-
 def presign(io: StoreIO, env_id: str, *, expires: int = 3600, output: Path | None = None
             ) -> PresignResult:
     """Write the env's presigned manifest (or *output*) whose layers carry presigned URLs."""
@@ -53,7 +34,7 @@ def presign(io: StoreIO, env_id: str, *, expires: int = 3600, output: Path | Non
     signed = dataclasses.replace(
         manifest,
         layers=tuple(
-            dataclasses.replace(lay, url=sign(io, blob(lay.digest), expires))
+            dataclasses.replace(lay, url=io.sign(blob(lay.digest), expires))
             for lay in manifest.layers
         ),
     )
@@ -67,4 +48,4 @@ def presign(io: StoreIO, env_id: str, *, expires: int = 3600, output: Path | Non
         return PresignResult(env_id, signed, str(output), str(output), expires)
     key = presigned_key(env_id)
     io.write(key, data, "presigned manifest")
-    return PresignResult(env_id, signed, io.url_of(key), sign(io, key, expires), expires)
+    return PresignResult(env_id, signed, io.url_of(key), io.sign(key, expires), expires)

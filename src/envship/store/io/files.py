@@ -225,6 +225,26 @@ class StoreIO:
             with ThreadPoolExecutor(min(_REMOVERS, len(keys)), "envship-rm") as pool:
                 list(pool.map(lambda k: self.remove(k, what, before=before), keys))
 
+    def sign(self, key: Key, expires: int) -> str:
+        """A presigned HTTP(S) URL of *key*, valid *expires* seconds; a clear error for
+        stores that cannot sign."""
+
+        def signed() -> object:
+            try:
+                return self.fs.sign(self.path(key), expiration=expires)
+            except NotImplementedError:
+                raise StoreError(
+                    f"store {self.url} ({self.caps.protocol}://) cannot make presigned URLs; "
+                    "use an object store (s3://, gs://, az://), or give nodes the env URI and "
+                    "access to the store"
+                ) from None
+
+        url = self.call(signed, f"signing {'/'.join(key)}")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise StoreError(f"store {self.url} returned no HTTP(S) presigned URL for "
+                             f"{self.url_of(key)}")
+        return url
+
     # -- streams ------------------------------------------------------------------
     def upload(self, local: Path, key: Key, expect_hex: str | None = None,
                progress: BytesDone | None = None, *, link: bool = False) -> int:
