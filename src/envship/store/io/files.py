@@ -247,7 +247,8 @@ class StoreIO:
 
     # -- streams ------------------------------------------------------------------
     def upload(self, local: Path, key: Key, expect_hex: str | None = None,
-               progress: BytesDone | None = None, *, link: bool = False) -> int:
+               progress: BytesDone | None = None, *, link: bool = False, what: str = ""
+               ) -> int:
         """Copy *local* to *key*, hashing while streaming (see :func:`.transfer.upload_file`);
         a retried attempt takes back the bytes it had reported. Returns the bytes sent."""
         path = self.path(key)
@@ -264,7 +265,7 @@ class StoreIO:
             sent[0] = 0
             return transfer.upload_file(self.location, local, path, expect_hex, tick, link)
 
-        return self.call(attempt, f"uploading {'/'.join(key)}")
+        return self.call(attempt, f"uploading {what or '/'.join(key)}")
 
     def download(self, key: Key, dest: Path, expect_hex: str, what: str,
                  progress: BytesDone | None = None) -> int:
