@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import logging
 import os
 import re
 import stat
@@ -31,9 +32,11 @@ from .location import Key, StoreLocation
 __all__ = ["StoreIO", "Entry", "mtime_of"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _BULK = 500  # keys per S3 DeleteObjects request (at most 1000)
 _REMOVERS = 8  # single deletes in flight elsewhere
+_TEMP_TRIES = 3  # an upload whose temp name a concurrent gc removed starts over this often
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,25 @@ class StoreIO:
         """Write a small file so readers see either nothing (or the old one) or all of it:
         temp + rename where renames are atomic, else one PUT."""
         path = self.path(key)
-        self.call(lambda: transfer.write_bytes(self.location, path, data), f"writing {what}")
+        put = self._again_if_temp_vanished(
+            lambda: transfer.write_bytes(self.location, path, data), what)
+        self.call(put, f"writing {what}")
+
+    def _again_if_temp_vanished(self, write: Callable[[], T], what: str) -> Callable[[], T]:
+        """*write* (through a temp name), started over when its temp name vanished: a gc
+        run with a short grace takes a temp file for an interrupted write's leftover."""
+        if not self.caps.atomic_rename:
+            return write
+
+        def again() -> T:
+            for _ in range(_TEMP_TRIES - 1):
+                try:
+                    return write()
+                except FileNotFoundError:
+                    log.info("temp copy of %s in %s vanished; writing it again", what, self.url)
+            return write()
+
+        return again
 
     def remove(self, key: Key, what: str = "a file", *, before: float | None = None) -> None:
         """Delete one file; already gone is fine."""
@@ -265,7 +286,8 @@ class StoreIO:
             sent[0] = 0
             return transfer.upload_file(self.location, local, path, expect_hex, tick, link)
 
-        return self.call(attempt, f"uploading {what or '/'.join(key)}")
+        send = self._again_if_temp_vanished(attempt, what or path)
+        return self.call(send, f"uploading {what or '/'.join(key)}")
 
     def download(self, key: Key, dest: Path, expect_hex: str, what: str,
                  progress: BytesDone | None = None) -> int:
