@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kits.condakit import CondaKit, cached_channel, can_build
 from kits.support import (
     AWS_ENV,
     MotoServer,
@@ -38,6 +39,8 @@ SLOW_TESTS = frozenset({
     "cli/test_cli_ux.py::test_verbose_and_quiet_after_the_command",
     "node/test_node_cache.py::test_32_concurrent_processes_download_each_layer_once",
     "node/test_node_cache.py::test_kill_9_during_unpack_leaves_nothing_usable",
+    "node/test_node_conda.py::test_changed_and_stray_files_are_packed_and_reported",
+    "node/test_node_conda.py::test_without_the_package_cache_the_blobs_are_the_same",
     "node/test_node_merged.py::test_32_concurrent_starts_fetch_each_blob_once",
     "node/test_node_merged.py::test_python_layer_env_is_compiled_once_and_layers_stay_untouched",
     "packing/test_snapshot.py::test_probe_answer_reused_until_site_packages_changes",
@@ -69,6 +72,16 @@ def sample_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleEnv]:
     project = write_sample_project(base / "mylib")
     py = make_venv(base / "venv", ["numpy"], [project])
     yield SampleEnv(base / "venv", py, project)
+
+
+@pytest.fixture(scope="session")
+def conda_kit(tmp_path_factory: pytest.TempPathFactory) -> CondaKit:
+    """A local conda channel of real packages built here (kits/condakit.py); kept next to the
+    sessions' temp dirs, so only the first session (or a change of the kit) builds it."""
+    why = can_build()
+    if why is not None:
+        pytest.skip(f"conda kit: {why}")
+    return cached_channel(tmp_path_factory.getbasetemp().parent)
 
 
 @pytest.fixture

@@ -137,7 +137,7 @@ def _engine_of(module: str) -> str | None:
 
 
 def test_no_engine_imports_another() -> None:
-    shared = {"launch", "hadoop", "processes"}  # what adapters build on; not engines themselves
+    shared = {"exec", "hadoop", "processes"}  # what adapters build on (exec: every one)
     bad = []
     for module, targets in import_graph().items():
         mine = _engine_of(module)
@@ -187,13 +187,22 @@ def test_every_engine_is_registered_and_importable_without_its_engine() -> None:
     import subprocess
     import sys
 
-    from envship.engines import ENGINES
+    from envship.engines import ENGINES, engine, top_level
 
     on_disk = {p.stem for p in (SRC / "engines").glob("*.py")} | {
         p.name for p in (SRC / "engines").iterdir() if (p / "__init__.py").exists()
     }
-    shared = {"__init__", "launch", "hadoop", "processes"}
+    shared = {"__init__", "hadoop", "processes"}
     assert set(ENGINES) == on_disk - shared
+    # envship.<engine> shims: one per engine the registry marks top_level, and no other
+    shims = {p.stem for p in SRC.glob("*.py") if "from .engines." in p.read_text()}
+    assert shims == top_level()
+    for name in shims:
+        assert getattr(envship, name).__all__ == engine(name).__all__
+    # the docs' list of engines is the registry's
+    doc = (SRC.parents[1] / "docs" / "engines.md").read_text()
+    listed = doc.split("**One registry.**")[1].split("\n\n", 1)[0]
+    assert all(f"`{name}`" in listed for name in ENGINES), listed
     # `import envship` then envship.<engine>, as the docs write it; no engine gets imported
     code = ("import sys, envship\n"
             "mods = [envship.spark, envship.dask, envship.ray, envship.yarn]\n"

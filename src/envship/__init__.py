@@ -24,8 +24,6 @@ __all__ = [
     "pack",
     "ship",
 ]
-# Engine adapters reachable as attributes; the registry itself is envship.engines.ENGINES.
-_ENGINES = frozenset({"spark", "dask", "ray", "yarn"})
 
 # Public names, imported on first use: `envship exec` imports this package on its start-up
 # fast path, which must stay standard-library only. Engine modules (envship.spark,
@@ -49,6 +47,9 @@ def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is not None:
         return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    if name in _ENGINES:  # `envship.dask.cluster(...)` after a bare `import envship`
+    from .engines import top_level  # the one registry of engines (standard library only)
+
+    # `envship.dask.cluster(...)` after a bare `import envship`
+    if not name.startswith("_") and name in top_level():
         return importlib.import_module(f"{__name__}.{name}")  # does not import the engine
     raise AttributeError(f"module 'envship' has no attribute {name!r}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from .errors import ManifestError, StoreError
 from .node.ref import parse_ref
@@ -15,9 +16,12 @@ from .packing.manifest import Manifest
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["Env", "open_manifest", "split_env_uri"]
+__all__ = ["Env", "EnvRef", "open_manifest", "split_env_uri"]
 
 T = TypeVar("T")
+
+# What every engine adapter takes as an env: see Env.coerce.
+EnvRef: TypeAlias = "Env | str | os.PathLike[str]"
 
 def split_env_uri(uri: str) -> tuple[str, str, str]:
     """`<store>/envs/<id>.json` -> (store, "env", id); `<store>/tags/<n>.json` -> (store,
@@ -82,6 +86,36 @@ class Env:
         from .remote import map_
 
         return map_(self.uri, self.manifest, func, iterable, processes=processes)
+
+    @classmethod
+    def coerce(
+        cls, ref: EnvRef, storage_options: Mapping[str, Any] | None = None
+    ) -> Env:
+        """*ref* as an :class:`Env`: an Env as it is (with *storage_options*, if given, to
+        read its store), else :meth:`open` of the env URI, tag URI, packed env directory or
+        presigned manifest URL it names. What every engine adapter calls on the env it gets.
+        Without *storage_options*, fsspec and the cloud SDKs read theirs from the
+        environment (``AWS_ENDPOINT_URL``, ``FSSPEC_S3_*``...), as :func:`envship.ship` does."""
+        if isinstance(ref, Env):
+            if storage_options is None:
+                return ref
+            return dataclasses.replace(ref, storage_options=dict(storage_options))
+        return cls.open(cls.uri_of(ref), storage_options)
+
+    @staticmethod
+    def uri_of(ref: EnvRef) -> str:
+        """The reference a node runtime resolves, without reading anything: an Env's URI, or
+        *ref* as given. For launchers that only write it on a command line."""
+        if isinstance(ref, Env):
+            return ref.uri
+        if isinstance(ref, os.PathLike):
+            ref = os.fspath(ref)
+        if not isinstance(ref, str) or not ref:
+            raise StoreError(
+                f"{ref!r} is neither an Env nor an env URI: pass the Env envship.ship() "
+                "returned, or the env URI `envship ship` printed"
+            )
+        return ref
 
     @classmethod
     def open(cls, uri: str, storage_options: Mapping[str, Any] | None = None) -> Env:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from envship.engines.exec import command, env_uri, process_environ, resolve_env_id
-from envship.errors import EngineError
+from envship.engines.exec import command, process_environ
+from envship.env import Env
+from envship.errors import EngineError, EnvshipError
 from envship.store import open_store
 from kits.enginekit import Shipped, child_environ, ship_venv
 from kits.storekit import make_env
@@ -36,31 +37,34 @@ def test_command_forms() -> None:
         command(uri, ["x"], envship_bin="envship", node_script_path="n.py")
     with pytest.raises(EngineError, match="no command"):
         command(uri, [])
-    with pytest.raises(EngineError, match="neither an Env nor an env URI"):
-        env_uri(42)  # type: ignore[arg-type]
+    with pytest.raises(EnvshipError, match="neither an Env nor an env URI"):
+        command(42, ["x"])  # type: ignore[arg-type]
+    assert command(Path("/s/envs/x.json"), ["x"])[3] == "/s/envs/x.json"
 
 
-def test_resolve_env_id_reads_and_verifies_every_reference(tmp_path: Path) -> None:
+def test_env_coerce_reads_and_verifies_every_reference(tmp_path: Path) -> None:
+    """Env.coerce: what every engine calls on the env it is given."""
     store = open_store(str(tmp_path / "store"))
     env = make_env(tmp_path / "blobs")
     env_id = store.publish(env.manifest, env.blobs).env_id
     root = tmp_path / "store"
     store.set_tag("prod", env_id)
-    assert resolve_env_id(str(root / "envs" / f"{env_id}.json")) == env_id
-    assert resolve_env_id(str(root / "tags" / "prod.json")) == env_id
-    with pytest.raises(EngineError, match="cannot read env reference"):
-        resolve_env_id(str(root / "tags" / "missing.json"))
+    opened = Env.coerce(str(root / "envs" / f"{env_id}.json"))
+    assert opened.env_id == env_id and Env.coerce(opened) is opened
+    assert Env.coerce(root / "tags" / "prod.json").env_id == env_id
+    assert Env.coerce(opened, {"anon": True}).storage_options == {"anon": True}
+    with pytest.raises(EnvshipError, match="missing"):
+        Env.coerce(str(root / "tags" / "missing.json"))
     # A manifest that does not hash to the id in its name is refused, however it is named.
     packed = tmp_path / "packed"
     (packed / "envs").mkdir(parents=True)
     (packed / "envs" / f"{ENV_ID}.json").write_text("{}")
-    with pytest.raises(EngineError, match="cannot read env reference"):
-        resolve_env_id(str(packed))
-    with pytest.raises(EngineError, match="cannot read env reference"):
-        resolve_env_id(str(packed / "envs" / f"{ENV_ID}.json"))
+    for ref in (packed, packed / "envs" / f"{ENV_ID}.json"):
+        with pytest.raises(EnvshipError):
+            Env.coerce(ref)
     (root / "envs" / f"{env_id}.json").write_text("{}")
-    with pytest.raises(EngineError, match="cannot read env reference"):
-        resolve_env_id(str(root / "envs" / f"{env_id}.json"))
+    with pytest.raises(EnvshipError, match=env_id[:12]):
+        Env.coerce(str(root / "envs" / f"{env_id}.json"))
 
 
 def test_process_environ_sets_cache_and_drops_python_path(tmp_path: Path) -> None:

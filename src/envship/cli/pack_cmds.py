@@ -178,13 +178,17 @@ def inspect(
                   highlight=False)
     console.print(f"schema: {m.schema_id}", highlight=False)
     layers = Table(title="layers", box=None, pad_edge=False, title_justify="left")
-    for col, justify in (("layer", "left"), ("distributions", "left"), ("files", "right"),
+    for col, justify in (("layer", "left"), ("holds", "left"), ("files", "right"),
                          ("size", "right"), ("bytecode", "left"), ("digest", "left")):
         layers.add_column(col, justify=justify)  # type: ignore[arg-type]
     for lay in m.layers:
         bytecode = {"packed": "packed", "node": "left to the node", "none": "-"}.get(
             lay.bytecode or "", "-" if lay.kind == "python" else "not compiled")
-        layers.add_row(lay.kind, ", ".join(lay.dists), str(lay.files), human_size(lay.size),
+        pkg = lay.package
+        holds = (f"{pkg.name} {pkg.version} {pkg.build}" + (" (noarch)" if pkg.noarch else "")
+                 + (f", {len(lay.relocations)} relocated" if lay.relocations else "")
+                 if pkg is not None else ", ".join(lay.dists))
+        layers.add_row(lay.kind, holds, str(lay.files), human_size(lay.size),
                        bytecode, lay.digest[7:23])
     console.print(layers)
     total = sum(lay.size for lay in m.layers)

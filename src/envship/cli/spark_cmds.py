@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import shlex
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Any, Optional
 
 import typer
 
+from ..engines.spark.submit import OWN_OPTIONS, plan_submit, run_command
 from .app import app, default_signals, err_console, state
 
 __all__: list[str] = []
@@ -21,6 +24,46 @@ before or after ENV_URI, but before the application.
 """
 
 
+def _with_own_options(func: Callable[..., None]) -> Callable[..., None]:
+    """Give *func* a typer parameter per option of OWN_OPTIONS (declared once, there): click
+    shows them in --help and parses those before ENV_URI; the library parses the rest."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [
+        inspect.Parameter("ctx", kind, annotation=typer.Context),
+        inspect.Parameter("env_uri", kind, annotation=str, default=typer.Argument(
+            ..., metavar="ENV_URI", help="Env URI from `envship ship`, a tag URI, or a .pex.")),
+    ]
+    for i, opt in enumerate(OWN_OPTIONS):
+        common: dict[str, Any] = {"help": opt.help, "hidden": opt.hidden}
+        annotation: Any
+        if opt.sets is not None:
+            default, annotation = typer.Option(False, *opt.names, **common), bool
+        elif opt.field == "storage_options":
+            default = typer.Option(None, *opt.names, metavar=opt.metavar, **common)
+            annotation = Optional[list[str]]  # noqa: UP045 (typer reads typing.Optional)
+        else:
+            default = typer.Option(None, *opt.names, metavar=opt.metavar, **common)
+            annotation = Optional[str]  # noqa: UP045
+        params.append(inspect.Parameter(f"own_{i}", kind, default=default, annotation=annotation))
+    func.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return func
+
+
+def _own_argv(given: dict[str, Any]) -> list[str]:
+    """The options click parsed before ENV_URI, back as argv (the library parses them all)."""
+    argv: list[str] = []
+    for i, opt in enumerate(OWN_OPTIONS):
+        value = given.get(f"own_{i}")
+        if value is True:
+            argv.append(opt.names[0])
+        elif isinstance(value, list):
+            for item in value:
+                argv += [opt.names[0], item]
+        elif isinstance(value, str):
+            argv += [opt.names[0], value]
+    return argv
+
+
 @app.command(
     "spark-submit",
     help=_HELP,
@@ -30,60 +73,9 @@ before or after ENV_URI, but before the application.
         "allow_interspersed_args": False,
     },
 )
-def spark_submit(
-    ctx: typer.Context,
-    env_uri: Annotated[
-        str, typer.Argument(metavar="ENV_URI", help="Env URI from `envship ship`, or a .pex.")
-    ],
-    mode: Annotated[
-        str,
-        typer.Option("--mode", metavar="MODE",
-                     help="archives, node-cache or pex (implied by a .pex)."),
-    ] = "archives",
-    cache: Annotated[
-        str | None,
-        typer.Option("--cache", metavar="DIR",
-                     help="node-cache mode: the node cache on executors (as `envship exec "
-                          "--cache`)."),
-    ] = None,
-    cache_dir: Annotated[
-        str | None, typer.Option("--cache-dir", hidden=True, help="Old name of --cache.")
-    ] = None,
-    presign: Annotated[
-        bool | None,
-        typer.Option("--presign/--no-presign", help="Hand executors presigned HTTPS URLs."),
-    ] = None,
-    expires: Annotated[
-        int, typer.Option("--expires", metavar="SECONDS", help="Presigned URL lifetime.")
-    ] = 21600,
-    no_check: Annotated[
-        bool, typer.Option("--no-check", help="Do not compare the local code with the env.")
-    ] = False,
-    driver_python: Annotated[
-        str | None,
-        typer.Option("--driver-python", metavar="PATH",
-                     help="Driver Python (default: this one)."),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the spark-submit command, do not run it.")
-    ] = False,
-    no_local_modules: Annotated[
-        bool,
-        typer.Option("--no-local-modules", help="Do not ship the .py files next to the app."),
-    ] = False,
-    storage_option: Annotated[
-        list[str] | None,
-        typer.Option("--storage-option", "-s", metavar="KEY=VALUE",
-                     help="fsspec storage option (repeatable), as for `envship ship`."),
-    ] = None,
-) -> None:
-    from ..engines.spark.submit import SubmitOptions, plan_submit, run_command
-
-    given = SubmitOptions(
-        mode, cache if cache is not None else cache_dir, presign, expires, not no_check,
-        driver_python, dry_run, not no_local_modules, tuple(storage_option or ()),
-    )
-    cmd, options = plan_submit(env_uri, ctx.args, given)
+@_with_own_options
+def spark_submit(ctx: typer.Context, env_uri: str, **own: Any) -> None:
+    cmd, options = plan_submit([*_own_argv(own), env_uri, *ctx.args])
     shown = shlex.join(cmd)
     if options.dry_run:
         print(shown)

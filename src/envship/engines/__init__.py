@@ -1,34 +1,49 @@
 """Engine adapters: start processes of Spark, Dask, Ray, YARN and others inside an env.
 
 One module (or package) per engine, registered by name in :data:`ENGINES` and imported on
-first use, so a missing optional dependency only matters to the engine that needs it.
+first use, so a missing optional dependency only matters to the engine that needs it. The
+registry is the one list: ``envship.<name>`` (for engines marked ``top_level``), the layout
+test and the docs' list of engines all read it.
 """
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import NamedTuple
 
 from ..errors import EngineError
 
-__all__ = ["ENGINES", "engine"]
+__all__ = ["ENGINES", "Engine", "engine", "top_level"]
 
-# name -> (module, the distribution it needs at run time or "" for none)
-ENGINES: dict[str, tuple[str, str]] = {
-    "exec": ("envship.engines.exec", ""),
-    "spark": ("envship.engines.spark", "pyspark"),
-    "dask": ("envship.engines.dask", "distributed"),
-    "ray": ("envship.engines.ray", "ray"),
-    "yarn": ("envship.engines.yarn", "skein"),
-    "tensorflow": ("envship.engines.tensorflow", ""),  # TF_CONFIG for workers started by exec
+
+class Engine(NamedTuple):
+    module: str  # the adapter module; importing it does not import the engine
+    needs: str = ""  # the distribution it needs at run time ("" for none)
+    extra: str = ""  # the envship extra that installs it
+    top_level: bool = False  # also importable as envship.<name> (a one-line shim module)
+
+
+ENGINES: dict[str, Engine] = {
+    "exec": Engine("envship.engines.exec"),
+    "spark": Engine("envship.engines.spark", "pyspark", "spark", top_level=True),
+    "dask": Engine("envship.engines.dask", "distributed", "dask", top_level=True),
+    "ray": Engine("envship.engines.ray", "ray", "ray", top_level=True),
+    "yarn": Engine("envship.engines.yarn", "skein", "yarn", top_level=True),
+    "tensorflow": Engine("envship.engines.tensorflow"),  # TF_CONFIG for workers started by exec
 }
+
+
+def top_level() -> frozenset[str]:
+    """The engines reachable as ``envship.<name>``."""
+    return frozenset(name for name, info in ENGINES.items() if info.top_level)
 
 
 def engine(name: str) -> ModuleType:
     """The adapter module of engine *name* (importing it does not import the engine itself)."""
     try:
-        module, _needs = ENGINES[name]
+        info = ENGINES[name]
     except KeyError:
         known = ", ".join(sorted(ENGINES))
         raise EngineError(f"unknown engine {name!r}; known engines: {known}") from None
-    return importlib.import_module(module)
+    return importlib.import_module(info.module)

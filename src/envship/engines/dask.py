@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..drift import require_code_match
+from ..env import Env
 from ..errors import EngineError
-from .launch import EnvRef, command, process_environ, resolve_env_id
+from .exec import EnvRef, command, process_environ
 from .processes import free_port, signal_group
 
 if TYPE_CHECKING:
@@ -171,13 +173,18 @@ def cluster(
     start_timeout: float = 300.0,
     check_env: bool = True,
     environ: Mapping[str, str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Iterator[Client]:
     """Start a scheduler and *n_workers* worker processes inside *env* on this machine.
 
     Yields a connected ``distributed.Client`` (this process needs ``distributed``, not the
     env's packages). Every process starts through the node runtime, so the env is fetched and
     assembled once into the node cache (*cache_dir*, else ``$ENVSHIP_CACHE``). On exit the
-    client is closed and every process started here is stopped.
+    client is closed and every process started here is stopped. With *check_env*, the local
+    code is first compared with the env's code layers (edited but not re-shipped: EngineError)
+    and the workers are checked once up (:func:`check`). *storage_options*: to read
+    the env here for the check (the node runtime reads its store with fsspec's own
+    configuration, e.g. ``FSSPEC_S3_ENDPOINT_URL`` in *environ*).
     """
     try:
         from distributed import Client
@@ -187,6 +194,9 @@ def cluster(
         ) from exc
     if n_workers < 1:
         raise EngineError(f"n_workers must be at least 1, got {n_workers}")
+    if check_env:  # functions pickled here by reference must find the same code there
+        env = Env.coerce(env, storage_options)
+        require_code_match(env)
     proc_env = process_environ(cache_dir, environ)
     procs: list[_Proc] = []
     with ExitStack() as stack:
@@ -237,7 +247,7 @@ def cluster(
         stack.callback(client.close)
         _wait_workers(client, procs, n_workers, start_timeout)
         if check_env:
-            check(client, env)
+            check(client, env, storage_options=storage_options)
         yield client
 
 
@@ -258,14 +268,16 @@ def _wait_workers(client: Client, procs: Sequence[_Proc], n: int, timeout: float
         time.sleep(0.2)
 
 
-def check(client: Client, env: EnvRef) -> dict[str, str]:
+def check(
+    client: Client, env: EnvRef, *, storage_options: Mapping[str, Any] | None = None
+) -> dict[str, str]:
     """Check that every worker of *client* runs inside *env*; return ``{worker: env id}``.
 
     Each worker reports ``ENVSHIP_ENV_ID``, which the node runtime sets. Raises EngineError
     naming the workers that run another env or none, or whose Python (major.minor) or
     ``distributed`` version differs from this client's.
     """
-    expected = resolve_env_id(env)
+    expected = Env.coerce(env, storage_options).env_id
     # os.getenv pickles by reference and runs on the worker: the worker's own environment.
     reported: dict[str, str | None] = client.run(os.getenv, "ENVSHIP_ENV_ID")
     if not reported:

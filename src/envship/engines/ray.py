@@ -7,8 +7,10 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from ..drift import require_code_match
+from ..env import Env
 from ..errors import EngineError
-from .launch import EnvRef, command, resolve_env_id
+from .exec import EnvRef, command
 
 __all__ = ["runtime_env", "check"]
 
@@ -39,16 +41,27 @@ def runtime_env(
     return spec
 
 
-def check(env: EnvRef, spec: Mapping[str, Any] | None = None, *, timeout: float = 300.0) -> str:
-    """Run one task with *spec* (default :func:`runtime_env`) and check it runs inside *env*.
-
-    Needs a connected Ray (``ray.init()``). Returns the env id; raises EngineError otherwise.
+def check(
+    env: EnvRef,
+    spec: Mapping[str, Any] | None = None,
+    *,
+    timeout: float = 300.0,
+    storage_options: Mapping[str, Any] | None = None,
+    check_code: bool = True,
+) -> str:
+    """Run one task with *spec* (default :func:`runtime_env`) and check it runs inside *env*
+    (read with *storage_options*); with *check_code*, first compare the local code with the
+    env's code layers (edited but not re-shipped: EngineError). Needs a connected Ray
+    (``ray.init()``). Returns the env id; raises EngineError otherwise.
     """
+    opened = Env.coerce(env, storage_options)
+    if check_code:
+        require_code_match(opened)
+    expected = opened.env_id
     try:
         import ray
     except ImportError as exc:
         raise EngineError("envship.ray.check needs `ray` in this Python: pip install ray") from exc
-    expected = resolve_env_id(env)
     task = ray.remote(os.getenv).options(runtime_env=dict(spec or runtime_env(env)))
     try:
         got = ray.get(task.remote("ENVSHIP_ENV_ID"), timeout=timeout)

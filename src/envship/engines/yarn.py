@@ -8,16 +8,17 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..errors import EngineError, EnvshipError
+from ..env import Env
+from ..errors import EngineError
 from ..node.formats import blob_key, env_key
 from ..node.ref import parse_ref
 from ..packing.manifest import Manifest
 from ..paths import envship_home
+from .exec import NODE_SCRIPT_NAME, EnvRef
 from .hadoop import HADOOP_SCHEMES, hadoop_url
-from .launch import NODE_SCRIPT_NAME, EnvRef, env_uri
 
 if TYPE_CHECKING:
     import skein
@@ -46,12 +47,10 @@ class YarnResources:
     env_id: str
 
 
-def _open(env: EnvRef) -> tuple[str, Manifest]:
+def _open(env: EnvRef, storage_options: Mapping[str, Any] | None) -> tuple[str, Manifest]:
     """(store root, verified manifest) of *env*; a tag is pinned to the env it names now, so
     every container runs the same env."""
-    from ..env import Env
-
-    uri = env_uri(env)
+    uri = Env.uri_of(env)
     try:
         kind = parse_ref(uri).kind
     except ValueError:
@@ -62,12 +61,7 @@ def _open(env: EnvRef) -> tuple[str, Manifest]:
             "on a filesystem Hadoop can read (hdfs://, s3a://, abfs://, file://...); "
             "use the URI `envship ship` printed"
         )
-    opened = env if isinstance(env, Env) else None
-    if opened is None:
-        try:
-            opened = Env.open(uri)
-        except EnvshipError as exc:
-            raise EngineError(f"cannot read env {uri}: {exc}") from exc
+    opened = Env.coerce(env, storage_options)
     return opened.store_url, opened.manifest
 
 
@@ -81,11 +75,12 @@ def bootstrap_script(manifest: Manifest, env_id: str, command: str) -> str:
     YARN has already unpacked every layer archive into the container's working directory, so
     the node runtime only assembles the env view there (nothing is downloaded again).
     """
+    manifest_path = "/".join((_STATE_DIR, "store", *env_key(env_id)))
     lines = [
         "set -e",
         f'ENVSHIP_CACHE="$PWD/{_STATE_DIR}/cache"; export ENVSHIP_CACHE',
-        f'mkdir -p "$ENVSHIP_CACHE/layers" "{_STATE_DIR}/store/envs"',
-        f'cp {MANIFEST_NAME} "{_STATE_DIR}/store/envs/{env_id}.json"',
+        f'mkdir -p "$ENVSHIP_CACHE/layers" "{manifest_path.rsplit("/", 1)[0]}"',
+        f'cp {MANIFEST_NAME} "{manifest_path}"',
     ]
     for lay in manifest.layers:
         lines.append(f'ln -sfn "$PWD/{_LAYER_PREFIX}{lay.hex}" "$ENVSHIP_CACHE/layers/{lay.hex}"')
@@ -96,7 +91,7 @@ def bootstrap_script(manifest: Manifest, env_id: str, command: str) -> str:
         interp = f"python/bin/python{manifest.python.major_minor}"
         python = f'"$PWD/{_LAYER_PREFIX}{py_layer.hex}/{interp}"'
     lines.append(
-        f'exec {python} {NODE_SCRIPT_NAME} "{_STATE_DIR}/store/envs/{env_id}.json" -- {command}'
+        f'exec {python} {NODE_SCRIPT_NAME} "{manifest_path}" -- {command}'
     )
     return "\n".join(lines) + "\n"
 
@@ -107,12 +102,14 @@ def yarn_resources(
     *,
     node_script: str | os.PathLike[str] | None = None,
     schemes: Mapping[str, str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> YarnResources:
     """The files to localize and the script to run, without needing skein.
 
-    *schemes* maps fsspec URL schemes to Hadoop ones (default ``{"s3": "s3a"}``).
+    *schemes* maps fsspec URL schemes to Hadoop ones (default ``{"s3": "s3a"}``);
+    *storage_options*: to read the manifest here (they never go into the spec).
     """
-    root, manifest = _open(env)
+    root, manifest = _open(env, storage_options)
     env_id = manifest.env_id
     scheme_map = HADOOP_SCHEMES if schemes is None else dict(schemes)
     cmd = command if isinstance(command, str) else shlex.join(command)
@@ -145,6 +142,7 @@ def application_spec(
     tags: Sequence[str] = (),
     file_systems: Sequence[str] | None = None,
     layer_visibility: str = "public",
+    storage_options: Mapping[str, Any] | None = None,
 ) -> skein.ApplicationSpec:
     """A skein ``ApplicationSpec`` with one service, ``envship``, running *command* in *env*.
 
@@ -167,7 +165,8 @@ def application_spec(
         raise EngineError(
             f"layer_visibility={layer_visibility!r}: use public, private or application"
         )
-    res = yarn_resources(env, command, node_script=node_script, schemes=schemes)
+    res = yarn_resources(env, command, node_script=node_script, schemes=schemes,
+                         storage_options=storage_options)
     files = {
         dest: skein.File(
             source=src, type=kind, visibility=layer_visibility if kind == "archive" else "private"

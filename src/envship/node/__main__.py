@@ -134,6 +134,10 @@ def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, ver
     env["VIRTUAL_ENV"] = view
     env["ENVSHIP_ENV_ID"] = env_id
     env.pop("PYTHONHOME", None)
+    if os.path.isdir(os.path.join(view, "conda-meta")):  # a conda prefix: activate it
+        from .conda import activate
+
+        env = activate(view, env)
     exe = _find(cmd[0], env["PATH"])
     if exe is None:
         sys.stderr.write(f"envship exec: {cmd[0]}: command not found in the env or on PATH\n")

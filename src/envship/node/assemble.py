@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from .interp import Interpreter
 
-__all__ = ["assemble_view", "PTH_NAME"]
+__all__ = ["assemble_view", "write_own_files", "PTH_NAME"]
 
 PTH_NAME = "_envship.pth"
 _SHEBANG_MAX = 127  # Linux truncates longer #! lines
@@ -63,7 +63,7 @@ def assemble_view(
 
     *layer_dirs* lists (kind, unpacked layer dir) in manifest order.
     """
-    from .resolve import is_merged
+    from .formats import is_merged
 
     mm = ".".join(interpreter.version.split(".")[:2])
     bindir = os.path.join(tmp, "bin")
@@ -86,7 +86,12 @@ def assemble_view(
         _merge_layers(tmp, site, bindir, layer_dirs, taken, log)
     else:
         _pth_layers(site, bindir, layer_dirs, taken)
+    write_own_files(tmp, env_id, raw_manifest, layer_dirs)
 
+
+def write_own_files(tmp: str, env_id: str, raw_manifest: bytes, layer_dirs: list[tuple[str, str]]
+               ) -> None:
+    """The view's own files: its env id, its manifest, the layers it links to."""
     with open(os.path.join(tmp, "envship-env-id"), "w", encoding="ascii") as f:
         f.write(env_id + "\n")
     with open(os.path.join(tmp, "manifest.json"), "wb") as fb:

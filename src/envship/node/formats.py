@@ -8,9 +8,8 @@ with the same message.
 
 from __future__ import annotations
 
-import hashlib
-import json
-
+# json and hashlib are imported where used: `envship exec`'s warm path imports this module (via
+# node.ref) and must not pay for json, re and hashlib before it execs the command.
 from .errors import ManifestInvalid
 
 TYPE_CHECKING = False
@@ -68,6 +67,8 @@ def digest_hex(digest: str) -> str:
 
 def canonical_json(obj: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8: the exact bytes the env id is computed from."""
+    import json
+
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -85,12 +86,16 @@ def hashed_json(manifest: dict[str, Any]) -> bytes:
 
 def env_id_of(manifest: dict[str, Any]) -> str:
     """The env id: sha256 (hex) of :func:`hashed_json`."""
+    import hashlib
+
     return hashlib.sha256(hashed_json(manifest)).hexdigest()
 
 
 def parse_document(data: bytes, source: str, what: str = "manifest") -> Any:
     """JSON from a store object, with one-line errors for bad, oversized or absurdly nested
     input (a RecursionError never escapes)."""
+    import json
+
     if len(data) > MAX_DOCUMENT_BYTES:
         raise ManifestInvalid(
             f"{source}: {what} is larger than {MAX_DOCUMENT_BYTES >> 20} MB; not an envship file")
@@ -181,6 +186,8 @@ def _layer_name(i: int, lay: Any) -> str:
 
 
 def _short(value: Any) -> str:
+    import json
+
     text = json.dumps(value, sort_keys=True, ensure_ascii=False)  # the same in every reader
     return text if len(text) <= 200 else text[:197] + "..."
 

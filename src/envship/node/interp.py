@@ -125,7 +125,9 @@ def _missing(impl: str, mm: str, abi: str, tried: list[str]) -> NodeError:
 def layer_python(layer_root: str, manifest: dict[str, Any]) -> Interpreter:
     """The interpreter inside an unpacked `python` layer."""
     _, mm, _ = needed_version(manifest)
-    path = os.path.join(layer_root, "python", "bin", "python" + mm)
+    conda = any("package" in lay for lay in manifest["layers"] if lay["kind"] == "python")
+    rel = ("bin",) if conda else ("python", "bin")  # a conda package is laid out as a prefix
+    path = os.path.join(layer_root, *rel, "python" + mm)
     if not os.path.isfile(path):
-        raise NodeError(f"python layer {layer_root}: no python/bin/python{mm} in it")
+        raise NodeError(f"python layer {layer_root}: no {'/'.join(rel)}/python{mm} in it")
     return Interpreter(path, manifest["python"]["version"])

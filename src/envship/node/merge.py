@@ -21,9 +21,13 @@ class Merger:
     Two sources holding the same file path is a conflict (NodeError naming both).
     """
 
-    __slots__ = ("linked", "copied", "_owner", "_made", "_links_fail")
+    __slots__ = ("linked", "copied", "_owner", "_made", "_links_fail", "_keep_links")
 
-    def __init__(self) -> None:
+    def __init__(self, keep_links: bool = False) -> None:
+        # keep_links: symlinks keep their targets as written (a conda prefix view: they are
+        # relative within the prefix, across packages too); else a target outside the merged
+        # tree is pointed at where it is in its layer.
+        self._keep_links = keep_links
         self.linked = 0
         self.copied = 0
         self._owner: dict[str, str] = {}  # destination path -> the layer it came from
@@ -99,7 +103,7 @@ class Merger:
     def _symlink(self, src: str, dest: str, root: str, label: str) -> None:
         target = os.readlink(src)
         resolved = os.path.normpath(os.path.join(os.path.dirname(src), target))
-        if not (resolved == root or resolved.startswith(root + os.sep)):
+        if not self._keep_links and not (resolved == root or resolved.startswith(root + os.sep)):
             target = resolved  # points elsewhere in its layer: keep pointing there
         try:
             os.symlink(target, dest)

@@ -89,7 +89,9 @@ class View:
         env["VIRTUAL_ENV"] = self.path
         env["ENVSHIP_ENV_ID"] = self.env_id
         env.pop("PYTHONHOME", None)
-        return env
+        from .conda import activate, is_conda_view
+
+        return activate(self.path, env) if is_conda_view(self.path) else env
 
 
 def prepare(
@@ -279,8 +281,8 @@ def _compile(
     """Byte-compile an unpacked schema-2 layer that was not compiled at pack time."""
     from .resolve import is_merged
 
-    if not is_merged(manifest) or lay.get("bytecode") in ("packed", "none"):
-        return 0
+    if not is_merged(manifest) or lay.get("bytecode") in ("packed", "none") or "package" in lay:
+        return 0  # a conda package without packed bytecode runs from its sources
     from .bytecode import compile_tree
 
     label = f"{lay['kind']} {lay['digest'][:19]}"
@@ -344,6 +346,7 @@ def _ensure_env(
     log: Callable[[str], None] | None,
 ) -> str:
     from .assemble import assemble_view
+    from .formats import is_conda
 
     final = cache.view_dir(root, resolved.env_id)
     fd = cache.acquire(cache.lock_path(root, "build-" + resolved.env_id))
@@ -358,10 +361,14 @@ def _ensure_env(
             cache.remove_tree(trash)
         tmp = cache.temp_dir(parent, resolved.env_id)
         try:
-            assemble_view(
-                tmp, final, resolved.env_id, resolved.manifest, resolved.raw, dirs, interpreter,
-                log,
-            )
+            if is_conda(resolved.manifest):  # a real conda prefix, not a venv
+                from .conda import assemble_conda
+
+                assemble_conda(tmp, final, resolved.env_id, resolved.manifest, resolved.raw,
+                               dirs, log)
+            else:
+                assemble_view(tmp, final, resolved.env_id, resolved.manifest, resolved.raw,
+                              dirs, interpreter, log)
             cache.commit_dir(tmp, final)
         except BaseException:
             cache.remove_tree(tmp)

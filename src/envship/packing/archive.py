@@ -119,6 +119,21 @@ def _rewrite_shebang(data: bytes) -> bytes:
     return data
 
 
+def transformed(entry: LayerEntry, data: bytes) -> bytes:
+    """The bytes the layer holds for *entry*, read as *data* from its source."""
+    if entry.transform == "shebang":
+        return _rewrite_shebang(data)
+    if entry.transform == "record":
+        return _rewrite_record(data, entry.record_keep, entry.record_blank)
+    if entry.transform == "pyc":  # timestamps mean nothing in a layer: never checked instead
+        return data[:4] + (1).to_bytes(4, "little") + bytes(8) + data[16:]
+    if entry.transform == "unprefix" and entry.relocate is not None:
+        from .sources.conda import unprefix
+
+        return unprefix(data, *entry.relocate)
+    return data
+
+
 def _rewrite_record(data: bytes, keep: frozenset[str], blank: frozenset[str]) -> bytes:
     """The RECORD rows of the files the blob holds, sorted (installers order them their own
     way), scripts without hash/size (their shebang is rewritten)."""
@@ -170,6 +185,8 @@ def _load(entry: LayerEntry) -> tuple[int, bytes | None]:
 
     Runs in reader threads (os.read releases the GIL), so file I/O overlaps compression.
     """
+    if entry.transform == "symlink":
+        return 0o777, entry.source.encode("utf-8", "surrogateescape")
     fd = _open(entry)
     try:
         st = os.fstat(fd)
@@ -181,11 +198,7 @@ def _load(entry: LayerEntry) -> tuple[int, bytes | None]:
         raise PackError(f"cannot read {entry.source}: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
-    if entry.transform == "shebang":
-        data = _rewrite_shebang(data)
-    elif entry.transform == "record":
-        data = _rewrite_record(data, entry.record_keep, entry.record_blank)
-    return mode, data
+    return mode, transformed(entry, data)
 
 
 def _stream(out: BlockWriter, entry: LayerEntry, mode: int) -> tuple[int, int]:
@@ -209,6 +222,12 @@ def _add_file(
 ) -> tuple[int, int]:
     """Append one file entry; returns (tar bytes written, the file's size)."""
     mode, data = loaded
+    if entry.transform == "symlink":
+        info = tarfile.TarInfo(entry.arcname)
+        info.type, info.linkname, info.mode = tarfile.SYMTYPE, entry.source, 0o777
+        header = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+        out.write(header)
+        return len(header), 0
     if data is None:
         header_len, size = _stream(out, entry, mode)
     else:
@@ -297,7 +316,8 @@ def write_blob(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return Blob(f"sha256:{digest}", hashing.size, total, final, unpacked)
+    regular = sum(1 for e in entries if e.transform != "symlink")  # "files": regular files
+    return Blob(f"sha256:{digest}", hashing.size, regular, final, unpacked)
 
 
 def archive_files(files: Mapping[str, tuple[bytes, int]]) -> bytes:

@@ -17,7 +17,7 @@ from typing import Protocol
 from ..errors import PackError
 from ..node.formats import BLOBS, FINGERPRINTS, blob_key, fingerprint_key
 from ..paths import build_cache_dir
-from .archive import COMPRESS_LEVEL, Blob, _rewrite_record, _rewrite_shebang
+from .archive import COMPRESS_LEVEL, Blob, transformed
 from .layers import LayerEntry, LayerPlan
 
 __all__ = [
@@ -67,14 +67,14 @@ def _content_key(path: str, entry: LayerEntry | None = None) -> str:
             exe = os.fstat(fh.fileno()).st_mode & 0o111
     except OSError as exc:
         raise PackError(f"cannot read {path}: {exc.strerror}; fix it or exclude it.") from exc
-    if entry is not None and entry.transform == "shebang":
-        data = _rewrite_shebang(data)
-    elif entry is not None and entry.transform == "record":
-        data = _rewrite_record(data, entry.record_keep, entry.record_blank)
+    if entry is not None:
+        data = transformed(entry, data)
     return f"{hashlib.sha256(data).hexdigest()}:{1 if exe else 0}"
 
 
 def _entry_key(entry: LayerEntry, mode: str) -> str:
+    if entry.transform == "symlink":
+        return "symlink:" + entry.source
     if mode == "content":
         key = _content_key(entry.source, entry)
     elif mode == "record" and entry.known_hash:
@@ -82,6 +82,8 @@ def _entry_key(entry: LayerEntry, mode: str) -> str:
         key = entry.known_hash + ":" + _stat_key(entry.source)
     else:
         key = _stat_key(entry.source)
+    if entry.relocate is not None and mode != "content":  # content: prefix undone already
+        key += "|" + "\x1f".join(entry.relocate)
     if entry.transform == "record":
         key += "|" + "\x1f".join(sorted(entry.record_keep)) + "|" + "\x1f".join(
             sorted(entry.record_blank)

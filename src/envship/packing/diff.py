@@ -67,6 +67,8 @@ def _py(m: Manifest) -> str:
 
 def layer_label(layer: LayerRef) -> str:
     """A layer's name across versions of its distributions: ``dist numpy``, ``code mylib``."""
+    if layer.package is not None and layer.kind == "conda":  # one layer per conda package
+        return f"{layer.kind} {layer.package.name}"
     names = ",".join(d.partition("==")[0] for d in layer.dists)
     return f"{layer.kind} {names}" if names else layer.kind
 

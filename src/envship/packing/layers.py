@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..errors import PackError
-from .sources.conda import conda_shared_libs
+from .sources.conda import CondaPackage
 from .sources.snapshot import DistInfo, Snapshot
 from .sources.sourcetree import SourceWalker, root_entries
 
@@ -35,25 +35,33 @@ class LayerEntry(NamedTuple):
 
     arcname: str  # path inside the layer, e.g. "site-packages/numpy/__init__.py"
     source: str  # absolute path read when archiving
-    transform: str = ""  # "" (copy) | "shebang" (python shebang -> /usr/bin/env python) | "record"
+    # "" (copy) | "shebang" (python shebang -> /usr/bin/env python) | "record" |
+    # "symlink" (source is the link's target) | "unprefix" (a conda file: see relocate) |
+    # "pyc" (a conda package's own .pyc, made an unchecked-hash pyc)
+    transform: str = ""
     known_hash: str | None = None  # hash recorded by the installer (saves re-hashing)
     record_keep: frozenset[str] = frozenset()  # transform == "record": RECORD rows kept as is
     record_blank: frozenset[str] = frozenset()  # ... and rows kept without hash/size
+    relocate: tuple[str, str, str] | None = None  # "unprefix": (prefix, placeholder, mode)
 
 
 @dataclass(frozen=True)
 class LayerPlan:
     """What one layer holds, and how its build-cache fingerprint is computed."""
 
-    kind: str  # "python" | "dist" | "code"
+    kind: str  # "python" | "conda" | "dist" | "code"
     entries: tuple[LayerEntry, ...]  # sorted by arcname, unique
     fingerprint_mode: str  # "record" (RECORD hashes, else stat) | "content" | "stat"
     salt: tuple[str, ...] = field(default=())  # other fingerprint inputs (abi, platform, ...)
     dists: tuple[str, ...] = ()  # "name==version" of the distributions it holds, sorted
+    package: CondaPackage | None = None  # conda layers (and a conda env's python layer)
+    precompiled: frozenset[str] = frozenset()  # .py arcnames whose package brought bytecode
 
     @property
     def label(self) -> str:
         """How logs and progress name it: ``dist numpy==2.3.4``, ``code``, ``python``."""
+        if self.package is not None:
+            return f"{self.kind} {self.package.label}"
         return f"{self.kind} {', '.join(self.dists)}" if self.dists else self.kind
 
     @property
@@ -61,8 +69,11 @@ class LayerPlan:
         """The modules bytecode is compiled for: the ``.py`` files under ``site-packages/``
         (the stdlib for the python layer), but not those of test suites (see
         :func:`is_test_module`)."""
-        return tuple(e for e in self.entries if e.arcname.endswith(".py")
-                     and module_root(e.arcname) is not None and not is_test_module(e.arcname))
+        # a conda file holding a placeholder is rewritten on the node: no bytecode of it
+        moved = {r[0] for r in self.package.relocations} if self.package is not None else ()
+        return tuple(e for e in self.entries if e.arcname.endswith(".py") and not e.transform
+                     and module_root(e.arcname) is not None and not is_test_module(e.arcname)
+                     and e.arcname not in moved and e.arcname not in self.precompiled)
 
 
 # Test suites shipped inside packages (pandas/tests, scipy/*/tests, numpy/_core/tests: 45 % of
@@ -79,13 +90,19 @@ def is_test_module(arcname: str) -> bool:
 
 def module_root(arcname: str) -> str | None:
     """The directory of *arcname* that is on ``sys.path`` (``site-packages/``, or the stdlib
-    ``python/lib/pythonX.Y/``), or None when the file is not importable from one."""
+    ``python/lib/pythonX.Y/``; in conda layers ``lib/pythonX.Y/[site-packages/]``), or None
+    when the file is not importable from one."""
     if arcname.startswith("site-packages/"):
         return "site-packages/"
-    if arcname.startswith("python/lib/python"):
-        head = "/".join(arcname.split("/", 3)[:3]) + "/"
-        if "site-packages" not in arcname and head.count(".") == 1:
-            return head
+    for top, depth in (("python/lib/python", 3), ("lib/python", 2)):
+        if arcname.startswith(top):
+            parts = arcname.split("/")
+            head = "/".join(parts[:depth]) + "/"
+            if head.count(".") != 1:
+                return None
+            if len(parts) > depth + 1 and parts[depth] == "site-packages":
+                return head + "site-packages/" if depth == 2 else None
+            return head if "site-packages" not in arcname else None
     return None
 
 
@@ -311,10 +328,5 @@ def plan_python(snapshot: Snapshot, salt: tuple[str, ...] = ()) -> LayerPlan:
             if os.path.islink(full) and not os.path.exists(full):
                 continue
             b.add(LayerEntry(f"{arcdir}/{name}", full))
-    conda_libs = conda_shared_libs(snapshot)
-    lib_arc = f"python/{os.path.relpath(libdir, base).replace(os.sep, '/')}" if (
-        libdir.startswith(base + os.sep)) else "python/lib"
-    for name, real in conda_libs:
-        b.add(LayerEntry(f"{lib_arc}/{name}", real))
-    salt = (base, snapshot.python.version) + (("conda",) if conda_libs else ()) + salt
+    salt = (base, snapshot.python.version) + salt
     return b.plan("python", "stat", salt)

@@ -130,7 +130,10 @@ def build_pex(
         cmd = [sys.executable, "-m", "pex", "-r", str(req), "--intransitive", "--no-build",
                "--pip-version", PEX_PIP_VERSION, "--complete-platform", str(plat),
                "--python-shebang", f"/usr/bin/env python{target.python_version}",
-               "--no-compile", "--no-use-system-time", "--no-emit-warnings"]
+               "--no-compile", "--no-use-system-time", "--no-emit-warnings",
+               # Spark hands Python workers pyspark through PYTHONPATH, which a PEX scrubs
+               # unless told to fall back to it (its own packages still come first).
+               "--inherit-path=fallback"]
         if _copy_code(code, tmp / "code"):
             cmd += ["-D", str(tmp / "code")]
         partial = out.with_name(f".{out.name}.partial")
@@ -150,12 +153,17 @@ def build_pex(
 
 
 def pex_spark_conf(pex_url: str) -> dict[str, str]:
-    """Spark confs that run PySpark executors with a PEX shipped in ``spark.files``."""
+    """Spark confs that run PySpark executors with a PEX shipped in ``spark.files``.
+
+    Outside spark-submit (an in-process ``SparkSession.builder``) PySpark takes the executors'
+    Python from ``$PYSPARK_PYTHON`` only: use :func:`envship.spark.configure`, which sets it.
+    """
     name = pex_url.rstrip("/").rsplit("/", 1)[-1]
     return {
         "spark.files": pex_url,
         "spark.pyspark.python": f"./{name}",
         "spark.executorEnv.PEX_ROOT": "./.pex",
+        "spark.executorEnv.PEX_INHERIT_PATH": "fallback",
     }
 
 

@@ -20,7 +20,7 @@ from .archive import Blob, write_blob
 from .buildcache import SHARED_KINDS, BuildCache, SharedCache, content_fingerprint, fingerprint
 from .bytecode import CompilePool, Compiler, compiler_for
 from .layers import LayerEntry, LayerPlan, plan_layers, plan_python, sort_key
-from .manifest import SCHEMA, Distribution, LayerRef, Manifest
+from .manifest import SCHEMA, Distribution, LayerRef, Manifest, Relocation
 from .selection import select
 from .sources.conda import conda_prefix
 from .sources.snapshot import Snapshot, default_cache_tag, take_snapshot
@@ -81,7 +81,7 @@ def pack(
     snapshot = take_snapshot(python, probe_cache=cache.root / "probes")
     return pack_snapshot(
         snapshot,
-        with_python=with_python or conda_prefix(snapshot) is not None,  # conda: own interpreter
+        with_python=with_python,
         exclude=exclude,
         only=only,
         include=include,
@@ -112,9 +112,21 @@ def pack_snapshot(
     # What a dist blob's bytes depend on besides its own files: the target interpreter.
     salt = (py.implementation, cache_tag, py.abi, py.platform,
             compiler.fingerprint if compiler is not None else "bytecode=node")
-    plans = plan_layers(snapshot, selection.kept, salt)
-    if with_python:
-        plans.insert(0, plan_python(snapshot, salt[-1:]))
+    conda = conda_prefix(snapshot)
+    conda_owned: frozenset[str] = frozenset()
+    if conda is not None:  # a conda env: its packages, its own interpreter among them
+        from .conda_layers import plan_conda
+
+        found_conda = plan_conda(snapshot, conda, salt, cache_tag)
+        conda_owned = found_conda.owned_dists
+        pip = [d for d in selection.kept if f"{d.name}=={d.version}" not in conda_owned]
+        plans = list(found_conda.plans) + plan_layers(snapshot, pip, salt)
+        if found_conda.stray:
+            plans.append(LayerPlan("code", found_conda.stray, "content", tuple(salt)))
+    else:
+        plans = plan_layers(snapshot, selection.kept, salt)
+        if with_python:
+            plans.insert(0, plan_python(snapshot, salt[-1:]))
     if not plans:
         raise PackError(
             f"nothing to pack in {snapshot.prefix}: every distribution was left out; "
@@ -136,12 +148,22 @@ def pack_snapshot(
         if blob.digest in blobs:
             continue
         bytecode = None
-        if plan.kind != "python":
+        if plan.package is not None and plan.kind == "python":
+            bytecode = "packed" if compiler is not None or plan.precompiled else None
+        elif plan.package is not None:  # bytecode the package brought, or compiled here
+            bytecode = "packed" if plan.precompiled or (plan.py_sources and compiler) else "none"
+        elif plan.kind != "python":
             bytecode = "none" if not plan.py_sources else "packed" if compiler else "node"
         elif compiler is not None:
             bytecode = "packed"  # the stdlib; without it (older envs) the node compiles it
-        refs.append(LayerRef(plan.kind, blob.digest, blob.size, blob.files, None, plan.dists,
-                             bytecode, blob.unpacked))
+        pkg = plan.package
+        refs.append(LayerRef(
+            plan.kind, blob.digest, blob.size, blob.files, None, plan.dists, bytecode,
+            blob.unpacked,
+            pkg.manifest_package() if pkg is not None else None,
+            tuple(Relocation(*r) for r in pkg.relocations) if pkg is not None else (),
+            pkg.entry_points if pkg is not None else (),
+        ))
         blobs[blob.digest] = blob.path
         built[blob.digest] = now
     empty = [d.name for d in selection.kept if f"{d.name}=={d.version}" not in layer_of]
@@ -151,21 +173,27 @@ def pack_snapshot(
             "environment; reinstall it, or leave it out with --exclude."
         )
     dists = tuple(
-        Distribution(d.name, d.version, d.source, layer_of[f"{d.name}=={d.version}"])
+        Distribution(d.name, d.version,
+                     "conda" if f"{d.name}=={d.version}" in conda_owned else d.source,
+                     layer_of[f"{d.name}=={d.version}"])
         for d in selection.kept
     )
     eps: dict[str, dict[str, str]] = {}
     for d in selection.kept:
+        if f"{d.name}=={d.version}" in conda_owned:
+            continue  # conda writes its own scripts (noarch: the layer's entry points)
         for group, items in d.entry_points.items():
             eps.setdefault(group, {}).update(items)
     python = dataclasses.replace(py, cache_tag=cache_tag)
+    schema = SCHEMA
     manifest = Manifest(
         python=python,
-        layers=tuple(sorted(refs, key=lambda r: (layer_order(SCHEMA, r.kind), list(r.dists)))),
+        layers=tuple(sorted(refs, key=lambda r: (
+            layer_order(schema, r.kind), r.package.name if r.package else "", list(r.dists)))),
         distributions=dists,
         entry_points={g: dict(sorted(v.items())) for g, v in sorted(eps.items())},
         excluded=selection.excluded,
-        schema=SCHEMA,
+        schema=schema,
     )
     return PackResult(manifest, manifest.env_id, blobs, built, env_prefix=snapshot.prefix,
                       shareable=shareable)

@@ -10,12 +10,8 @@ from typing import Any
 
 import pytest
 
-from envship.engines.spark.check import (
-    code_drift,
-    executor_reports,
-    require_code_match,
-    require_executors_in_env,
-)
+from envship.drift import code_drift, require_code_match
+from envship.engines.spark.reports import executor_reports, require_executors_in_env
 from envship.errors import EngineError
 from kits.sparkkit import handmade_env
 
@@ -144,7 +140,7 @@ def test_code_drift_covers_every_code_layer_and_ignores_bytecode(tmp_path: Path)
     import sys
 
     from envship.env import Env
-    from envship.packing.manifest import LayerRef, Manifest, PythonInfo
+    from envship.packing.manifest import Distribution, LayerRef, Manifest, PythonInfo
     from envship.store import open_store
     from kits.sparkkit import layer_blob
 
@@ -153,14 +149,18 @@ def test_code_drift_covers_every_code_layer_and_ignores_bytecode(tmp_path: Path)
     one[f"site-packages/driftpkg/__pycache__/sub.{tag}.pyc"] = b"\x00" * 16
     two = {"site-packages/jobmod.py": CODE["site-packages/jobmod.py"],
            f"site-packages/__pycache__/jobmod.{tag}.pyc": b"\x01" * 16}
-    refs, blobs = [], {}
-    for files in (one, two):
+    refs, blobs, dists = [], {}, []
+    for name, files in (("driftpkg", one), ("jobmod", two)):
         path, digest = layer_blob(files, tmp_path / "blobs")
-        refs.append(LayerRef("code", digest, path.stat().st_size, len(files)))
+        refs.append(LayerRef("code", digest, path.stat().st_size, len(files),
+                             dists=(f"{name}==0.1",), bytecode="packed"))
+        dists.append(Distribution(name, "0.1", "editable", digest))
         blobs[digest] = path
     v = sys.version_info
     manifest = Manifest(PythonInfo("cpython", f"{v.major}.{v.minor}.{v.micro}",
-                                   f"cp{v.major}{v.minor}", "linux_x86_64"), tuple(refs))
+                                   f"cp{v.major}{v.minor}", "linux_x86_64", tag),
+                        tuple(refs), tuple(dists))
+    assert manifest.schema_id == "envship.manifest/2"
     store = open_store(str(tmp_path / "store"))
     env = Env(store.publish(manifest, blobs).env_uri, manifest, store.url, {})
     src = _checkout(tmp_path / "src")
@@ -168,3 +168,53 @@ def test_code_drift_covers_every_code_layer_and_ignores_bytecode(tmp_path: Path)
     assert drift.ok and drift.compared == 3  # both layers; no .pyc compared
     (src / "jobmod.py").write_text("X = 2\n")  # an edit in the second project's layer
     assert code_drift(env, [str(src)]).changed == ("jobmod.py",)
+
+
+def test_spark_submit_dry_run_checks_local_code_as_a_real_run_does(tmp_path: Path) -> None:
+    """--dry-run prints the command a real run would run, or refuses as it would."""
+    import subprocess
+    import sys
+
+    envship = str(Path(sys.executable).parent / "envship")
+    env = handmade_env(str(tmp_path / "store"), {"code": CODE}, tmp_path / "w")
+    app_dir = _checkout(tmp_path / "job")
+    app = app_dir / "job.py"
+    app.write_text("import jobmod\n")
+
+    def dry_run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [envship, "spark-submit", env.uri, *extra, "--dry-run", "--master", "spark://h:1",
+             str(app)], capture_output=True, text=True, cwd=tmp_path)
+
+    same = dry_run()
+    assert same.returncode == 0 and "spark-submit" in same.stdout, same.stderr
+    (app_dir / "jobmod.py").write_text("X = 2\n")  # edited, not re-shipped
+    edited = dry_run()
+    assert edited.returncode == 1 and edited.stdout == ""
+    assert "local code differs" in edited.stderr and "jobmod.py (changed)" in edited.stderr
+    assert len(edited.stderr.strip().splitlines()) <= 2 and "Traceback" not in edited.stderr
+    skipped = dry_run("--no-check")
+    assert skipped.returncode == 0 and "spark-submit" in skipped.stdout
+
+
+def test_dask_and_ray_use_the_same_drift_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code drift is not Spark's: envship.dask.cluster and envship.ray.check refuse an env whose
+    code was edited locally before they start or ask anything."""
+    import sys
+
+    import envship.dask
+    import envship.ray
+
+    env = handmade_env(str(tmp_path / "store"), {"code": CODE}, tmp_path / "w")
+    src = _checkout(tmp_path / "src")
+    (src / "jobmod.py").write_text("X = 2\n")
+    monkeypatch.syspath_prepend(str(src))
+    monkeypatch.setitem(sys.modules, "ray", None)  # no Ray needed to see the drift
+    with pytest.raises(EngineError, match=r"local code differs .*jobmod.py \(changed\)"):
+        envship.ray.check(env)
+    pytest.importorskip("distributed")
+    with pytest.raises(EngineError, match=r"local code differs .*jobmod.py \(changed\)"), \
+            envship.dask.cluster(env, 1):
+        pass

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from envship.engines.spark import boot as spark_boot
-from envship.engines.spark.conf import conf, hadoop_url, is_local_master, merge_list
+from envship.engines.hadoop import hadoop_url
+from envship.engines.spark.conf import conf, merge_list
+from envship.engines.spark.local import is_local_master
+from envship.engines.spark.node_cache import node_cache_boot
 from envship.env import Env
-from envship.errors import EngineError
+from envship.errors import EngineError, EnvshipError
 from kits.sparkkit import handmade_env
 
 PROBE = (
@@ -218,7 +220,7 @@ def test_local_master_uses_a_view_in_this_machines_node_cache(
 def test_bad_mode_and_env_are_clear_errors(env: Env) -> None:
     with pytest.raises(EngineError, match="unknown Spark mode 'zip'"):
         conf(env, "zip")
-    with pytest.raises(EngineError, match="not an env"):
+    with pytest.raises(EnvshipError, match="neither an Env nor an env URI"):
         conf("", "archives")
 
 
@@ -229,10 +231,10 @@ def test_list_helpers() -> None:
 
 
 def test_boot_archives_are_deterministic() -> None:
-    a = spark_boot.node_cache_boot("3.11")
-    b = spark_boot.node_cache_boot("3.11")
+    a = node_cache_boot("3.11")
+    b = node_cache_boot("3.11")
     assert a.data == b.data and a.file_name == b.file_name
-    assert spark_boot.node_cache_boot("3.12").data != a.data
+    assert node_cache_boot("3.12").data != a.data
 
 
 @pytest.mark.s3
@@ -246,8 +248,12 @@ def test_s3_store_gives_s3a_archives_or_presigned_urls_executors_can_fetch(
     env = handmade_env("s3://envship-spark-test/store", LAYERS, tmp_path / "work", options)
     endpoint = options["endpoint_url"]
 
+    # This pyspark has no S3A connector: the API presigns as `envship spark-submit` does
+    auto = conf(env, "archives", master="yarn", boot_dir=tmp_path / "boot")
+    assert all("Signature=" in e for e in auto["spark.archives"].split(",")[:2])
     # remote blobs stay archives: a <hex>.tar.gz in spark.files would be untarred by Spark
-    c = conf(env, "archives", master="yarn", boot_dir=tmp_path / "boot")
+    c = conf(env, "archives", master="yarn", boot_dir=tmp_path / "boot",
+             requested=["org.apache.hadoop:hadoop-aws:3.4.1"])  # --packages names S3A
     assert "spark.files" not in c
     layers = c["spark.archives"].split(",")[:2]
     assert all(e.startswith("s3a://envship-spark-test/store/blobs/sha256/") for e in layers)
@@ -357,7 +363,7 @@ def test_archives_mode_merges_many_dist_layers_into_one_site(
 def test_blob_links_unused_for_long_are_swept(env: Env, tmp_path: Path) -> None:
     """The hard links spark.files serves hold disk space a store gc would free: one that no
     submission used for LINK_DAYS goes (with its stamp); the env's own links stay."""
-    from envship.engines.spark.conf import LINK_DAYS
+    from envship.engines.spark.archives import LINK_DAYS
 
     boot = tmp_path / "boot"
     conf(env, "archives", master="yarn", boot_dir=boot)
@@ -375,3 +381,53 @@ def test_blob_links_unused_for_long_are_swept(env: Env, tmp_path: Path) -> None:
     assert not old.exists() and not stamp.exists()
     assert all(p.exists() for p in mine)
     assert sorted(c["spark.files"].split(",")) == sorted(str(p) for p in mine)
+
+
+@pytest.mark.s3
+def test_an_env_uri_with_storage_options_works_in_every_mode(
+    moto: object, tmp_path: Path, bare_bin: Path
+) -> None:
+    """envship.spark.conf/configure/session take storage_options for a URI string (a custom
+    endpoint); local[...] prepares the view through a presigned manifest, since the node
+    runtime reads its store without them."""
+    import s3fs
+
+    options = moto.storage_options()  # type: ignore[attr-defined]
+    s3fs.S3FileSystem(**options).mkdir("envship-spark-opts")
+    uri = handmade_env("s3://envship-spark-opts/store", LAYERS, tmp_path / "w", options).uri
+    endpoint = options["endpoint_url"]
+    with pytest.raises(EnvshipError) as info:  # AWS's own endpoint: no such bucket there
+        conf(uri, "archives", master="yarn", boot_dir=tmp_path / "boot")
+    assert "\n" not in str(info.value)
+    archives = conf(uri, "archives", master="yarn", boot_dir=tmp_path / "boot",
+                    storage_options=options)
+    assert all(e.startswith(endpoint) for e in archives["spark.archives"].split(",")[:2])
+    nc = conf(uri, "node-cache", master="yarn", boot_dir=tmp_path / "boot",
+              storage_options=options)
+    assert nc["spark.executorEnv.ENVSHIP_ENV_REF"].startswith(endpoint)
+    cache = tmp_path / "cache"
+    local = conf(uri, "archives", master="local[1]", cache_dir=str(cache),
+                 storage_options=options)
+    out = _run_probe(Path(local["spark.pyspark.python"]), _bare_env(bare_bin), cwd=tmp_path)
+    assert out["mymod"] == "code" and out["prefix"].startswith(str(cache))
+
+
+def test_boot_files_are_package_data_that_lint_and_run_alone(tmp_path: Path) -> None:
+    """The boot program and the wrappers are real files: sh parses the wrappers, and the
+    program imports nothing of envship (it runs where only the node runtime is)."""
+    import ast
+
+    from envship.engines.spark.base import boot_file
+
+    for name in ("archives_python.sh", "node_cache_python.sh"):
+        script = tmp_path / name
+        script.write_text(boot_file(name))
+        proc = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    tree = ast.parse(boot_file("archives_boot.py"))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import | ast.ImportFrom)
+                for alias in (node.names if isinstance(node, ast.Import) else
+                              [ast.alias(node.module or "")])}
+    assert "envship" not in imported and imported <= {
+        "__future__", "contextlib", "json", "os", "sys", "time", "typing", "envship_node"}

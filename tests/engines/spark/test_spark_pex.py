@@ -13,6 +13,7 @@ import pytest
 
 from envship.engines.spark import configure
 from envship.engines.spark.conf import conf
+from envship.engines.spark.local_cluster import StandaloneCluster
 from envship.engines.spark.pex import is_pex
 from envship.errors import EngineError
 from kits.sparkkit import parse_result
@@ -147,3 +148,48 @@ def test_local_session_runs_executors_in_the_pex(
     assert six_file.startswith(str(tmp_path / "pex-root")), six_file
     assert not six_file.startswith(str(py.parent.parent))
     assert "executors do not run other.pex" in str(got["wrong"])
+
+
+GUIDE = REPO / "docs" / "migrating-from-cluster-pack.md"
+
+
+def guide_pex_recipe() -> str:
+    """The guide's "keep a PEX-based job" Python block, exactly as a reader copies it."""
+    text = GUIDE.read_text()
+    after = text[text.index("Keeping a PEX-based job as it is"):]
+    start = after.index("```python\n") + len("```python\n")
+    return after[start:after.index("```", start)]
+
+
+@pytest.mark.spark
+def test_the_migration_guides_pex_recipe_runs_as_written(
+    pex_job: tuple[Path, Path], spark_cluster: StandaloneCluster, tmp_path: Path
+) -> None:
+    """An in-process SparkSession.builder (no spark-submit) on a standalone cluster whose
+    python3 has neither six nor pyspark's PYTHONPATH-less import: the executors run the PEX."""
+    py, pex = pex_job
+    recipe = guide_pex_recipe()
+    assert 'master("yarn")' in recipe and "hdfs:///user/me/envs/app.pex" in recipe
+    master = spark_cluster.master_url
+    driver = recipe.replace('master("yarn")', f"master({master!r})").replace(
+        "hdfs:///user/me/envs/app.pex", str(pex)) + textwrap.dedent(
+        """
+        import json
+
+        def where(_):
+            import os, sys, six
+            yield six.__file__, os.environ.get("PEX"), sys.executable
+
+        row = spark.sparkContext.parallelize([0], 1).mapPartitions(where).collect()[0]
+        spark.stop()
+        print("RESULT " + json.dumps({"six": row[0], "pex": row[1]}))
+        """)
+    (tmp_path / "driver.py").write_text(driver)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTHON", "VIRTUAL_ENV", "PYSPARK", "PEX"))}
+    proc = subprocess.run([str(py), "driver.py"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = parse_result(proc.stdout)
+    assert str(got["pex"]).endswith("/env.pex"), got
+    assert "/.pex/" in str(got["six"])  # six from the PEX, unpacked under its PEX_ROOT

@@ -81,7 +81,8 @@ def test_pex_spark_conf() -> None:
     conf = pex_spark_conf("s3a://bucket/envs/app.pex")
     assert conf == {"spark.files": "s3a://bucket/envs/app.pex",
                     "spark.pyspark.python": "./app.pex",
-                    "spark.executorEnv.PEX_ROOT": "./.pex"}
+                    "spark.executorEnv.PEX_ROOT": "./.pex",
+                    "spark.executorEnv.PEX_INHERIT_PATH": "fallback"}
 
 
 def test_format_pex_needs_requirements(tmp_path: Path) -> None:

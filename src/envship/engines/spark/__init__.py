@@ -1,8 +1,9 @@
-"""Spark adapter: run PySpark executors inside a shipped env (``archives`` or ``node-cache``).
+"""Spark adapter: run PySpark executors inside a shipped env.
 
-``conf()`` gives the Spark confs, ``configure()`` applies them to a ``SparkSession.builder``,
-``session()`` starts a session and checks that the executors run the env the driver ships.
-pyspark is imported only when a session is built.
+One module per delivery mode (``archives``, ``node_cache``, ``pex``, ``local``), chosen by
+:func:`conf`; ``configure()`` applies the confs to a ``SparkSession.builder``, ``session()``
+starts a session and checks that the executors run the env the driver ships. pyspark is
+imported only when a session is built.
 """
 
 from __future__ import annotations
@@ -10,23 +11,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ...drift import CodeDrift, code_drift, require_code_match
+from ...env import Env, EnvRef
 from ...errors import EngineError
-from .check import (
-    CodeDrift,
-    ExecutorReport,
-    code_drift,
-    executor_reports,
-    require_code_match,
-    require_executors_in_env,
-)
-from .conf import DEFAULT_PRESIGN_EXPIRES, LIST_KEYS, MODES, conf, merge_list, open_env
+from ...node.formats import is_hex64
+from .base import DEFAULT_PRESIGN_EXPIRES, ENV_ID_CONF
+from .conf import LIST_KEYS, MODES, conf, merge_list
 from .pex import PEX_NAME_CONF, pex_name, require_executors_run_pex, wants_pex
+from .reports import ExecutorReport, executor_reports, require_executors_in_env
 from .submit import local_modules
-
-if TYPE_CHECKING:
-    from ...env import Env
 
 __all__ = [
     "MODES",
@@ -46,25 +41,30 @@ log = logging.getLogger(__name__)
 
 def configure(
     builder: Any,
-    env: Env | str,
+    env: EnvRef,
     mode: str = "archives",
     *,
     master: str | None = None,
     cache_dir: str | None = None,
     presign: bool | None = None,
     expires: int = DEFAULT_PRESIGN_EXPIRES,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Any:
     """Apply :func:`conf` to a ``SparkSession.builder`` and return it.
 
     List confs already on the builder (``spark.archives``, ``spark.files``…) are extended, not
     replaced. PySpark takes the executors' Python from ``$PYSPARK_PYTHON`` when the context
-    starts, so this also sets it in this process.
+    starts (outside spark-submit it ignores ``spark.pyspark.python``), so this also sets it in
+    this process. An S3 env is presigned when this Spark has no S3A connector and the
+    builder's ``spark.jars*`` name none, as ``envship spark-submit`` does.
     """
     options: Mapping[str, Any] = getattr(builder, "_options", {}) or {}
     master = master or options.get("spark.master")
     if master:
         builder = builder.master(master)
-    confs = conf(env, mode, master=master, cache_dir=cache_dir, presign=presign, expires=expires)
+    requested = [str(v) for k, v in options.items() if str(k).startswith("spark.jars")]
+    confs = conf(env, mode, master=master, cache_dir=cache_dir, presign=presign, expires=expires,
+                 storage_options=storage_options, requested=requested)
     for key, value in confs.items():
         if key in LIST_KEYS:
             value = merge_list(options.get(key), value)
@@ -74,7 +74,7 @@ def configure(
 
 
 def session(
-    env: Env | str,
+    env: EnvRef,
     master: str | None = None,
     *,
     mode: str = "archives",
@@ -85,6 +85,7 @@ def session(
     expires: int = DEFAULT_PRESIGN_EXPIRES,
     py_files: Sequence[str] = (),
     search_path: Sequence[str] = (),
+    storage_options: Mapping[str, Any] | None = None,
     **spark_conf: str,
 ) -> Any:
     """A ``SparkSession`` whose executors run inside *env*.
@@ -94,17 +95,18 @@ def session(
     Python reports the env id. *env* may also be a ``.pex`` path or URL (or ``mode="pex"``):
     then the check makes sure every executor runs that PEX. *py_files*: extra modules for the
     executors' ``sys.path``, e.g. ``local_modules(__file__)``; *search_path*: where the check
-    looks for local modules first; *spark_conf*: extra Spark confs (``**{"spark.x": "y"}``).
+    looks for local modules first; *storage_options*: to read *env* from its store (e.g.
+    ``{"endpoint_url": ...}``); *spark_conf*: extra Spark confs (``**{"spark.x": "y"}``).
     """
     from pyspark.sql import SparkSession  # the driver needs pyspark; envship does not
 
     pex = wants_pex(env, mode)
-    the_env = None if pex else open_env(env)
+    the_env = None if pex else Env.coerce(env, storage_options)
     if the_env is not None and check:
         require_code_match(the_env, search_path)
     key, want = (
         (PEX_NAME_CONF, pex_name(env)) if the_env is None  # type: ignore[arg-type]
-        else ("spark.envship.envId", the_env.env_id)
+        else (ENV_ID_CONF, the_env.env_id)
     )
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -128,7 +130,7 @@ def session(
     try:
         builder = configure(
             builder, the_env or env, mode, master=master, cache_dir=cache_dir, presign=presign,
-            expires=expires,
+            expires=expires, storage_options=storage_options,
         )
         spark = builder.getOrCreate()
     finally:  # PySpark read it when the context started; do not leak it into this process
@@ -148,19 +150,22 @@ def session(
     return spark
 
 
-def check(spark: Any, env: Env | str | None = None) -> list[ExecutorReport]:
-    """Raise :class:`EngineError` unless every executor Python of *spark* runs *env*.
+def check(
+    spark: Any, env: EnvRef | None = None, *, storage_options: Mapping[str, Any] | None = None
+) -> list[ExecutorReport]:
+    """Raise :class:`EngineError` unless every executor Python of *spark* runs *env* (an env
+    reference, or an env id).
 
     Without *env*, the env recorded in the session's conf by envship (``spark.envship.envId``,
     set by ``envship spark-submit`` / :func:`configure`) is used.
     """
     if env is None:
-        env_id = spark.sparkContext.getConf().get("spark.envship.envId", None)
+        env_id = spark.sparkContext.getConf().get(ENV_ID_CONF, None)
         if not env_id:
             raise EngineError(
                 "this SparkSession was not configured by envship (no spark.envship.envId); "
                 "pass the env to check against"
             )
     else:
-        env_id = env if isinstance(env, str) and len(env) == 64 else open_env(env).env_id
+        env_id = env if is_hex64(env) else Env.coerce(env, storage_options).env_id
     return require_executors_in_env(spark, env_id)

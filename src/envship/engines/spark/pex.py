@@ -1,25 +1,25 @@
-"""Spark with a PEX env: the executors' Python is a single-file PEX shipped in ``spark.files``."""
+"""``pex`` delivery: the executors' Python is a single-file PEX shipped in ``spark.files``."""
 
 from __future__ import annotations
 
 import logging
 import os
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from ...errors import EngineError
 from ..hadoop import hadoop_url
-from .check import ExecutorReport, checked_reports
-from .master import is_local_master
+from .base import ENV_CONF, MODE_CONF, Request
+from .local import is_local_master
+from .reports import ExecutorReport, checked_reports
 
 __all__ = [
     "PEX_MODE",
     "PEX_NAME_CONF",
     "is_pex",
     "pex_name",
-    "pex_conf",
+    "confs",
     "wants_pex",
     "require_executors_run_pex",
 ]
@@ -54,7 +54,9 @@ def _locate(pex: str) -> tuple[str, Path | None]:
     """(the URL Spark fetches, the local file or None when the PEX is remote)."""
     parts = urllib.parse.urlsplit(pex)
     if parts.scheme in ("", "file") or len(parts.scheme) == 1:
-        raw = urllib.request.url2pathname(parts.path) if parts.scheme == "file" else pex
+        from urllib.request import url2pathname  # imports http.client, ssl: only here
+
+        raw = url2pathname(parts.path) if parts.scheme == "file" else pex
         local = Path(raw).expanduser().absolute()
         if not local.is_file():
             raise EngineError(
@@ -65,7 +67,7 @@ def _locate(pex: str) -> tuple[str, Path | None]:
     return hadoop_url(pex), None
 
 
-def pex_conf(pex: object, *, master: str | None = None) -> dict[str, str]:
+def confs(pex: object, req: Request) -> dict[str, str]:
     """The Spark confs that run the executors' Python from the PEX *pex* (path or URL).
 
     Cluster masters: the PEX goes in ``spark.files`` and ``spark.pyspark.python`` is
@@ -83,12 +85,12 @@ def pex_conf(pex: object, *, master: str | None = None) -> dict[str, str]:
         )
     url, local = _locate(pex)
     out = {
-        "spark.envship.env": url,
-        "spark.envship.mode": PEX_MODE,
+        ENV_CONF: url,
+        MODE_CONF: PEX_MODE,
         PEX_NAME_CONF: pex_name(url),
         "spark.executorEnv.PEX_INHERIT_PATH": "fallback",
     }
-    if is_local_master(master):
+    if is_local_master(req.master):
         if local is None:
             raise EngineError(
                 f"a local[...] master runs the PEX from this machine: download {pex} and pass "

@@ -10,22 +10,22 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ...env import Env, EnvRef
 from ...errors import EngineError
-from .conf import DEFAULT_PRESIGN_EXPIRES, LIST_KEYS, conf, merge_list
+from .base import DEFAULT_PRESIGN_EXPIRES
+from .conf import LIST_KEYS, conf, merge_list
 from .local_cluster import find_spark_home
-from .s3a import has_s3a, is_s3_url
-
-if TYPE_CHECKING:
-    from ...env import Env
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "OWN_OPTIONS",
+    "OwnOption",
     "SubmitOptions",
     "SubmitArgs",
     "split_args",
+    "split_command",
     "find_spark_submit",
     "local_modules",
     "submit_command",
@@ -40,17 +40,12 @@ _NOT_MODULES = frozenset({"setup.py", "conftest.py", "noxfile.py", "fabfile.py"}
 _SPARK_FLAGS = frozenset({"--verbose", "-v", "--supervise", "--help", "-h", "--version"})
 _LIST_FLAGS = {"--archives": "spark.archives", "--files": "spark.files",
                "--py-files": "spark.submit.pyFiles", "--jars": "spark.jars"}
-# envship's own options, also accepted between ENV_URI and the application.
-_OWN_VALUES = {"--mode": "mode", "--cache": "cache_dir", "--expires": "expires",
-               "--driver-python": "driver_python",
-               "--cache-dir": "cache_dir"}  # the old name of --cache
-_OWN_FLAGS = {"--presign": ("presign", True), "--no-presign": ("presign", False),
-              "--no-check": ("check", False), "--dry-run": ("dry_run", True),
-              "--no-local-modules": ("local_modules", False)}
 
 
 @dataclass(frozen=True)
 class SubmitOptions:
+    """envship's own options of ``envship spark-submit`` (see :data:`OWN_OPTIONS`)."""
+
     mode: str = "archives"
     cache_dir: str | None = None
     presign: bool | None = None
@@ -60,6 +55,46 @@ class SubmitOptions:
     dry_run: bool = False
     local_modules: bool = True  # ship the .py modules next to the application
     storage_options: tuple[str, ...] = ()  # KEY=VALUE, to read the env from its store
+
+
+@dataclass(frozen=True)
+class OwnOption:
+    """One of envship's own spark-submit options: the one declaration the parser, the
+    CLI's help and docs/spark.md's table come from."""
+
+    names: tuple[str, ...]
+    field: str  # the SubmitOptions field it sets
+    sets: bool | None = None  # a flag: the value it sets; None: the option takes a value
+    metavar: str = ""
+    help: str = ""
+    hidden: bool = False  # an old name, still accepted
+
+
+OWN_OPTIONS: tuple[OwnOption, ...] = (
+    OwnOption(("--mode",), "mode", metavar="MODE",
+              help="archives, node-cache or pex (implied by a .pex); default archives."),
+    OwnOption(("--cache",), "cache_dir", metavar="DIR",
+              help="node-cache mode: the node cache on executors (as `envship exec --cache`)."),
+    OwnOption(("--cache-dir",), "cache_dir", metavar="DIR", hidden=True,
+              help="Old name of --cache."),
+    OwnOption(("--presign",), "presign", sets=True,
+              help="Hand executors presigned HTTPS URLs (default: when they could not read "
+                   "the store otherwise)."),
+    OwnOption(("--no-presign",), "presign", sets=False, help="Never presign."),
+    OwnOption(("--expires",), "expires", metavar="SECONDS",
+              help=f"Presigned URL lifetime (default {DEFAULT_PRESIGN_EXPIRES})."),
+    OwnOption(("--no-check",), "check", sets=False,
+              help="Do not compare the local code with the env."),
+    OwnOption(("--driver-python",), "driver_python", metavar="PATH",
+              help="Driver Python (default: this one)."),
+    OwnOption(("--no-local-modules",), "local_modules", sets=False,
+              help="Do not ship the .py files next to the app."),
+    OwnOption(("--storage-option", "-s"), "storage_options", metavar="KEY=VALUE",
+              help="fsspec storage option to read the env (repeatable), as for `envship ship`."),
+    OwnOption(("--dry-run",), "dry_run", sets=True,
+              help="Check the local code, print the spark-submit command, do not run it."),
+)
+_OWN = {name: opt for opt in OWN_OPTIONS for name in opt.names}
 
 
 @dataclass(frozen=True)
@@ -93,12 +128,11 @@ def split_args(args: Sequence[str], options: SubmitOptions) -> tuple[SubmitArgs,
         arg = args[i]
         if not arg.startswith("-") or arg == "-":
             break
-        name, eq, inline = arg.partition("=")
-        if name in _OWN_FLAGS and not eq:
-            own_key, flag = _OWN_FLAGS[name]
-            own[own_key] = flag
-            i += 1
+        taken = _take_own(args, i, own)
+        if taken:
+            i = taken
             continue
+        name, eq, inline = arg.partition("=")
         if arg in _SPARK_FLAGS:
             spark.append(arg)
             i += 1
@@ -109,12 +143,7 @@ def split_args(args: Sequence[str], options: SubmitOptions) -> tuple[SubmitArgs,
             value, step = args[i + 1], 2
         else:
             raise EngineError(f"spark-submit option {arg} needs a value")
-        if name in _OWN_VALUES:
-            own[_OWN_VALUES[name]] = value
-        elif name in ("--storage-option", "-s"):
-            previous = own.get("storage_options", options.storage_options)
-            own["storage_options"] = (*previous, value)  # type: ignore[misc]
-        elif name in _LIST_FLAGS:
+        if name in _LIST_FLAGS:
             lists[_LIST_FLAGS[name]] = merge_list(lists.get(_LIST_FLAGS[name]), value)
         elif name in ("--conf", "-c"):
             key, sep, val = value.partition("=")
@@ -136,13 +165,66 @@ def split_args(args: Sequence[str], options: SubmitOptions) -> tuple[SubmitArgs,
         raise EngineError(
             "no application given: envship spark-submit ENV_URI [options] app.py [app args]"
         )
-    if "expires" in own:
+    if "storage_options" in own:  # -s after ENV_URI adds to those before it
+        own["storage_options"] = (*options.storage_options, *own["storage_options"])  # type: ignore[misc]
+    merged = dataclasses.replace(options, **_typed(own))  # type: ignore[arg-type]
+    return SubmitArgs(tuple(spark), args[i], tuple(args[i + 1 :]), lists, confs), merged
+
+
+def split_command(argv: Sequence[str]) -> tuple[str, SubmitArgs, SubmitOptions]:
+    """``[envship options] ENV_URI [envship and spark-submit options] app.py [app args]``
+    taken apart: (ENV_URI, the spark-submit part, envship's options)."""
+    own: dict[str, object] = {}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        taken = _take_own(argv, i, own)
+        if not taken:
+            raise EngineError(
+                f"{argv[i]}: only envship's options may come before ENV_URI; spark-submit's "
+                "go after it"
+            )
+        i = taken
+    if i >= len(argv):
+        raise EngineError(
+            "no env given: envship spark-submit ENV_URI [options] app.py [app args]"
+        )
+    given = dataclasses.replace(SubmitOptions(), **_typed(own))  # type: ignore[arg-type]
+    submit, options = split_args(argv[i + 1 :], given)
+    return argv[i], submit, options
+
+
+def _take_own(args: Sequence[str], i: int, own: dict[str, object]) -> int:
+    """If ``args[i]`` is one of envship's options, record it in *own* and return the index
+    after it (and its value); else 0."""
+    name, eq, inline = args[i].partition("=")
+    opt = _OWN.get(name)
+    if opt is None:
+        return 0
+    if opt.sets is not None:
+        if eq:
+            raise EngineError(f"{name} takes no value")
+        own[opt.field] = opt.sets
+        return i + 1
+    if eq:
+        value, after = inline, i + 1
+    elif i + 1 < len(args):
+        value, after = args[i + 1], i + 2
+    else:
+        raise EngineError(f"{name} needs a value")
+    if opt.field == "storage_options":
+        own[opt.field] = (*own.get(opt.field, ()), value)  # type: ignore[misc]
+    else:
+        own[opt.field] = value
+    return after
+
+
+def _typed(own: dict[str, object]) -> dict[str, object]:
+    if "expires" in own and not isinstance(own["expires"], int):
         try:
             own["expires"] = int(str(own["expires"]))
         except ValueError:
             raise EngineError(f"--expires {own['expires']!r}: expected seconds") from None
-    merged = dataclasses.replace(options, **own)  # type: ignore[arg-type]
-    return SubmitArgs(tuple(spark), args[i], tuple(args[i + 1 :]), lists, confs), merged
+    return own
 
 
 def find_spark_submit() -> str:
@@ -192,17 +274,16 @@ def _default_master() -> str:
 
 
 def submit_command(
-    env: Env | str, submit: SubmitArgs, options: SubmitOptions, spark_submit: str | None = None
+    env: EnvRef, submit: SubmitArgs, options: SubmitOptions, spark_submit: str | None = None
 ) -> list[str]:
     """The full spark-submit argv for running *submit* with its executors inside *env*."""
     master = submit.master or _default_master()
     program = spark_submit or find_spark_submit()
-    presign = options.presign
-    if presign is None and options.mode == "archives" and not isinstance(env, str):
-        presign = _presign_for_missing_s3a(env, Path(program).resolve().parent.parent, submit)
     confs = conf(
         env, options.mode, master=master, deploy_mode=submit.deploy_mode,
-        cache_dir=options.cache_dir, presign=presign, expires=options.expires,
+        cache_dir=options.cache_dir, presign=options.presign, expires=options.expires,
+        spark_home=Path(program).resolve().parent.parent,
+        requested=[*submit.lists.values(), *submit.confs.values(), *submit.spark_args],
     )
     if submit.deploy_mode == "client" and "spark.pyspark.driver.python" not in submit.confs:
         # The driver runs here, in the local env; without this it would use the executors'.
@@ -221,43 +302,24 @@ def submit_command(
     return [*cmd, *submit.spark_args, submit.app, *submit.app_args]
 
 
-def _presign_for_missing_s3a(env: Env, spark_home: Path, submit: SubmitArgs) -> bool | None:
-    """True (with a notice) when *env* lives on S3 but this Spark cannot read s3a:// URLs."""
-    if env.is_presigned or not is_s3_url(env.store_url):
-        return None
-    requested = [*submit.lists.values(), *submit.confs.values(), *submit.spark_args]
-    if has_s3a(spark_home, requested):
-        return None
-    log.warning(
-        "%s has no S3A connector (hadoop-aws): executors get presigned HTTPS URLs of the "
-        "layers instead (--no-presign if the cluster's Spark has S3A)", spark_home
-    )
-    return True
-
-
-def plan_submit(
-    env_ref: str, argv: Sequence[str], given: SubmitOptions
-) -> tuple[list[str], SubmitOptions]:
-    """The spark-submit argv for ``envship spark-submit ENV_REF ARGV...``: open the env (or take
-    the PEX as it is), check that the application's local code matches the env's code layer,
-    and add the env's confs. *given*: options parsed before ENV_REF (more may follow it).
-    Returns the argv and the options in force."""
-    from ...env import Env
+def plan_submit(argv: Sequence[str]) -> tuple[list[str], SubmitOptions]:
+    """The spark-submit argv for ``envship spark-submit ARGV...`` (see :func:`split_command`):
+    open the env (or take the PEX as it is), check that the application's local code matches
+    the env's code layer (with ``--dry-run`` too: a dry run shows what a real run would do, or
+    refuses as it would), and add the env's confs. Returns the argv and the options in force."""
+    from ...drift import require_code_match
     from ...store.fs import parse_storage_options
-    from .check import require_code_match
-    from .conf import open_env
     from .pex import wants_pex
 
-    submit, options = split_args(list(argv), given)
-    env: Env | str
+    env_ref, submit, options = split_command(list(argv))
+    env: EnvRef
     if wants_pex(env_ref, options.mode):
         env = env_ref  # a PEX: no manifest, no code layer to compare
-    elif options.storage_options:
-        env = Env.open(env_ref, parse_storage_options(list(options.storage_options)))
     else:
-        env = open_env(env_ref)
-    if isinstance(env, Env) and options.check and not options.dry_run:
-        require_code_match(env, [str(Path(submit.app).resolve().parent)])
+        storage = parse_storage_options(list(options.storage_options)) or None
+        env = Env.coerce(env_ref, storage)
+        if options.check:
+            require_code_match(env, [str(Path(submit.app).resolve().parent)])
     return submit_command(env, submit, options), options
 
 

@@ -1,4 +1,5 @@
-"""Check that driver and executors agree on the env: local code unchanged, executors inside it."""
+"""Code drift: has the local code changed since the env was shipped? Every engine asks this
+before it starts processes that would run the shipped code while the driver runs the edited."""
 
 from __future__ import annotations
 
@@ -12,23 +13,15 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ...errors import EngineError, EnvshipError
-from ...packing.manifest import SCHEMA
+from .errors import EngineError, EnvshipError
+from .node import formats
 
 if TYPE_CHECKING:
-    from ...env import Env
+    from .env import Env
 
-__all__ = [
-    "CodeDrift",
-    "ExecutorReport",
-    "code_drift",
-    "require_code_match",
-    "checked_reports",
-    "executor_reports",
-    "require_executors_in_env",
-]
+__all__ = ["CodeDrift", "code_drift", "require_code_match"]
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +42,6 @@ class CodeDrift:
         return not self.changed and not self.missing
 
 
-@dataclass(frozen=True)
-class ExecutorReport:
-    """What one executor Python process says about itself."""
-
-    env_id: str | None  # the envship env it runs in, if any
-    prefix: str
-    executable: str
-    host: str
-    pex: str | None = None  # the PEX file it runs, if any (pex sets $PEX)
-
-
 def code_drift(env: Env, search_path: Sequence[str] = ()) -> CodeDrift:
     """Compare the env's code layer with the code this process would import.
 
@@ -68,10 +50,10 @@ def code_drift(env: Env, search_path: Sequence[str] = ()) -> CodeDrift:
     which resolve editable installs to their checkout); files are compared by sha256.
     Names that cannot be found locally are skipped (the driver may run elsewhere).
     """
-    # Schema 2: one code layer per project (the one naming no distribution holds stray
+    # Schema 2 and 3: one code layer per project (the one naming no distribution holds stray
     # files, not code being worked on); schema 1: the one code layer.
-    layers = [lay for lay in env.manifest.layers_of("code")
-              if lay.dists or env.manifest.schema_id != SCHEMA]
+    merged = formats.is_merged({"schema": env.manifest.schema_id})
+    layers = [lay for lay in env.manifest.layers_of("code") if lay.dists or not merged]
     if not layers:
         return CodeDrift()
     changed: list[str] = []
@@ -112,58 +94,6 @@ def require_code_match(env: Env, search_path: Sequence[str] = ()) -> CodeDrift:
         "Ship again (`envship ship` / envship.ship()) and use the new env, or pass "
         "check=False (--no-check) to run the shipped code anyway."
     )
-
-
-def executor_reports(spark: Any, tasks: int | None = None) -> list[ExecutorReport]:
-    """Run a tiny job: one report per task from the executors' Python processes."""
-    sc = spark.sparkContext
-    n = tasks or max(2, min(int(sc.defaultParallelism), 16))
-
-    # Defined here, not at module level, so Spark pickles it by value: executors need not
-    # have envship installed (a PEX need not hold it either).
-    def report(_: Iterator[int]) -> Iterator[tuple[str | None, str, str, str, str | None]]:
-        import os as _os
-        import socket
-        import sys
-
-        env_id = None
-        try:
-            with open(_os.path.join(sys.prefix, "envship-env-id")) as f:
-                env_id = f.read().strip() or None
-        except OSError:
-            env_id = _os.environ.get("ENVSHIP_ENV_ID")
-        yield env_id, sys.prefix, sys.executable, socket.gethostname(), _os.environ.get("PEX")
-
-    rows = sc.parallelize(range(n), n).mapPartitions(report).collect()
-    return [ExecutorReport(*row) for row in rows]
-
-
-def checked_reports(spark: Any, what: str, hint: str) -> list[ExecutorReport]:
-    """:func:`executor_reports`; a failed check job becomes one EngineError line naming
-    *what* was checked, with *hint* on where to look."""
-    try:
-        return executor_reports(spark)
-    except Exception as exc:  # py4j/pyspark errors: the executors' python did not even start
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EngineError(f"the {what} check job failed on the executors ({first}); {hint}"
-                          ) from exc
-
-
-def require_executors_in_env(spark: Any, env_id: str) -> list[ExecutorReport]:
-    """:func:`executor_reports`, raising :class:`EngineError` unless all run env *env_id*."""
-    reports = checked_reports(
-        spark, "env", "the executor logs tell why the env's python did not start")
-    wrong = [r for r in reports if r.env_id != env_id]
-    if wrong:
-        r = wrong[0]
-        seen = f"env {r.env_id[:12]}" if r.env_id else "no envship env"
-        raise EngineError(
-            f"executors do not run env {env_id[:12]}: on {r.host}, {r.executable} "
-            f"(prefix {r.prefix}) runs {seen}. Is spark.pyspark.python / PYSPARK_PYTHON "
-            "overridden, or was the session created before envship configured it?"
-        )
-    log.info("%d executor python processes run env %s", len(reports), env_id[:12])
-    return reports
 
 
 def _layer_files(blob: Path) -> Iterator[tuple[str, str]]:

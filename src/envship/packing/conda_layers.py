@@ -1,0 +1,223 @@
+"""The layer plans of a conda env: one per conda package, in its placeholder form, + strays.
+
+A conda layer's bytes depend on the package alone, never on the prefix it was installed in:
+files holding the install path are taken from the package cache (``link.source``) when the
+copy there is the package's, else read from the prefix with the installer's substitution undone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .layers import LayerEntry, LayerPlan, sort_key
+from .sources.conda import CondaFile, CondaPackage, owned_paths, read_conda_meta, unprefix
+from .sources.snapshot import DistInfo, Snapshot
+
+__all__ = ["CondaPlans", "plan_conda"]
+
+log = logging.getLogger(__name__)
+
+_NOT_PACKED = ("conda-meta", "pkgs", "envs", "__pycache__")
+
+
+@dataclass(frozen=True)
+class CondaPlans:
+    """What :func:`plan_conda` found: a plan per package, the pip dists conda owns, strays."""
+
+    plans: tuple[LayerPlan, ...]  # the python package's (kind "python") first
+    owned_dists: frozenset[str]  # "name==version" of distributions a conda package installed
+    stray: tuple[LayerEntry, ...]  # files nobody owns, as "data/<path>", sorted
+    changed: tuple[str, ...]  # prefix paths that differ from their package (packed as found)
+
+
+def _sha256(path: str | Path, data: bytes | None = None) -> str:
+    if data is None:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    return hashlib.sha256(data).hexdigest()
+
+
+def _symlink(prefix: Path, f: CondaFile) -> LayerEntry:
+    """A symlink as a symlink, relative within the prefix; one pointing out of the prefix is
+    packed as the file it points to (with a warning)."""
+    full = prefix / f.path
+    target = os.readlink(full)
+    real = os.path.normpath(os.path.join(os.path.dirname(full), target))
+    inside = os.path.relpath(real, prefix)
+    if inside == ".." or inside.startswith(".." + os.sep):
+        log.warning("%s: symlink to %s outside the env; packing the file it points to",
+                    f.path, target)
+        return LayerEntry(f.arcname, os.path.realpath(full))
+    if os.path.isabs(target):
+        target = os.path.relpath(prefix / inside, (prefix / f.path).parent)
+    return LayerEntry(f.arcname, target, "symlink")
+
+
+def _placeholder_entry(prefix: Path, pkg: CondaPackage, f: CondaFile, changed: list[str]
+                       ) -> LayerEntry:
+    """The file in its package form: the prefix's copy with the install path turned back into
+    the placeholder when that gives the package's bytes; else the package cache's copy, if the
+    installed one is still what the installer wrote; else (changed after install) the prefix's
+    copy, turned back as far as it goes, reported."""
+    assert f.placeholder is not None and f.mode is not None
+    installed = prefix / f.path
+    relocate = (str(prefix), f.placeholder, f.mode)
+    entry = LayerEntry(f.arcname, str(installed), "unprefix", f.sha256, relocate=relocate)
+    if not f.sha256:
+        return entry  # nothing to check against
+    data = installed.read_bytes()
+    if _sha256(installed, unprefix(data, *relocate)) == f.sha256:
+        return entry
+    untouched = f.sha256_in_prefix is None or _sha256(installed, data) == f.sha256_in_prefix
+    if pkg.source is not None and untouched:
+        cached = os.path.join(pkg.source, f.arcname)
+        try:
+            if _sha256(cached) == f.sha256:
+                return LayerEntry(f.arcname, cached, known_hash=f.sha256)
+        except OSError:
+            pass
+    changed.append(f.path)
+    return entry
+
+
+def _reusable_pyc(prefix: Path, f: CondaFile, by_arc: dict[str, CondaFile], cache_tag: str
+                  ) -> str | None:
+    """The ``.py`` arcname whose bytecode the package's *f* is, if it can ship as it is: made
+    for the target interpreter, of a source that holds no placeholder and, for a timestamp
+    pyc, of the source's size."""
+    head, _, name = f.arcname.rpartition("/__pycache__/")
+    stem, _, rest = name.partition(".")
+    src = by_arc.get(f"{head}/{stem}.py")
+    if rest != f"{cache_tag}.pyc" or src is None or src.placeholder is not None or src.symlink:
+        return None
+    try:
+        with open(prefix / f.path, "rb") as fh:
+            header = fh.read(16)
+        size = os.stat(prefix / src.path).st_size
+    except OSError:
+        return None
+    flags = int.from_bytes(header[4:8], "little")
+    if len(header) < 16 or flags not in (0, 1, 3):
+        return None
+    if flags == 0 and int.from_bytes(header[12:16], "little") != size & 0xFFFFFFFF:
+        return None  # not the bytecode of the file there now
+    return src.arcname
+
+
+def _package_plan(prefix: Path, pkg: CondaPackage, salt: Sequence[str], dists: Sequence[str],
+                  changed: list[str], cache_tag: str) -> LayerPlan:
+    entries: list[LayerEntry] = []
+    by_arc = {f.arcname: f for f in pkg.files}
+    precompiled: set[str] = set()
+    for f in pkg.files:
+        full = prefix / f.path
+        if f.arcname.endswith(".pyc"):
+            source = _reusable_pyc(prefix, f, by_arc, cache_tag)
+            if source is not None:
+                entries.append(LayerEntry(f.arcname, str(full), "pyc", f.sha256))
+                precompiled.add(source)
+            continue
+        if f.symlink and os.path.islink(full):
+            entry = _symlink(prefix, f)
+        elif not os.path.lexists(full):
+            log.warning("%s: %s of conda package %s is missing (removed after install?); "
+                        "the env will not have it", prefix, f.path, pkg.label)
+            changed.append(f.path)
+            continue
+        elif f.placeholder is not None:
+            entry = _placeholder_entry(prefix, pkg, f, changed)
+        else:
+            if f.size is not None and os.stat(full).st_size != f.size:
+                changed.append(f.path)
+            entry = LayerEntry(f.arcname, str(full), known_hash=f.sha256)
+        if entry is not None:
+            entries.append(entry)
+    entries.sort(key=lambda e: sort_key(e.arcname))
+    kind = "python" if pkg.name == "python" else "conda"
+    return LayerPlan(kind, tuple(entries), "record", tuple(salt), tuple(sorted(dists)), pkg,
+                     frozenset(precompiled))
+
+
+def _site_rel(snapshot: Snapshot, prefix: Path) -> str:
+    for sp in snapshot.site_packages:
+        rel = os.path.relpath(sp, prefix)
+        if not rel.startswith(".."):
+            return rel.replace(os.sep, "/") + "/"
+    mm = snapshot.python.major_minor
+    return f"lib/python{mm}/site-packages/"
+
+
+def _strays(prefix: Path, owned: set[str], site: str) -> list[tuple[str, str]]:
+    """Files under *prefix* that no conda package and no pip distribution installed (outside
+    site-packages: the snapshot reports strays there)."""
+    found: list[tuple[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(prefix):
+        rel_dir = os.path.relpath(dirpath, prefix).replace(os.sep, "/")
+        rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if d not in _NOT_PACKED and not (rel_dir + d + "/").startswith(site)
+            and not (os.path.islink(os.path.join(dirpath, d)) and rel_dir + d in owned)
+        )
+        for name in sorted(filenames):
+            rel = rel_dir + name
+            if rel in owned or name.endswith((".pyc", ".pyo")):
+                continue
+            found.append(("data/" + rel, os.path.join(dirpath, name)))
+    return found
+
+
+def plan_conda(snapshot: Snapshot, prefix: Path, salt: Sequence[str], cache_tag: str
+               ) -> CondaPlans:
+    """Plans for every conda package of *prefix*; which of the snapshot's distributions the
+    packages own; files nobody owns; files changed since they were installed. *cache_tag*:
+    the target interpreter's, whose bytecode the packages may bring."""
+    site = _site_rel(snapshot, prefix)
+    packages = read_conda_meta(prefix, site)
+    owned = owned_paths(packages)
+    by_meta: dict[str, DistInfo] = {}
+    for d in snapshot.distributions:
+        rel = os.path.relpath(d.metadata_dir, prefix).replace(os.sep, "/")
+        by_meta[rel] = d
+    pip_owned: set[str] = set()
+    owned_dists: set[str] = set()
+    plans: list[LayerPlan] = []
+    changed: list[str] = []
+    for pkg in packages:
+        mine = {os.path.dirname(f.path) for f in pkg.files
+                if os.path.dirname(f.path) in by_meta}
+        dists = [f"{by_meta[m].name}=={by_meta[m].version}" for m in sorted(mine)]
+        owned_dists.update(dists)
+        plan = _package_plan(prefix, pkg, salt, dists, changed, cache_tag)
+        if plan.entries:
+            plans.append(plan)
+        else:  # a metapackage (python_abi, _libgcc_mutex, ...): nothing to ship
+            log.info("conda package %s installs no file: no layer", pkg.label)
+    for d in snapshot.distributions:
+        if f"{d.name}=={d.version}" not in owned_dists:
+            pip_owned.update(os.path.relpath(f.path, prefix).replace(os.sep, "/")
+                             for f in d.files)
+    stray: list[LayerEntry] = []
+    for arc, path in _strays(prefix, owned | pip_owned, site):
+        log.warning("%s: owned by no conda package and no distribution; packing it as a "
+                    "stray file", path)
+        if not os.path.islink(path):
+            stray.append(LayerEntry(arc, path))
+            continue
+        rel = os.path.relpath(path, prefix).replace(os.sep, "/")
+        entry = _symlink(prefix, CondaFile(rel, arc, symlink=True))
+        if entry.transform == "symlink" or os.path.exists(entry.source):
+            stray.append(entry)
+        else:
+            log.warning("%s: a dangling symlink; left out", path)
+    stray.sort(key=lambda e: sort_key(e.arcname))
+    for path in changed:
+        log.warning("%s/%s differs from its conda package (changed after install): packed as "
+                    "found", prefix, path)
+    plans.sort(key=lambda p: (p.kind != "python", p.label))
+    return CondaPlans(tuple(plans), frozenset(owned_dists), tuple(stray), tuple(changed))
