@@ -49,6 +49,14 @@ class Env:
     store_url: str
     storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled into jobs and engines: no secret from storage_options travels along (keys,
+        # tokens, passwords in URLs); nodes read their own credentials.
+        from .store.io.location import public_options
+
+        return (Env, (self.uri, self.manifest, self.store_url,
+                      public_options(self.storage_options)))
+
     @property
     def env_id(self) -> str:
         return self.manifest.env_id
@@ -177,10 +185,9 @@ def open_manifest(
                 f"{text} is not an env reference (<store>/envs/<env-id>.json, "
                 "<store>/tags/<name>.json, a presigned manifest URL)"
             ) from None
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ManifestError(f"cannot read manifest {path}: {exc.strerror or exc}") from exc
+        from .node.fetch import read_url
+
+        data = read_url(str(path))  # a regular file, at most 64 MB: /dev/zero is one line
         return Manifest.from_json(data, source=str(path)), str(path)
     env = Env.open(text, storage_options)
     return env.manifest, env.uri

@@ -18,7 +18,7 @@ from .packing.archive import Blob
 from .packing.pipeline import PackResult
 from .paths import default_store_url
 from .progress import Progress
-from .store import PublishResult, Store, open_store, teamcache
+from .store import PublishResult, Store, open_store
 from .store.publish import BlobUnavailable
 
 __all__ = ["pack", "ship", "ship_result", "ShipResult"]
@@ -108,6 +108,8 @@ def ship_result(
     # Client setup (session, credentials, TLS) overlaps with packing.
     warm_up = threading.Thread(target=store.connect, name="envship-store-connect", daemon=True)
     warm_up.start()
+    from .store import teamcache  # ship only: `pack -o` does not load it
+
     shared = store if teamcache.enabled(store_cache) else None
     packed = pack(shared_cache=shared, **pack_opts)  # no output: the blobs go to the store
     warm_up.join()

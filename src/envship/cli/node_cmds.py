@@ -1,4 +1,4 @@
-"""CLI commands: exec, node-script, cache ls, cache prune."""
+"""CLI commands: exec, node-script, cache ls, cache prune, cache warm."""
 
 from __future__ import annotations
 
@@ -88,16 +88,57 @@ def node_script(
     err_console.print(f"wrote {written}", highlight=False)
 
 
+def _cache_root(cache: Path | None) -> str:
+    """The node cache directory; NodeError if it exists and is not a directory."""
+    import os
+
+    from ..node.cache import cache_root
+
+    root = cache_root(str(cache) if cache else None)
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise NodeError(f"node cache {root} is not a directory; choose another with --cache or "
+                        "ENVSHIP_CACHE")
+    return root
+
+
+@cache_app.command("warm")
+def cache_warm(
+    env_refs: Annotated[
+        list[str],
+        typer.Argument(metavar="ENV_REF...", help="Env URIs, tag URIs, packed env directories or "
+                                                  "presigned manifests."),
+    ],
+    cache: _CacheOpt = None,
+    python: Annotated[
+        str | None,
+        typer.Option("--python", metavar="PATH",
+                     help="Interpreter for envs without a python layer (default: "
+                          "$ENVSHIP_PYTHON, else python3.X / python3 on PATH)."),
+    ] = None,
+) -> None:
+    """Fetch, unpack and assemble envs without running anything.
+
+    Run as root or a service account on a shared node cache: the entries it makes are ones
+    every user trusts (see 'Trust model' in docs/node.md). Prints each env view's path.
+    """
+    from ..node.runtime import warm
+
+    root = _cache_root(cache)
+    log = (lambda m: err_console.print(f"envship: {m}", highlight=False)) if state.verbose else None
+    for ref in env_refs:
+        path, _ = warm(ref, root, python, log)
+        print(path)
+
+
 @cache_app.command("ls")
 def cache_ls(
     cache: _CacheOpt = None,
     as_json: AsJson = False,
 ) -> None:
     """List unpacked layers and env views with size, last use and whether a process uses them."""
-    from ..node.cache import cache_root
     from ..node.prune import list_cache
 
-    entries = list_cache(cache_root(str(cache) if cache else None))
+    entries = list_cache(_cache_root(cache))
     if as_json:
         rows = [{**e.as_dict(), "last_use": utc_iso(e.last_use)} for e in entries]
         print(json.dumps(rows, indent=2))
@@ -138,7 +179,6 @@ def cache_prune(
     """
     import os
 
-    from ..node.cache import cache_root
     from ..node.fetch import parse_size
     from ..node.prune import prune
 
@@ -153,7 +193,7 @@ def cache_prune(
             f"{where} {limit_text!r} is not a positive size (like 500M, 20G); "
             "to empty the cache, use --all"
         ) from None
-    removed = prune(cache_root(str(cache) if cache else None), limit) or []
+    removed = prune(_cache_root(cache), limit) or []
     freed = sum(e.size for e in removed if e.kind == "layer")
     layers = sum(e.kind == "layer" for e in removed)
     envs = len(removed) - layers

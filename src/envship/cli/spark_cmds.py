@@ -77,6 +77,10 @@ def _own_argv(given: dict[str, Any]) -> list[str]:
 def spark_submit(ctx: typer.Context, env_uri: str, **own: Any) -> None:
     cmd, options = plan_submit([*_own_argv(own), env_uri, *ctx.args])
     shown = shlex.join(cmd)
+    if not options.show_signatures:  # presigned URLs are credentials while they are valid
+        from ..store.io.location import redact_signed_urls
+
+        shown = redact_signed_urls(shown)
     if options.dry_run:
         print(shown)
         return

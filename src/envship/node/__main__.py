@@ -106,28 +106,22 @@ def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, ver
     """Prepare *ref* and exec *cmd* in its view; returns only on failure."""
     root = cache.cache_root(cache_dir)
     env_id = _quick_env_id(ref)
-    lock: int | None = None
-    view: str | None = None
-    if env_id is not None:
-        # Shared lock first, then look: a pruner holds it exclusively while it removes a view.
-        try:
-            lock = cache.acquire(cache.lock_path(root, "env-" + env_id), shared=True)
-        except NodeError:
-            lock = None  # a read-only cache: nobody can prune it under us either
-        view = cache.fast_view(root, env_id)
+    warn = cache.Warnings()
+    held = cache.hold_view(root, env_id, warn) if env_id is not None else None
     for _ in range(3):
-        if view is not None:
+        if held is not None:
             break
         from .runtime import ensure_view
 
-        path, real_id = ensure_view(ref, root, python, _log if verbose else None)
-        if real_id != env_id:
-            cache.release(lock)
-            env_id = real_id
-            lock = cache.acquire(cache.lock_path(root, "env-" + env_id), shared=True)
-        view = cache.fast_view(root, env_id)  # pruned in between? then build it again
-    if view is None or env_id is None:
+        _, env_id = ensure_view(ref, root, python, _log if verbose else None, warn)
+        held = cache.hold_view(root, env_id, warn)  # pruned in between? then build it again
+    if held is None or env_id is None:
         raise NodeError(f"env view for {ref} keeps disappearing; is the cache being pruned?")
+    view, lock = held
+    if os.environ.get("ENVSHIP_VERIFY", "") not in ("", "0"):
+        from .verify import verify_view
+
+        verify_view(view)
     env = dict(os.environ)
     bindir = os.path.join(view, "bin")
     env["PATH"] = bindir + os.pathsep + env.get("PATH", os.defpath)

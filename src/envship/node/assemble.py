@@ -94,6 +94,14 @@ def write_own_files(tmp: str, env_id: str, raw_manifest: bytes, layer_dirs: list
     """The view's own files: its env id, its manifest, the layers it links to."""
     with open(os.path.join(tmp, "envship-env-id"), "w", encoding="ascii") as f:
         f.write(env_id + "\n")
+    if b'"url"' in raw_manifest:
+        # a presigned manifest: keep the hashed form, without layer urls, so that no
+        # presigned signature stays on the node
+        import json
+
+        from .formats import hashed_json
+
+        raw_manifest = hashed_json(json.loads(raw_manifest))
     with open(os.path.join(tmp, "manifest.json"), "wb") as fb:
         fb.write(raw_manifest)
     with open(os.path.join(tmp, "envship-layers"), "w", encoding="ascii") as f:
@@ -152,6 +160,11 @@ def _merge_layers(
         if kind == "python":
             continue
         label = f"{kind} {os.path.basename(d)[:12]}"
+        merger.places = [
+            (os.path.join(d, "site-packages"), site),
+            (os.path.join(d, "data", "bin"), bindir),
+            (os.path.join(d, "data"), view),
+        ]
         merger.merge(os.path.join(d, "site-packages"), site, label)
         data = os.path.join(d, "data")
         try:

@@ -6,29 +6,45 @@ import os
 import tarfile
 
 from .errors import NodeError
-from .gunzip import Gunzip
+from .gunzip import Gunzip, TooLarge
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Protocol
+    from typing import Any, Protocol
 
     class Readable(Protocol):
         def read(self, n: int = -1, /) -> bytes: ...
 
-__all__ = ["Limits", "extract_layer"]
+__all__ = ["Limits", "extract_layer", "RATIO", "FLOOR", "SLACK"]
 
 _DATA_FILTER = getattr(tarfile, "data_filter", None)  # 3.9.17+, 3.10.12+, 3.11.4+, 3.12+
 
 
+# Schema 1/2 layers promise no unpacked size: a blob may inflate to this much at most.
+RATIO = 200  # times its compressed size ...
+FLOOR = 64 << 20  # ... plus this
+SLACK = 1 << 20  # over a schema-3 layer's "unpacked" bytes
+
+
 class Limits:
-    """Upper bounds for one layer; defaults can be raised with environment variables."""
+    """Upper bounds for one layer; defaults can be raised with environment variables.
 
-    __slots__ = ("member", "total", "members")
+    *files* and *total* are what the layer may hold (regular files, their bytes), *stream* what
+    its tar stream may inflate to; *promise* says where the bound comes from, for the error.
+    """
 
-    def __init__(self, member: int, total: int, members: int) -> None:
+    __slots__ = ("member", "total", "members", "files", "stream", "promise")
+
+    def __init__(
+        self, member: int, total: int, members: int, files: int | None = None,
+        stream: int | None = None, promise: str = "",
+    ) -> None:
         self.member = member
         self.total = total
         self.members = members
+        self.files = files
+        self.stream = stream
+        self.promise = promise
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -40,14 +56,40 @@ class Limits:
             members=env_int("ENVSHIP_NODE_MAX_FILES", 2_000_000),
         )
 
+    @classmethod
+    def for_layer(cls, lay: dict[str, Any]) -> Limits:
+        """The bounds of the (checked) manifest layer entry *lay*: schema 3 states its unpacked
+        bytes and file count; older layers get a decompression-ratio cap and their count."""
+        base = cls.from_env()
+        files = lay.get("files")
+        files = files if isinstance(files, int) and files >= 0 else None
+        unpacked = lay.get("unpacked")
+        if isinstance(unpacked, int):
+            total, promise = unpacked + SLACK, f"the manifest says {unpacked} bytes"
+        else:
+            total = RATIO * int(lay["size"]) + FLOOR
+            promise = f"{RATIO} times its {lay['size']} compressed bytes"
+        if base.total < total:  # $ENVSHIP_NODE_MAX_LAYER is the tighter bound
+            total, promise = base.total, ""
+        # tar headers and padding: about 1 KiB per member, directories included
+        stream = total + 2048 * ((files if files is not None else base.members) + 1) + FLOOR
+        return cls(base.member, total, base.members, files, stream, promise)
 
-def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> int:
+
+def extract_layer(
+    stream: Readable, dest: str, layer: str, limits: Limits,
+    digests: dict[str, str] | None = None,
+) -> int:
     """Unpack the tar.gz *stream* into the empty directory *dest*; return the bytes written.
 
     Refuses (NodeError naming *layer* and the member) absolute names, ``..``, links leaving the
     layer, devices/fifos, duplicates and oversized members; nothing is written outside *dest*.
-    Files are created read-only (0444, or 0555 if executable); directories stay 0755.
+    Files are created read-only (0444, or 0555 if executable); directories stay 0755 until the
+    layer is committed. *digests*, if given, receives each regular file's sha256 (hex) by
+    layer-relative path, computed while it is written (``ENVSHIP_VERIFY`` checks them later).
     """
+    import hashlib
+
     root = os.path.realpath(dest)
     seen: set[str] = set()
     files: set[str] = set()
@@ -55,6 +97,14 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
     links: set[str] = set()  # symlinks unpacked so far (layer-relative)
     total = 0
     count = 0
+
+    def broken(why: str) -> NodeError:
+        return NodeError(
+            f"layer {layer}: {why} ({limits.promise}); the blob is not what the env id promised, "
+            "refusing it"
+        )
+
+    regular = 0
 
     def fail(member: str, why: str) -> NodeError:
         return NodeError(
@@ -87,7 +137,7 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
     try:
         # Our own gunzip thread + a plain tar stream: tarfile's "r|gz" slices its whole
         # decompressed buffer on every 512-byte header read and inflates in this thread.
-        gz = Gunzip(stream)
+        gz = Gunzip(stream, limits.stream)
     except (OSError, RuntimeError) as exc:
         raise NodeError(f"layer {layer}: cannot start unpacking ({exc})") from None
     try:
@@ -147,18 +197,26 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
                     raise fail(member.name, f"hard link to {member.linkname!r}, not a file here")
                 os.link(os.path.join(root, target), path)
                 files.add(name)
+                if digests is not None:
+                    digests[name] = digests[target]
                 continue
             if member.size > limits.member:
                 raise fail(member.name, f"{member.size} bytes, over the {limits.member} limit")
             total += member.size
+            regular += 1
+            if limits.files is not None and regular > limits.files:
+                raise broken(f"holds more than {limits.files} files")
             if total > limits.total:
-                raise fail(member.name, f"layer over the {limits.total} bytes limit")
+                if not limits.promise:
+                    raise fail(member.name, f"layer over the {limits.total} bytes limit")
+                raise broken(f"unpacks to more than {limits.total} bytes")
             # Read-only from the start (the fd we write through is ours anyway): env views
             # hard-link these files, and running code must not change a verified layer.
             mode = 0o555 if member.mode & 0o111 else 0o444
             src = tar.extractfile(member)
             assert src is not None
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+            sha = hashlib.sha256() if digests is not None else None
             with os.fdopen(fd, "wb") as out:
                 remaining = member.size
                 while remaining > 0:
@@ -166,9 +224,17 @@ def extract_layer(stream: Readable, dest: str, layer: str, limits: Limits) -> in
                     if not chunk:
                         raise fail(member.name, "truncated")
                     out.write(chunk)
+                    if sha is not None:
+                        sha.update(chunk)
                     remaining -= len(chunk)
             files.add(name)
+            if sha is not None and digests is not None:
+                digests[name] = sha.hexdigest()
     except (tarfile.TarError, EOFError, OSError) as exc:
+        if isinstance(exc, TooLarge):
+            if not limits.promise:
+                raise NodeError(f"layer {layer}: over the {limits.total} bytes limit") from None
+            raise broken(f"inflates to more than {limits.stream} bytes") from None
         if isinstance(exc, FileExistsError):
             raise NodeError(f"layer {layer}: member {exc.filename!r} written twice") from None
         raise NodeError(f"layer {layer}: damaged or unreadable tar ({exc})") from None

@@ -23,6 +23,7 @@ __all__ = [
     "is_local",
     "env_int",
     "parse_size",
+    "redact_text",
 ]
 
 _RETRIES = 3
@@ -59,11 +60,18 @@ def open_url(url: str) -> BinaryIO:
     if is_local(url):
         path = local_path(url)
         try:
-            return open(path, "rb")
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO: no hang
         except FileNotFoundError:
             raise NodeError(f"{path}: not found; check the env URI and the store") from None
         except OSError as exc:
             raise NodeError(f"{path}: cannot read ({exc.strerror})") from None
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise NodeError(f"{path}: not a regular file (a FIFO, device or directory); not "
+                            "an envship file")
+        return os.fdopen(fd, "rb")
     scheme = url.split("://", 1)[0].lower()
     if scheme in ("http", "https"):
         return _open_http(url)
@@ -79,15 +87,30 @@ def open_url(url: str) -> BinaryIO:
         return fsspec.open(url, "rb").open()  # type: ignore[no-any-return]
     except FileNotFoundError:
         raise NodeError(f"{safe_url(url)}: not found; check the env URI and the store") from None
-    except (OSError, ValueError) as exc:
-        raise NodeError(f"{safe_url(url)}: cannot read ({type(exc).__name__})") from None
+    except Exception as exc:  # botocore, aiohttp, gcsfs...: one line, whatever the backend
+        raise NodeError(
+            f"{safe_url(url)}: cannot read it ({type(exc).__name__}: {redact_text(str(exc))}); "
+            "check the URL, the endpoint, the network and this node's credentials"
+        ) from None
+
+
+def redact_text(text: str, limit: int = 200) -> str:
+    """*text* (a foreign error message) on one line, without URL user info or query strings."""
+    import re
+
+    text = re.sub(r"(\w://)[^/@\s\"']*@", r"\1", " ".join(text.split()))
+    text = re.sub(r"(\w://[^\s\"'?]*)\?[^\s\"']*", r"\1", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _open_http(url: str) -> BinaryIO:
     import urllib.error
     import urllib.request
 
-    req = urllib.request.Request(url, headers={"User-Agent": "envship-node"})
+    try:
+        req = urllib.request.Request(url, headers={"User-Agent": "envship-node"})
+    except ValueError as exc:  # "http://[::1/…"
+        raise NodeError(f"{safe_url(url)}: not a valid URL ({exc})") from None
     delay = 0.5
     for attempt in range(_RETRIES):
         last = attempt == _RETRIES - 1
@@ -116,7 +139,20 @@ def _open_http(url: str) -> BinaryIO:
 def read_url(url: str, limit: int = 64 << 20) -> bytes:
     """The whole (small) object at *url*: manifests and tags."""
     with open_url(url) as f:
-        data = f.read(limit + 1)
+        try:
+            size = os.fstat(f.fileno()).st_size  # a local file: refuse a huge one unread
+        except (AttributeError, OSError, ValueError):
+            size = 0
+        if size > limit:
+            raise NodeError(f"{safe_url(url)}: {size} bytes, larger than {limit}; not an envship "
+                            "file")
+        try:
+            data = f.read(limit + 1)
+        except NodeError:
+            raise
+        except Exception as exc:  # a connection lost while reading, from any backend
+            raise NodeError(f"{safe_url(url)}: cannot read it ({type(exc).__name__}: "
+                            f"{redact_text(str(exc))})") from None
     if len(data) > limit:
         raise NodeError(f"{safe_url(url)}: larger than {limit} bytes; not a manifest")
     return bytes(data)
@@ -130,14 +166,27 @@ class HashingReader:
     """A read-only stream that sha256-hashes and counts what passes through it."""
 
     def __init__(
-        self, raw: BinaryIO, limit: int, label: str = "blob", *, remote: bool = False
+        self, raw: BinaryIO, limit: int, label: str = "blob", *, remote: bool = False,
+        expected: str | None = None,
     ) -> None:
         self._raw = raw
         self._limit = limit
         self._label = label
         self._remote = remote  # a short remote read is a broken-off download, not a bad blob
+        self._expected = expected  # sha256 hex: checked the moment the stream ends
         self.sha256 = hashlib.sha256()
         self.count = 0
+
+    def mismatch(self) -> NodeError | None:
+        """The error for a stream whose bytes are not the ones expected, or None."""
+        actual = self.sha256.hexdigest()
+        if self._expected is None or (self.count == self._limit and actual == self._expected):
+            return None
+        return NodeError(
+            f"{self._label} has sha256 {actual[:16]}… and {self.count} bytes, the manifest says "
+            f"{self._expected[:16]}… and {self._limit}: it is not what the env id promised (the "
+            "store is damaged or was tampered with); refusing it"
+        )
 
     def read(self, n: int = -1) -> bytes:
         try:
@@ -149,15 +198,19 @@ class HashingReader:
                 f"{self._label}: download interrupted after {self.count} bytes "
                 f"({type(exc).__name__}: {exc})"
             ) from None
-        if not data and n != 0 and self._remote and self.count < self._limit:
-            raise FetchInterrupted(
-                f"{self._label}: download ended after {self.count} of {self._limit} bytes"
-            )
+        if not data and n != 0:
+            if self._remote and self.count < self._limit:
+                raise FetchInterrupted(
+                    f"{self._label}: download ended after {self.count} of {self._limit} bytes"
+                )
+            bad = self.mismatch()
+            if bad is not None:
+                raise bad
         self.count += len(data)
         if self.count > self._limit:
             raise NodeError(
-                f"{self._label}: larger than the {self._limit} bytes the manifest says; the "
-                "store is damaged or was tampered with, refusing it"
+                f"{self._label}: larger than the {self._limit} bytes the manifest says: it is not "
+                "what the env id promised (the store is damaged or was tampered with); refusing it"
             )
         self.sha256.update(data)
         return data

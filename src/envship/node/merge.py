@@ -21,7 +21,7 @@ class Merger:
     Two sources holding the same file path is a conflict (NodeError naming both).
     """
 
-    __slots__ = ("linked", "copied", "_owner", "_made", "_links_fail", "_keep_links")
+    __slots__ = ("linked", "copied", "places", "_owner", "_made", "_links_fail", "_keep_links")
 
     def __init__(self, keep_links: bool = False) -> None:
         # keep_links: symlinks keep their targets as written (a conda prefix view: they are
@@ -33,6 +33,9 @@ class Merger:
         self._owner: dict[str, str] = {}  # destination path -> the layer it came from
         self._made: set[str] = set()
         self._links_fail = False  # after the first EXDEV-like failure, copy without trying
+        # (source dir, destination dir) of the layer being merged: a symlink from one part of a
+        # layer into another (data/lnk -> ../site-packages) is re-aimed, still relative
+        self.places: list[tuple[str, str]] = []
 
     def merge(self, src: str, dest: str, label: str) -> None:
         """Merge the tree *src* (of layer *label*) into the directory *dest*."""
@@ -104,7 +107,18 @@ class Merger:
         target = os.readlink(src)
         resolved = os.path.normpath(os.path.join(os.path.dirname(src), target))
         if not self._keep_links and not (resolved == root or resolved.startswith(root + os.sep)):
-            target = resolved  # points elsewhere in its layer: keep pointing there
+            # points elsewhere in its layer: at the same file's place in the view, relatively
+            # (never an absolute link into the layer, which running code could follow to it)
+            for s_dir, d_dir in self.places:
+                if resolved == s_dir or resolved.startswith(s_dir + os.sep):
+                    mapped = d_dir + resolved[len(s_dir):]
+                    target = os.path.relpath(mapped, os.path.dirname(dest))
+                    break
+            else:
+                raise NodeError(
+                    f"layer {label}: symlink {os.path.basename(src)} -> {target} points at "
+                    "something the env view does not hold; re-create the env with `envship pack`"
+                )
         try:
             os.symlink(target, dest)
         except FileExistsError:

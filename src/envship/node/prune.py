@@ -35,18 +35,27 @@ class CacheEntry:
         return {s: getattr(self, s) for s in self.__slots__ if s != "layers" or self.kind == "env"}
 
 
-def _names(parent: str) -> list[str]:
+def _names(root: str, sub: str) -> list[str]:
+    """Committed entries of ``root/sub`` this user may trust (and so list and remove)."""
     try:
-        return sorted(
-            n for n in os.listdir(parent)
-            if not n.startswith(".") and os.path.isdir(os.path.join(parent, n))
-        )
-    except FileNotFoundError:
+        names = sorted(n for n in os.listdir(os.path.join(root, sub)) if not n.startswith("."))
+    except (FileNotFoundError, NotADirectoryError):
         return []
+    out = []
+    for n in names:
+        try:
+            if cache.check_entry(root, sub, n):
+                out.append(n)
+        except cache.Untrusted:
+            continue  # another user's entry (or a plant): not ours to list or evict
+    return out
 
 
 def _in_use(root: str, env_id: str) -> bool:
-    fd = cache.acquire(cache.lock_path(root, "env-" + env_id), blocking=False)
+    try:
+        fd = cache.acquire(cache.lock_path(root, "env-" + env_id), blocking=False)
+    except cache.NodeError:
+        return True  # a lock we may not take: count the view as in use
     cache.release(fd)
     return fd is None
 
@@ -64,7 +73,7 @@ def _layer_size(path: str) -> int:
 def list_cache(root: str) -> list[CacheEntry]:
     """Every committed layer and env view, with size, last use and whether a process uses it."""
     views: list[CacheEntry] = []
-    for env_id in _names(os.path.join(root, "envs")):
+    for env_id in _names(root, "envs"):
         path = cache.view_dir(root, env_id)
         try:
             with open(os.path.join(path, "envship-layers"), encoding="ascii") as f:
@@ -77,7 +86,7 @@ def list_cache(root: str) -> list[CacheEntry]:
             continue
         views.append(CacheEntry("env", env_id, path, 0, mtime, _in_use(root, env_id), layers))
     out: list[CacheEntry] = []
-    for hex_ in _names(os.path.join(root, "layers")):
+    for hex_ in _names(root, "layers"):
         path = cache.layer_dir(root, hex_)
         users = [v for v in views if hex_ in v.layers]
         try:
@@ -99,10 +108,15 @@ def _evict(entry: CacheEntry) -> None:
 
 def _evict_views(root: str, views: list[CacheEntry]) -> bool:
     """Remove all *views*, or none if a process runs in one of them (it holds a shared lock)."""
+    if not all(cache.mine(v.path) for v in views):  # root's entries, in a shared cache
+        return False
     fds: list[int] = []
     try:
         for v in views:
-            fd = cache.acquire(cache.lock_path(root, "env-" + v.name), blocking=False)
+            try:
+                fd = cache.acquire(cache.lock_path(root, "env-" + v.name), blocking=False)
+            except cache.NodeError:
+                return False
             if fd is None:
                 return False
             fds.append(fd)
@@ -132,8 +146,9 @@ def prune(
         for sub in ("layers", "envs"):
             parent = os.path.join(root, sub)
             for n in os.listdir(parent) if os.path.isdir(parent) else []:
-                if n.startswith((cache.TMP_PREFIX, cache.TRASH_PREFIX)):
-                    cache.remove_tree(os.path.join(parent, n))
+                path = os.path.join(parent, n)
+                if n.startswith((cache.TMP_PREFIX, cache.TRASH_PREFIX)) and cache.mine(path):
+                    cache.remove_tree(path)
         entries = list_cache(root)
         layers = {e.name: e for e in entries if e.kind == "layer"}
         views = [e for e in entries if e.kind == "env"]
@@ -147,7 +162,7 @@ def prune(
                 if total <= max_size:
                     break
                 users = [v for v in views if lay.name in v.layers]
-                if lay.in_use or not _evict_views(root, users):
+                if lay.in_use or not cache.mine(lay.path) or not _evict_views(root, users):
                     continue
                 removed.extend(users)
                 views = [v for v in views if v not in users]

@@ -7,7 +7,7 @@ import sys
 import time
 
 from . import cache
-from .cache import fast_view
+from .cache import Warnings, areas, fast_view, find_view
 from .errors import NodeError
 from .fetch import FetchInterrupted
 from .ref import ref_env_id
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .interp import Interpreter
     from .resolve import Resolved
 
-__all__ = ["View", "prepare", "ensure_view"]
+__all__ = ["View", "prepare", "ensure_view", "warm"]
 
 _ATTEMPTS = 3  # per layer, when a download breaks off midway
 
@@ -112,6 +112,10 @@ def prepare(
         os.fspath(env_ref), root, os.fspath(python) if python is not None else None,
         _stderr_log if verbose else None,
     )
+    from .verify import verify_view, wanted
+
+    if wanted():
+        verify_view(path)
     return View(path, env_id)
 
 
@@ -125,30 +129,87 @@ def ensure_view(
     root: str,
     python: str | None,
     log: Callable[[str], None] | None,
+    warn: Warnings | None = None,
+    *,
+    shared: bool = False,
 ) -> tuple[str, str]:
-    """(view path, env id) for *env_ref*, building what is missing under the cache locks."""
+    """(view path, env id) for *env_ref*, building what is missing under the cache locks.
+
+    Entries in *root* that fail the ownership rule are never used: the env is then built in
+    this user's own area, with one warning. *shared* (``cache warm``): only *root* is used,
+    and every user can read and lock what is built there.
+    """
     from .resolve import follow, resolve
 
+    warn = warn or Warnings()
     env_id = ref_env_id(env_ref)
     if env_id is None:  # a tag or a packed dir: find the env id it names (tags are mutable)
         env_ref = follow(env_ref)
         env_id = ref_env_id(env_ref)
-    if env_id is not None:
-        ready = fast_view(root, env_id)
+    if env_id is not None and not shared:
+        ready = find_view(root, env_id, warn)
         if ready:
             return ready, env_id
     resolved = resolve(env_ref)
-    ready = fast_view(root, resolved.env_id)
+    ready = fast_view(root, resolved.env_id) if shared else find_view(root, resolved.env_id, warn)
     if ready:
         return ready, resolved.env_id
     manifest = resolved.manifest
-    layers = manifest["layers"]
-    has_python = any(lay["kind"] == "python" for lay in layers)
     interpreter: Interpreter | None = None
-    if not has_python:
+    if not any(lay["kind"] == "python" for lay in manifest["layers"]):
         from .interp import find_node_python
 
         interpreter = find_node_python(manifest, python)  # fails before any download
+    if shared:
+        return _build(root, resolved, interpreter, log, shared=True), resolved.env_id
+    problem: NodeError | None = None
+    for area, own in areas(root, warn):
+        try:
+            if area != root:
+                cache.make_area(area, own)
+            return _build(area, resolved, interpreter, log, mine=area != root), resolved.env_id
+        except cache.Untrusted as exc:
+            warn.distrust(area, exc)
+            problem = exc
+        except cache.ReadOnly as exc:
+            if log:
+                log(f"{exc}; building this env in your own node cache area")
+            problem = exc
+    raise NodeError(
+        f"no usable node cache for this env ({problem}); set ENVSHIP_CACHE (or --cache) to a "
+        "directory you own"
+    )
+
+
+def warm(
+    env_ref: str, root: str, python: str | None, log: Callable[[str], None] | None
+) -> tuple[str, str]:
+    """Fetch, unpack and assemble *env_ref* into *root* itself, readable and lockable by every
+    user: run as root or a service account, it fills a cache every user trusts."""
+    path, env_id = ensure_view(env_ref, root, python, log, shared=True)
+    cache.share_area(root)
+    cache.release(cache.acquire(cache.lock_path(root, "env-" + env_id), shared=True))
+    return path, env_id
+
+
+def _build(
+    root: str,
+    resolved: Resolved,
+    interpreter: Interpreter | None,
+    log: Callable[[str], None] | None,
+    *,
+    shared: bool = False,
+    mine: bool = False,
+) -> str:
+    """Fetch the missing layers of *resolved* into the area *root* and assemble its view.
+    *mine*: a per-user area, whose root is ``lstat``-ed like an entry."""
+    if not cache.check_entry(root, own_root=mine):
+        try:
+            os.makedirs(root, 0o755, exist_ok=True)
+        except OSError as exc:
+            raise cache.ReadOnly(f"cannot create {root}: {exc.strerror}") from None
+    if shared:
+        cache.share_area(root)
     global_fd = cache.acquire(cache.lock_path(root, cache.GLOBAL_LOCK), shared=True)
     try:
         cache.clean_leftovers(root)
@@ -156,7 +217,7 @@ def ensure_view(
         if interpreter is None:
             from .interp import layer_python
 
-            interpreter = layer_python(dict(dirs)["python"], manifest)
+            interpreter = layer_python(dict(dirs)["python"], resolved.manifest)
         path = _ensure_env(root, resolved, dirs, interpreter, log)
     finally:
         cache.release(global_fd)
@@ -164,7 +225,7 @@ def ensure_view(
         from .prune import auto_prune
 
         auto_prune(root, log)
-    return path, resolved.env_id
+    return path
 
 
 def _ensure_layers(
@@ -217,8 +278,9 @@ def _ensure_layers(
 
 
 def _touch_ready(final: str) -> bool:
-    """Is the layer committed? If so, mark its last use."""
-    if not os.path.isdir(final):
+    """Is the layer committed (and trusted: Untrusted if not)? If so, mark its last use."""
+    layers = os.path.dirname(final)
+    if not cache.check_entry(os.path.dirname(layers), "layers", os.path.basename(final)):
         return False
     try:  # noqa: SIM105 - last use; a read-only or linked-in layer is fine as it is
         os.utime(final)
@@ -234,13 +296,15 @@ def _ensure_layer(
     interpreter: Interpreter | None,
     log: Callable[[str], None] | None,
 ) -> tuple[str, bool]:
+    from .verify import record_layer
+
     hex_ = lay["digest"].split(":", 1)[1]
     final = cache.layer_dir(root, hex_)
     if _touch_ready(final):
         return final, False
     fd = cache.acquire(cache.lock_path(root, "layer-" + hex_))
     try:
-        if os.path.isdir(final):  # another process unpacked it while we waited
+        if _touch_ready(final):  # another process unpacked it while we waited
             return final, False
         parent = os.path.dirname(final)
         cache.clean_stale(parent, hex_)  # a crashed builder's leftovers: its lock is free now
@@ -249,10 +313,13 @@ def _ensure_layer(
         for attempt in range(_ATTEMPTS):
             tmp = cache.temp_dir(parent, hex_)
             try:
-                size = _fetch_unpack(resolved.layer_urls[lay["digest"]], lay, tmp)
+                digests: dict[str, str] = {}
+                size = _fetch_unpack(resolved.layer_urls[lay["digest"]], lay, tmp, digests)
                 compiled = _compile(tmp, lay, resolved.manifest, interpreter)
+                record_layer(tmp, digests)
                 with open(os.path.join(tmp, ".envship-size"), "w", encoding="ascii") as f:
                     f.write(f"{size}\n")
+                cache.make_read_only(tmp)  # before the commit: never writable once in place
                 cache.commit_dir(tmp, final)
                 break
             except FetchInterrupted as exc:
@@ -303,38 +370,32 @@ def _compile(
                         r"[\\/](test|tests)[\\/]")
 
 
-def _fetch_unpack(url: str, lay: dict[str, Any], tmp: str) -> int:
+def _fetch_unpack(url: str, lay: dict[str, Any], tmp: str, digests: dict[str, str]) -> int:
     from .extract import Limits, extract_layer
     from .fetch import HashingReader, is_local, open_url, safe_url
 
     label = f"{lay['kind']} {lay['digest'][:19]}"
-    expected = lay["digest"].split(":", 1)[1]
     reader = HashingReader(
-        open_url(url), lay["size"], f"layer {label}: blob {safe_url(url)}", remote=not is_local(url)
+        open_url(url), lay["size"], f"layer {label}: blob {safe_url(url)}",
+        remote=not is_local(url), expected=lay["digest"].split(":", 1)[1],
     )
     try:
         try:
-            size = extract_layer(reader, tmp, label, Limits.from_env())
+            size = extract_layer(reader, tmp, label, Limits.for_layer(lay), digests)
         except NodeError as exc:
             # A tampered blob usually breaks the tar too: report the digest mismatch if so.
             try:
                 reader.drain()
             except (NodeError, OSError):
                 raise exc from None
-            if reader.sha256.hexdigest() == expected:
-                raise
-            size = 0
-        else:
-            reader.drain()
+            bad = reader.mismatch()
+            raise bad or exc from None
+        reader.drain()  # the tar's trailing padding; raises if the digest does not match
     finally:
         reader.close()
-    actual = reader.sha256.hexdigest()
-    if reader.count != lay["size"] or actual != expected:
-        raise NodeError(
-            f"layer {label}: blob {safe_url(url)} has sha256 {actual[:16]}… and {reader.count} "
-            f"bytes, the manifest says {expected[:16]}… and {lay['size']}; the store is damaged "
-            "or was tampered with, refusing it"
-        )
+    bad = reader.mismatch()
+    if bad is not None:
+        raise bad
     return size
 
 
@@ -347,6 +408,7 @@ def _ensure_env(
 ) -> str:
     from .assemble import assemble_view
     from .formats import is_conda
+    from .verify import record_view
 
     final = cache.view_dir(root, resolved.env_id)
     fd = cache.acquire(cache.lock_path(root, "build-" + resolved.env_id))
@@ -355,9 +417,12 @@ def _ensure_env(
             return final
         parent = os.path.dirname(final)
         cache.clean_stale(parent, resolved.env_id)
-        if os.path.lexists(final):  # stale view (its interpreter is gone): rebuild it
+        if cache.check_entry(root, "envs", resolved.env_id):  # stale: interpreter gone
             trash = os.path.join(parent, f"{cache.TRASH_PREFIX}{resolved.env_id}-{os.getpid()}")
-            os.rename(final, trash)
+            try:
+                os.rename(final, trash)
+            except PermissionError:  # someone else's (its interpreter is not ours to run?)
+                raise cache.ReadOnly(f"cannot replace the env view {final}") from None
             cache.remove_tree(trash)
         tmp = cache.temp_dir(parent, resolved.env_id)
         try:
@@ -369,6 +434,8 @@ def _ensure_env(
             else:
                 assemble_view(tmp, final, resolved.env_id, resolved.manifest, resolved.raw,
                               dirs, interpreter, log)
+            record_view(tmp, [d for _, d in dirs])
+            cache.make_read_only(tmp)
             cache.commit_dir(tmp, final)
         except BaseException:
             cache.remove_tree(tmp)

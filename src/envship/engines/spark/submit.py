@@ -55,6 +55,7 @@ class SubmitOptions:
     dry_run: bool = False
     local_modules: bool = True  # ship the .py modules next to the application
     storage_options: tuple[str, ...] = ()  # KEY=VALUE, to read the env from its store
+    show_signatures: bool = False  # --dry-run / -v print presigned URLs whole
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ OWN_OPTIONS: tuple[OwnOption, ...] = (
               help="fsspec storage option to read the env (repeatable), as for `envship ship`."),
     OwnOption(("--dry-run",), "dry_run", sets=True,
               help="Check the local code, print the spark-submit command, do not run it."),
+    OwnOption(("--show-signatures",), "show_signatures", sets=True,
+              help="Show presigned URLs whole in --dry-run and -v output (redacted by default)."),
 )
 _OWN = {name: opt for opt in OWN_OPTIONS for name in opt.names}
 

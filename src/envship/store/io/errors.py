@@ -139,6 +139,13 @@ def _missing_credentials(exc: BaseException) -> bool:
     )
 
 
+def _partial_credentials(exc: BaseException) -> bool:
+    return any(
+        cls.__name__ == "PartialCredentialsError" for one in _chain(exc)
+        for cls in type(one).__mro__
+    )
+
+
 def _credentials_hint(loc: StoreLocation) -> str:
     """Where botocore looked for S3 credentials, so the user knows what to set."""
     opts = loc.storage_options
@@ -170,6 +177,14 @@ def as_store_error(exc: BaseException, what: str, loc: StoreLocation) -> StoreEr
         return StoreError(
             f"{what} in store {loc.url}: access denied ({detail}); check the credentials "
             "(storage options, environment variables or config files) and their permissions"
+        )
+    opts = loc.storage_options
+    if _partial_credentials(exc) and ("key" in opts) != ("secret" in opts):
+        given, missing = ("key", "secret") if "key" in opts else ("secret", "key")
+        return StoreError(
+            f"{what} in store {loc.url}: storage option {given!r} is set but {missing!r} is not "
+            f"(botocore does not pair one with $AWS_* variables); give -s {missing}=… too, or "
+            f"drop -s {given} to use the environment's credentials"
         )
     if _missing_credentials(exc):
         return StoreError(f"{what} in store {loc.url}: no S3 credentials found; "

@@ -190,6 +190,9 @@ class StoreIO:
                     data = _read_range(self.fs, path, limit + 1)
             except FileNotFoundError:
                 raise NotFound(f"{what} not found in store {self.url}") from None
+            except _Oversized as big:
+                raise Refused(f"{what} in store {self.url} is {big.size} bytes, larger than "
+                              f"{limit}; not an envship file") from None
             if data is None:
                 raise Refused(f"{what} in store {self.url} is not a regular file")
             if len(data) > limit:
@@ -321,11 +324,21 @@ def _read_local(path: str, most: int) -> bytes | None:
     block a reader forever, a device never end)."""
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         return None
+    if st.st_size >= most:  # a 20 GB sparse file: refused by its size, not after reading
+        os.close(fd)
+        raise _Oversized(st.st_size)
     with os.fdopen(fd, "rb") as f:
         return f.read(most)
+
+
+class _Oversized(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
 
 
 def _read_range(fs: Any, path: str, most: int) -> bytes:

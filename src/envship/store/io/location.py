@@ -49,11 +49,47 @@ _PUBLIC_KEYS = frozenset(
 
 def redact_url(url: str) -> str:
     """`scheme://user:pass@host/p` -> `scheme://host/p`; query strings (signatures) dropped."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # "http://[::1/…": not a URL urllib can take apart; redact by hand
+        scheme, _, rest = url.partition("://")
+        host, sep, path = rest.split("?", 1)[0].split("#", 1)[0].partition("/")
+        return f"{scheme}://{host.rpartition('@')[2]}{sep}{path}"
     if not parts.scheme or len(parts.scheme) == 1:  # plain path or a Windows drive letter
         return url
     netloc = parts.netloc.rpartition("@")[2]
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def redact_signed_urls(text: str) -> str:
+    """*text* with the query string (presigned signatures, SAS tokens) of every http(s) URL in
+    it replaced by a marker, and no user info: for commands shown on screen or in logs."""
+    text = re.sub(r"(https?://)[^/@\s'\"]*@", r"\1", text)
+    return re.sub(r"(https?://[^\s'\"?]*)\?[^\s'\"]*", r"\1?<signature redacted>", text)
+
+
+def public_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """*options* with only the keys that are never secret, and no user info in URL values:
+    what may travel with a pickled Env (nodes read their own credentials)."""
+    out: dict[str, Any] = {}
+    for k, v in options.items():
+        if isinstance(v, Mapping):
+            inner = public_options(v)
+            if inner:
+                out[k] = inner
+        elif k in _PUBLIC_KEYS:
+            out[k] = redact_url(v) if isinstance(v, str) and "://" in v else v
+    return out
+
+
+def _url_values(options: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
+    for v in options.values():
+        if isinstance(v, Mapping):
+            found += _url_values(v)
+        elif isinstance(v, str) and "://" in v:
+            found.append(v)
+    return found
 
 
 def _secrets(options: Mapping[str, Any], key: str = "") -> list[str]:
@@ -75,10 +111,13 @@ class Scrubber:
     @classmethod
     def for_store(cls, url: str, options: Mapping[str, Any]) -> Scrubber:
         found = _secrets(options)
-        parts = urllib.parse.urlsplit(url)
-        if "@" in parts.netloc:
-            userinfo = parts.netloc.rpartition("@")[0]
-            found += [s for s in (userinfo, *userinfo.split(":", 1)) if len(s) >= 3]
+        # user info in the store URL and in URL-valued options (endpoint_url is public, a
+        # password inside it is not)
+        for text in (url, *_url_values(options)):
+            netloc = text.split("://", 1)[1].split("/", 1)[0] if "://" in text else ""
+            if "@" in netloc:
+                userinfo = netloc.rpartition("@")[0]
+                found += [s for s in (userinfo, *userinfo.split(":", 1)) if len(s) >= 3]
         for env in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"):
             value = os.environ.get(env, "")
             if len(value) >= 8:
@@ -88,6 +127,7 @@ class Scrubber:
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "***")
+        text = re.sub(r"(\w://)[^/@\s\"']*@", r"\1", text)  # user info in any URL
         # Signed query strings carry credentials-derived tokens.
         return re.sub(r"(X-Amz-(?:Credential|Signature|Security-Token)=)[^&\s'\"]+", r"\1***", text)
 
@@ -225,7 +265,7 @@ def parse_storage_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
             raise StoreError(f"bad storage option {key or pair!r}: expected KEY=VALUE")
         try:
             value: Any = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             value = raw
         target = out
         *parents, leaf = key.split(".")
