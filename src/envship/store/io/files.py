@@ -192,7 +192,7 @@ class StoreIO:
                 raise NotFound(f"{what} not found in store {self.url}") from None
             except _Oversized as big:
                 raise Refused(f"{what} in store {self.url} is {big.size} bytes, larger than "
-                              f"{limit}; not an envship file") from None
+                              f"{limit} bytes; not an envship file") from None
             if data is None:
                 raise Refused(f"{what} in store {self.url} is not a regular file")
             if len(data) > limit:
