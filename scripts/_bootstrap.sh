@@ -25,4 +25,19 @@ ensure_dev_venv() {
   fi
   echo "== installing envship and test dependencies into .venv"
   "$UV" pip install -q -p .venv/bin/python -e ".[test]"
+  ensure_azurite
+}
+
+# Azurite (Microsoft's Azure Storage emulator, an npm package) for the Azure store tests,
+# installed into .tools/node_modules (gitignored) when missing. Needs node >= 18 and npm.
+AZURITE_VERSION=3.35.0
+ensure_azurite() {
+  if [ -x .tools/node_modules/.bin/azurite-blob ]; then return; fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "envship: npm is needed to install Azurite for the Azure tests (install Node.js >= 18)" >&2
+    return 1
+  fi
+  echo "== installing azurite $AZURITE_VERSION into .tools/node_modules"
+  mkdir -p .tools
+  npm install --prefix .tools --no-audit --no-fund --silent "azurite@$AZURITE_VERSION"
 }

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from kits.condakit import CondaKit, cached_channel, can_build
+from kits.emulators import Emulator, start_azurite, start_gcs_emulator
 from kits.support import (
     AWS_ENV,
     MotoServer,
@@ -123,3 +124,31 @@ def moto() -> Iterator[MotoServer]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _emulator(start: object, tmp: Path) -> Iterator[Emulator]:
+    """Start an emulator, export what a user would (credentials, endpoint), undo at the end."""
+    server: Emulator = start(tmp)  # type: ignore[operator]
+    old = {k: os.environ.get(k) for k in server.environ}
+    os.environ.update(server.environ)
+    try:
+        yield server
+    finally:
+        server.stop()
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """One real Azurite Blob server for the session (npm package, installed into .tools/)."""
+    yield from _emulator(start_azurite, tmp_path_factory.mktemp("azurite"))
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """One real gcp-storage-emulator for the session, with a service account for signing."""
+    yield from _emulator(start_gcs_emulator, tmp_path_factory.mktemp("gcs"))

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .env import Env
 from .errors import EnvNotFound, PackError, StoreError
@@ -23,6 +23,12 @@ from .store.publish import BlobUnavailable
 
 __all__ = ["pack", "ship", "ship_result", "ShipResult"]
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .packing.buildcache import SharedCache
+    from .packing.options import PackOptions, ShipOptions
+
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +36,9 @@ def pack(
     python: str | os.PathLike[str] | None = None,
     *,
     output: str | os.PathLike[str] | None = None,
-    **pack_opts: Any,
+    progress: Progress | None = None,
+    shared_cache: SharedCache | None = None,
+    **pack_opts: Unpack[PackOptions],
 ) -> PackResult:
     """Pack the environment of *python* (see :func:`envship.packing.pipeline.pack`).
 
@@ -40,7 +48,7 @@ def pack(
     from .packing.pipeline import pack as pack_env
 
     out = _check_output(Path(output)) if output is not None else None
-    packed = pack_env(python, **pack_opts)
+    packed = pack_env(python, progress=progress, shared_cache=shared_cache, **pack_opts)
     if out is None:
         return packed
     existed = out.exists()
@@ -96,7 +104,7 @@ def ship_result(
     progress: Progress | None = None,
     provenance: bool = True,
     store_cache: bool = True,
-    **pack_opts: Any,
+    **pack_opts: Unpack[ShipOptions],
 ) -> ShipResult:
     """:func:`ship`, returning what was uploaded and built as well."""
     store = open_store(store_url if store_url is not None else default_store_url(),
@@ -148,7 +156,7 @@ def ship(
     tag: str | None = None,
     progress: Progress | None = None,
     store_cache: bool = True,
-    **pack_opts: Any,
+    **pack_opts: Unpack[ShipOptions],
 ) -> Env:
     """Pack an environment (the running venv by default; `python=` for another) and publish
     the layers the store lacks, then its manifest. Returns the published :class:`Env`.

@@ -198,7 +198,7 @@ def test_damaged_manifest(sample_pack: PackResult, tmp_path: Path) -> None:
     tampered.write_text(good.read_text().replace('"numpy"', '"numpy2"'))
     assert_fails(envship("inspect", str(tampered)), "content hashes to env id")
     # diff exits as diff(1) does: 1 means "they differ", trouble is 2
-    assert_fails(envship("diff", str(good), str(tmp_path / "missing.json")), "cannot read",
+    assert_fails(envship("diff", str(good), str(tmp_path / "missing.json")), "not found",
                  code=2)
     empty = tmp_path / "empty"
     empty.mkdir()

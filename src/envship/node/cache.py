@@ -48,6 +48,10 @@ __all__ = [
 TMP_PREFIX = ".tmp-"  # a directory being built; never used by a reader
 TRASH_PREFIX = ".trash-"  # a directory being removed; never used by a reader
 GLOBAL_LOCK = "cache"  # shared while preparing an env, exclusive while pruning
+# The node cache's layout, spelled here only (the store's is in formats.py).
+LAYERS = "layers"  # layers/<hex>/: one unpacked, read-only layer
+VIEWS = "envs"  # envs/<env-id>/: one assembled, read-only env view
+LOCKS = "locks"  # locks/<name>.lock
 USERS = "users"  # users/<uid>/: a per-user area, used where the shared entries are not trusted
 
 
@@ -145,7 +149,7 @@ def share_area(root: str) -> None:
     """Make *root*'s directories readable by every user (``cache warm``): ``layers/``,
     ``envs/``, ``locks/`` 0755 whatever the umask, and ``users/`` (sticky, like /tmp) where
     each user builds what the shared entries lack."""
-    for sub in ("layers", "envs", "locks"):
+    for sub in (LAYERS, VIEWS, LOCKS):
         path = os.path.join(root, sub)
         if not os.path.lexists(path):
             os.mkdir(path, 0o755)
@@ -180,16 +184,16 @@ def cache_root(explicit: str | None = None) -> str:
 
 
 def layer_dir(root: str, hex_digest: str) -> str:
-    return os.path.join(root, "layers", hex_digest)
+    return os.path.join(root, LAYERS, hex_digest)
 
 
 def view_dir(root: str, env_id: str) -> str:
-    return os.path.join(root, "envs", env_id)
+    return os.path.join(root, VIEWS, env_id)
 
 
 def lock_path(root: str, name: str) -> str:
     """Lock files live apart from the data so that removing a layer never races its lock."""
-    return os.path.join(root, "locks", name + ".lock")
+    return os.path.join(root, LOCKS, name + ".lock")
 
 
 def acquire(path: str, *, shared: bool = False, blocking: bool = True) -> int | None:
@@ -330,7 +334,7 @@ def clean_stale(parent: str, name: str) -> None:
 def clean_leftovers(root: str) -> None:
     """Remove temp dirs of crashed builders (their build lock is free) and trash of a crashed
     prune. Call with the global lock held shared: no prune is running meanwhile."""
-    for sub, lock_prefix in (("layers", "layer-"), ("envs", "build-")):
+    for sub, lock_prefix in ((LAYERS, "layer-"), (VIEWS, "build-")):
         parent = os.path.join(root, sub)
         try:
             entries = os.listdir(parent)
@@ -379,7 +383,7 @@ def fast_view(root: str, env_id: str) -> str | None:
 
     Untrusted if the view (or ``envs/``, or the cache root) fails the ownership rule.
     """
-    if not check_entry(root, "envs", env_id):
+    if not check_entry(root, VIEWS, env_id):
         return None
     path = view_dir(root, env_id)
     try:

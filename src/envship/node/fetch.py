@@ -27,6 +27,13 @@ __all__ = [
 ]
 
 _RETRIES = 3
+# fsspec backends a node may lack: scheme -> (package, envship extra bringing it)
+_BACKENDS = {
+    "s3": ("s3fs", "envship[s3]"), "s3a": ("s3fs", "envship[s3]"),
+    "gs": ("gcsfs", "envship[gcs]"), "gcs": ("gcsfs", "envship[gcs]"),
+    "az": ("adlfs", "envship[azure]"), "abfs": ("adlfs", "envship[azure]"),
+    "abfss": ("adlfs", "envship[azure]"),
+}
 
 
 def safe_url(url: str) -> str:
@@ -81,12 +88,19 @@ def open_url(url: str) -> BinaryIO:
         raise NodeError(
             f"{safe_url(url)}: reading {scheme}:// URLs needs fsspec (and its {scheme} "
             "backend) on this node; install it, or use a presigned env "
-            "(`envship store presign`) whose layers are plain HTTPS URLs"
+            "(`envship presign`) whose layers are plain HTTPS URLs"
         ) from None
     try:
         return fsspec.open(url, "rb").open()  # type: ignore[no-any-return]
     except FileNotFoundError:
         raise NodeError(f"{safe_url(url)}: not found; check the env URI and the store") from None
+    except ImportError:
+        backend, extra = _BACKENDS.get(scheme, (f"the fsspec backend for {scheme}://", ""))
+        how = f"`pip install {backend}`" + (f" (or `pip install '{extra}'`)" if extra else "")
+        raise NodeError(
+            f"{safe_url(url)}: reading {scheme}:// URLs needs {backend} on this node: {how}; "
+            "or use a presigned env (`envship presign`) whose layers are plain HTTPS URLs"
+        ) from None
     except Exception as exc:  # botocore, aiohttp, gcsfs...: one line, whatever the backend
         raise NodeError(
             f"{safe_url(url)}: cannot read it ({type(exc).__name__}: {redact_text(str(exc))}); "

@@ -73,7 +73,7 @@ def _layer_size(path: str) -> int:
 def list_cache(root: str) -> list[CacheEntry]:
     """Every committed layer and env view, with size, last use and whether a process uses it."""
     views: list[CacheEntry] = []
-    for env_id in _names(root, "envs"):
+    for env_id in _names(root, cache.VIEWS):
         path = cache.view_dir(root, env_id)
         try:
             with open(os.path.join(path, "envship-layers"), encoding="ascii") as f:
@@ -86,7 +86,7 @@ def list_cache(root: str) -> list[CacheEntry]:
             continue
         views.append(CacheEntry("env", env_id, path, 0, mtime, _in_use(root, env_id), layers))
     out: list[CacheEntry] = []
-    for hex_ in _names(root, "layers"):
+    for hex_ in _names(root, cache.LAYERS):
         path = cache.layer_dir(root, hex_)
         users = [v for v in views if hex_ in v.layers]
         try:
@@ -143,7 +143,7 @@ def prune(
     removed: list[CacheEntry] = []
     try:
         # No env is being prepared (we hold the global lock): every temp dir is a leftover.
-        for sub in ("layers", "envs"):
+        for sub in (cache.LAYERS, cache.VIEWS):
             parent = os.path.join(root, sub)
             for n in os.listdir(parent) if os.path.isdir(parent) else []:
                 path = os.path.join(parent, n)

@@ -20,7 +20,25 @@ if TYPE_CHECKING:
     from .interp import Interpreter
     from .resolve import Resolved
 
-__all__ = ["View", "prepare", "ensure_view", "warm"]
+__all__ = ["View", "prepare", "ensure_view", "warm", "LAYER_DIRS_ENV", "provided_layers"]
+
+# Layers a cluster manager already unpacked for this process (YARN localized archives, Spark's
+# spark.archives), as "<hex>=<dir>" entries separated by os.pathsep. Set by the launcher in the
+# container's own working directory; taken as they are, never linked into the node cache (a
+# symlink at a cache entry is never followed).
+LAYER_DIRS_ENV = "ENVSHIP_LAYER_DIRS"
+
+
+def provided_layers() -> dict[str, str]:
+    """hex digest -> directory of the layers named in ``$ENVSHIP_LAYER_DIRS`` that exist."""
+    from .formats import is_hex64
+
+    out: dict[str, str] = {}
+    for item in os.environ.get(LAYER_DIRS_ENV, "").split(os.pathsep):
+        hex_, sep, path = item.partition("=")
+        if sep and is_hex64(hex_) and os.path.isdir(path):
+            out[hex_] = os.path.abspath(path)
+    return out
 
 _ATTEMPTS = 3  # per layer, when a download breaks off midway
 
@@ -240,8 +258,12 @@ def _ensure_layers(
     each under its own lock, so concurrent processes still fetch every blob once.
     """
     layers = resolved.manifest["layers"]
-    dirs = [(lay["kind"], cache.layer_dir(root, lay["digest"].split(":", 1)[1])) for lay in layers]
-    todo = [lay for i, lay in enumerate(layers) if not _touch_ready(dirs[i][1])]
+    given = provided_layers()
+    hexes = [lay["digest"].split(":", 1)[1] for lay in layers]
+    dirs = [(lay["kind"], given.get(hexes[i]) or cache.layer_dir(root, hexes[i]))
+            for i, lay in enumerate(layers)]
+    todo = [lay for i, lay in enumerate(layers)
+            if hexes[i] not in given and not _touch_ready(dirs[i][1])]
     if not todo:
         return dirs, False
     python_lay = next((lay for lay in todo if lay["kind"] == "python"), None)
@@ -280,7 +302,7 @@ def _ensure_layers(
 def _touch_ready(final: str) -> bool:
     """Is the layer committed (and trusted: Untrusted if not)? If so, mark its last use."""
     layers = os.path.dirname(final)
-    if not cache.check_entry(os.path.dirname(layers), "layers", os.path.basename(final)):
+    if not cache.check_entry(os.path.dirname(layers), cache.LAYERS, os.path.basename(final)):
         return False
     try:  # noqa: SIM105 - last use; a read-only or linked-in layer is fine as it is
         os.utime(final)
@@ -417,7 +439,7 @@ def _ensure_env(
             return final
         parent = os.path.dirname(final)
         cache.clean_stale(parent, resolved.env_id)
-        if cache.check_entry(root, "envs", resolved.env_id):  # stale: interpreter gone
+        if cache.check_entry(root, cache.VIEWS, resolved.env_id):  # stale: interpreter gone
             trash = os.path.join(parent, f"{cache.TRASH_PREFIX}{resolved.env_id}-{os.getpid()}")
             try:
                 os.rename(final, trash)

@@ -143,8 +143,10 @@ def verify_view(view: str) -> None:
         os.path.exists(os.path.join(lib, d, "site-packages", "_envship.pth"))
         for d in (os.listdir(lib) if os.path.isdir(lib) else ())
     )
+    from .cache import LAYERS
+
     for hex_ in hexes:
-        layer = os.path.join(root, "layers", hex_)
+        layer = os.path.join(root, LAYERS, hex_)
         # a merged view's files are its layers' inodes (or copies), checked above; the
         # interpreter of a python layer runs in place
         if not merged or os.path.isdir(os.path.join(layer, "python")):

@@ -26,6 +26,9 @@ from .sources.conda import conda_prefix
 from .sources.snapshot import Snapshot, default_cache_tag, take_snapshot
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .options import LockOptions
     from .sources.lock.stage import CodeArg
 
 __all__ = ["PackResult", "pack", "pack_lock", "pack_snapshot"]
@@ -60,7 +63,7 @@ def pack(
     progress: Progress | None = None,
     requirements: str | os.PathLike[str] | None = None,
     shared_cache: SharedCache | None = None,
-    **lock_opts: Any,
+    **lock_opts: Unpack[LockOptions],
 ) -> PackResult:
     """Pack the environment of *python* (venv dir, prefix or interpreter; default: this one).
 

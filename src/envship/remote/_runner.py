@@ -70,6 +70,11 @@ def main(argv: list[str]) -> int:
         fh.write(data)
     if tmp_zip:
         os.unlink(tmp_zip)
+    if "--exit-status" in argv[2:] and outcome[0] == "err" and len(outcome) == 6:
+        # No caller reads the outcome (a YARN container): the traceback goes to the log and
+        # the exit code fails the container.
+        sys.stderr.write(outcome[5] or f"{outcome[3]}: {outcome[4]}\n")
+        return 1
     return 0
 
 

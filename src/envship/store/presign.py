@@ -15,7 +15,6 @@ from .io.location import blob
 
 __all__ = ["PresignResult", "presign"]
 
-
 @dataclass(frozen=True)
 class PresignResult:
     env_id: str

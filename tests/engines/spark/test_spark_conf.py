@@ -429,5 +429,6 @@ def test_boot_files_are_package_data_that_lint_and_run_alone(tmp_path: Path) -> 
                 if isinstance(node, ast.Import | ast.ImportFrom)
                 for alias in (node.names if isinstance(node, ast.Import) else
                               [ast.alias(node.module or "")])}
+    node_runtime = {"envship_node", "_envship_node"}  # the single file, and what it serves
     assert "envship" not in imported and imported <= {
-        "__future__", "contextlib", "json", "os", "sys", "time", "typing", "envship_node"}
+        "__future__", "contextlib", "json", "os", "sys", "time", "typing", *node_runtime}

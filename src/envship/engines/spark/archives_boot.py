@@ -61,10 +61,9 @@ def prepare(boot: dict[str, Any], here: str, root: str, view: str) -> None:
     for hex_, name in sorted(blobs.items()):
         _link(os.path.join(root, name), os.path.join(blob_dir, hex_ + boot["blob_suffix"]))
     cache = os.path.join(root, "envship-cache")
-    layers = os.path.join(cache, "layers")
-    os.makedirs(layers, exist_ok=True)
-    for hex_, alias in sorted(unpacked.items()):  # unpacked by Spark: taken as they are
-        _link(os.path.join(root, alias), os.path.join(layers, hex_))
+    # Unpacked by Spark: taken as they are (handed over by name, never linked into the cache).
+    os.environ["ENVSHIP_LAYER_DIRS"] = os.pathsep.join(
+        f"{hex_}={os.path.join(root, alias)}" for hex_, alias in sorted(unpacked.items()))
     sys.path.insert(0, here)
     import envship_node  # type: ignore[import-not-found]  # beside this file, not installed
 

@@ -25,7 +25,7 @@ from ...errors import StoreError
 from ...node.formats import MAX_DOCUMENT_BYTES
 from ...progress import BytesDone
 from . import retry, transfer
-from .capabilities import Capabilities
+from .capabilities import SIGNERS, Capabilities
 from .errors import NotFound, Refused, as_store_error
 from .location import Key, StoreLocation
 
@@ -262,6 +262,13 @@ class StoreIO:
                     "use an object store (s3://, gs://, az://), or give nodes the env URI and "
                     "access to the store"
                 ) from None
+            except (AttributeError, ValueError, TypeError) as exc:  # credentials cannot sign
+                how = SIGNERS.get(self.caps.protocol, "use credentials that can sign URLs")
+                reason = self.location.scrub(str(exc).splitlines()[0][:160]) if str(exc) else ""
+                raise StoreError(
+                    f"store {self.url} cannot make presigned URLs with the credentials in use "
+                    f"({type(exc).__name__}: {reason}); {how}"
+                ) from None
 
         url = self.call(signed, f"signing {'/'.join(key)}")
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
@@ -355,7 +362,9 @@ def _read_range(fs: Any, path: str, most: int) -> bytes:
 
 def mtime_of(info: Mapping[str, Any]) -> float | None:
     """Modification time (POSIX seconds) from an fsspec `info`/`ls` entry of any backend."""
-    for key in ("mtime", "LastModified", "updated", "modificationTime", "created", "mtime_ns"):
+    # s3fs: LastModified; gcsfs: updated/mtime; adlfs: last_modified; WebHDFS: modificationTime
+    for key in ("mtime", "LastModified", "last_modified", "updated", "modificationTime",
+                "created", "creation_time", "mtime_ns"):
         value = info.get(key)
         if value is None:
             continue

@@ -30,16 +30,27 @@ Key = tuple[str, ...]  # a path under the store root, as envship.node.formats sp
 _PACKAGES = {
     "s3": ("s3fs", "envship[s3]"),
     "s3a": ("s3fs", "envship[s3]"),
-    "gs": ("gcsfs", None),
-    "gcs": ("gcsfs", None),
+    "gs": ("gcsfs", "envship[gcs]"),
+    "gcs": ("gcsfs", "envship[gcs]"),
     "hdfs": ("pyarrow", None),
     "webhdfs": ("requests", None),
-    "az": ("adlfs", None),
-    "abfs": ("adlfs", None),
-    "abfss": ("adlfs", None),
+    "az": ("adlfs", "envship[azure]"),
+    "abfs": ("adlfs", "envship[azure]"),
+    "abfss": ("adlfs", "envship[azure]"),
     "http": ("aiohttp", None),
     "https": ("aiohttp", None),
 }
+
+# Environment variables whose values are credentials: masked wherever they would appear.
+_SECRET_ENV = (
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID",
+    "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_CLIENT_SECRET",
+)
+_SIGNED_QUERY = re.compile(
+    r"((?:X-Amz-(?:Credential|Signature|Security-Token)|X-Goog-(?:Credential|Signature)"
+    r"|(?<=[?&])(?:Signature|GoogleAccessId|sig))=)[^&\s'\"]+"
+)
 
 # Storage-option keys whose values are never secret (kept as they are in error messages).
 _PUBLIC_KEYS = frozenset(
@@ -118,18 +129,21 @@ class Scrubber:
             if "@" in netloc:
                 userinfo = netloc.rpartition("@")[0]
                 found += [s for s in (userinfo, *userinfo.split(":", 1)) if len(s) >= 3]
-        for env in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"):
+        for env in _SECRET_ENV:
             value = os.environ.get(env, "")
             if len(value) >= 8:
                 found.append(value)
+                # an Azure connection string holds the account key or a SAS token
+                found += [m for m in re.findall(r"(?:AccountKey|SharedAccessSignature)=([^;]+)",
+                                                value) if len(m) >= 8]
         return cls(tuple(sorted(set(found), key=len, reverse=True)))
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "***")
         text = re.sub(r"(\w://)[^/@\s\"']*@", r"\1", text)  # user info in any URL
-        # Signed query strings carry credentials-derived tokens.
-        return re.sub(r"(X-Amz-(?:Credential|Signature|Security-Token)=)[^&\s'\"]+", r"\1***", text)
+        # Signed query strings carry credentials-derived tokens (S3, GCS V2/V4, Azure SAS).
+        return _SIGNED_QUERY.sub(r"\1***", text)
 
 
 @dataclass(frozen=True)
