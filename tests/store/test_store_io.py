@@ -188,3 +188,29 @@ def test_a_linked_blob_is_young_while_it_is_written(tmp_path: Path) -> None:
         stored = Path(store.location.blob_path(digest))
         assert stored.stat().st_ino == local.stat().st_ino  # linked, not copied
         assert time.time() - stored.stat().st_mtime < 600
+
+
+def test_a_write_whose_temp_a_gc_removed_starts_over(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`gc --grace 0s` removes temp files it finds, including those of writes in flight: the
+    write (blob, manifest, lease) starts over under a new temp name instead of failing."""
+    from envship.store.io import transfer
+    from kits.storekit import make_env
+
+    real = transfer._finish
+    taken: dict[str, str] = {}
+
+    def gc_meanwhile(loc: object, tmp: str, final: str, size: int) -> None:
+        if final not in taken:  # every file's first temp name is taken away
+            taken[final] = tmp
+            os.unlink(tmp)
+        real(loc, tmp, final, size)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transfer, "_finish", gc_meanwhile)
+    env = make_env(tmp_path / "blobs")
+    store = open_store(tmp_path / "store")
+    result = store.publish(env.manifest, env.blobs)
+    kinds = {Path(final).parent.name for final in taken}
+    assert kinds == {"leases", "sha256", "envs"} and result.manifest_written
+    assert store.verify(deep=True).ok
+    assert not [p for p in (tmp_path / "store").rglob("*") if ".tmp-" in p.name]

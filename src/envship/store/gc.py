@@ -285,11 +285,11 @@ def collect(
             step("looked-again")
             keys = [key(e) for e in final_doomed
                     for key in (env_key, presigned_key, provenance_key)]
-            io.remove_many(keys, "envs", before=deadline)  # envs disappear before their blobs
+            io.remove_many(keys, "env manifests", before=deadline)  # before their blobs
             removed_envs = tuple(final_doomed)
             for e in final_doomed:
                 log.info("removed env %s from %s", e, io.url)
-            io.remove_many([blob(d) for d in final], "blobs", before=deadline)
+            io.remove_many([blob(d) for d in final], "collected blobs", before=deadline)
             removed = final
             step("deleted")
         except DeadlinePassed:

@@ -10,19 +10,10 @@ from ..errors import StoreError
 from ..node.formats import presigned_key
 from ..packing.manifest import Manifest
 from .fetch import read_manifest
-from .io import Key, StoreIO
+from .io import StoreIO
 from .io.location import blob
 
-__all__ = ["PresignResult", "presign", "sign"]
-
-# What signs URLs on each backend (the client signs locally, with a key).
-_GCS_SIGNER = ("GCS signs with a service-account key: point GOOGLE_APPLICATION_CREDENTIALS "
-               "(or -s token=FILE) at one")
-_AZURE_SIGNER = ("Azure signs with the account key: give a connection string with AccountKey "
-                 "or AZURE_STORAGE_ACCOUNT_KEY")
-_SIGNERS = {"gs": _GCS_SIGNER, "gcs": _GCS_SIGNER, "az": _AZURE_SIGNER, "abfs": _AZURE_SIGNER,
-            "abfss": _AZURE_SIGNER}
-
+__all__ = ["PresignResult", "presign"]
 
 @dataclass(frozen=True)
 class PresignResult:
@@ -31,32 +22,6 @@ class PresignResult:
     location: str  # where the presigned manifest was written (store URL or local path)
     url: str  # what to hand to nodes: a presigned URL of it, or the local path given
     expires: int
-
-
-def sign(io: StoreIO, key: Key, expires: int) -> str:
-    """A presigned HTTP(S) URL for *key*, or a clear error for stores that cannot sign."""
-
-    def signed() -> object:
-        try:
-            return io.fs.sign(io.path(key), expiration=expires)
-        except NotImplementedError:
-            raise StoreError(
-                f"store {io.url} ({io.caps.protocol}://) cannot make presigned URLs; use an "
-                "object store (s3://, gs://, az://), or give nodes the env URI and access to "
-                "the store"
-            ) from None
-        except (AttributeError, ValueError, TypeError) as exc:  # the credentials cannot sign
-            how = _SIGNERS.get(io.caps.protocol, "use credentials that can sign URLs")
-            reason = io.location.scrub(str(exc).splitlines()[0][:160]) if str(exc) else ""
-            raise StoreError(
-                f"store {io.url} cannot make presigned URLs with the credentials in use "
-                f"({type(exc).__name__}: {reason}); {how}"
-            ) from None
-
-    url = io.call(signed, f"signing {'/'.join(key)}")
-    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-        raise StoreError(f"store {io.url} returned no HTTP(S) presigned URL for {io.url_of(key)}")
-    return url
 
 
 def presign(io: StoreIO, env_id: str, *, expires: int = 3600, output: Path | None = None
@@ -68,7 +33,7 @@ def presign(io: StoreIO, env_id: str, *, expires: int = 3600, output: Path | Non
     signed = dataclasses.replace(
         manifest,
         layers=tuple(
-            dataclasses.replace(lay, url=sign(io, blob(lay.digest), expires))
+            dataclasses.replace(lay, url=io.sign(blob(lay.digest), expires))
             for lay in manifest.layers
         ),
     )
@@ -82,4 +47,4 @@ def presign(io: StoreIO, env_id: str, *, expires: int = 3600, output: Path | Non
         return PresignResult(env_id, signed, str(output), str(output), expires)
     key = presigned_key(env_id)
     io.write(key, data, "presigned manifest")
-    return PresignResult(env_id, signed, io.url_of(key), sign(io, key, expires), expires)
+    return PresignResult(env_id, signed, io.url_of(key), io.sign(key, expires), expires)

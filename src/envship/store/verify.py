@@ -110,7 +110,7 @@ def _repair(io: StoreIO, digest: str, size: int, dirs: Sequence[Path]) -> tuple[
     if local is None:
         return False, "no local copy to repair it from: ship the env again where it was built"
     try:
-        io.upload(local, blob(digest), digest_hex(digest))
+        io.upload(local, blob(digest), digest_hex(digest), what=f"blob {digest}")
     except StoreError as exc:
         return False, f"repair failed: {exc}"
     if io.size(blob(digest), f"blob {digest}") != size:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Capabilities", "capabilities_of", "OBJECT_STORES", "S3_PROTOCOLS"]
+__all__ = ["Capabilities", "capabilities_of", "OBJECT_STORES", "S3_PROTOCOLS", "SIGNERS"]
 
 # Writes are atomic per object (a PUT or a completed multipart upload) and there is no atomic
 # rename: files go straight to their final key.
@@ -18,6 +18,14 @@ OBJECT_STORES = frozenset(
     {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oci", "oss", "r2"}
 )
 S3_PROTOCOLS = frozenset({"s3", "s3a"})  # s3fs: bounded botocore retries, raw S3 requests
+
+# What signs URLs on each backend (the client signs locally, with a key).
+_GCS_SIGNER = ("GCS signs with a service-account key: point GOOGLE_APPLICATION_CREDENTIALS "
+               "(or -s token=FILE) at one")
+_AZURE_SIGNER = ("Azure signs with the account key: give a connection string with AccountKey "
+                 "or AZURE_STORAGE_ACCOUNT_KEY")
+SIGNERS = {"gs": _GCS_SIGNER, "gcs": _GCS_SIGNER, "az": _AZURE_SIGNER, "abfs": _AZURE_SIGNER,
+           "abfss": _AZURE_SIGNER}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import logging
 import os
 import re
 import stat
@@ -24,16 +25,18 @@ from ...errors import StoreError
 from ...node.formats import MAX_DOCUMENT_BYTES
 from ...progress import BytesDone
 from . import retry, transfer
-from .capabilities import Capabilities
+from .capabilities import SIGNERS, Capabilities
 from .errors import NotFound, Refused, as_store_error
 from .location import Key, StoreLocation
 
 __all__ = ["StoreIO", "Entry", "mtime_of"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _BULK = 500  # keys per S3 DeleteObjects request (at most 1000)
 _REMOVERS = 8  # single deletes in flight elsewhere
+_TEMP_TRIES = 3  # an upload whose temp name a concurrent gc removed starts over this often
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,7 @@ class StoreIO:
                 raise NotFound(f"{what} not found in store {self.url}") from None
             except _Oversized as big:
                 raise Refused(f"{what} in store {self.url} is {big.size} bytes, larger than "
-                              f"{limit}; not an envship file") from None
+                              f"{limit} bytes; not an envship file") from None
             if data is None:
                 raise Refused(f"{what} in store {self.url} is not a regular file")
             if len(data) > limit:
@@ -203,7 +206,25 @@ class StoreIO:
         """Write a small file so readers see either nothing (or the old one) or all of it:
         temp + rename where renames are atomic, else one PUT."""
         path = self.path(key)
-        self.call(lambda: transfer.write_bytes(self.location, path, data), f"writing {what}")
+        put = self._again_if_temp_vanished(
+            lambda: transfer.write_bytes(self.location, path, data), what)
+        self.call(put, f"writing {what}")
+
+    def _again_if_temp_vanished(self, write: Callable[[], T], what: str) -> Callable[[], T]:
+        """*write* (through a temp name), started over when its temp name vanished: a gc
+        run with a short grace takes a temp file for an interrupted write's leftover."""
+        if not self.caps.atomic_rename:
+            return write
+
+        def again() -> T:
+            for _ in range(_TEMP_TRIES - 1):
+                try:
+                    return write()
+                except FileNotFoundError:
+                    log.info("temp copy of %s in %s vanished; writing it again", what, self.url)
+            return write()
+
+        return again
 
     def remove(self, key: Key, what: str = "a file", *, before: float | None = None) -> None:
         """Delete one file; already gone is fine."""
@@ -228,9 +249,37 @@ class StoreIO:
             with ThreadPoolExecutor(min(_REMOVERS, len(keys)), "envship-rm") as pool:
                 list(pool.map(lambda k: self.remove(k, what, before=before), keys))
 
+    def sign(self, key: Key, expires: int) -> str:
+        """A presigned HTTP(S) URL of *key*, valid *expires* seconds; a clear error for
+        stores that cannot sign."""
+
+        def signed() -> object:
+            try:
+                return self.fs.sign(self.path(key), expiration=expires)
+            except NotImplementedError:
+                raise StoreError(
+                    f"store {self.url} ({self.caps.protocol}://) cannot make presigned URLs; "
+                    "use an object store (s3://, gs://, az://), or give nodes the env URI and "
+                    "access to the store"
+                ) from None
+            except (AttributeError, ValueError, TypeError) as exc:  # credentials cannot sign
+                how = SIGNERS.get(self.caps.protocol, "use credentials that can sign URLs")
+                reason = self.location.scrub(str(exc).splitlines()[0][:160]) if str(exc) else ""
+                raise StoreError(
+                    f"store {self.url} cannot make presigned URLs with the credentials in use "
+                    f"({type(exc).__name__}: {reason}); {how}"
+                ) from None
+
+        url = self.call(signed, f"signing {'/'.join(key)}")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise StoreError(f"store {self.url} returned no HTTP(S) presigned URL for "
+                             f"{self.url_of(key)}")
+        return url
+
     # -- streams ------------------------------------------------------------------
     def upload(self, local: Path, key: Key, expect_hex: str | None = None,
-               progress: BytesDone | None = None, *, link: bool = False) -> int:
+               progress: BytesDone | None = None, *, link: bool = False, what: str = ""
+               ) -> int:
         """Copy *local* to *key*, hashing while streaming (see :func:`.transfer.upload_file`);
         a retried attempt takes back the bytes it had reported. Returns the bytes sent."""
         path = self.path(key)
@@ -247,7 +296,8 @@ class StoreIO:
             sent[0] = 0
             return transfer.upload_file(self.location, local, path, expect_hex, tick, link)
 
-        return self.call(attempt, f"uploading {'/'.join(key)}")
+        send = self._again_if_temp_vanished(attempt, what or path)
+        return self.call(send, f"uploading {what or '/'.join(key)}")
 
     def download(self, key: Key, dest: Path, expect_hex: str, what: str,
                  progress: BytesDone | None = None) -> int:
