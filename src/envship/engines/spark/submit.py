@@ -311,7 +311,7 @@ def plan_submit(argv: Sequence[str]) -> tuple[list[str], SubmitOptions]:
     the env's code layer (with ``--dry-run`` too: a dry run shows what a real run would do, or
     refuses as it would), and add the env's confs. Returns the argv and the options in force."""
     from ...drift import require_code_match
-    from ...store.fs import parse_storage_options
+    from ...store import parse_storage_options
     from .pex import wants_pex
 
     env_ref, submit, options = split_command(list(argv))
