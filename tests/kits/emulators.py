@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from kits.support import stop_process
+
 __all__ = ["Emulator", "start_azurite", "start_gcs_emulator", "REPO"]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,13 +46,7 @@ class Emulator:
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         for fn in self.cleanups:
             fn()
 
