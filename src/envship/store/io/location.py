@@ -194,6 +194,15 @@ def blob(digest: str) -> Key:
 
 
 def _s3_defaults(options: dict[str, Any]) -> None:
+    # fsspec caches filesystems by their arguments, not by the environment botocore reads: an
+    # endpoint given by AWS_ENDPOINT_URL goes into the arguments, so a process whose
+    # environment changes never reuses a client bound to another endpoint.
+    client = options.get("client_kwargs")
+    if "endpoint_url" not in options and not (isinstance(client, dict)
+                                              and "endpoint_url" in client):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            options["endpoint_url"] = endpoint
     # Bound botocore's own retries so envship's retry deadline stays meaningful; users who
     # configure botocore themselves (config_kwargs or AWS_* env) keep their settings.
     if "config_kwargs" in options or "AWS_MAX_ATTEMPTS" in os.environ:
