@@ -30,6 +30,9 @@ SLOW_AREAS = (
     "packing/sources/test_lock_",  # envs built from locks for other targets: resolves, PEX
     "packing/test_dedup.py",  # four venvs packed cold, bytecode across interpreters
     "node/test_node_e2e.py",  # packed envs run from other environments, S3, python layer
+    "store/test_store_cloud.py",  # Azurite and the GCS emulator
+    "packing/test_editables.py",  # every flavour of editable install, built with uv
+    "packing/test_pack_cli.py",  # the pack/inspect/diff CLI end to end
 )
 # Single tests of the quick areas that take over ~3 s on a quiet machine.
 SLOW_TESTS = frozenset({
@@ -51,6 +54,7 @@ SLOW_TESTS = frozenset({
     "store/test_store_gc.py::test_long_lived_store_sees_what_other_processes_wrote",
     "store/test_store_ship.py::test_ship_to_s3_then_run_from_a_presigned_url",
     "store/test_store_ship.py::test_ship_to_unreachable_store_fails_clearly",
+    "node/test_node_exec.py::test_numpy_env_from_another_interpreter",
 })
 
 
@@ -59,7 +63,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         rel = Path(str(item.fspath)).relative_to(root).as_posix()
         test = f"{rel}::{item.name.partition('[')[0]}"
-        if rel.startswith(SLOW_AREAS) or test in SLOW_TESTS or item.get_closest_marker("spark"):
+        # store tests run on local, file://, memory:// and S3: the quick lane keeps local
+        params = getattr(item, "callspec", None)
+        other_backend = params is not None and params.params.get("store_url", "local") != "local"
+        if (rel.startswith(SLOW_AREAS) or test in SLOW_TESTS or other_backend
+                or item.get_closest_marker("spark")):
             item.add_marker(pytest.mark.slow)
 
 
