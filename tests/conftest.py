@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -117,37 +118,40 @@ def _session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             os.environ[k] = v
 
 
-@pytest.fixture(scope="session")
-def moto() -> Iterator[MotoServer]:
-    """One real moto_server (S3 API) for the whole session, AWS dummies set in the environment."""
-    old = {k: os.environ.get(k) for k in AWS_ENV}
-    os.environ.update(AWS_ENV)
-    server = start_moto_server()
+@contextlib.contextmanager
+def _exported(values: Mapping[str, str]) -> Iterator[None]:
+    """*values* set in os.environ for the block (as a user would export them), then undone."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
-        yield server
+        yield
     finally:
-        server.stop()
         for key, value in old.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """One real moto_server (S3 API) for the whole session, AWS dummies set in the environment."""
+    with _exported(AWS_ENV):
+        server = start_moto_server()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 def _emulator(start: object, tmp: Path) -> Iterator[Emulator]:
     """Start an emulator, export what a user would (credentials, endpoint), undo at the end."""
     server: Emulator = start(tmp)  # type: ignore[operator]
-    old = {k: os.environ.get(k) for k in server.environ}
-    os.environ.update(server.environ)
-    try:
-        yield server
-    finally:
-        server.stop()
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with _exported(server.environ):
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="session")
