@@ -1,4 +1,4 @@
-"""What a new user hits (issue [ux]), through the real `envship` console script."""
+"""What a new user hits, through the real `envship` console script."""
 
 from __future__ import annotations
 
