@@ -4,6 +4,7 @@ another, and data flows one way (packing -> store -> node -> engines; never back
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import envship
@@ -51,6 +52,7 @@ def _runtime_imports(
     return found
 
 
+@functools.cache  # parsing the whole package takes ~0.5 s; the tests only read the graph
 def import_graph(type_checking: bool = False) -> dict[str, set[str]]:
     """envship module -> the envship modules it imports (a package means its __init__); with
     *type_checking*, the imports under ``if TYPE_CHECKING:`` too."""
