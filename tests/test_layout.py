@@ -4,6 +4,7 @@ another, and data flows one way (packing -> store -> node -> engines; never back
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import envship
@@ -30,13 +31,15 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+def _runtime_imports(
+    tree: ast.AST, type_checking: bool = False
+) -> list[ast.Import | ast.ImportFrom]:
     """Every import statement that can run: at module level or inside functions, but not under
-    ``if TYPE_CHECKING:``."""
+    ``if TYPE_CHECKING:`` (unless *type_checking*)."""
     found: list[ast.Import | ast.ImportFrom] = []
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
+        if not type_checking and isinstance(node, ast.If) and _is_type_checking(node.test):
             for child in node.orelse:
                 visit(child)
             return
@@ -49,14 +52,17 @@ def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
-    """envship module -> the envship modules it imports (a package means its __init__)."""
+@functools.cache  # parsing the whole package takes ~0.5 s; the tests only read the graph
+def import_graph(type_checking: bool = False) -> dict[str, set[str]]:
+    """envship module -> the envship modules it imports (a package means its __init__); with
+    *type_checking*, the imports under ``if TYPE_CHECKING:`` too."""
     modules = _modules()
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         is_pkg = _module_name(path)[1]
         package = name if is_pkg else name.rpartition(".")[0]
-        for node in _runtime_imports(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in _runtime_imports(tree, type_checking):
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif node.level:
@@ -181,6 +187,68 @@ def test_node_imports_nothing_else_of_envship() -> None:
     bad = [f"{m} -> {t}" for m, targets in graph.items() if _step(m) == "node"
            for t in targets if _step(t) != "node" and t != "envship.errors"]
     assert bad == []
+
+
+# The public API (docs/api.md), all the command line may import of envship besides itself.
+_CORE_API = ("envship", "envship.errors", "envship.store", "envship.node")
+
+
+def _public_modules() -> set[str]:
+    from envship.engines import top_level
+
+    return {*_CORE_API, *(f"{TOP}.{name}" for name in top_level())}
+
+
+def _outside_public(graph: dict[str, set[str]], public: set[str]) -> list[str]:
+    """``cli module -> target`` for each import of the CLI that is neither the CLI nor public."""
+    return sorted(f"{m} -> {t}" for m, targets in graph.items() if _step(m) == "cli"
+                  for t in targets if _step(t) != "cli" and t not in public)
+
+
+def _names_imported(path: Path) -> list[tuple[str, str]]:
+    """(module, name) of every ``from MODULE import name`` in *path*, MODULE made absolute."""
+    name, is_pkg = _module_name(path)
+    package = name if is_pkg else name.rpartition(".")[0]
+    found = []
+    for node in _runtime_imports(ast.parse(path.read_text(), str(path)), type_checking=True):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        base = node.module or ""
+        if node.level:
+            parts = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+            base = ".".join(parts + ([node.module] if node.module else []))
+        found += [(base, alias.name) for alias in node.names]
+    return found
+
+
+def test_the_cli_imports_only_the_public_api() -> None:
+    import importlib
+
+    public = _public_modules()
+    assert _outside_public(import_graph(type_checking=True), public) == []
+    # and from a public module, only the names it exports
+    bad = [f"{path.relative_to(SRC)}: {module}.{name}"
+           for path in sorted((SRC / "cli").glob("*.py"))
+           for module, name in _names_imported(path)
+           if module in public and name not in importlib.import_module(module).__all__]
+    assert bad == []
+
+
+def test_the_public_api_check_finds_a_private_import() -> None:
+    graph = {"envship.cli.x": {"envship.cli.app", "envship.store", "envship.node.cache"},
+             "envship.store": {"envship.store.io"}}
+    assert _outside_public(graph, {"envship.store"}) == ["envship.cli.x -> envship.node.cache"]
+
+
+def test_the_api_page_names_every_public_name() -> None:
+    import importlib
+    import re
+
+    doc = (SRC.parents[1] / "docs" / "api.md").read_text()
+    missing = [f"{module}.{name}" for module in _CORE_API
+               for name in importlib.import_module(module).__all__
+               if not re.search(rf"`{re.escape(name)}[`(\[]", doc)]
+    assert missing == []
 
 
 def test_every_engine_is_registered_and_importable_without_its_engine() -> None:

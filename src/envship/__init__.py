@@ -5,24 +5,35 @@ from __future__ import annotations
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs `envship exec` start-up
 if TYPE_CHECKING:
     from ._version import __version__
-    from .env import Env
+    from .env import Env, locate_env, open_manifest
     from .errors import EnvshipError
     from .node.errors import NodeError
+    from .packing.diff import EnvDiff, diff_manifests
     from .packing.manifest import Manifest
+    from .packing.pex import build_pex_for
     from .packing.pipeline import PackResult
-    from .shipping import pack, ship
+    from .packing.sources.snapshot import choose_target
+    from .shipping import ShipResult, pack, ship, ship_result
     from .store import open_store
 
 __all__ = [
     "Env",
+    "EnvDiff",
     "EnvshipError",
     "Manifest",
     "NodeError",
     "PackResult",
+    "ShipResult",
     "__version__",
+    "build_pex_for",
+    "choose_target",
+    "diff_manifests",
+    "locate_env",
+    "open_manifest",
     "open_store",
     "pack",
     "ship",
+    "ship_result",
 ]
 
 # Public names, imported on first use: `envship exec` imports this package on its start-up
@@ -30,12 +41,20 @@ __all__ = [
 # envship.dask, ...) are submodules, imported as `import envship.spark`.
 _LAZY = {
     "Env": "env",
+    "EnvDiff": "packing.diff",
     "EnvshipError": "errors",
     "Manifest": "packing.manifest",
     "NodeError": "node.errors",
     "PackResult": "packing.pipeline",
+    "ShipResult": "shipping",
+    "build_pex_for": "packing.pex",
+    "choose_target": "packing.sources.snapshot",
+    "diff_manifests": "packing.diff",
+    "locate_env": "env",
+    "open_manifest": "env",
     "pack": "shipping",
     "ship": "shipping",
+    "ship_result": "shipping",
     "open_store": "store",
     "__version__": "_version",
 }

@@ -16,7 +16,7 @@ from .packing.manifest import Manifest
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["Env", "EnvRef", "open_manifest", "split_env_uri"]
+__all__ = ["Env", "EnvRef", "locate_env", "open_manifest", "split_env_uri"]
 
 T = TypeVar("T")
 
@@ -191,3 +191,30 @@ def open_manifest(
         return Manifest.from_json(data, source=str(path)), str(path)
     env = Env.open(text, storage_options)
     return env.manifest, env.uri
+
+
+def locate_env(
+    target: str, env: str | None = None, storage_options: Mapping[str, Any] | None = None
+) -> tuple[Store, str]:
+    """(store, env id) that *target* names: an env URI, tag URI or packed env directory; or a
+    store URL with *env* (an env id, id prefix or tag), else the one env that store holds."""
+    from .store import open_store
+
+    try:
+        store_url, kind, ref = split_env_uri(target)
+    except StoreError:
+        kind = "store"
+    if kind in ("store", "packed"):  # a store (a local one is a directory)
+        store = open_store(target, storage_options)
+        store.check()  # a mistyped store path is an error, not "holds 0 envs"
+        if env is not None:
+            return store, store.resolve(env)
+        ids = store.env_ids()
+        if len(ids) != 1:
+            raise StoreError(
+                f"store {store.url} holds {len(ids)} envs: name one by env id, prefix or tag "
+                "(--env on the command line), or give an env URI"
+            )
+        return store, ids[0]
+    store = open_store(store_url, storage_options)
+    return store, (store.read_tag(ref) if kind == "tag" else ref)

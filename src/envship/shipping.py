@@ -80,6 +80,8 @@ def _check_output(out: Path) -> Path:
 
 @dataclass(frozen=True)
 class ShipResult:
+    """What ship() did: the published env, what was uploaded, what was built, the tag."""
+
     env: Env
     publish: PublishResult
     built: Mapping[str, bool]  # layer digest -> archived now (False: from the build cache)

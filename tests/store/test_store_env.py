@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from envship.env import Env, split_env_uri
+from envship.env import Env, locate_env, split_env_uri
 from envship.errors import StoreError
 from envship.node.formats import presigned_key
 from envship.packing.manifest import Manifest
 from envship.store import open_store
-from kits.storekit import FixtureEnv
+from kits.storekit import FixtureEnv, make_env
 
 
 def test_env_open_by_env_and_tag_uri(store_url: str, fixture_env: FixtureEnv) -> None:
@@ -35,6 +35,24 @@ def test_env_open_rejects_non_env_uris(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not found"):
         Env.open(str(tmp_path / "store" / "envs" / ("a" * 64 + ".json")))
     assert split_env_uri("s3://b/p/tags/prod.json") == ("s3://b/p", "tag", "prod")
+
+
+def test_locate_env_tells_a_store_from_an_env(tmp_path: Path, fixture_env: FixtureEnv) -> None:
+    store = open_store(tmp_path / "store")
+    first = store.publish(fixture_env.manifest, fixture_env.blobs).env_id
+    store.set_tag("prod", first)
+    located = {ref: locate_env(ref)[1] for ref in (
+        store.env_uri(first), store.tag_uri("prod"), str(tmp_path / "store"))}
+    assert located == dict.fromkeys(located, first)  # a store holding one env means that one
+    other = make_env(tmp_path / "other", code="VALUE = 2\n")
+    second = store.publish(other.manifest, other.blobs).env_id
+    with pytest.raises(StoreError, match="holds 2 envs: name one"):
+        locate_env(str(tmp_path / "store"))
+    found, env_id = locate_env(str(tmp_path / "store"), second[:10])
+    assert env_id == second and found.url == store.url
+    assert locate_env(str(tmp_path / "store"), "prod")[1] == first
+    with pytest.raises(StoreError):  # a mistyped store path is an error, not "holds 0 envs"
+        locate_env(str(tmp_path / "no-such-store"))
 
 
 def test_env_repr_has_no_storage_options(fixture_env: FixtureEnv) -> None:

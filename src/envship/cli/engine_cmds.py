@@ -48,7 +48,7 @@ def dask_worker(
     ] = False,
 ) -> None:
     """Start a Dask worker inside the env; options after the scheduler go to `dask worker`."""
-    from ..engines.dask import worker_command
+    from ..dask import worker_command
 
     argv = worker_command(
         env_uri, scheduler, node_script_path=node_script, python=python, extra_args=ctx.args

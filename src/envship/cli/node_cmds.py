@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ..node.errors import NodeError
+from ..node import NodeError
 from .app import AsJson, app, console, err_console, human_size, short_id, state, utc_iso, utc_stamp
 
 __all__: list[str] = []
@@ -56,7 +56,7 @@ def exec_cmd(
 
     CMD replaces this process: its exit code and signals pass through unchanged.
     """
-    from ..node.__main__ import main as node_main
+    from ..node import main as node_main
 
     args = ["-v"] if verbose or state.verbose else []
     if cache is not None:
@@ -79,7 +79,7 @@ def node_script(
 
     On a node without envship: python3 envship_node.py ENV_URI -- CMD...
     """
-    from ..node.script import script_text, write_script
+    from ..node import script_text, write_script
 
     if output is None:
         sys.stdout.write(script_text())
@@ -92,7 +92,7 @@ def _cache_root(cache: Path | None) -> str:
     """The node cache directory; NodeError if it exists and is not a directory."""
     import os
 
-    from ..node.cache import cache_root
+    from ..node import cache_root
 
     root = cache_root(str(cache) if cache else None)
     if os.path.exists(root) and not os.path.isdir(root):
@@ -121,7 +121,7 @@ def cache_warm(
     Run as root or a service account on a shared node cache: the entries it makes are ones
     every user trusts (see 'Trust model' in docs/node.md). Prints each env view's path.
     """
-    from ..node.runtime import warm
+    from ..node import warm
 
     root = _cache_root(cache)
     log = (lambda m: err_console.print(f"envship: {m}", highlight=False)) if state.verbose else None
@@ -136,7 +136,7 @@ def cache_ls(
     as_json: AsJson = False,
 ) -> None:
     """List unpacked layers and env views with size, last use and whether a process uses them."""
-    from ..node.prune import list_cache
+    from ..node import list_cache
 
     entries = list_cache(_cache_root(cache))
     if as_json:
@@ -179,8 +179,7 @@ def cache_prune(
     """
     import os
 
-    from ..node.fetch import parse_size
-    from ..node.prune import prune
+    from ..node import parse_size, prune_cache
 
     if everything and max_size is not None:
         raise NodeError("--all and --max-size exclude each other: give one of them")
@@ -193,7 +192,7 @@ def cache_prune(
             f"{where} {limit_text!r} is not a positive size (like 500M, 20G); "
             "to empty the cache, use --all"
         ) from None
-    removed = prune(_cache_root(cache), limit) or []
+    removed = prune_cache(_cache_root(cache), limit) or []
     freed = sum(e.size for e in removed if e.kind == "layer")
     layers = sum(e.kind == "layer" for e in removed)
     envs = len(removed) - layers

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..node.formats import env_key
 from . import builders_opts as bo
 from .app import (
     AsJson,
@@ -24,8 +23,7 @@ from .app import (
 )
 
 if TYPE_CHECKING:
-    from ..packing.manifest import Manifest
-    from ..packing.pipeline import PackResult
+    from .. import Manifest, PackResult
 
 __all__: list[str] = []
 
@@ -58,7 +56,7 @@ def _result_dict(result: PackResult) -> dict[str, Any]:
         "env_id": result.env_id,
         "env_prefix": result.env_prefix,
         "output": str(out) if out else None,
-        "manifest": str(out.joinpath(*env_key(result.env_id))) if out else None,
+        "manifest": str(result.manifest_path) if result.manifest_path else None,
         "layers": [
             {"kind": lay.kind, "digest": lay.digest, "size": lay.size, "files": lay.files,
              "dists": list(lay.dists), "bytecode": lay.bytecode,
@@ -91,8 +89,8 @@ def pack(
     as_json: AsJson = False,
 ) -> None:
     """Pack an environment into layer blobs + a manifest in OUTPUT (default ./envship-pack)."""
-    from ..packing.sources.snapshot import choose_target
-    from ..shipping import pack as do_pack
+    from .. import choose_target
+    from .. import pack as do_pack
 
     progress = _LayerProgress() if show_progress() and not as_json else None
     kwargs: dict[str, Any] = {
@@ -106,7 +104,7 @@ def pack(
         python = target.python
     pex = None
     if fmt != "layers":
-        from ..packing.pex import build_pex_for  # the lock machinery: loaded when asked for
+        from .. import build_pex_for  # the lock machinery: loaded when asked for
 
         pex = build_pex_for(fmt, output, kwargs)
     if pex is not None:
@@ -166,7 +164,7 @@ def inspect(
     """Show an env: python, layers, distributions, and what was left out and why."""
     from rich.table import Table
 
-    from ..env import open_manifest as load_manifest
+    from .. import open_manifest as load_manifest
 
     m, source = load_manifest(manifest)
     if as_json:
@@ -230,8 +228,8 @@ def diff(
 
     Exit status as diff(1): 0 the envs are the same, 1 they differ, 2 trouble.
     """
-    from ..env import open_manifest as load_manifest
-    from ..packing.diff import diff_manifests
+    from .. import diff_manifests
+    from .. import open_manifest as load_manifest
 
     state.error_exit_code = 2  # 1 means "they differ" here
     ma, _ = load_manifest(a)

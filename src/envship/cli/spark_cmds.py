@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import typer
 
-from ..engines.spark.submit import OWN_OPTIONS, plan_submit, run_command
+from ..spark import OWN_OPTIONS, plan_submit, run_command
 from .app import app, default_signals, err_console, state
 
 __all__: list[str] = []
@@ -78,7 +78,7 @@ def spark_submit(ctx: typer.Context, env_uri: str, **own: Any) -> None:
     cmd, options = plan_submit([*_own_argv(own), env_uri, *ctx.args])
     shown = shlex.join(cmd)
     if not options.show_signatures:  # presigned URLs are credentials while they are valid
-        from ..store.io.location import redact_signed_urls
+        from ..store import redact_signed_urls
 
         shown = redact_signed_urls(shown)
     if options.dry_run:

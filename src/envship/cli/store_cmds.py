@@ -110,8 +110,7 @@ def ship(
     as_json: AsJson = False,
 ) -> None:
     """Pack an environment and publish what the store lacks; prints the env URI."""
-    from ..packing.sources.snapshot import choose_target
-    from ..shipping import ship_result
+    from .. import choose_target, ship_result
 
     lock = bo.lock_opts(requirements, python_version, platform, strict, code)
     target = None if lock else choose_target(python)
@@ -167,8 +166,7 @@ def store_ls(
     """List the envs in a store: id, date, total size, layers, tags; damaged ones too."""
     from rich.table import Table
 
-    from ..paths import default_store_url
-    from ..store import open_store
+    from ..store import default_store_url, open_store
 
     store = open_store(store_url or default_store_url(), _options(storage_option))
     if store_url is not None:  # the default store may not exist yet: nothing shipped so far
@@ -192,31 +190,6 @@ def store_ls(
             err_console.print(f"[red]damaged:[/] {escape(e.damaged)}", highlight=False)
 
 
-def _store_and_env(target: str, env: str | None, options: dict[str, Any]) -> tuple[Any, str]:
-    from ..env import split_env_uri
-    from ..errors import StoreError
-    from ..store import open_store
-
-    try:
-        store_url, kind, ref = split_env_uri(target)
-    except StoreError:
-        kind = "store"
-    if kind in ("store", "packed"):  # a store (a local one is a directory)
-        store = open_store(target, options)
-        store.check()  # a mistyped store path is an error, not "holds 0 envs"
-        if env is not None:
-            return store, store.resolve(env)
-        ids = store.env_ids()
-        if len(ids) != 1:
-            raise StoreError(
-                f"store {store.url} holds {len(ids)} envs: name one with --env ID (or give an "
-                "env URI)"
-            ) from None
-        return store, ids[0]
-    store = open_store(store_url, options)
-    return store, (store.read_tag(ref) if kind == "tag" else ref)
-
-
 @app.command()
 def tag(
     target: Annotated[
@@ -230,7 +203,9 @@ def tag(
     storage_option: _StoreOpts = None,
 ) -> None:
     """Point tags/NAME.json at an env (replaced atomically); prints the tag URI."""
-    store, env_id = _store_and_env(target, env, _options(storage_option))
+    from .. import locate_env
+
+    store, env_id = locate_env(target, env, _options(storage_option))
     uri = store.set_tag(name, env_id)
     err_console.print(f"{name} -> {env_id}", highlight=False)
     print(uri)
@@ -260,8 +235,7 @@ def gc(
     as_json: AsJson = False,
 ) -> None:
     """Remove old untagged envs (with --keep / --older-than) and unreferenced blobs."""
-    from ..paths import default_store_url
-    from ..store import open_store, parse_duration
+    from ..store import default_store_url, open_store, parse_duration
 
     store = open_store(store_url or default_store_url(), _options(storage_option))
     if store_url is not None:  # a mistyped path must not read as "removed 0"
@@ -316,7 +290,9 @@ def presign(
 
     Nodes given that URL need neither credentials nor s3fs (`envship exec URL -- …`).
     """
-    store, env_id = _store_and_env(env_uri, None, _options(storage_option))
+    from .. import locate_env
+
+    store, env_id = locate_env(env_uri, None, _options(storage_option))
     result = store.presign(env_id, expires=expires, output=output)
     err_console.print(
         f"presigned manifest: {result.location} (valid {expires}s)", highlight=False
@@ -335,8 +311,7 @@ def store_verify(
     as_json: AsJson = False,
 ) -> None:
     """Check every manifest and tag against the blobs; exit 1 if anything is damaged."""
-    from ..paths import default_store_url
-    from ..store import open_store
+    from ..store import default_store_url, open_store
 
     store = open_store(store_url or default_store_url(), _options(storage_option))
     result = store.verify(deep=deep, repair=repair)

@@ -105,6 +105,9 @@ class Excluded:
 
 @dataclass(frozen=True)
 class Manifest:
+    """An env's layers, interpreter and distributions; its env id is the sha256 of its
+    canonical JSON (docs/formats.md)."""
+
     python: PythonInfo
     layers: tuple[LayerRef, ...]
     distributions: tuple[Distribution, ...] = ()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PackError
-from ..node.formats import layer_order
+from ..node.formats import env_key, layer_order
 from ..progress import Progress
 from .archive import Blob, write_blob
 from .buildcache import SHARED_KINDS, BuildCache, SharedCache, content_fingerprint, fingerprint
@@ -50,6 +50,11 @@ class PackResult:
     env_prefix: str | None = None  # the packed environment's sys.prefix (None: a lock build)
     # content fingerprint -> blob digest, for the team build cache (layers it did not serve)
     shareable: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def manifest_path(self) -> Path | None:
+        """The manifest file written under :attr:`output` (None: nothing was written)."""
+        return self.output.joinpath(*env_key(self.env_id)) if self.output else None
 
 
 def pack(

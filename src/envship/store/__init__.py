@@ -12,25 +12,27 @@ from typing import TYPE_CHECKING, Any
 
 from .core import Store, open_store
 from .io import parse_storage_options, redact_url
+from .io.location import redact_signed_urls
 from .listing import EnvInfo
 from .protocol import Timing
 from .publish import LayerUpload, PublishResult
 
 if TYPE_CHECKING:
+    from ..paths import default_store_url
     from .gc import GcResult, parse_duration
     from .presign import PresignResult
     from .verify import Damage, VerifyResult
 
 # Loaded on first use: a pack or a ship never needs gc, presign or verify.
-_LAZY = {"GcResult": "gc", "parse_duration": "gc", "PresignResult": "presign",
-         "Damage": "verify", "VerifyResult": "verify"}
+_LAZY = {"GcResult": ".gc", "parse_duration": ".gc", "PresignResult": ".presign",
+         "Damage": ".verify", "VerifyResult": ".verify", "default_store_url": "..paths"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
@@ -47,4 +49,6 @@ __all__ = [
     "parse_storage_options",
     "parse_duration",
     "redact_url",
+    "redact_signed_urls",
+    "default_store_url",
 ]
