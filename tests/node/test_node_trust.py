@@ -158,7 +158,7 @@ RUN = "import tinylib; tinylib.main()"
 def test_plants_in_a_shared_cache_are_ignored(world: World, users: tuple[User, User]) -> None:
     alice, bob = users
     cache = world.base / "cache"
-    for sub in ("", "layers", "envs", "locks"):  # every level world-writable, as an admin might set it
+    for sub in ("", "layers", "envs", "locks"):  # all world-writable, as an admin may set it
         (cache / sub).mkdir(exist_ok=True)
         (cache / sub).chmod(0o1777)
     first = _exec(world, alice, cache, world.uri_a, RUN)
