@@ -207,12 +207,14 @@ def test_single_file_node_script_runs_the_conda_env(packed: Packed, tmp_path: Pa
     subprocess.run([ENVSHIP, "node-script", "-o", str(script)], check=True)
     ref = str(packed.store / "envs" / f"{packed.a.env_id}.json")
     env = dict(os.environ, ENVSHIP_CACHE=str(tmp_path / "node"))
+    probe = 'import sys, pyfoo; print(sys.prefix, pyfoo.answer())'
     proc = subprocess.run(["/usr/bin/env", "python3", str(script), ref, "--", "sh", "-c",
-                           "foo && echo $FOO_DATA"], capture_output=True, text=True, env=env,
-                          timeout=120)
+                           f'foo && echo $FOO_DATA && python -c "{probe}"'],
+                          capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert lines[0] == "foo 42 data of libfoo" and lines[1].endswith("/share/foo")
+    view = str(tmp_path / "node" / "envs" / packed.a.env_id)
+    assert proc.stdout.splitlines() == ["foo 42 data of libfoo", f"{view}/share/foo",
+                                        f"{view} 42"]
 
 
 def test_inspect_lists_conda_packages(packed: Packed) -> None:
