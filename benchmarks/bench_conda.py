@@ -1,11 +1,12 @@
 """Conda envs against conda-pack: pack time, blob bytes, node cold and warm start, sharing.
 
-    .venv/bin/python -m benchmarks.bench_conda [--runs 3]
+    .venv/bin/python -m compileall -q src .venv/lib     # real installs are byte-compiled
+    .venv/bin/python -m benchmarks.bench_conda [--runs 3] [--warm-runs 41] [--warm-only]
 
 Builds the test suite's conda channel (tests/kits/condakit.py: a python package repackaged
-from this CPython, libfoo, pyfoo, noarch foocli) and installs it with py-rattler into two
-prefixes of different lengths (+ a wheel with uv pip), then measures (medians, wall clock and
-CPU of the process and its children):
+from this CPython, libfoo with an activate.d script, pyfoo, noarch foocli) and installs it with
+py-rattler into two prefixes of different lengths (+ a wheel with uv pip), then measures
+(medians, wall clock and CPU of the process and its children):
 - pack: `envship pack` with an empty build cache (bytecode the packages carry reused, the rest
   compiled; and with no compiler, to say how much of the time compiling is) against
   `conda-pack` of the same prefix;
@@ -13,7 +14,15 @@ CPU of the process and its children):
 - sharing: what a node that has env A fetches more for the same packages at prefix B;
 - node cold: `envship exec ENV -- python -c pass` on an empty node cache against
   `tar xzf` + `conda-unpack` + `python -c pass` of conda-pack's tarball, at a new path;
-- node warm: `envship exec` again against the view's own `bin/python -c pass`.
+- node warm: `envship exec ENV -- python -c pass` against the view's own `bin/python -c pass`,
+  and what a conda-pack user runs (the unpacked env's `bin/python`, and with conda-pack's
+  `bin/activate` sourced first). Every command runs --warm-runs times, interleaved (one of
+  each per round, so load changes hit all alike), without PYTHONDONTWRITEBYTECODE (it makes
+  envship, an installed package, recompile itself on every start); the result says whether
+  envship's modules had bytecode. The overhead is split into (a) the launcher interpreter's
+  own start-up (`python -c pass` with the interpreter of the `envship` script), (b) envship's
+  in-process work (timed inside the process, from its first import to the exec call), of
+  which (c) sourcing the activate.d scripts, and (d) the rest (exec and noise).
 Writes benchmarks/results/conda-<UTC>.json.
 """
 
@@ -61,9 +70,115 @@ def _run(cmd: list[str], **kw: object) -> None:
                    **kw)  # type: ignore[call-overload]
 
 
+# Times envship's in-process part of a warm start: from its first import to the exec call
+# (which is replaced by a report), and the activation inside it. Run as `python -c`.
+_IN_PROCESS = """
+import os, sys, time
+start = time.perf_counter()
+spent = [0.0]
+def execve(exe, argv, env):
+    total = time.perf_counter() - start
+    sys.stdout.write("%r %r\\n" % (total, spent[0]))
+    sys.stdout.flush()
+    os._exit(0)
+os.execve = execve
+import envship.node.activation as activation
+real = activation.activate
+def timed(*args):
+    t = time.perf_counter()
+    try:
+        return real(*args)
+    finally:
+        spent[0] += time.perf_counter() - t
+activation.activate = timed
+sys.argv = ["envship", "exec", *sys.argv[1:]]
+from envship._entry import main
+main()
+"""
+
+
+def _wall_and_cpu(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of *cmd*, its CPU from wait4's usage."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def _interpreter_of(script: Path) -> str:
+    """The interpreter a console script's ``#!`` line names."""
+    with open(script, "rb") as fh:
+        return fh.readline()[2:].decode().strip().split()[0]
+
+
+def _byte_compiled(python: str) -> bool:
+    """Does envship, as *python* imports it, have bytecode for its warm-path modules?"""
+    code = ("import importlib.util as u, os, envship.node.__main__ as m, envship.node.activation"
+            " as a; print(all(os.path.exists(u.cache_from_source(x.__file__)) for x in (m, a)))")
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip() == "True"
+
+
+def _warm(ref: str, cache: Path, unpacked: Path, runs: int) -> dict[str, object]:
+    """Warm start, interleaved rounds; medians in ms (see the module docstring)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["ENVSHIP_CACHE"] = str(cache)
+    launcher = _interpreter_of(BIN / "envship")
+    view = str(next((cache / "envs").iterdir()))
+    scripts = sorted(str(p) for p in Path(view, "etc", "conda", "activate.d").glob("*.sh"))
+    commands = {
+        "envship_exec": [str(BIN / "envship"), "exec", ref, "--", "python", "-c", "pass"],
+        "view_python": [f"{view}/bin/python", "-c", "pass"],
+        "launcher_python": [launcher, "-c", "pass"],
+        "launcher_python_isolated": [launcher, "-I", "-S", "-c", "pass"],
+        "activation_shell": ["/bin/sh", "-c", 'for f do . "$f"; done; exec env -0', "sh",
+                             *scripts],
+        "conda_pack_python": [str(unpacked / "bin" / "python"), "-c", "pass"],
+    }
+    if (unpacked / "bin" / "activate").exists():  # conda-pack's; it wants bash, zsh or ksh
+        commands["conda_pack_activate"] = [
+            "bash", "-c", f'. "{unpacked}/bin/activate" && exec python -c pass']
+    in_process = [launcher, "-c", _IN_PROCESS, ref, "--", "python", "-c", "pass"]
+    subprocess.run(commands["envship_exec"], env=env, check=True)  # bytecode of a first run
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in commands}
+    inner: list[tuple[float, float]] = []
+    for _ in range(runs):
+        for name, cmd in commands.items():
+            times[name].append(_wall_and_cpu(cmd, env))
+        got = subprocess.run(in_process, env=env, check=True, capture_output=True, text=True)
+        total, activation = got.stdout.split()
+        inner.append((float(total), float(activation)))
+    ms = {k: round(statistics.median(w for w, _ in v) * 1000, 1) for k, v in times.items()}
+    cpu_ms = {k: round(statistics.median(c for _, c in v) * 1000, 1) for k, v in times.items()}
+    work = round(statistics.median(t - a for t, a in inner) * 1000, 1)
+    activation_ms = round(statistics.median(a for _, a in inner) * 1000, 1)
+    overhead = round(ms["envship_exec"] - ms["view_python"], 1)
+    return {
+        "ms": ms,
+        "cpu_ms": cpu_ms,  # of the process and what it waited for: steadier under load
+        "overhead_ms": overhead,
+        "overhead_cpu_ms": round(cpu_ms["envship_exec"] - cpu_ms["view_python"], 1),
+        "split_ms": {"a_launcher_start": ms["launcher_python"], "b_in_process": work,
+                     "c_activation": activation_ms,
+                     "d_exec_and_noise": round(overhead - ms["launcher_python"] - work
+                                               - activation_ms, 1)},
+        "runs": runs,
+        "byte_compiled": _byte_compiled(launcher),
+        "PYTHONDONTWRITEBYTECODE": "unset",
+        "activate_d_scripts": len(scripts),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_conda", description=__doc__)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--warm-runs", type=int, default=41)
+    p.add_argument("--warm-only", action="store_true",
+                   help="skip the pack figures: node warm start only (needs conda-pack too)")
     args = p.parse_args(argv)
     from kits.condakit import build_channel, can_build, install_env
 
@@ -71,11 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     if why:
         print(f"bench_conda: {why}", file=sys.stderr)
         return 2
-    import logging
-
     import envship.packing.pipeline as pipeline
-
-    logging.getLogger("envship").setLevel(logging.ERROR)  # the kit's stray CACHEDIR.TAG
 
     work = Path(tempfile.mkdtemp(prefix="bench-conda-"))
     try:
@@ -102,26 +213,30 @@ def main(argv: list[str] | None = None) -> int:
 
         tarball = work / "a.tar.gz"
         pack_runs = {"envship": [], "envship_no_compiler": [], "conda_pack": []}  # type: ignore[var-annotated]
-        for _ in range(args.runs):
+        for _ in range(0 if args.warm_only else args.runs):
             pack_runs["envship"].append(_timed(lambda: envship_pack(a, work / "bc")))
             pack_runs["envship_no_compiler"].append(
                 _timed(lambda: envship_pack(a, work / "bc0", False)))
             pack_runs["conda_pack"].append(_timed(lambda: conda_pack(a, tarball)))
-        out["pack"] = {k: _median(v) for k, v in pack_runs.items()}
+        if args.warm_only:
+            conda_pack(a, tarball)
+        else:
+            out["pack"] = {k: _median(v) for k, v in pack_runs.items()}
 
         store = work / "store"
         import envship
 
         ra = envship.pack(a / "bin" / "python", cache_dir=work / "bc", output=store)
         rb = envship.pack(b / "bin" / "python", cache_dir=work / "bc", output=store)
-        nobc = envship_pack(a, work / "bc0", False)
-        blob_bytes = sum(lay.size for lay in ra.manifest.layers)
-        out["bytes"] = {
-            "envship_blobs": blob_bytes,
-            "envship_blobs_no_bytecode": sum(lay.size for lay in nobc.manifest.layers),  # type: ignore[attr-defined]
-            "conda_pack_tarball": tarball.stat().st_size,
-            "ratio": round(blob_bytes / tarball.stat().st_size, 2),
-        }
+        if not args.warm_only:
+            nobc = envship_pack(a, work / "bc0", False)
+            blob_bytes = sum(lay.size for lay in ra.manifest.layers)
+            out["bytes"] = {
+                "envship_blobs": blob_bytes,
+                "envship_blobs_no_bytecode": sum(lay.size for lay in nobc.manifest.layers),  # type: ignore[attr-defined]
+                "conda_pack_tarball": tarball.stat().st_size,
+                "ratio": round(blob_bytes / tarball.stat().st_size, 2),
+            }
         have = {lay.digest for lay in ra.manifest.layers}
         out["other_prefix_extra_bytes"] = sum(lay.size for lay in rb.manifest.layers
                                               if lay.digest not in have)
@@ -130,13 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         ref = str(store / "envs" / f"{ra.env_id}.json")
         cold: list[tuple[float, float]] = []
         unpack: list[tuple[float, float]] = []
-        view = ""
-        for i in range(args.runs):
+        for i in range(1 if args.warm_only else args.runs):
             cache = work / f"node-{i}"
             env = dict(os.environ, ENVSHIP_CACHE=str(cache))
             cold.append(_timed(lambda env=env: _run(  # type: ignore[misc]
                 [str(BIN / "envship"), "exec", ref, "--", "python", "-c", "pass"], env=env)))
-            view = str(next((cache / "envs").iterdir()))
             dest = work / f"unpacked-{i}" / "somewhere" / "env"
 
             def untar(dest: Path = dest) -> None:
@@ -146,13 +259,11 @@ def main(argv: list[str] | None = None) -> int:
                 _run([str(dest / "bin" / "python"), "-c", "pass"])
 
             unpack.append(_timed(untar))
-        out["node_cold"] = {"envship_exec": _median(cold), "tar_conda_unpack": _median(unpack)}
-        env = dict(os.environ, ENVSHIP_CACHE=str(work / "node-0"))
-        warm = [_timed(lambda: _run([str(BIN / "envship"), "exec", ref, "--", "python", "-c",
-                                     "pass"], env=env)) for _ in range(max(5, args.runs))]
-        own = [_timed(lambda: _run([f"{view}/bin/python", "-c", "pass"]))
-               for _ in range(max(5, args.runs))]
-        out["node_warm"] = {"envship_exec": _median(warm), "view_python": _median(own)}
+        if not args.warm_only:
+            out["node_cold"] = {"envship_exec": _median(cold),
+                                "tar_conda_unpack": _median(unpack)}
+        out["node_warm"] = _warm(ref, work / "node-0", work / "unpacked-0" / "somewhere" / "env",
+                                 args.warm_runs)
         out["machine"] = {"cpus": os.cpu_count(), "loadavg": os.getloadavg()}
         print(json.dumps(out, indent=1))
         RESULTS.mkdir(exist_ok=True)

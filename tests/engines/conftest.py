@@ -8,8 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from kits.enginekit import Shipped, client_venv, make_venv, ship_venv, version_of
-from kits.support import run, write_sample_project
+from kits.condakit import CondaKit, install_env
+from kits.enginekit import (
+    RAY,
+    PackedConda,
+    Shipped,
+    client_venv,
+    make_venv,
+    ship_venv,
+    version_of,
+)
+from kits.support import run, uv_bin, write_sample_project
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,3 +65,28 @@ def node_script(engines_base: Path) -> Path:
     proc = run([str(Path(sys.executable).parent / "envship"), "node-script"])
     path.write_text(proc.stdout)
     return path
+
+
+@pytest.fixture(scope="session")
+def conda_env(engines_base: Path, conda_kit: CondaKit) -> PackedConda:
+    """The conda kit's env (python, libfoo, pyfoo, noarch foocli, a wheel) with distributed and
+    Ray pip-installed on top, packed into a local store; the prefix is moved away before any
+    test runs it, so nothing at its old path can make a test pass."""
+    from envship import pack
+
+    base = engines_base / "conda"
+    prefix = base / "env"
+    python = install_env(conda_kit, prefix, base / "pkgs")
+    run([uv_bin(), "pip", "install", "-q", "--python", str(python), "--break-system-packages",
+         f"distributed=={version_of('distributed')}", RAY])
+    result = pack(python, output=base / "store")
+    prefix.rename(base / "moved-away")
+    uri = str(base / "store" / "envs" / f"{result.env_id}.json")
+    return PackedConda(uri, result.env_id, base / "store", result, prefix)
+
+
+@pytest.fixture(scope="session")
+def conda_node_cache(engines_base: Path) -> Path:
+    """One node cache for the engines that run the conda env on this host: its view is
+    assembled once (Ray's layer alone is 200 MB unpacked)."""
+    return engines_base / "conda-node-cache"

@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 
 from envship.engines.ray import runtime_env
-from kits.enginekit import Shipped, child_environ, client_venv, ship_venv
+from kits.enginekit import RAY, PackedConda, Shipped, child_environ, client_venv, ship_venv
 from kits.support import make_venv, write_sample_project
 
 ENV_ID = "cd" * 32
 URI = f"/s/envs/{ENV_ID}.json"
-RAY = "ray==2.60.0"  # driver and env must run the same Ray
 
 
 def test_runtime_env_shape(tmp_path: Path) -> None:
@@ -52,7 +51,7 @@ _DRIVER = """
     import ray
     import envship.ray
 
-    uri, cache = sys.argv[1], sys.argv[2]
+    uri, cache, conda_uri, conda_cache = sys.argv[1:5]
     assert importlib.util.find_spec("numpy") is None and importlib.util.find_spec("mylib") is None
     # Ray gives a starting raylet a fixed 30 s to register; on a loaded 2-core machine that can
     # be too short, so the head gets a few tries.
@@ -77,6 +76,17 @@ _DRIVER = """
 
         out = {"work": ray.get([work.remote(10), work.remote(20)]),
                "check": envship.ray.check(uri, spec)}
+
+        # a conda env (its prefix moved away): its C library, extension and activation
+        @ray.remote(runtime_env=envship.ray.runtime_env(conda_uri, cache_dir=conda_cache))
+        def in_conda():
+            import os, subprocess, sys
+            import pyfoo
+            tool = subprocess.run(["foo"], capture_output=True, text=True)
+            return {"prefix": sys.prefix, "answer": pyfoo.answer(), "foo": tool.stdout,
+                    "FOO_DATA": os.environ.get("FOO_DATA")}
+
+        out["conda"] = ray.get(in_conda.remote())
     finally:
         ray.shutdown()
     print(json.dumps(out))
@@ -85,8 +95,10 @@ _DRIVER = """
 
 @pytest.mark.ray
 def test_driver_without_numpy_runs_tasks_in_env(
-    ray_env: Shipped, ray_driver: Path, tmp_path: Path
+    ray_env: Shipped, ray_driver: Path, tmp_path: Path, conda_env: PackedConda,
+    conda_node_cache: Path,
 ) -> None:
+    """One Ray head runs tasks in a venv env and in a conda env (both shipped elsewhere)."""
     script = tmp_path / "driver.py"
     script.write_text(textwrap.dedent(_DRIVER))
     cache = tmp_path / "cache"
@@ -96,7 +108,8 @@ def test_driver_without_numpy_runs_tasks_in_env(
     )
     # A session of its own: whatever Ray daemon outlives the driver is killed with its group.
     proc = subprocess.Popen(
-        [str(ray_driver), str(script), ray_env.uri, str(cache)],
+        [str(ray_driver), str(script), ray_env.uri, str(cache), conda_env.uri,
+         str(conda_node_cache)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=environ,
         start_new_session=True,
     )
@@ -112,3 +125,6 @@ def test_driver_without_numpy_runs_tasks_in_env(
     hello = "hello from mylib 1"
     assert out["work"] == [[45 + 1, hello, view], [190 + 1, hello, view]]
     assert out["check"] == ray_env.env_id
+    conda_view = str(conda_node_cache / "envs" / conda_env.env_id)
+    assert out["conda"] == {"prefix": conda_view, "answer": 42, "foo": "foo 42 data of libfoo\n",
+                            "FOO_DATA": f"{conda_view}/share/foo"}

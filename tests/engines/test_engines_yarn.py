@@ -13,15 +13,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import tarfile
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from envship.engines.exec import NODE_SCRIPT_NAME
 from envship.errors import EngineError
-from kits.enginekit import Shipped, child_environ, ship_venv
+from kits.enginekit import Shipped, child_environ, local_path, ship_venv, yarn_localize
 from kits.support import SampleEnv
 
 skein = pytest.importorskip("skein")
@@ -30,24 +28,6 @@ skein = pytest.importorskip("skein")
 @pytest.fixture
 def shipped(sample_env: SampleEnv, tmp_path: Path) -> Shipped:
     return ship_venv(sample_env.python, tmp_path / "store")
-
-
-def _local(url: str) -> Path:
-    parts = urlsplit(url)
-    assert parts.scheme == "file", url
-    return Path(parts.path)
-
-
-def _localize(files: dict[str, dict[str, object]], container: Path) -> None:
-    """What YARN's localizer does: copy FILE resources, unpack ARCHIVE ones under their name."""
-    container.mkdir()
-    for name, res in files.items():
-        src = _local(str(res["source"]))
-        if res["type"] == "ARCHIVE":
-            with tarfile.open(src) as tar:
-                tar.extractall(container / name, filter="tar")
-        else:
-            shutil.copy(src, container / name)
 
 
 def test_spec_round_trips_and_holds_layers_as_archives(shipped: Shipped, tmp_path: Path) -> None:
@@ -72,11 +52,11 @@ def test_spec_round_trips_and_holds_layers_as_archives(shipped: Shipped, tmp_pat
     for lay in manifest["layers"]:
         hex_ = lay["digest"].split(":", 1)[1]
         res = files[f"envship-layer-{hex_}"]
-        assert _local(res["source"]) == shipped.store / "blobs" / "sha256" / f"{hex_}.tar.gz"
+        assert local_path(res["source"]) == shipped.store / "blobs" / "sha256" / f"{hex_}.tar.gz"
         assert res["visibility"] == "PUBLIC"  # NodeManagers share blobs across applications
     assert files[NODE_SCRIPT_NAME]["type"] == "FILE"
     assert files[NODE_SCRIPT_NAME]["visibility"] == "PRIVATE"
-    assert _local(files[NODE_SCRIPT_NAME]["source"]).read_text().startswith("#!")
+    assert local_path(files[NODE_SCRIPT_NAME]["source"]).read_text().startswith("#!")
     assert "python -m mylib.extra" in service["script"]
     assert data["file_systems"] == []  # a local store needs no delegation token
 
@@ -114,7 +94,7 @@ def test_container_script_runs_in_env_from_localized_layers(
     spec = envship.yarn.application_spec(shipped.uri, ["python", "-c", code])
     service = spec.to_dict()["services"]["envship"]
     container = tmp_path / "container_01"
-    _localize(service["files"], container)
+    yarn_localize(service["files"], container)
     # Nothing may be fetched from the store: YARN has localized every layer already.
     shutil.move(shipped.store, tmp_path / "store-gone")
     proc = subprocess.run(
@@ -145,7 +125,7 @@ def test_container_needs_no_python_when_env_has_python_layer(
     service = spec.to_dict()["services"]["envship"]
     assert 'envship-layer-' in service["script"].splitlines()[-1]  # the layer's interpreter
     container = tmp_path / "container_01"
-    _localize(service["files"], container)
+    yarn_localize(service["files"], container)
     # A PATH with the shell tools the script uses and no Python at all.
     tools = tmp_path / "tools"
     tools.mkdir()
@@ -183,7 +163,7 @@ def _localize_into(files: dict[str, dict[str, object]], container: Path) -> None
     """A second application's resources on the same node: YARN localizes what differs."""
     for name, res in files.items():
         if res["type"] == "FILE":
-            shutil.copy(_local(str(res["source"])), container / name)
+            shutil.copy(local_path(str(res["source"])), container / name)
 
 
 def test_function_runs_in_the_container_with_the_cluster_pack_options(
@@ -233,7 +213,7 @@ def test_function_runs_in_the_container_with_the_cluster_pack_options(
     for name in ("data.txt", envship.yarn.CALL_NAME, envship.yarn.RUNNER_NAME):
         assert files[name]["type"] == "FILE"
     container = tmp_path / "container_01"
-    _localize(files, container)
+    yarn_localize(files, container)
     shutil.move(shipped.store, tmp_path / "store-gone")
     monkeypatch.delitem(__import__("sys").modules, "yarn_helper_mod")
     proc = subprocess.run(["bash", "-c", service["script"]], cwd=container, capture_output=True,
@@ -267,7 +247,7 @@ def test_spec_options_are_checked(shipped: Shipped, tmp_path: Path) -> None:
     spec = envship.yarn.application_spec(shipped.uri, "true", additional_files={
         "a.ini": tmp_path / "a" / "conf.ini", "b.ini": str(tmp_path / "b" / "conf.ini")})
     files = spec.to_dict()["services"]["envship"]["files"]
-    assert _local(files["b.ini"]["source"]) == tmp_path / "b" / "conf.ini"
+    assert local_path(files["b.ini"]["source"]) == tmp_path / "b" / "conf.ini"
     with pytest.raises(EngineError, match="not found"):
         envship.yarn.application_spec(shipped.uri, "true", additional_files=[tmp_path / "no"])
     with pytest.raises(EngineError, match="that name is envship's"):

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
-from collections.abc import Sequence
+import tarfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kits.support import make_venv
 
 REPO = Path(__file__).resolve().parents[2]  # the envship checkout, installed editable below
+RAY = "ray==2.60.0"  # drivers and envs must run the same Ray
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,17 @@ class Shipped:
     env_id: str
     venv_python: Path
     store: Path
+
+
+@dataclass(frozen=True)
+class PackedConda:
+    """A conda env packed into a local store, its prefix gone (moved away)."""
+
+    uri: str
+    env_id: str
+    store: Path
+    result: Any  # envship.packing.pipeline.PackResult: manifest + blob paths, to publish
+    gone: Path  # where the prefix was
 
 
 def ship_venv(python: Path, store: Path, *, with_python: bool = False) -> Shipped:
@@ -79,3 +94,22 @@ def run_workers(
                 proc.kill()
                 proc.wait()
     return outputs
+
+
+def local_path(url: str) -> Path:
+    """The path of a ``file://`` resource URL of a YARN spec."""
+    parts = urlsplit(url)
+    assert parts.scheme == "file", url
+    return Path(parts.path)
+
+
+def yarn_localize(files: Mapping[str, Mapping[str, object]], container: Path) -> None:
+    """What YARN's localizer does: copy FILE resources, unpack ARCHIVE ones under their name."""
+    container.mkdir()
+    for name, res in files.items():
+        src = local_path(str(res["source"]))
+        if res["type"] == "ARCHIVE":
+            with tarfile.open(src) as tar:
+                tar.extractall(container / name, filter="tar")
+        else:
+            shutil.copy(src, container / name)

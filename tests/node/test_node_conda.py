@@ -76,6 +76,8 @@ def test_manifest_has_one_layer_per_conda_package(packed: Packed) -> None:
     assert kinds[:4] == [("python", "python"), ("conda", "foocli"), ("conda", "libfoo"),
                          ("conda", "pyfoo")]
     assert ("dist", None) in kinds  # tinyextra, pip-installed on top
+    # no stray files: rattler's CACHEDIR.TAG at the prefix's root is the installer's, left out
+    assert ("code", None) not in kinds
     assert all(name != "python_abi" for _, name in kinds)  # a metapackage: no empty layer
     libfoo = next(lay for lay in m.layers if lay.package and lay.package.name == "libfoo")
     assert [(r.path, r.mode) for r in libfoo.relocations] == [
@@ -122,9 +124,16 @@ def test_blob_holds_the_package_form(packed: Packed, conda_kit: CondaKit) -> Non
     assert python.bytecode == "packed"
 
 
-def test_runs_at_the_new_place_with_the_source_env_gone(packed: Packed, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def node_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A node cache shared by the tests that run env a (the first one builds its view)."""
+    return tmp_path_factory.mktemp("conda-node") / "cache"
+
+
+def test_runs_at_the_new_place_with_the_source_env_gone(packed: Packed, node_cache: Path
+                                                        ) -> None:
     assert not packed.gone[0].exists() and not packed.gone[1].exists()
-    cache = tmp_path / "node"
+    cache = node_cache
     run = lambda *cmd: _exec(packed.store, packed.a.env_id, cache, *cmd)  # noqa: E731
     tool = run("foo")
     assert tool.returncode == 0, tool.stderr
@@ -160,17 +169,52 @@ def test_runs_at_the_new_place_with_the_source_env_gone(packed: Packed, tmp_path
     assert Path(os.path.realpath(cross)) == Path(view, "lib", "libfoo.so.1.0")
 
 
+_WARM_PROBE = """
+import os, sys
+def execve(exe, argv, env):  # where `envship exec` would start the command: report and stop
+    modules = sorted(sys.modules)
+    import json
+    print(json.dumps({"modules": modules, "exe": exe, "env": env}))
+    sys.stdout.flush()
+    os._exit(0)
+os.execve = execve
+sys.argv = ["envship", "exec", *sys.argv[1:]]
+from envship._entry import main
+main()
+"""
+
+
+def test_warm_start_activates_without_heavy_imports(packed: Packed, node_cache: Path) -> None:
+    cache = node_cache
+    assert _exec(packed.store, packed.a.env_id, cache, "true").returncode == 0  # view there
+    ref = str(packed.store / "envs" / f"{packed.a.env_id}.json")
+    proc = subprocess.run([sys.executable, "-c", _WARM_PROBE, ref, "--", "foo"],
+                          capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, ENVSHIP_CACHE=str(cache)))
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    view = str(cache / "envs" / packed.a.env_id)
+    assert got["exe"] == f"{view}/bin/foo"
+    assert got["env"]["FOO_DATA"] == f"{view}/share/foo"  # activate.d ran
+    # what the warm path must not pay for: subprocess, re (+ enum), json, typing, the runtime
+    heavy = {"subprocess", "re", "enum", "json", "typing", "tarfile", "urllib.request",
+             "envship.node.runtime", "envship.node.conda"}
+    assert heavy.isdisjoint(got["modules"]), heavy & set(got["modules"])
+
+
 def test_single_file_node_script_runs_the_conda_env(packed: Packed, tmp_path: Path) -> None:
     script = tmp_path / "envship_node.py"
     subprocess.run([ENVSHIP, "node-script", "-o", str(script)], check=True)
     ref = str(packed.store / "envs" / f"{packed.a.env_id}.json")
     env = dict(os.environ, ENVSHIP_CACHE=str(tmp_path / "node"))
+    probe = 'import sys, pyfoo; print(sys.prefix, pyfoo.answer())'
     proc = subprocess.run(["/usr/bin/env", "python3", str(script), ref, "--", "sh", "-c",
-                           "foo && echo $FOO_DATA"], capture_output=True, text=True, env=env,
-                          timeout=120)
+                           f'foo && echo $FOO_DATA && python -c "{probe}"'],
+                          capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert lines[0] == "foo 42 data of libfoo" and lines[1].endswith("/share/foo")
+    view = str(tmp_path / "node" / "envs" / packed.a.env_id)
+    assert proc.stdout.splitlines() == ["foo 42 data of libfoo", f"{view}/share/foo",
+                                        f"{view} 42"]
 
 
 def test_inspect_lists_conda_packages(packed: Packed) -> None:
@@ -200,12 +244,26 @@ def test_changed_and_stray_files_are_packed_and_reported(
     outside = tmp_path / "outside.txt"
     outside.write_text("out of the env\n")
     os.symlink(outside, prefix / "share" / "outside-link")
-    with caplog.at_level(logging.WARNING):
+    # the installers' own files (rattler wrote CACHEDIR.TAG already), and user files that
+    # only look like them: a folder named envs/ below share/, a CACHEDIR.TAG below the root
+    assert (prefix / "CACHEDIR.TAG").read_text().startswith("Signature: ")
+    (prefix / ".trash").mkdir()
+    (prefix / ".trash" / "libfoo.so.1.0.0a1b2c.trash").write_text("rattler's trash\n")
+    (prefix / "share" / "foo" / "data.txt.c~").write_text("conda's temp file\n")
+    os.symlink("/opt/conda/bin/activate", prefix / "bin" / "activate")  # old conda's link
+    (prefix / "share" / "envs").mkdir()
+    (prefix / "share" / "envs" / "mine.yaml").write_text("a user file\n")
+    (prefix / "share" / "CACHEDIR.TAG").write_text("not the installer's\n")
+    with caplog.at_level(logging.INFO, logger="envship"):
         result = pack(prefix / "bin" / "python", cache_dir=tmp_path / "cache")
     text = caplog.text
     assert "share/foo/data.txt differs from its conda package" in text
     assert "etc/foo.conf differs from its conda package" in text
     assert f"{prefix}/share/notes.txt: owned by no conda package" in text
+    assert (f"left out of {prefix}, the conda installers' own files: .trash/, CACHEDIR.TAG, "
+            "bin/activate, share/foo/data.txt.c~\n") in text
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [m for m in warned if "CACHEDIR.TAG" in m and "share/" not in m]
     libfoo = {lay.digest for lay in result.manifest.layers
               if lay.package and lay.package.name == "libfoo"}
     assert libfoo.isdisjoint(lay.digest for lay in packed.a.manifest.layers)
@@ -219,13 +277,17 @@ def test_changed_and_stray_files_are_packed_and_reported(
         link = tar.getmember("data/share/notes-link")
         out = tar.getmember("data/share/outside-link")
         assert tar.extractfile("data/share/notes.txt").read() == b"nobody owns me\n"  # type: ignore[union-attr]
+        names = set(tar.getnames())
+    assert {"data/share/envs/mine.yaml", "data/share/CACHEDIR.TAG"} <= names  # users' files
+    assert not {n for n in names if "trash" in n or n.endswith(("~", "data/CACHEDIR.TAG",
+                                                                 "bin/activate"))}
     assert link.issym() and link.linkname == "notes.txt"
     assert out.isfile() and out.size == len("out of the env\n")  # out of the env: its file
     pyfoo = {lay.digest for lay in result.manifest.layers
              if lay.package and lay.package.name == "pyfoo"}
     assert pyfoo <= {lay.digest for lay in packed.a.manifest.layers}  # the others still share
     diff = diff_manifests(packed.a.manifest, result.manifest)
-    assert diff.layers["conda libfoo"] == "changed" and diff.layers["code"] == "changed"
+    assert diff.layers["conda libfoo"] == "changed" and diff.layers["code"] == "added"
     assert {diff.layers[k] for k in ("python", "conda pyfoo", "conda foocli")} == {"same"}
 
 

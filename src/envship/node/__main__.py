@@ -129,7 +129,7 @@ def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, ver
     env["ENVSHIP_ENV_ID"] = env_id
     env.pop("PYTHONHOME", None)
     if os.path.isdir(os.path.join(view, "conda-meta")):  # a conda prefix: activate it
-        from .conda import activate
+        from .activation import activate
 
         env = activate(view, env)
     exe = _find(cmd[0], env["PATH"])

@@ -2,8 +2,8 @@
 
 Files are hard-linked from the layers, except those holding a placeholder: they are copied and
 rewritten for the view's path, as a conda installer does. noarch python packages are placed
-under ``lib/pythonX.Y/site-packages`` and ``bin``, their entry points written; ``activate``
-sources ``etc/conda/activate.d/*.sh`` for the command, as ``conda run`` does.
+under ``lib/pythonX.Y/site-packages`` and ``bin``, their entry points written. (Activating the
+view for a command is ``activation.py``.)
 """
 
 from __future__ import annotations
@@ -18,15 +18,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["assemble_conda", "relocate", "activate", "is_conda_view"]
+__all__ = ["assemble_conda", "relocate"]
 
 _SHEBANG_MAX = 127  # Linux truncates longer #! lines
-_MARK = b"\0envship-activated\0"
-
-
-def is_conda_view(view: str) -> bool:
-    """Is the view at *view* a conda prefix (it has ``conda-meta/``)?"""
-    return os.path.isdir(os.path.join(view, "conda-meta"))
 
 
 def _binary(data: bytes, placeholder: bytes, new: bytes, where: str) -> bytes:
@@ -163,41 +157,3 @@ def assemble_conda(
     if merger.copied and log:
         log(f"env view: copied {merger.copied} files (hard links to the layers failed: another "
             f"filesystem?), linked {merger.linked}")
-
-
-def activate(view: str, env: dict[str, str]) -> dict[str, str]:
-    """*env* for a command run in the conda view *view*: ``CONDA_PREFIX`` set and the view's
-    ``etc/conda/activate.d/*.sh`` scripts sourced (in name order), as ``conda run`` does."""
-    import subprocess
-
-    env = dict(env)
-    env.pop("VIRTUAL_ENV", None)
-    env["CONDA_PREFIX"] = view
-    env["CONDA_DEFAULT_ENV"] = view
-    env["CONDA_SHLVL"] = "1"
-    folder = os.path.join(view, "etc", "conda", "activate.d")
-    try:
-        scripts = sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".sh"))
-    except OSError:
-        return env
-    if not scripts:
-        return env
-    code = 'for f do . "$f" || exit $?; done; printf "\\0envship-activated\\0"; exec env -0'
-    proc = subprocess.run(["/bin/sh", "-c", code, "sh", *scripts], env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True)
-    _, mark, out = proc.stdout.partition(_MARK)
-    if proc.returncode != 0 or not mark:
-        why = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-        raise NodeError(f"the env's activation scripts ({folder}) failed "
-                        f"(exit {proc.returncode}): {why[0]}")
-    new: dict[str, str] = {}
-    for item in out.split(b"\0"):
-        key, eq, value = item.partition(b"=")
-        if eq and key:
-            new[os.fsdecode(key)] = os.fsdecode(value)
-    for name in ("_", "SHLVL", "PWD", "OLDPWD"):  # the shell's own: as they were
-        if name in env:
-            new[name] = env[name]
-        else:
-            new.pop(name, None)
-    return new

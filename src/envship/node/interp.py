@@ -12,7 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Interpreter", "find_node_python", "needed_version", "layer_python"]
+__all__ = ["Interpreter", "find_node_python", "layer_interpreter", "layer_python", "needed_version"]
 
 _PROBE = (
     "import os,sys;print(sys.implementation.name);print('%d.%d.%d' % sys.version_info[:3]);"
@@ -122,12 +122,18 @@ def _missing(impl: str, mm: str, abi: str, tried: list[str]) -> NodeError:
     )
 
 
+def layer_interpreter(major_minor: str, conda: bool) -> str:
+    """Where a `python` layer holds its interpreter: ``bin/pythonX.Y`` in a conda python
+    package (laid out as a prefix), ``python/bin/pythonX.Y`` in a ``--with-python`` layer."""
+    return f"{'' if conda else 'python/'}bin/python{major_minor}"
+
+
 def layer_python(layer_root: str, manifest: dict[str, Any]) -> Interpreter:
     """The interpreter inside an unpacked `python` layer."""
     _, mm, _ = needed_version(manifest)
     conda = any("package" in lay for lay in manifest["layers"] if lay["kind"] == "python")
-    rel = ("bin",) if conda else ("python", "bin")  # a conda package is laid out as a prefix
-    path = os.path.join(layer_root, *rel, "python" + mm)
+    rel = layer_interpreter(mm, conda)
+    path = os.path.join(layer_root, *rel.split("/"))
     if not os.path.isfile(path):
-        raise NodeError(f"python layer {layer_root}: no {'/'.join(rel)}/python{mm} in it")
+        raise NodeError(f"python layer {layer_root}: no {rel} in it")
     return Interpreter(path, manifest["python"]["version"])

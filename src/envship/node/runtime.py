@@ -107,7 +107,7 @@ class View:
         env["VIRTUAL_ENV"] = self.path
         env["ENVSHIP_ENV_ID"] = self.env_id
         env.pop("PYTHONHOME", None)
-        from .conda import activate, is_conda_view
+        from .activation import activate, is_conda_view
 
         return activate(self.path, env) if is_conda_view(self.path) else env
 

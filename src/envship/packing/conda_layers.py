@@ -16,13 +16,12 @@ from pathlib import Path
 
 from .layers import LayerEntry, LayerPlan, sort_key
 from .sources.conda import CondaFile, CondaPackage, owned_paths, read_conda_meta, unprefix
+from .sources.conda_installer import installer_dir, installer_file
 from .sources.snapshot import DistInfo, Snapshot
 
 __all__ = ["CondaPlans", "plan_conda"]
 
 log = logging.getLogger(__name__)
-
-_NOT_PACKED = ("conda-meta", "pkgs", "envs", "__pycache__")
 
 
 @dataclass(frozen=True)
@@ -152,24 +151,38 @@ def _site_rel(snapshot: Snapshot, prefix: Path) -> str:
     return f"lib/python{mm}/site-packages/"
 
 
-def _strays(prefix: Path, owned: set[str], site: str) -> list[tuple[str, str]]:
+def _strays(prefix: Path, owned: set[str], site: str
+            ) -> tuple[list[tuple[str, str]], list[str]]:
     """Files under *prefix* that no conda package and no pip distribution installed (outside
-    site-packages: the snapshot reports strays there)."""
+    site-packages: the snapshot reports strays there), and the installers' own files and
+    folders among them (left out)."""
     found: list[tuple[str, str]] = []
+    installers: list[str] = []
     for dirpath, dirnames, filenames in os.walk(prefix):
         rel_dir = os.path.relpath(dirpath, prefix).replace(os.sep, "/")
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
-        dirnames[:] = sorted(
-            d for d in dirnames
-            if d not in _NOT_PACKED and not (rel_dir + d + "/").startswith(site)
-            and not (os.path.islink(os.path.join(dirpath, d)) and rel_dir + d in owned)
-        )
+        keep = []
+        for d in sorted(dirnames):
+            rel = rel_dir + d
+            if d == "__pycache__" or (rel + "/").startswith(site) or (
+                    rel in owned and os.path.islink(os.path.join(dirpath, d))):
+                continue
+            if installer_dir(rel):
+                if rel != "conda-meta":
+                    installers.append(rel + "/")
+                continue
+            keep.append(d)
+        dirnames[:] = keep
         for name in sorted(filenames):
             rel = rel_dir + name
             if rel in owned or name.endswith((".pyc", ".pyo")):
                 continue
-            found.append(("data/" + rel, os.path.join(dirpath, name)))
-    return found
+            full = os.path.join(dirpath, name)
+            if installer_file(rel, full):
+                installers.append(rel)
+            else:
+                found.append(("data/" + rel, full))
+    return found, installers
 
 
 def plan_conda(snapshot: Snapshot, prefix: Path, salt: Sequence[str], cache_tag: str
@@ -203,7 +216,11 @@ def plan_conda(snapshot: Snapshot, prefix: Path, salt: Sequence[str], cache_tag:
             pip_owned.update(os.path.relpath(f.path, prefix).replace(os.sep, "/")
                              for f in d.files)
     stray: list[LayerEntry] = []
-    for arc, path in _strays(prefix, owned | pip_owned, site):
+    strays, installers = _strays(prefix, owned | pip_owned, site)
+    if installers:
+        log.info("left out of %s, the conda installers' own files: %s", prefix,
+                 ", ".join(installers))
+    for arc, path in strays:
         log.warning("%s: owned by no conda package and no distribution; packing it as a "
                     "stray file", path)
         if not os.path.islink(path):

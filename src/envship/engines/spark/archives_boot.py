@@ -104,7 +104,7 @@ def main() -> NoReturn:
     if os.path.isdir(os.path.join(view, "conda-meta")):  # a conda prefix: activate it
         sys.path.insert(0, here)
         import envship_node  # noqa: F401  # serves the _envship_node package
-        from _envship_node.conda import activate  # type: ignore[import-not-found]
+        from _envship_node.activation import activate  # type: ignore[import-not-found]
 
         env = activate(view, env)
     os.execve(exe, [exe] + sys.argv[1:], env)

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from ...env import Env
 from ...errors import EngineError
 from ...node.formats import blob_key, env_key
+from ...node.interp import layer_interpreter
 from ...node.ref import parse_ref
 from ...node.runtime import LAYER_DIRS_ENV
 from ...packing.manifest import Manifest
@@ -103,7 +104,7 @@ def bootstrap_script(
     py_layer = manifest.layer("python")
     if py_layer is not None:
         # No Python needed on the node: the shipped interpreter runs the node runtime.
-        interp = f"python/bin/python{manifest.python.major_minor}"
+        interp = layer_interpreter(manifest.python.major_minor, py_layer.package is not None)
         python = f'"$PWD/{_LAYER_PREFIX}{py_layer.hex}/{interp}"'
     if pre_script_hook and pre_script_hook.strip():
         lines.append(pre_script_hook.strip("\n"))
