@@ -25,13 +25,15 @@ RAY = "ray==2.60.0"  # driver and env must run the same Ray
 def test_runtime_env_shape(tmp_path: Path) -> None:
     spec = runtime_env(URI, cache_dir=tmp_path, env_vars={"A": "1"})
     argv = shlex.split(spec["py_executable"])  # Ray runs it through `bash -c`
-    assert argv[1:] == ["-m", "envship.node", URI, "--", "python"]
-    assert spec["env_vars"] == {"A": "1", "ENVSHIP_CACHE": str(tmp_path)}
-    single = runtime_env(URI, node_script_path="/opt/my dir/envship_node.py")
+    # The reference is in env_vars, never in py_executable (the workers' command line).
+    assert argv[1:] == ["-m", "envship.node", "--", "python"]
+    assert spec["env_vars"] == {"A": "1", "ENVSHIP_CACHE": str(tmp_path), "ENVSHIP_ENV": URI}
+    signed = f"https://h/s/envs/{ENV_ID}.presigned.json?X-Amz-Signature=5ec12e7"
+    single = runtime_env(signed, node_script_path="/opt/my dir/envship_node.py")
     assert shlex.split(single["py_executable"]) == [
-        "python3", "/opt/my dir/envship_node.py", URI, "--", "python",
+        "python3", "/opt/my dir/envship_node.py", "--", "python",
     ]
-    assert "env_vars" not in single
+    assert single["env_vars"] == {"ENVSHIP_ENV": signed}
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +75,10 @@ _DRIVER = """
             import os, sys
             import numpy as np
             import mylib
+            with open("/proc/self/cmdline", "rb") as f:  # readable by every user of the node
+                cmdline = f.read().decode()
+            assert "default_worker" in cmdline and uri not in cmdline, cmdline
+            assert "ENVSHIP_ENV" not in os.environ
             return int(np.arange(n).sum()) + mylib.VALUE, mylib.hello(), sys.prefix
 
         out = {"work": ray.get([work.remote(10), work.remote(20)]),

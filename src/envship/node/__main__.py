@@ -7,12 +7,12 @@ import sys
 
 from . import cache
 from .errors import NodeError
-from .ref import packed_env_id, parse_ref
+from .ref import REF_VAR, packed_env_id, parse_ref
 
 __all__ = ["main", "USAGE"]
 
 USAGE = """\
-usage: {prog} [-v] [--cache DIR] [--python PY] ENV_REF -- CMD [ARG...]
+usage: {prog} [-v] [--cache DIR] [--python PY] [ENV_REF] -- CMD [ARG...]
 
 Run CMD inside the env ENV_REF: fetch and verify its layers into the node cache if they are
 not there yet, assemble its view (a small venv), then exec CMD with the view's bin/ first on
@@ -20,7 +20,9 @@ PATH. CMD replaces this process: its exit code and signals pass through unchange
 
 ENV_REF  env URI (<store>/envs/<env-id>.json: local path, file://, http(s)://, or any fsspec
          URL when fsspec is installed), tag URI (<store>/tags/<name>.json), a packed env
-         directory, or a presigned manifest (<env-id>.presigned.json).
+         directory, or a presigned manifest (<env-id>.presigned.json). Left out: the
+         value of $ENVSHIP_ENV, which keeps it off the command line (other users of the
+         node can read command lines; a presigned URL is a credential).
 
 options:
   -v, --verbose    one line per fetched layer on stderr
@@ -61,7 +63,12 @@ def _parse(argv: list[str]) -> tuple[bool, str | None, str | None, str, list[str
         elif arg.startswith("--python="):
             python = arg.split("=", 1)[1]
         elif arg == "--":
-            raise _Usage("ENV_REF is missing before '--'")
+            ref = os.environ.get(REF_VAR, "")
+            if not ref:
+                raise _Usage(f"ENV_REF is missing before '--' (and ${REF_VAR} is not set)")
+            if i + 1 >= len(argv):
+                raise _Usage("no command given after --")
+            return verbose, cache_dir, python, ref, argv[i + 1 :]
         elif arg.startswith("-") and arg != "-":
             raise _Usage(f"unknown option {arg}")
         else:
@@ -128,6 +135,7 @@ def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, ver
     env["VIRTUAL_ENV"] = view
     env["ENVSHIP_ENV_ID"] = env_id
     env.pop("PYTHONHOME", None)
+    env.pop(REF_VAR, None)  # the reference may be signed: the command has ENVSHIP_ENV_ID
     if os.path.isdir(os.path.join(view, "conda-meta")):  # a conda prefix: activate it
         from .conda import activate
 

@@ -456,16 +456,32 @@ def find_view(root: str, env_id: str, warn: Warnings) -> str | None:
 
 def hold_view(root: str, env_id: str, warn: Warnings) -> tuple[str, int | None] | None:
     """Like :func:`find_view`, also taking the view's shared in-use lock (None: a cache this
-    user cannot create lock files in, filled by someone else)."""
-    for area, _ in areas(root, warn):
+    user cannot create lock files in, filled by someone else).
+
+    Never waits: a view whose in-use lock is held exclusively — by a pruner about to remove
+    it, or by another user to stall this run — counts as absent; in an area shared with other
+    users, that area is not used for the rest of the run (with one warning) unless the holder
+    is this user or root.
+    """
+    for area, own in areas(root, warn):
         fd = None
         try:
             if fast_view(area, env_id) is None:
                 continue
+            lock = lock_path(area, "env-" + env_id)
             try:
-                fd = acquire(lock_path(area, "env-" + env_id), shared=True)
+                fd = acquire(lock, shared=True, blocking=False)
             except ReadOnly:
                 fd = None
+            else:
+                if fd is None:
+                    from .holders import describe, holders, trusted
+
+                    found = holders(lock)
+                    if area == root and not own and not trusted(found):
+                        raise Untrusted(f"node cache lock {lock} is held by {describe(found)}, "
+                                        "not by you or root")
+                    continue
             path = fast_view(area, env_id)  # a pruner may have removed it before we locked
         except Untrusted as exc:
             release(fd)

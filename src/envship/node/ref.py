@@ -11,7 +11,13 @@ from .formats import is_hex64
 
 __all__ = [
     "EnvRef", "parse_ref", "packed_env_id", "split_ref", "ref_env_id", "is_hex64", "TAG_CHARS",
+    "REF_VAR",
 ]
+
+# The env reference handed to a launched process through its environment, not its argv:
+# argv is in /proc/<pid>/cmdline, readable by every user of the node, and a presigned
+# manifest URL carries signatures. `envship exec -- CMD` (no ENV_REF) reads it from here.
+REF_VAR = "ENVSHIP_ENV"
 
 _ENVS, _TAGS = formats.ENVS[-1], formats.TAGS[-1]
 TAG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")

@@ -10,8 +10,8 @@ SCRIPT_NAME = "envship_node.py"  # the file name `node-script -o DIR` writes in 
 PACKAGE = "_envship_node"  # the package name inside the script; never clashes with envship
 MODULES = (
     "__init__", "__main__", "assemble", "bytecode", "cache", "conda", "errors", "extract",
-    "fetch", "formats", "gunzip", "interp", "merge", "prune", "ref", "resolve", "runtime",
-    "verify",
+    "fetch", "formats", "gunzip", "holders", "interp", "lockwait", "merge", "prune", "ref",
+    "resolve", "runtime", "verify",
 )
 
 _HEAD = '''#!/usr/bin/env python3
