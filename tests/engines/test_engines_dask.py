@@ -190,7 +190,7 @@ def test_cluster_from_env_check_cli_worker_and_worker_kill(
     # Workers run in the env view assembled in the node cache, not in the client's venv.
     assert out["prefixes"] == [str(tmp_path / "cache" / "envs" / dask_env.env_id)]
     for cmdline, has_ref in out["cmdlines"]:  # type: ignore[union-attr]
-        assert "distributed.cli.dask_worker" in cmdline and dask_env.env_id not in cmdline
+        assert "distributed.cli.dask_worker" in cmdline and dask_env.uri not in cmdline
         assert not has_ref
     # check(): the CLI worker passes, the plain one is named.
     error = str(out["error"])
