@@ -13,7 +13,7 @@ import pytest
 
 from envship.engines.dask import cli_options, worker_command, worker_launch
 from envship.errors import EngineError, EnvshipError
-from kits.enginekit import Shipped, child_environ
+from kits.enginekit import WATCH_PREPARING, Shipped, child_environ
 
 pytestmark = pytest.mark.dask
 
@@ -125,19 +125,17 @@ _CLIENT = """
 
 
     out = {}
+    # The scheduler and the workers wait while they prepare the env: their command lines then
+    # (what every user of a node reads) must not name it.
+    watcher, preparing = watch_preparing(cache, 3)
     with envship.dask.cluster(uri, n_workers=2, cache_dir=cache) as client:
+        watcher.join()
+        out["preparing"] = list(preparing.values())
         out["workers"] = n_workers(client)
         out["check"] = sorted(set(envship.dask.check(client, uri).values()))
         out["work"] = client.submit(work, 100).result()
         out["prefixes"] = sorted(set(client.run(lambda: sys.prefix).values()))
-        # What every user of the node can read: the workers' command lines (the process that
-        # prepared the env is the worker's pid), and its nanny's. Neither names the env.
-        def lines():
-            def read(pid):
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    return f.read().decode()
-            return read(os.getpid()) + read(os.getppid()), "ENVSHIP_ENV" in os.environ
-        out["cmdlines"] = list(client.run(lines).values())
+        out["has_ref"] = sorted(set(client.run(lambda: "ENVSHIP_ENV" in os.environ).values()))
 
         # `envship dask-worker` joins the cluster inside the env; a plain worker does not.
         addr = client.scheduler.address
@@ -181,7 +179,8 @@ def test_cluster_from_env_check_cli_worker_and_worker_kill(
 ) -> None:
     envship_bin = str(dask_client.parent / "envship")
     cache = str(tmp_path / "cache")
-    out = _run_client(dask_client, _CLIENT, tmp_path, dask_env.uri, cache, envship_bin)
+    script = textwrap.dedent(WATCH_PREPARING) + textwrap.dedent(_CLIENT)
+    out = _run_client(dask_client, script, tmp_path, dask_env.uri, cache, envship_bin)
     assert out["workers"] == 2
     assert out["check"] == [dask_env.env_id]
     value, hello, _np_version = out["work"]  # type: ignore[misc]
@@ -189,9 +188,10 @@ def test_cluster_from_env_check_cli_worker_and_worker_kill(
     assert hello == "hello from mylib 1"
     # Workers run in the env view assembled in the node cache, not in the client's venv.
     assert out["prefixes"] == [str(tmp_path / "cache" / "envs" / dask_env.env_id)]
-    for cmdline, has_ref in out["cmdlines"]:  # type: ignore[union-attr]
-        assert "distributed.cli.dask_worker" in cmdline and dask_env.uri not in cmdline
-        assert not has_ref
+    assert out["has_ref"] == [False]  # the job does not see the reference either
+    preparing = out["preparing"]
+    assert len(preparing) == 3 and all("-- python -m distributed" in p for p in preparing)
+    assert not any(dask_env.uri in line for line in preparing), preparing
     # check(): the CLI worker passes, the plain one is named.
     error = str(out["error"])
     assert "1 of 4 Dask workers do not run inside env" in error

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from envship.engines.ray import runtime_env
-from kits.enginekit import Shipped, child_environ, client_venv, ship_venv
+from kits.enginekit import WATCH_PREPARING, Shipped, child_environ, client_venv, ship_venv
 from kits.support import make_venv, write_sample_project
 
 ENV_ID = "cd" * 32
@@ -34,6 +34,11 @@ def test_runtime_env_shape(tmp_path: Path) -> None:
         "python3", "/opt/my dir/envship_node.py", "--", "python",
     ]
     assert single["env_vars"] == {"ENVSHIP_ENV": signed}
+    # Ray writes env_vars into its workers' command lines: a 0600 file keeps the URL out.
+    private = runtime_env(signed, ref_file=tmp_path / "ref")
+    assert private["env_vars"] == {"ENVSHIP_ENV_FILE": str(tmp_path / "ref")}
+    assert (tmp_path / "ref").read_text() == signed + "\n"
+    assert (tmp_path / "ref").stat().st_mode & 0o777 == 0o600
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +59,7 @@ _DRIVER = """
     import ray
     import envship.ray
 
-    uri, cache = sys.argv[1], sys.argv[2]
+    uri, cache, ref_file = sys.argv[1], sys.argv[2], sys.argv[3]
     assert importlib.util.find_spec("numpy") is None and importlib.util.find_spec("mylib") is None
     # Ray gives a starting raylet a fixed 30 s to register; on a loaded 2-core machine that can
     # be too short, so the head gets a few tries.
@@ -68,21 +73,24 @@ _DRIVER = """
             if attempt == 2:
                 raise
     try:
-        spec = envship.ray.runtime_env(uri, cache_dir=cache)
+        # Ray writes env_vars into each worker's command line: the reference goes in a file.
+        spec = envship.ray.runtime_env(uri, cache_dir=cache, ref_file=ref_file)
 
         @ray.remote(runtime_env=spec)
         def work(n):
             import os, sys
             import numpy as np
             import mylib
-            with open("/proc/self/cmdline", "rb") as f:  # readable by every user of the node
-                cmdline = f.read().decode()
-            assert "default_worker" in cmdline and uri not in cmdline, cmdline
-            assert "ENVSHIP_ENV" not in os.environ
+            assert "ENVSHIP_ENV" not in os.environ  # the job does not see the reference
             return int(np.arange(n).sum()) + mylib.VALUE, mylib.hello(), sys.prefix
 
-        out = {"work": ray.get([work.remote(10), work.remote(20)]),
-               "check": envship.ray.check(uri, spec)}
+        # The workers wait while they prepare the env: their command lines then (Ray's own
+        # arguments included) must not name it.
+        watcher, preparing = watch_preparing(cache, 1)
+        refs = [work.remote(10), work.remote(20)]
+        watcher.join()
+        out = {"work": ray.get(refs), "check": envship.ray.check(uri, spec),
+               "preparing": list(preparing.values())}
     finally:
         ray.shutdown()
     print(json.dumps(out))
@@ -94,7 +102,7 @@ def test_driver_without_numpy_runs_tasks_in_env(
     ray_env: Shipped, ray_driver: Path, tmp_path: Path
 ) -> None:
     script = tmp_path / "driver.py"
-    script.write_text(textwrap.dedent(_DRIVER))
+    script.write_text(textwrap.dedent(WATCH_PREPARING) + textwrap.dedent(_DRIVER))
     cache = tmp_path / "cache"
     environ = child_environ(
         RAY_USAGE_STATS_ENABLED="0",
@@ -102,7 +110,7 @@ def test_driver_without_numpy_runs_tasks_in_env(
     )
     # A session of its own: whatever Ray daemon outlives the driver is killed with its group.
     proc = subprocess.Popen(
-        [str(ray_driver), str(script), ray_env.uri, str(cache)],
+        [str(ray_driver), str(script), ray_env.uri, str(cache), str(tmp_path / "env-ref")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=environ,
         start_new_session=True,
     )
@@ -118,3 +126,5 @@ def test_driver_without_numpy_runs_tasks_in_env(
     hello = "hello from mylib 1"
     assert out["work"] == [[45 + 1, hello, view], [190 + 1, hello, view]]
     assert out["check"] == ray_env.env_id
+    assert out["preparing"] and all("-- python" in line for line in out["preparing"])
+    assert not any(ray_env.uri in line for line in out["preparing"]), out["preparing"]

@@ -368,7 +368,8 @@ class CountingServer:
 def node_env(**extra: str) -> dict[str, str]:
     """The test process's environment minus settings that would change what the node does."""
     env = dict(os.environ)
-    for key in ("VIRTUAL_ENV", "ENVSHIP_PYTHON", "ENVSHIP_CACHE_MAX", "PYTHONPATH", "ENVSHIP_ENV"):
+    for key in ("VIRTUAL_ENV", "ENVSHIP_PYTHON", "ENVSHIP_CACHE_MAX", "PYTHONPATH", "ENVSHIP_ENV",
+                "ENVSHIP_ENV_FILE"):
         env.pop(key, None)
     env.update(extra)
     return env

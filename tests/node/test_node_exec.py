@@ -112,6 +112,20 @@ def test_env_from_the_environment_stays_off_the_command_line(
     usage = subprocess.run([ENVSHIP, "exec", "--", "true"], capture_output=True, text=True,
                            env=node_env())
     assert usage.returncode == 2 and "ENVSHIP_ENV is not set" in usage.stderr
+    # ... or a file that names it, which only its owner may read (it may hold a signature)
+    ref_file = cache.parent / "env-ref"
+    ref_file.write_text(f"{small_store.uri}\n")
+    argv = [ENVSHIP, "exec", "--cache", str(cache), "--", "python", "-c", code]
+    ref_file.chmod(0o644)
+    proc = subprocess.run(argv, capture_output=True, text=True,
+                          env=node_env(ENVSHIP_ENV_FILE=str(ref_file)))
+    assert proc.returncode == 1 and "chmod 600" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
+    ref_file.chmod(0o600)
+    proc = subprocess.run(argv, capture_output=True, text=True,
+                          env=node_env(ENVSHIP_ENV_FILE=str(ref_file)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [small_store.env_id, "False"]
 
 
 def test_python_m_envship_node_and_packed_dir(small_store: Store, cache: Path) -> None:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from ..env import Env, EnvRef
 from ..errors import EngineError
-from ..node.ref import REF_VAR
+from ..node.ref import REF_FILE_VAR, REF_VAR
 
-__all__ = ["EnvRef", "Launch", "NODE_SCRIPT_NAME", "REF_VAR", "command", "launch",
-           "process_environ"]
+__all__ = ["EnvRef", "Launch", "NODE_SCRIPT_NAME", "REF_FILE_VAR", "REF_VAR", "command",
+           "launch", "process_environ", "write_ref_file"]
 
 NODE_SCRIPT_NAME = "envship_node.py"  # what `envship node-script > envship_node.py` writes
 
@@ -48,10 +48,35 @@ class Launch:
 
         return redact_signed_urls(text)
 
+    def with_ref_file(self, path: str | os.PathLike[str]) -> Launch:
+        """The same launch naming the env through *path*, written here readable by its owner
+        only (``ENVSHIP_ENV_FILE``), for engines that put the environment of a process on a
+        command line too (Ray). *path* must be reachable where the process starts."""
+        written = write_ref_file(self.env_vars[REF_VAR], path)
+        return Launch(self.argv, {REF_FILE_VAR: written})
+
     def with_ref_in_argv(self) -> list[str]:
         """:attr:`argv` with the env reference before ``--`` (the form :func:`command` gives)."""
         cut = self.argv.index("--")
         return [*self.argv[:cut], self.env_vars[REF_VAR], *self.argv[cut:]]
+
+
+def write_ref_file(ref: str, path: str | os.PathLike[str]) -> str:
+    """Write *ref* to *path* (mode 0600, atomically); its absolute path."""
+    target = os.path.abspath(os.fspath(path))
+    tmp = f"{target}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # an old temp file of ours may have had another mode
+            os.write(fd, ref.encode() + b"\n")
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise EngineError(f"cannot write the env reference file {target}: "
+                          f"{exc.strerror or exc}") from None
+    return target
 
 
 def launch(

@@ -7,7 +7,7 @@ import sys
 
 from . import cache
 from .errors import NodeError
-from .ref import REF_VAR, packed_env_id, parse_ref
+from .ref import REF_FILE_VAR, REF_VAR, packed_env_id, parse_ref, ref_from_environ
 
 __all__ = ["main", "USAGE"]
 
@@ -21,8 +21,9 @@ PATH. CMD replaces this process: its exit code and signals pass through unchange
 ENV_REF  env URI (<store>/envs/<env-id>.json: local path, file://, http(s)://, or any fsspec
          URL when fsspec is installed), tag URI (<store>/tags/<name>.json), a packed env
          directory, or a presigned manifest (<env-id>.presigned.json). Left out: the
-         value of $ENVSHIP_ENV, which keeps it off the command line (other users of the
-         node can read command lines; a presigned URL is a credential).
+         value of $ENVSHIP_ENV (or of the file $ENVSHIP_ENV_FILE names), which keeps it
+         off the command line (other users of the node can read command lines; a
+         presigned URL is a credential).
 
 options:
   -v, --verbose    one line per fetched layer on stderr
@@ -63,7 +64,7 @@ def _parse(argv: list[str]) -> tuple[bool, str | None, str | None, str, list[str
         elif arg.startswith("--python="):
             python = arg.split("=", 1)[1]
         elif arg == "--":
-            ref = os.environ.get(REF_VAR, "")
+            ref = ref_from_environ()
             if not ref:
                 raise _Usage(f"ENV_REF is missing before '--' (and ${REF_VAR} is not set)")
             if i + 1 >= len(argv):
@@ -136,6 +137,7 @@ def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, ver
     env["ENVSHIP_ENV_ID"] = env_id
     env.pop("PYTHONHOME", None)
     env.pop(REF_VAR, None)  # the reference may be signed: the command has ENVSHIP_ENV_ID
+    env.pop(REF_FILE_VAR, None)
     if os.path.isdir(os.path.join(view, "conda-meta")):  # a conda prefix: activate it
         from .conda import activate
 
@@ -160,6 +162,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m envship.node") ->
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         verbose, cache_dir, python, ref, cmd = _parse(args)
+    except NodeError as exc:  # $ENVSHIP_ENV_FILE unreadable or not private
+        sys.stderr.write(f"{prog}: error: {exc}\n")
+        return 1
     except _Help:
         sys.stdout.write(USAGE.format(prog=prog))
         return 0

@@ -10,7 +10,7 @@ from . import cache
 from .cache import Warnings, areas, fast_view, find_view
 from .errors import NodeError
 from .fetch import FetchInterrupted
-from .ref import REF_VAR, ref_env_id
+from .ref import REF_FILE_VAR, REF_VAR, ref_env_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -109,6 +109,7 @@ class View:
         env["ENVSHIP_ENV_ID"] = self.env_id
         env.pop("PYTHONHOME", None)
         env.pop(REF_VAR, None)  # the reference may be signed: the command has ENVSHIP_ENV_ID
+        env.pop(REF_FILE_VAR, None)
         from .conda import activate, is_conda_view
 
         return activate(self.path, env) if is_conda_view(self.path) else env
