@@ -354,6 +354,11 @@ def test_a_lock_held_by_another_user_stalls_nobody(
             assert str(cache / "locks") in warning
             assert env_id in os.listdir(own / "envs")
         assert "waited 1 s" in warning  # the cold build waited its bound, then went on
+        # root's prune does not hang on Bob's lock either: one line naming the holder
+        pruned = subprocess.run([ENVSHIP, "cache", "prune", "--all", "--cache", str(cache)],
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert pruned.returncode == 1 and f"uid {bob.uid}" in pruned.stderr, pruned.stderr
+        assert len(pruned.stderr.strip().splitlines()) == 1
     finally:
         holder.kill()
         holder.wait()

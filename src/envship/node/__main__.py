@@ -124,7 +124,10 @@ def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, ver
         _, env_id = ensure_view(ref, root, python, _log if verbose else None, warn)
         held = cache.hold_view(root, env_id, warn)  # pruned in between? then build it again
     if held is None or env_id is None:
-        raise NodeError(f"env view for {ref} keeps disappearing; is the cache being pruned?")
+        from .fetch import safe_url  # no signature in an error message
+
+        raise NodeError(f"env view for {safe_url(ref)} keeps disappearing; is the cache being "
+                        "pruned?")
     view, lock = held
     if os.environ.get("ENVSHIP_VERIFY", "") not in ("", "0"):
         from .verify import verify_view

@@ -123,8 +123,10 @@ def parse_ref(ref: str) -> EnvRef:
         c in TAG_CHARS for c in name[:-5]
     ):
         return EnvRef(ref, "tag", store or ".", name[:-5])
+    from .fetch import safe_url  # no signature in an error message
+
     raise ValueError(
-        f"{ref} is not an env reference: expected <store>/envs/<env-id>.json, "
+        f"{safe_url(ref)} is not an env reference: expected <store>/envs/<env-id>.json, "
         "<store>/tags/<name>.json, <env-id>.presigned.json or a packed env directory "
         "(as printed by `envship ship`)"
     )
