@@ -289,15 +289,21 @@ def test_a_job_cannot_write_into_layers_or_views(
     assert os.listdir(own / "layers") == [] and os.listdir(own / "envs") == []
 
 
-def test_a_symlink_planted_as_another_users_area_is_not_followed(
-    world: World, users: tuple[User, User]
-) -> None:
-    alice, bob = users
+def _shared_cache_warmed_with_a(world: World) -> Path:
+    """A cache root every user reaches (sticky, like /tmp) where root warmed env A."""
     cache = world.base / "cache"
     cache.mkdir()
     cache.chmod(0o1777)
     subprocess.run([ENVSHIP, "cache", "warm", "--cache", str(cache), world.uri_a],
                    env=world.env(cache), check=True, capture_output=True)
+    return cache
+
+
+def test_a_symlink_planted_as_another_users_area_is_not_followed(
+    world: World, users: tuple[User, User]
+) -> None:
+    alice, bob = users
+    cache = _shared_cache_warmed_with_a(world)
     trap = world.base / "tmp" / "alice-trap"
     alice.sh(f"mkdir -m 777 {trap}; ln -s {trap} {cache}/users/{bob.uid}", world.env(cache))
     proc = _exec(world, bob, cache, world.uri_b, RUN)  # not warmed: Bob needs his own area
@@ -327,11 +333,7 @@ def test_a_lock_held_by_another_user_stalls_nobody(
     go. Alice's warm run does not wait for the view's in-use lock; her cold build waits
     $ENVSHIP_LOCK_WAIT for the cache lock, sees Bob holds it, and builds in her own area."""
     alice, bob = users
-    cache = world.base / "cache"
-    cache.mkdir()
-    cache.chmod(0o1777)
-    subprocess.run([ENVSHIP, "cache", "warm", "--cache", str(cache), world.uri_a],
-                   env=world.env(cache), check=True, capture_output=True)
+    cache = _shared_cache_warmed_with_a(world)
     locks = [cache / "locks" / f"env-{world.id_a}.lock", cache / "locks" / "cache.lock"]
     for lock in locks:  # what every user's runs would create in a shared cache
         lock.touch(0o644)
