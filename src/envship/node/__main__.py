@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import cache
+from . import areas, cache
 from .errors import NodeError
 from .ref import REF_FILE_VAR, REF_VAR, packed_env_id, parse_ref, ref_from_environ
 
@@ -114,15 +114,15 @@ def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, ver
     """Prepare *ref* and exec *cmd* in its view; returns only on failure."""
     root = cache.cache_root(cache_dir)
     env_id = _quick_env_id(ref)
-    warn = cache.Warnings()
-    held = cache.hold_view(root, env_id, warn) if env_id is not None else None
+    warn = areas.Warnings()
+    held = areas.hold_view(root, env_id, warn) if env_id is not None else None
     for _ in range(3):
         if held is not None:
             break
         from .runtime import ensure_view
 
         _, env_id = ensure_view(ref, root, python, _log if verbose else None, warn)
-        held = cache.hold_view(root, env_id, warn)  # pruned in between? then build it again
+        held = areas.hold_view(root, env_id, warn)  # pruned in between? then build it again
     if held is None or env_id is None:
         from .fetch import safe_url  # no signature in an error message
 

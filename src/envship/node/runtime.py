@@ -7,7 +7,8 @@ import sys
 import time
 
 from . import cache
-from .cache import Warnings, areas, fast_view, find_view
+from .areas import Warnings, areas, find_view, make_area
+from .cache import fast_view
 from .errors import NodeError
 from .fetch import FetchInterrupted
 from .ref import REF_FILE_VAR, REF_VAR, ref_env_id
@@ -187,7 +188,7 @@ def ensure_view(
     for area, own in areas(root, warn):
         try:
             if area != root:
-                cache.make_area(area, own)
+                make_area(area, own)
             return _build(area, resolved, interpreter, log, mine=area != root), resolved.env_id
         except cache.Untrusted as exc:
             warn.distrust(area, exc)
