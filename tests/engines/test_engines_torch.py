@@ -34,7 +34,7 @@ _SCRIPT = """
     value = torch.tensor([float(rank + 1), 10.0 * (rank + 1)])
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:  # torchrun: it prepared the env
-        launcher = f.read().decode().replace("\0", " ")
+        launcher = f.read().decode().replace("\\0", " ")
     print(json.dumps({"rank": rank, "world": world, "sum": value.tolist(),
                       "env": os.environ["ENVSHIP_ENV_ID"], "prefix": __import__("sys").prefix,
                       "launcher": launcher, "ref": "ENVSHIP_ENV" in os.environ}),
