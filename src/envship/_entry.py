@@ -18,11 +18,14 @@ def _wants_help(args: list[str]) -> bool:
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "exec" and not _wants_help(sys.argv[2:]):
+    args = sys.argv[1:]
+    verbose = args[:1] if args[:1] in (["-v"], ["--verbose"]) else []  # `envship -v exec ...`
+    args = args[len(verbose):]
+    if args and args[0] == "exec" and not _wants_help(args[1:]):
         # Job start-up latency matters here: skip typer/rich and go straight to the node runtime.
         from .node.__main__ import main as node_main
 
-        sys.exit(node_main(sys.argv[2:], prog="envship exec"))
+        sys.exit(node_main([*verbose, *args[1:]], prog="envship exec"))
     from .cli import run
 
     run()

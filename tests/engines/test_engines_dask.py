@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from envship.engines.dask import cli_options, worker_command
+from envship.engines.dask import cli_options, worker_command, worker_launch
 from envship.errors import EngineError, EnvshipError
-from kits.enginekit import Shipped, child_environ
+from kits.enginekit import WATCH_PREPARING, Shipped, child_environ
 
 pytestmark = pytest.mark.dask
 
@@ -52,14 +52,19 @@ def test_cli_options_and_worker_command() -> None:
     ]
     single = worker_command(URI, "tcp://h:1", node_script_path="envship_node.py")
     assert single[:3] == ["python3", "envship_node.py", URI]
+    how = worker_launch(URI, "tcp://h:1", node_script_path="envship_node.py")
+    assert how.argv[:3] == ["python3", "envship_node.py", "--"] and URI not in how.argv
+    assert how.env_vars == {"ENVSHIP_ENV": URI}
     with pytest.raises(EngineError, match="scheduler address"):
         worker_command(URI, "")
 
 
 def test_cli_dask_worker_print() -> None:
     envship = str(Path(sys.executable).parent / "envship")
+    signed = f"https://h/s/envs/{ENV_ID}.presigned.json?X-Amz-Signature=5ec12e7"
     proc = subprocess.run(
-        [envship, "dask-worker", "--dry-run", URI, "tcp://h:8786", "--nthreads", "3", "--no-nanny"],
+        [envship, "dask-worker", "--dry-run", signed, "tcp://h:8786", "--nthreads", "3",
+         "--no-nanny"],
         capture_output=True, text=True, check=True,
     )
     argv = shlex.split(proc.stdout)
@@ -67,7 +72,9 @@ def test_cli_dask_worker_print() -> None:
         "python", "-m", "distributed.cli.dask_worker", "tcp://h:8786", "--nthreads", "3",
         "--no-nanny",
     ]
-    assert URI in argv
+    # The env goes in the worker's environment, its signature redacted on screen.
+    assert argv[0] == f"ENVSHIP_ENV=https://h/s/envs/{ENV_ID}.presigned.json?<signature redacted>"
+    assert "5ec12e7" not in proc.stdout
     bad = subprocess.run([envship, "dask-worker", URI, ""], capture_output=True, text=True)
     assert bad.returncode == 1
     assert "no scheduler address" in bad.stderr
@@ -118,11 +125,17 @@ _CLIENT = """
 
 
     out = {}
+    # The scheduler and the workers wait while they prepare the env: their command lines then
+    # (what every user of a node reads) must not name it.
+    watcher, preparing = watch_preparing(cache, 3)
     with envship.dask.cluster(uri, n_workers=2, cache_dir=cache) as client:
+        watcher.join()
+        out["preparing"] = list(preparing.values())
         out["workers"] = n_workers(client)
         out["check"] = sorted(set(envship.dask.check(client, uri).values()))
         out["work"] = client.submit(work, 100).result()
         out["prefixes"] = sorted(set(client.run(lambda: sys.prefix).values()))
+        out["has_ref"] = sorted(set(client.run(lambda: "ENVSHIP_ENV" in os.environ).values()))
 
         # `envship dask-worker` joins the cluster inside the env; a plain worker does not.
         addr = client.scheduler.address
@@ -166,7 +179,8 @@ def test_cluster_from_env_check_cli_worker_and_worker_kill(
 ) -> None:
     envship_bin = str(dask_client.parent / "envship")
     cache = str(tmp_path / "cache")
-    out = _run_client(dask_client, _CLIENT, tmp_path, dask_env.uri, cache, envship_bin)
+    script = textwrap.dedent(WATCH_PREPARING) + textwrap.dedent(_CLIENT)
+    out = _run_client(dask_client, script, tmp_path, dask_env.uri, cache, envship_bin)
     assert out["workers"] == 2
     assert out["check"] == [dask_env.env_id]
     value, hello, _np_version = out["work"]  # type: ignore[misc]
@@ -174,6 +188,10 @@ def test_cluster_from_env_check_cli_worker_and_worker_kill(
     assert hello == "hello from mylib 1"
     # Workers run in the env view assembled in the node cache, not in the client's venv.
     assert out["prefixes"] == [str(tmp_path / "cache" / "envs" / dask_env.env_id)]
+    assert out["has_ref"] == [False]  # the job does not see the reference either
+    preparing = out["preparing"]
+    assert len(preparing) == 3 and all("-- python -m distributed" in p for p in preparing)
+    assert not any(dask_env.uri in line for line in preparing), preparing
     # check(): the CLI worker passes, the plain one is named.
     error = str(out["error"])
     assert "1 of 4 Dask workers do not run inside env" in error

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from envship.engines.exec import command, process_environ
+from envship.engines.exec import command, launch, process_environ
 from envship.env import Env
 from envship.errors import EngineError, EnvshipError
 from envship.store import open_store
@@ -40,6 +40,19 @@ def test_command_forms() -> None:
     with pytest.raises(EnvshipError, match="neither an Env nor an env URI"):
         command(42, ["x"])  # type: ignore[arg-type]
     assert command(Path("/s/envs/x.json"), ["x"])[3] == "/s/envs/x.json"
+
+
+def test_launch_keeps_the_reference_off_the_command_line() -> None:
+    signed = f"https://h/s/envs/{ENV_ID}.presigned.json?X-Amz-Signature=5ec12e7"
+    for how in (launch(signed, ["python", "job.py"]),
+                launch(signed, ["x"], node_script_path="/opt/envship_node.py", verbose=True),
+                launch(signed, ["x"], envship_bin="/opt/bin/envship")):
+        assert all(ENV_ID not in arg for arg in how.argv)
+        assert how.argv[how.argv.index("--") - 1] in ("envship.node", "/opt/envship_node.py",
+                                                       "--verbose", "exec")
+        assert how.env_vars == {"ENVSHIP_ENV": signed}
+        assert how.environ(base={"PATH": "/bin"})["ENVSHIP_ENV"] == signed
+        assert "5ec12e7" not in how.shown() and "5ec12e7" in how.shown(show_signatures=True)
 
 
 def test_env_coerce_reads_and_verifies_every_reference(tmp_path: Path) -> None:
@@ -77,7 +90,7 @@ def shipped_sample(sample_env: SampleEnv, tmp_path_factory: pytest.TempPathFacto
     return ship_venv(sample_env.python, tmp_path_factory.mktemp("exec") / "store")
 
 
-@pytest.mark.parametrize("form", ["module", "single-file", "envship-exec"])
+@pytest.mark.parametrize("form", ["module", "single-file", "envship-exec", "launch"])
 def test_command_runs_inside_env(
     form: str, shipped_sample: Shipped, node_script: Path, tmp_path: Path
 ) -> None:
@@ -87,19 +100,21 @@ def test_command_runs_inside_env(
     manifest_path = shipped_sample.store / "envs" / f"{shipped_sample.env_id}.json"
     env = Env(shipped_sample.uri, Manifest.from_json(manifest_path.read_bytes()),
               str(shipped_sample.store))
-    code = "import os, mylib, numpy; print(os.environ['ENVSHIP_ENV_ID'], mylib.hello())"
+    code = ("import os, mylib, numpy; "
+            "print(os.environ['ENVSHIP_ENV_ID'], 'ENVSHIP_ENV' in os.environ, mylib.hello())")
     envship_bin = str(Path(sys.executable).parent / "envship")
-    argv = command(
-        env, ["python", "-c", code],
-        node_script_path=str(node_script) if form == "single-file" else None,
-        envship_bin=envship_bin if form == "envship-exec" else None,
-    )
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, timeout=120,
-        env=process_environ(tmp_path / "cache", base=child_environ()),
-    )
+    options = {"node_script_path": str(node_script) if form == "single-file" else None,
+               "envship_bin": envship_bin if form == "envship-exec" else None}
+    environ = process_environ(tmp_path / "cache", base=child_environ())
+    if form == "launch":  # the reference in the environment, not on the command line
+        how = launch(env, ["python", "-c", code])
+        argv, environ = how.argv, how.environ(tmp_path / "cache", base=child_environ())
+    else:
+        argv = command(env, ["python", "-c", code], **options)  # type: ignore[arg-type]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=environ)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == [shipped_sample.env_id, "hello", "from", "mylib", "1"]
+    # The command never sees the reference (it may be signed): ENVSHIP_ENV_ID names the env.
+    assert proc.stdout.split() == [shipped_sample.env_id, "False", "hello", "from", "mylib", "1"]
     assert (tmp_path / "cache" / "envs" / shipped_sample.env_id).is_dir()
 
 

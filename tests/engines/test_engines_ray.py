@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from envship.engines.ray import runtime_env
-from kits.enginekit import RAY, PackedConda, Shipped, child_environ, client_venv, ship_venv
+from kits.enginekit import (
+    RAY,
+    WATCH_PREPARING,
+    PackedConda,
+    Shipped,
+    child_environ,
+    client_venv,
+    ship_venv,
+)
 from kits.support import make_venv, write_sample_project
 
 ENV_ID = "cd" * 32
@@ -24,13 +32,20 @@ URI = f"/s/envs/{ENV_ID}.json"
 def test_runtime_env_shape(tmp_path: Path) -> None:
     spec = runtime_env(URI, cache_dir=tmp_path, env_vars={"A": "1"})
     argv = shlex.split(spec["py_executable"])  # Ray runs it through `bash -c`
-    assert argv[1:] == ["-m", "envship.node", URI, "--", "python"]
-    assert spec["env_vars"] == {"A": "1", "ENVSHIP_CACHE": str(tmp_path)}
-    single = runtime_env(URI, node_script_path="/opt/my dir/envship_node.py")
+    # The reference is in env_vars, never in py_executable (the workers' command line).
+    assert argv[1:] == ["-m", "envship.node", "--", "python"]
+    assert spec["env_vars"] == {"A": "1", "ENVSHIP_CACHE": str(tmp_path), "ENVSHIP_ENV": URI}
+    signed = f"https://h/s/envs/{ENV_ID}.presigned.json?X-Amz-Signature=5ec12e7"
+    single = runtime_env(signed, node_script_path="/opt/my dir/envship_node.py")
     assert shlex.split(single["py_executable"]) == [
-        "python3", "/opt/my dir/envship_node.py", URI, "--", "python",
+        "python3", "/opt/my dir/envship_node.py", "--", "python",
     ]
-    assert "env_vars" not in single
+    assert single["env_vars"] == {"ENVSHIP_ENV": signed}
+    # Ray writes env_vars into its workers' command lines: a 0600 file keeps the URL out.
+    private = runtime_env(signed, ref_file=tmp_path / "ref")
+    assert private["env_vars"] == {"ENVSHIP_ENV_FILE": str(tmp_path / "ref")}
+    assert (tmp_path / "ref").read_text() == signed + "\n"
+    assert (tmp_path / "ref").stat().st_mode & 0o777 == 0o600
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +66,7 @@ _DRIVER = """
     import ray
     import envship.ray
 
-    uri, cache, conda_uri, conda_cache = sys.argv[1:5]
+    uri, cache, ref_file, conda_uri, conda_cache = sys.argv[1:6]
     assert importlib.util.find_spec("numpy") is None and importlib.util.find_spec("mylib") is None
     # Ray gives a starting raylet a fixed 30 s to register; on a loaded 2-core machine that can
     # be too short, so the head gets a few tries.
@@ -65,17 +80,24 @@ _DRIVER = """
             if attempt == 2:
                 raise
     try:
-        spec = envship.ray.runtime_env(uri, cache_dir=cache)
+        # Ray writes env_vars into each worker's command line: the reference goes in a file.
+        spec = envship.ray.runtime_env(uri, cache_dir=cache, ref_file=ref_file)
 
         @ray.remote(runtime_env=spec)
         def work(n):
             import os, sys
             import numpy as np
             import mylib
+            assert "ENVSHIP_ENV" not in os.environ  # the job does not see the reference
             return int(np.arange(n).sum()) + mylib.VALUE, mylib.hello(), sys.prefix
 
-        out = {"work": ray.get([work.remote(10), work.remote(20)]),
-               "check": envship.ray.check(uri, spec)}
+        # The workers wait while they prepare the env: their command lines then (Ray's own
+        # arguments included) must not name it.
+        watcher, preparing = watch_preparing(cache, 1)
+        refs = [work.remote(10), work.remote(20)]
+        watcher.join()
+        out = {"work": ray.get(refs), "check": envship.ray.check(uri, spec),
+               "preparing": list(preparing.values())}
 
         # a conda env (its prefix moved away): its C library, extension and activation
         @ray.remote(runtime_env=envship.ray.runtime_env(conda_uri, cache_dir=conda_cache))
@@ -100,7 +122,7 @@ def test_driver_without_numpy_runs_tasks_in_env(
 ) -> None:
     """One Ray head runs tasks in a venv env and in a conda env (both shipped elsewhere)."""
     script = tmp_path / "driver.py"
-    script.write_text(textwrap.dedent(_DRIVER))
+    script.write_text(textwrap.dedent(WATCH_PREPARING) + textwrap.dedent(_DRIVER))
     cache = tmp_path / "cache"
     environ = child_environ(
         RAY_USAGE_STATS_ENABLED="0",
@@ -108,8 +130,8 @@ def test_driver_without_numpy_runs_tasks_in_env(
     )
     # A session of its own: whatever Ray daemon outlives the driver is killed with its group.
     proc = subprocess.Popen(
-        [str(ray_driver), str(script), ray_env.uri, str(cache), conda_env.uri,
-         str(conda_node_cache)],
+        [str(ray_driver), str(script), ray_env.uri, str(cache), str(tmp_path / "env-ref"),
+         conda_env.uri, str(conda_node_cache)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=environ,
         start_new_session=True,
     )
@@ -125,6 +147,8 @@ def test_driver_without_numpy_runs_tasks_in_env(
     hello = "hello from mylib 1"
     assert out["work"] == [[45 + 1, hello, view], [190 + 1, hello, view]]
     assert out["check"] == ray_env.env_id
+    assert out["preparing"] and all("-- python" in line for line in out["preparing"])
+    assert not any(ray_env.uri in line for line in out["preparing"]), out["preparing"]
     conda_view = str(conda_node_cache / "envs" / conda_env.env_id)
     assert out["conda"] == {"prefix": conda_view, "answer": 42, "foo": "foo 42 data of libfoo\n",
                             "FOO_DATA": f"{conda_view}/share/foo"}

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from envship.engines.exec import command, process_environ
+from envship.engines.exec import launch
 from envship.engines.tensorflow import tf_config
 from envship.errors import EngineError
 from kits.enginekit import Shipped, child_environ, free_port, run_workers, ship_venv
@@ -138,9 +138,9 @@ def test_two_workers_train_in_sync(tf_env: Shipped, tmp_path: Path) -> None:
     workers_run: list[tuple[list[str], dict[str, str]]] = []
     start = time.monotonic()
     for index in range(2):
-        argv = command(tf_env.uri, ["python", str(script)], envship_bin=envship)
-        assert argv[:2] == [envship, "exec"]
-        environ = process_environ(
+        how = launch(tf_env.uri, ["python", str(script)], envship_bin=envship)
+        assert how.argv[:3] == [envship, "exec", "--"] and tf_env.env_id not in how.argv
+        environ = how.environ(
             tmp_path / f"node{index}" / "cache",
             {
                 "TF_CONFIG": tf_config(workers, index),
@@ -152,7 +152,7 @@ def test_two_workers_train_in_sync(tf_env: Shipped, tmp_path: Path) -> None:
             },
             base=child_environ(),
         )
-        workers_run.append((argv, environ))
+        workers_run.append((how.argv, environ))
     outputs = run_workers(workers_run, tmp_path, timeout=420)
     print(f"2 workers fetched the env and trained in {time.monotonic() - start:.1f} s")
     assert [o["index"] for o in outputs] == [0, 1]

@@ -1,8 +1,8 @@
 """torch.distributed: two "nodes" (own node caches) start torchrun workers inside a shipped env.
 
-Node 0 starts through the single-file node runtime (``python3 envship_node.py ENV -- …``),
-node 1 through ``envship exec``; both fetch the env into their own cache, then rendezvous on
-127.0.0.1 and all_reduce with the gloo backend.
+Node 0 starts through the single-file node runtime (``python3 envship_node.py -- …``),
+node 1 through ``envship exec -- …``, the env named by ``$ENVSHIP_ENV``; both fetch the env
+into their own cache, then rendezvous on 127.0.0.1 and all_reduce with the gloo backend.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from envship.engines.exec import command, process_environ
+from envship.engines.exec import launch
 from kits.enginekit import Shipped, child_environ, free_port, run_workers, ship_venv
 from kits.support import run, uv_bin
 
@@ -33,8 +33,11 @@ _SCRIPT = """
     rank, world = dist.get_rank(), dist.get_world_size()
     value = torch.tensor([float(rank + 1), 10.0 * (rank + 1)])
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:  # torchrun: it prepared the env
+        launcher = f.read().decode().replace("\\0", " ")
     print(json.dumps({"rank": rank, "world": world, "sum": value.tolist(),
-                      "env": os.environ["ENVSHIP_ENV_ID"], "prefix": __import__("sys").prefix}),
+                      "env": os.environ["ENVSHIP_ENV_ID"], "prefix": __import__("sys").prefix,
+                      "launcher": launcher, "ref": "ENVSHIP_ENV" in os.environ}),
           flush=True)
     dist.destroy_process_group()
 """
@@ -85,28 +88,30 @@ def test_two_nodes_all_reduce(torch_env: Shipped, node_script: Path, tmp_path: P
     port = free_port()
     workers: list[tuple[list[str], dict[str, str]]] = []
     for rank in (0, 1):
-        launch = [
+        torchrun = [
             "python", "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
             "--node-rank", str(rank), "--master-addr", "127.0.0.1", "--master-port", str(port),
             str(script),
         ]
         if rank == 0:
-            argv = command(torch_env.uri, launch, node_script_path=str(node_script))
+            how = launch(torch_env.uri, torchrun, node_script_path=str(node_script))
         else:
             envship = str(Path(sys.executable).parent / "envship")
-            argv = command(torch_env.uri, launch, envship_bin=envship)
-            assert argv[:2] == [envship, "exec"]
-        environ = process_environ(
+            how = launch(torch_env.uri, torchrun, envship_bin=envship)
+            assert how.argv[:3] == [envship, "exec", "--"]
+        environ = how.environ(
             tmp_path / f"node{rank}" / "cache",
             {"OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"},
             base=child_environ(),
         )
-        workers.append((argv, environ))
+        workers.append((how.argv, environ))
     outputs = run_workers(workers, tmp_path, timeout=600)
     assert sorted(o["rank"] for o in outputs) == [0, 1]
     for rank, out in enumerate(outputs):
         assert out["world"] == 2
         assert out["sum"] == [3.0, 30.0]  # (1 + 2) and (10 + 20)
         assert out["env"] == torch_env.env_id
+        assert "torch.distributed.run" in out["launcher"] and not out["ref"]
+        assert torch_env.uri not in out["launcher"]
         # Each "node" ran from its own cache: the env was fetched twice, once per node.
         assert out["prefix"] == str(tmp_path / f"node{rank}" / "cache" / "envs" / torch_env.env_id)

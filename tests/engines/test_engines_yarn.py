@@ -93,6 +93,10 @@ def test_container_script_runs_in_env_from_localized_layers(
     )
     spec = envship.yarn.application_spec(shipped.uri, ["python", "-c", code])
     service = spec.to_dict()["services"]["envship"]
+    # The container's command line names no env: the node runtime reads $ENVSHIP_ENV.
+    exec_line = service["script"].splitlines()[-1]
+    assert exec_line.startswith("exec python3 envship_node.py -- python -c")
+    assert shipped.env_id not in exec_line and "ENVSHIP_ENV=" in service["script"]
     container = tmp_path / "container_01"
     yarn_localize(service["files"], container)
     # Nothing may be fetched from the store: YARN has localized every layer already.

@@ -113,3 +113,55 @@ def yarn_localize(files: Mapping[str, Mapping[str, object]], container: Path) ->
                 tar.extractall(container / name, filter="tar")
         else:
             shutil.copy(src, container / name)
+
+
+# Source for driver scripts (stdlib only): hold a node cache's lock as a pruner would, so the
+# processes an engine starts wait while they prepare the env, and collect the command lines
+# — what every user of a node can read — of this process's descendants that run the node
+# runtime then; let go once *want* of them are seen.
+WATCH_PREPARING = '''
+import fcntl as _fcntl, os as _os, threading as _threading, time as _time
+
+
+def _descends_from_me(pid):
+    me = _os.getpid()
+    while pid > 1:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                pid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid == me:
+            return True
+    return False
+
+
+def watch_preparing(cache, want, timeout=180):
+    _os.makedirs(_os.path.join(cache, "locks"), exist_ok=True)
+    held = _os.open(_os.path.join(cache, "locks", "cache.lock"), _os.O_RDONLY | _os.O_CREAT)
+    _fcntl.flock(held, _fcntl.LOCK_EX)
+    seen = {}
+
+    def scan():
+        deadline = _time.monotonic() + timeout
+        try:
+            while len(seen) < want and _time.monotonic() < deadline:
+                for name in _os.listdir("/proc"):
+                    if not name.isdigit() or int(name) in seen:
+                        continue
+                    try:
+                        with open(f"/proc/{name}/cmdline", "rb") as f:
+                            line = f.read().replace(b"\\0", b" ").decode(errors="replace")
+                    except OSError:
+                        continue
+                    runtime = "envship.node" in line or "envship_node.py" in line
+                    if runtime and _descends_from_me(int(name)):
+                        seen[int(name)] = line
+                _time.sleep(0.05)
+        finally:
+            _os.close(held)
+
+    thread = _threading.Thread(target=scan, daemon=True)
+    thread.start()
+    return thread, seen
+'''

@@ -368,7 +368,42 @@ class CountingServer:
 def node_env(**extra: str) -> dict[str, str]:
     """The test process's environment minus settings that would change what the node does."""
     env = dict(os.environ)
-    for key in ("VIRTUAL_ENV", "ENVSHIP_PYTHON", "ENVSHIP_CACHE_MAX", "PYTHONPATH"):
+    for key in ("VIRTUAL_ENV", "ENVSHIP_PYTHON", "ENVSHIP_CACHE_MAX", "PYTHONPATH", "ENVSHIP_ENV",
+                "ENVSHIP_ENV_FILE"):
         env.pop(key, None)
     env.update(extra)
     return env
+
+
+@dataclass(frozen=True)
+class Prepared:
+    cmdline: str  # the command line of the process while it prepared the env (NULs as spaces)
+    waiting: str  # the line it wrote while it waited for the cache lock
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_held_at_preparation(
+    argv: list[str], env: Mapping[str, str], cache: Path, cwd: Path | None = None
+) -> Prepared:
+    """Run *argv* (which prepares an env in *cache*) while this process holds the cache's
+    global lock, as a pruner would: the run waits, says so on stderr, and its command line —
+    what every user of a node can read — is taken then. Then the lock is released."""
+    import fcntl
+
+    (cache / "locks").mkdir(parents=True, exist_ok=True)
+    held = os.open(cache / "locks" / "cache.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+        env={**env, "ENVSHIP_LOCK_WAIT": "0.3"},
+    )
+    try:
+        assert proc.stderr is not None
+        waiting = proc.stderr.readline()
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode().replace("\0", " ")
+    finally:
+        os.close(held)
+    out, err = proc.communicate(timeout=300)
+    return Prepared(cmdline, waiting, proc.returncode, out, err)

@@ -10,7 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-from kits.nodekit import ENVSHIP, Store, make_manifest, make_small_store, node_env, write_store
+from kits.nodekit import (
+    ENVSHIP,
+    Store,
+    make_manifest,
+    make_small_store,
+    node_env,
+    run_held_at_preparation,
+    write_store,
+)
 
 
 def envship_exec(
@@ -84,6 +92,40 @@ def test_command_not_found_and_usage(small_store: Store, cache: Path) -> None:
     assert proc.returncode == 127 and "no-such-command-xyz" in proc.stderr
     usage = subprocess.run([ENVSHIP, "exec", str(small_store.uri)], capture_output=True, text=True)
     assert usage.returncode == 2 and "no command" in usage.stderr
+
+
+def test_env_from_the_environment_stays_off_the_command_line(
+    small_store: Store, cache: Path
+) -> None:
+    """ENVSHIP_ENV names the env: the preparing process's command line (readable by every
+    user of the node) does not, nor does the command's environment."""
+    code = "import os, tinylib; print(os.environ['ENVSHIP_ENV_ID'], 'ENVSHIP_ENV' in os.environ)"
+    run = run_held_at_preparation(
+        [ENVSHIP, "exec", "--cache", str(cache), "--", "python", "-c", code],
+        node_env(ENVSHIP_ENV=str(small_store.uri)), cache,
+    )
+    # a holder of ours (a pruner) is waited for, and named
+    assert "waiting for node cache lock" in run.waiting and "cache.lock" in run.waiting
+    assert small_store.env_id not in run.cmdline and " exec --cache " in run.cmdline
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [small_store.env_id, "False"]
+    usage = subprocess.run([ENVSHIP, "exec", "--", "true"], capture_output=True, text=True,
+                           env=node_env())
+    assert usage.returncode == 2 and "ENVSHIP_ENV is not set" in usage.stderr
+    # ... or a file that names it, which only its owner may read (it may hold a signature)
+    ref_file = cache.parent / "env-ref"
+    ref_file.write_text(f"{small_store.uri}\n")
+    argv = [ENVSHIP, "exec", "--cache", str(cache), "--", "python", "-c", code]
+    ref_file.chmod(0o644)
+    proc = subprocess.run(argv, capture_output=True, text=True,
+                          env=node_env(ENVSHIP_ENV_FILE=str(ref_file)))
+    assert proc.returncode == 1 and "chmod 600" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
+    ref_file.chmod(0o600)
+    proc = subprocess.run(argv, capture_output=True, text=True,
+                          env=node_env(ENVSHIP_ENV_FILE=str(ref_file)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [small_store.env_id, "False"]
 
 
 def test_python_m_envship_node_and_packed_dir(small_store: Store, cache: Path) -> None:

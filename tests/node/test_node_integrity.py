@@ -119,6 +119,9 @@ def test_not_an_env_reference(tmp_path: Path) -> None:
     f.write_text("{}")
     with pytest.raises(NodeError, match="not an env reference"):
         prepare(f, cache_dir=tmp_path / "cache")
+    with pytest.raises(NodeError, match="not an env reference") as err:
+        prepare("https://h/x/manifest.json?X-Amz-Signature=topsecret", cache_dir=tmp_path / "c")
+    assert "topsecret" not in str(err.value)
     with pytest.raises(NodeError, match="exactly one"):
         prepare(tmp_path, cache_dir=tmp_path / "cache")
 

@@ -289,15 +289,21 @@ def test_a_job_cannot_write_into_layers_or_views(
     assert os.listdir(own / "layers") == [] and os.listdir(own / "envs") == []
 
 
-def test_a_symlink_planted_as_another_users_area_is_not_followed(
-    world: World, users: tuple[User, User]
-) -> None:
-    alice, bob = users
+def _shared_cache_warmed_with_a(world: World) -> Path:
+    """A cache root every user reaches (sticky, like /tmp) where root warmed env A."""
     cache = world.base / "cache"
     cache.mkdir()
     cache.chmod(0o1777)
     subprocess.run([ENVSHIP, "cache", "warm", "--cache", str(cache), world.uri_a],
                    env=world.env(cache), check=True, capture_output=True)
+    return cache
+
+
+def test_a_symlink_planted_as_another_users_area_is_not_followed(
+    world: World, users: tuple[User, User]
+) -> None:
+    alice, bob = users
+    cache = _shared_cache_warmed_with_a(world)
     trap = world.base / "tmp" / "alice-trap"
     alice.sh(f"mkdir -m 777 {trap}; ln -s {trap} {cache}/users/{bob.uid}", world.env(cache))
     proc = _exec(world, bob, cache, world.uri_b, RUN)  # not warmed: Bob needs his own area
@@ -308,3 +314,54 @@ def test_a_symlink_planted_as_another_users_area_is_not_followed(
     fallback = world.base / "tmp" / f"envship-{bob.uid}"
     assert os.listdir(fallback / "envs") == [world.id_b]
     assert fallback.stat().st_uid == bob.uid and fallback.stat().st_mode & 0o077 == 0
+
+
+HOLD = """\
+import fcntl, os, sys, time
+fds = [os.open(p, os.O_RDONLY) for p in sys.argv[1:]]
+for fd in fds:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_lock_held_by_another_user_stalls_nobody(
+    world: World, users: tuple[User, User]
+) -> None:
+    """Bob holds root's lock files (they are readable: flock needs no more) and never lets
+    go. Alice's warm run does not wait for the view's in-use lock; her cold build waits
+    $ENVSHIP_LOCK_WAIT for the cache lock, sees Bob holds it, and builds in her own area."""
+    alice, bob = users
+    cache = _shared_cache_warmed_with_a(world)
+    locks = [cache / "locks" / f"env-{world.id_a}.lock", cache / "locks" / "cache.lock"]
+    for lock in locks:  # what every user's runs would create in a shared cache
+        lock.touch(0o644)
+    holder = subprocess.Popen(
+        ["setpriv", f"--reuid={bob.uid}", f"--regid={bob.gid}", "--clear-groups", "--",
+         sys.executable, "-c", HOLD, *map(str, locks)],
+        stdout=subprocess.PIPE, text=True, env=world.env(cache),
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        env = {**world.env(cache), "ENVSHIP_LOCK_WAIT": "1"}
+        own = cache / "users" / str(alice.uid)
+        for uri, env_id in ((world.uri_a, world.id_a), (world.uri_b, world.id_b)):
+            proc = alice.run([ENVSHIP, "exec", "--cache", str(cache), uri, "--", "python",
+                              "-c", RUN], env)
+            assert proc.returncode == 0, proc.stderr
+            assert proc.stdout in ("hi from A\n", "hi from B\n")
+            (warning,) = _warnings(proc.stderr)
+            assert f"uid {bob.uid}" in warning and "your own node cache area" in warning
+            assert str(cache / "locks") in warning
+            assert env_id in os.listdir(own / "envs")
+        assert "waited 1 s" in warning  # the cold build waited its bound, then went on
+        # root's prune does not hang on Bob's lock either: one line naming the holder
+        pruned = subprocess.run([ENVSHIP, "cache", "prune", "--all", "--cache", str(cache)],
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert pruned.returncode == 1 and f"uid {bob.uid}" in pruned.stderr, pruned.stderr
+        assert len(pruned.stderr.strip().splitlines()) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    assert os.listdir(cache / "envs") == [world.id_a]  # root's part untouched

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from typing import Annotated
 
@@ -46,16 +45,23 @@ def dask_worker(
     print_only: Annotated[
         bool, typer.Option("--print", hidden=True, help="Old name of --dry-run.")
     ] = False,
+    show_signatures: Annotated[
+        bool,
+        typer.Option("--show-signatures",
+                     help="Show presigned URLs whole in --dry-run output (redacted by default)."),
+    ] = False,
 ) -> None:
     """Start a Dask worker inside the env; options after the scheduler go to `dask worker`."""
-    from ..dask import worker_command
+    from ..dask import worker_launch
 
-    argv = worker_command(
+    how = worker_launch(
         env_uri, scheduler, node_script_path=node_script, python=python, extra_args=ctx.args
     )
     if dry_run or print_only:
-        print(shlex.join(argv))
+        print(how.shown(show_signatures=show_signatures))
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execvp(argv[0], argv)  # the worker replaces this process: signals reach it directly
+    # The worker replaces this process (signals reach it directly); the env reference goes
+    # in its environment, not on its command line.
+    os.execvpe(how.argv[0], how.argv, {**os.environ, **how.env_vars})

@@ -34,7 +34,9 @@ def exec_cmd(
         typer.Argument(metavar="ENV_REF",
                        help="Env URI (<store>/envs/<env-id>.json: a path, file://, http(s):// or "
                             "any fsspec URL), tag URI, packed env directory or presigned "
-                            "manifest."),
+                            "manifest. Leave it out (`envship exec -- CMD`) to read it from "
+                            "$ENVSHIP_ENV (or the 0600 file $ENVSHIP_ENV_FILE names), off the "
+                            "command line other users can read."),
     ],
     cmd: Annotated[
         list[str],

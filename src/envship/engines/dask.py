@@ -18,13 +18,16 @@ from typing import TYPE_CHECKING, Any
 from ..drift import require_code_match
 from ..env import Env
 from ..errors import EngineError
-from .exec import EnvRef, command, process_environ
+from .exec import EnvRef, Launch, launch, process_environ
 from .processes import free_port, signal_group
 
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["worker_command", "scheduler_command", "cluster", "check", "cli_options"]
+__all__ = [
+    "worker_launch", "worker_command", "scheduler_launch", "scheduler_command", "cluster",
+    "check", "cli_options",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,29 @@ def cli_options(opts: Mapping[str, object]) -> list[str]:
     return out
 
 
+def worker_launch(
+    env: EnvRef,
+    scheduler_address: str,
+    *,
+    node_script_path: str | None = None,
+    python: str | None = None,
+    extra_args: Sequence[str] = (),
+    **worker_opts: object,
+) -> Launch:
+    """A ``dask worker`` started inside *env*, connecting to *scheduler_address*: its argv
+    and the variable naming the env (kept off the command line; see
+    :func:`envship.engines.exec.launch`).
+
+    *worker_opts* become ``dask worker`` options (``nthreads=2`` -> ``--nthreads 2``);
+    *extra_args* are passed through as they are. See :func:`envship.engines.exec.command`
+    for *node_script_path* and *python*.
+    """
+    if not scheduler_address:
+        raise EngineError("no scheduler address: pass e.g. 'tcp://10.0.0.5:8786'")
+    argv = ["python", "-m", _WORKER_MODULE, scheduler_address, *cli_options(worker_opts)]
+    return launch(env, [*argv, *extra_args], node_script_path=node_script_path, python=python)
+
+
 def worker_command(
     env: EnvRef,
     scheduler_address: str,
@@ -64,16 +90,23 @@ def worker_command(
     extra_args: Sequence[str] = (),
     **worker_opts: object,
 ) -> list[str]:
-    """The argv of a ``dask worker`` started inside *env*, connecting to *scheduler_address*.
+    """:func:`worker_launch` as one argv, the env reference on it (readable by every user of
+    the node: prefer worker_launch)."""
+    return worker_launch(env, scheduler_address, node_script_path=node_script_path,
+                         python=python, extra_args=extra_args, **worker_opts).with_ref_in_argv()
 
-    *worker_opts* become ``dask worker`` options (``nthreads=2`` -> ``--nthreads 2``);
-    *extra_args* are passed through as they are. See :func:`envship.engines.exec.command`
-    for *node_script_path* and *python*.
-    """
-    if not scheduler_address:
-        raise EngineError("no scheduler address: pass e.g. 'tcp://10.0.0.5:8786'")
-    argv = ["python", "-m", _WORKER_MODULE, scheduler_address, *cli_options(worker_opts)]
-    return command(env, [*argv, *extra_args], node_script_path=node_script_path, python=python)
+
+def scheduler_launch(
+    env: EnvRef,
+    *,
+    node_script_path: str | None = None,
+    python: str | None = None,
+    extra_args: Sequence[str] = (),
+    **scheduler_opts: object,
+) -> Launch:
+    """A ``dask scheduler`` started inside *env* (options as in worker_launch)."""
+    argv = ["python", "-m", _SCHEDULER_MODULE, *cli_options(scheduler_opts), *extra_args]
+    return launch(env, argv, node_script_path=node_script_path, python=python)
 
 
 def scheduler_command(
@@ -84,9 +117,9 @@ def scheduler_command(
     extra_args: Sequence[str] = (),
     **scheduler_opts: object,
 ) -> list[str]:
-    """The argv of a ``dask scheduler`` started inside *env* (options as in worker_command)."""
-    argv = ["python", "-m", _SCHEDULER_MODULE, *cli_options(scheduler_opts), *extra_args]
-    return command(env, argv, node_script_path=node_script_path, python=python)
+    """:func:`scheduler_launch` as one argv, the env reference on it."""
+    return scheduler_launch(env, node_script_path=node_script_path, python=python,
+                            extra_args=extra_args, **scheduler_opts).with_ref_in_argv()
 
 
 @dataclass(frozen=True)
@@ -103,17 +136,17 @@ class _Proc:
         return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _start(name: str, argv: list[str], environ: dict[str, str], workdir: Path) -> _Proc:
+def _start(name: str, how: Launch, environ: dict[str, str], workdir: Path) -> _Proc:
     log_path = workdir / f"{name}.log"
-    log.info("starting %s: %s", name, " ".join(argv))
+    log.info("starting %s: %s", name, how.shown())
     with open(log_path, "wb") as out:
         # A session of its own: stopping the cluster signals the whole process tree.
         popen = subprocess.Popen(
-            argv,
+            how.argv,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=environ,
+            env={**environ, **how.env_vars},
             cwd=workdir,
             start_new_session=True,
         )
@@ -209,7 +242,7 @@ def cluster(
         address = f"tcp://{_url_host(host)}:{port}"
         sched = _start(
             "scheduler",
-            scheduler_command(
+            scheduler_launch(
                 env,
                 node_script_path=node_script_path,
                 python=python,
@@ -231,7 +264,7 @@ def cluster(
         for i in range(n_workers):
             wdir = workdir / f"worker-{i}"
             wdir.mkdir()
-            argv = worker_command(
+            how = worker_launch(
                 env,
                 address,
                 node_script_path=node_script_path,
@@ -240,7 +273,7 @@ def cluster(
                 local_directory=str(wdir),
                 **opts,
             )
-            procs.append(_start(f"worker-{i}", argv, proc_env, workdir))
+            procs.append(_start(f"worker-{i}", how, proc_env, workdir))
         address = _wait_scheduler(sched, scheduler_file, start_timeout)
         log.info("Dask scheduler at %s", address)
         client = Client(address, timeout=f"{start_timeout}s")  # type: ignore[no-untyped-call]

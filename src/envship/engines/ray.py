@@ -10,7 +10,7 @@ from typing import Any
 from ..drift import require_code_match
 from ..env import Env
 from ..errors import EngineError
-from .exec import EnvRef, command
+from .exec import EnvRef, launch
 
 __all__ = ["runtime_env", "check"]
 
@@ -22,23 +22,30 @@ def runtime_env(
     python: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     env_vars: Mapping[str, str] | None = None,
+    ref_file: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """A Ray ``runtime_env`` dict that starts each Python worker inside *env*.
 
     Ray runs ``<py_executable> default_worker.py …`` through ``bash -c``; here py_executable
-    is the node runtime followed by ``python``, so the worker's interpreter is the env view's.
+    is the node runtime followed by ``-- python``, so the worker's interpreter is the env
+    view's. The env reference goes in ``env_vars`` (``ENVSHIP_ENV``), never in py_executable,
+    which becomes the workers' command line (a presigned URL there is readable by every user).
+    Ray itself also writes ``env_vars`` into each worker's command line while it starts
+    (``--serialized-runtime-env-context``): with *ref_file* (a path every node of the cluster
+    reaches as the same user, e.g. on a shared home), the reference is written there, mode
+    0600, and only that path goes in ``env_vars`` (``ENVSHIP_ENV_FILE``).
     The env must contain ``ray`` itself, at the cluster's version. On nodes without envship,
     pass *node_script_path* (where ``envship_node.py`` lies on every node). *cache_dir* sets
     ``ENVSHIP_CACHE`` for the workers. Merge the result with your own runtime_env keys.
     """
-    argv = command(env, ["python"], node_script_path=node_script_path, python=python)
-    spec: dict[str, Any] = {"py_executable": shlex.join(argv)}
+    how = launch(env, ["python"], node_script_path=node_script_path, python=python)
+    if ref_file is not None:
+        how = how.with_ref_file(ref_file)
     variables = dict(env_vars or {})
     if cache_dir is not None:
         variables["ENVSHIP_CACHE"] = os.fspath(cache_dir)
-    if variables:
-        spec["env_vars"] = variables
-    return spec
+    variables.update(how.env_vars)
+    return {"py_executable": shlex.join(how.argv), "env_vars": variables}
 
 
 def check(

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import sys
 
-from . import cache
+from . import areas, cache
 from .errors import NodeError
-from .ref import packed_env_id, parse_ref
+from .ref import REF_FILE_VAR, REF_VAR, packed_env_id, parse_ref, ref_from_environ
 
 __all__ = ["main", "USAGE"]
 
 USAGE = """\
-usage: {prog} [-v] [--cache DIR] [--python PY] ENV_REF -- CMD [ARG...]
+usage: {prog} [-v] [--cache DIR] [--python PY] [ENV_REF] -- CMD [ARG...]
 
 Run CMD inside the env ENV_REF: fetch and verify its layers into the node cache if they are
 not there yet, assemble its view (a small venv), then exec CMD with the view's bin/ first on
@@ -20,7 +20,10 @@ PATH. CMD replaces this process: its exit code and signals pass through unchange
 
 ENV_REF  env URI (<store>/envs/<env-id>.json: local path, file://, http(s)://, or any fsspec
          URL when fsspec is installed), tag URI (<store>/tags/<name>.json), a packed env
-         directory, or a presigned manifest (<env-id>.presigned.json).
+         directory, or a presigned manifest (<env-id>.presigned.json). Left out: the
+         value of $ENVSHIP_ENV (or of the file $ENVSHIP_ENV_FILE names), which keeps it
+         off the command line (other users of the node can read command lines; a
+         presigned URL is a credential).
 
 options:
   -v, --verbose    one line per fetched layer on stderr
@@ -61,7 +64,12 @@ def _parse(argv: list[str]) -> tuple[bool, str | None, str | None, str, list[str
         elif arg.startswith("--python="):
             python = arg.split("=", 1)[1]
         elif arg == "--":
-            raise _Usage("ENV_REF is missing before '--'")
+            ref = ref_from_environ()
+            if not ref:
+                raise _Usage(f"ENV_REF is missing before '--' (and ${REF_VAR} is not set)")
+            if i + 1 >= len(argv):
+                raise _Usage("no command given after --")
+            return verbose, cache_dir, python, ref, argv[i + 1 :]
         elif arg.startswith("-") and arg != "-":
             raise _Usage(f"unknown option {arg}")
         else:
@@ -106,17 +114,20 @@ def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, ver
     """Prepare *ref* and exec *cmd* in its view; returns only on failure."""
     root = cache.cache_root(cache_dir)
     env_id = _quick_env_id(ref)
-    warn = cache.Warnings()
-    held = cache.hold_view(root, env_id, warn) if env_id is not None else None
+    warn = areas.Warnings()
+    held = areas.hold_view(root, env_id, warn) if env_id is not None else None
     for _ in range(3):
         if held is not None:
             break
         from .runtime import ensure_view
 
         _, env_id = ensure_view(ref, root, python, _log if verbose else None, warn)
-        held = cache.hold_view(root, env_id, warn)  # pruned in between? then build it again
+        held = areas.hold_view(root, env_id, warn)  # pruned in between? then build it again
     if held is None or env_id is None:
-        raise NodeError(f"env view for {ref} keeps disappearing; is the cache being pruned?")
+        from .fetch import safe_url  # no signature in an error message
+
+        raise NodeError(f"env view for {safe_url(ref)} keeps disappearing; is the cache being "
+                        "pruned?")
     view, lock = held
     if os.environ.get("ENVSHIP_VERIFY", "") not in ("", "0"):
         from .verify import verify_view
@@ -128,6 +139,8 @@ def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, ver
     env["VIRTUAL_ENV"] = view
     env["ENVSHIP_ENV_ID"] = env_id
     env.pop("PYTHONHOME", None)
+    env.pop(REF_VAR, None)  # the reference may be signed: the command has ENVSHIP_ENV_ID
+    env.pop(REF_FILE_VAR, None)
     if os.path.isdir(os.path.join(view, "conda-meta")):  # a conda prefix: activate it
         from .activation import activate
 
@@ -152,6 +165,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m envship.node") ->
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         verbose, cache_dir, python, ref, cmd = _parse(args)
+    except NodeError as exc:  # $ENVSHIP_ENV_FILE unreadable or not private
+        sys.stderr.write(f"{prog}: error: {exc}\n")
+        return 1
     except _Help:
         sys.stdout.write(USAGE.format(prog=prog))
         return 0

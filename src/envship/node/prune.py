@@ -137,7 +137,13 @@ def prune(
 
     Returns what was removed, or None if not *blocking* and an env is being prepared.
     """
-    gfd = cache.acquire(cache.lock_path(root, cache.GLOBAL_LOCK), blocking=blocking)
+    path = cache.lock_path(root, cache.GLOBAL_LOCK)
+    if blocking:  # not forever for a holder that is neither this user nor root
+        from .lockwait import acquire_bounded
+
+        gfd: int | None = acquire_bounded(path)
+    else:
+        gfd = cache.acquire(path, blocking=False)
     if gfd is None:
         return None
     removed: list[CacheEntry] = []

@@ -4,6 +4,7 @@ URL, packed directory), used by the node runtime and by the library alike."""
 from __future__ import annotations
 
 import os
+import stat
 
 from . import formats
 from .errors import NodeError
@@ -11,7 +12,45 @@ from .formats import is_hex64
 
 __all__ = [
     "EnvRef", "parse_ref", "packed_env_id", "split_ref", "ref_env_id", "is_hex64", "TAG_CHARS",
+    "REF_VAR", "REF_FILE_VAR", "ref_from_environ",
 ]
+
+# The env reference handed to a launched process through its environment, not its argv:
+# argv is in /proc/<pid>/cmdline, readable by every user of the node, and a presigned
+# manifest URL carries signatures. `envship exec -- CMD` (no ENV_REF) reads it from here.
+REF_VAR = "ENVSHIP_ENV"
+# ... or a file holding it, readable by its owner only: for engines that put a process's
+# environment on a command line too (Ray's worker start).
+REF_FILE_VAR = "ENVSHIP_ENV_FILE"
+
+
+def ref_from_environ() -> str | None:
+    """The env reference ``$ENVSHIP_ENV`` names, else the one in the file
+    ``$ENVSHIP_ENV_FILE`` names (NodeError unless only its owner can read it); None if unset."""
+    ref = os.environ.get(REF_VAR, "")
+    if ref:
+        return ref
+    path = os.environ.get(REF_FILE_VAR, "")
+    if not path:
+        return None
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, flags)  # not through a symlink; a FIFO does not block
+    except OSError as exc:
+        raise NodeError(f"${REF_FILE_VAR} {path}: cannot read it ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NodeError(f"${REF_FILE_VAR} {path}: not a regular file")
+        if st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise NodeError(f"${REF_FILE_VAR} {path}: readable by others or not yours (mode "
+                            f"{st.st_mode & 0o777:o}); it may hold a signed URL: chmod 600 it")
+        ref = os.read(fd, 1 << 16).decode("utf-8", "replace").strip()
+    finally:
+        os.close(fd)
+    if not ref:
+        raise NodeError(f"${REF_FILE_VAR} {path} is empty")
+    return ref
 
 _ENVS, _TAGS = formats.ENVS[-1], formats.TAGS[-1]
 TAG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -84,8 +123,10 @@ def parse_ref(ref: str) -> EnvRef:
         c in TAG_CHARS for c in name[:-5]
     ):
         return EnvRef(ref, "tag", store or ".", name[:-5])
+    from .fetch import safe_url  # no signature in an error message
+
     raise ValueError(
-        f"{ref} is not an env reference: expected <store>/envs/<env-id>.json, "
+        f"{safe_url(ref)} is not an env reference: expected <store>/envs/<env-id>.json, "
         "<store>/tags/<name>.json, <env-id>.presigned.json or a packed env directory "
         "(as printed by `envship ship`)"
     )

@@ -7,10 +7,11 @@ import sys
 import time
 
 from . import cache
-from .cache import Warnings, areas, fast_view, find_view
+from .areas import Warnings, areas, find_view, make_area
+from .cache import fast_view
 from .errors import NodeError
 from .fetch import FetchInterrupted
-from .ref import ref_env_id
+from .ref import REF_FILE_VAR, REF_VAR, ref_env_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -93,8 +94,9 @@ class View:
         """Mark the view in use until the returned fd is closed: ``cache prune`` keeps it and
         its layers. Pass the fd to child processes (``pass_fds``) to cover them too."""
         root = os.path.dirname(os.path.dirname(self.path))
-        fd = cache.acquire(cache.lock_path(root, "env-" + self.env_id), shared=True)
-        assert fd is not None
+        from .lockwait import acquire_bounded
+
+        fd = acquire_bounded(cache.lock_path(root, "env-" + self.env_id), shared=True)
         if cache.fast_view(root, self.env_id) is None:
             cache.release(fd)
             raise NodeError(f"env view {self.path} was removed from the node cache; prepare again")
@@ -107,6 +109,8 @@ class View:
         env["VIRTUAL_ENV"] = self.path
         env["ENVSHIP_ENV_ID"] = self.env_id
         env.pop("PYTHONHOME", None)
+        env.pop(REF_VAR, None)  # the reference may be signed: the command has ENVSHIP_ENV_ID
+        env.pop(REF_FILE_VAR, None)
         from .activation import activate, is_conda_view
 
         return activate(self.path, env) if is_conda_view(self.path) else env
@@ -184,7 +188,7 @@ def ensure_view(
     for area, own in areas(root, warn):
         try:
             if area != root:
-                cache.make_area(area, own)
+                make_area(area, own)
             return _build(area, resolved, interpreter, log, mine=area != root), resolved.env_id
         except cache.Untrusted as exc:
             warn.distrust(area, exc)
@@ -206,7 +210,9 @@ def warm(
     user: run as root or a service account, it fills a cache every user trusts."""
     path, env_id = ensure_view(env_ref, root, python, log, shared=True)
     cache.share_area(root)
-    cache.release(cache.acquire(cache.lock_path(root, "env-" + env_id), shared=True))
+    from .lockwait import acquire_bounded
+
+    cache.release(acquire_bounded(cache.lock_path(root, "env-" + env_id), shared=True))
     return path, env_id
 
 
@@ -228,7 +234,9 @@ def _build(
             raise cache.ReadOnly(f"cannot create {root}: {exc.strerror}") from None
     if shared:
         cache.share_area(root)
-    global_fd = cache.acquire(cache.lock_path(root, cache.GLOBAL_LOCK), shared=True)
+    from .lockwait import acquire_bounded
+
+    global_fd = acquire_bounded(cache.lock_path(root, cache.GLOBAL_LOCK), shared=True)
     try:
         cache.clean_leftovers(root)
         dirs, built_any = _ensure_layers(root, resolved, interpreter, log)
@@ -324,7 +332,9 @@ def _ensure_layer(
     final = cache.layer_dir(root, hex_)
     if _touch_ready(final):
         return final, False
-    fd = cache.acquire(cache.lock_path(root, "layer-" + hex_))
+    from .lockwait import acquire_bounded
+
+    fd = acquire_bounded(cache.lock_path(root, "layer-" + hex_))
     try:
         if _touch_ready(final):  # another process unpacked it while we waited
             return final, False
@@ -433,7 +443,9 @@ def _ensure_env(
     from .verify import record_view
 
     final = cache.view_dir(root, resolved.env_id)
-    fd = cache.acquire(cache.lock_path(root, "build-" + resolved.env_id))
+    from .lockwait import acquire_bounded
+
+    fd = acquire_bounded(cache.lock_path(root, "build-" + resolved.env_id))
     try:
         if fast_view(root, resolved.env_id):
             return final

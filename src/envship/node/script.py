@@ -9,9 +9,9 @@ __all__ = ["script_text", "write_script", "MODULES", "PACKAGE", "SCRIPT_NAME"]
 SCRIPT_NAME = "envship_node.py"  # the file name `node-script -o DIR` writes in DIR
 PACKAGE = "_envship_node"  # the package name inside the script; never clashes with envship
 MODULES = (
-    "__init__", "__main__", "activation", "assemble", "bytecode", "cache", "conda", "errors",
-    "extract", "fetch", "formats", "gunzip", "interp", "merge", "prune", "ref", "resolve",
-    "runtime", "verify",
+    "__init__", "__main__", "activation", "areas", "assemble", "bytecode", "cache", "conda",
+    "errors", "extract", "fetch", "formats", "gunzip", "holders", "interp", "lockwait", "merge",
+    "prune", "ref", "resolve", "runtime", "verify",
 )
 
 _HEAD = '''#!/usr/bin/env python3

@@ -20,6 +20,7 @@ from envship.engines.spark.local import is_local_master
 from envship.engines.spark.node_cache import node_cache_boot
 from envship.env import Env
 from envship.errors import EngineError, EnvshipError
+from kits.nodekit import run_held_at_preparation
 from kits.sparkkit import handmade_env
 
 PROBE = (
@@ -172,14 +173,14 @@ def test_node_cache_conf_runs_through_the_node_runtime(
     cache = tmp_path / "node-cache"
     c = conf(env, "node-cache", master="spark://h:1", cache_dir=str(cache),
              boot_dir=tmp_path / "boot")
-    assert c["spark.executorEnv.ENVSHIP_ENV_REF"] == env.uri
+    assert c["spark.executorEnv.ENVSHIP_ENV"] == env.uri
     assert c["spark.executorEnv.ENVSHIP_CACHE"] == str(cache)
     assert c["spark.pyspark.python"] == "./envship-boot/python"
     (boot,) = c["spark.archives"].split(",")
-    assert "spark.yarn.appMasterEnv.ENVSHIP_ENV_REF" not in c
+    assert "spark.yarn.appMasterEnv.ENVSHIP_ENV" not in c
     root = tmp_path / "executor"
     _unpack(boot, root)
-    run_env = _bare_env(bare_bin, ENVSHIP_ENV_REF=env.uri, ENVSHIP_CACHE=str(cache))
+    run_env = _bare_env(bare_bin, ENVSHIP_ENV=env.uri, ENVSHIP_CACHE=str(cache))
     out = _run_probe(root / "envship-boot" / "python", run_env, cwd=root)
     assert out["prefix"] == str(cache / "envs" / env.env_id)
     assert out["env_id"] == env.env_id
@@ -187,7 +188,7 @@ def test_node_cache_conf_runs_through_the_node_runtime(
     # cluster deploy mode: the driver starts through the same wrapper
     cluster = conf(env, "node-cache", master="yarn", deploy_mode="cluster",
                    boot_dir=tmp_path / "boot")
-    assert cluster["spark.yarn.appMasterEnv.ENVSHIP_ENV_REF"] == env.uri
+    assert cluster["spark.yarn.appMasterEnv.ENVSHIP_ENV"] == env.uri
 
 
 def test_node_cache_wrapper_without_env_ref_says_what_to_set(
@@ -198,7 +199,7 @@ def test_node_cache_wrapper_without_env_ref_says_what_to_set(
     proc = subprocess.run([str(tmp_path / "x" / "envship-boot" / "python"), "-c", "pass"],
                           env=_bare_env(bare_bin), capture_output=True, text=True)
     assert proc.returncode == 127
-    assert "ENVSHIP_ENV_REF" in proc.stderr
+    assert "ENVSHIP_ENV" in proc.stderr
 
 
 def test_local_master_uses_a_view_in_this_machines_node_cache(
@@ -279,15 +280,21 @@ def test_s3_store_gives_s3a_archives_or_presigned_urls_executors_can_fetch(
     # node-cache mode presigns object stores by default: a bare python3 (no fsspec) fetches it
     nc = conf(env, "node-cache", master="yarn", cache_dir=str(tmp_path / "cache"),
               boot_dir=tmp_path / "boot")
-    ref = nc["spark.executorEnv.ENVSHIP_ENV_REF"]
+    ref = nc["spark.executorEnv.ENVSHIP_ENV"]
     assert ref.startswith(endpoint) and "Signature=" in ref
     _unpack(nc["spark.archives"], tmp_path / "nc")
-    out = _run_probe(
-        tmp_path / "nc" / "envship-boot" / "python",
-        _bare_env(bare_bin, ENVSHIP_ENV_REF=ref, ENVSHIP_CACHE=str(tmp_path / "cache")),
-        cwd=tmp_path,
+    # The executor's python: the presigned URL stays off its command line (every user of the
+    # node reads command lines) while the node runtime prepares the env.
+    run = run_held_at_preparation(
+        [str(tmp_path / "nc" / "envship-boot" / "python"), "-c", PROBE],
+        _bare_env(bare_bin, ENVSHIP_ENV=ref, ENVSHIP_CACHE=str(tmp_path / "cache")),
+        tmp_path / "cache", cwd=tmp_path,
     )
-    assert out["prefix"] == str(tmp_path / "cache" / "envs" / env.env_id)
+    assert "waiting for node cache lock" in run.waiting, run.waiting + run.stderr
+    assert "envship_node.py -- python -c" in run.cmdline
+    assert endpoint not in run.cmdline and "Signature" not in run.cmdline
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["prefix"] == str(tmp_path / "cache" / "envs" / env.env_id)
 
 
 MERGED_LAYERS = [
@@ -404,7 +411,7 @@ def test_an_env_uri_with_storage_options_works_in_every_mode(
     assert all(e.startswith(endpoint) for e in archives["spark.archives"].split(",")[:2])
     nc = conf(uri, "node-cache", master="yarn", boot_dir=tmp_path / "boot",
               storage_options=options)
-    assert nc["spark.executorEnv.ENVSHIP_ENV_REF"].startswith(endpoint)
+    assert nc["spark.executorEnv.ENVSHIP_ENV"].startswith(endpoint)
     cache = tmp_path / "cache"
     local = conf(uri, "archives", master="local[1]", cache_dir=str(cache),
                  storage_options=options)

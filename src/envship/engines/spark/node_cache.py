@@ -7,13 +7,16 @@ import logging
 import urllib.parse
 
 from ...env import Env, EnvRef
+from ...node.ref import REF_VAR
 from .base import BOOT_ALIAS, EXECUTOR_PYTHON, BootArchive, Request, boot_file, write_boot
 
 __all__ = ["ENV_REF_VAR", "confs", "node_cache_boot"]
 
 log = logging.getLogger(__name__)
 
-ENV_REF_VAR = "ENVSHIP_ENV_REF"  # the env reference, via spark.executorEnv
+# The env reference, via spark.executorEnv: in the executors' environment, read by the node
+# runtime from there, never on a command line (readable by every user of a node).
+ENV_REF_VAR = REF_VAR
 _STDLIB_SCHEMES = ("", "file", "http", "https")  # what the node runtime reads without fsspec
 
 
@@ -49,7 +52,7 @@ def confs(ref: EnvRef, req: Request) -> dict[str, str]:
 
 def node_cache_boot(version: str) -> BootArchive:
     """Boot for node-cache mode: `python` that runs the single-file node runtime. The env is
-    named at run time by ``$ENVSHIP_ENV_REF``, so one archive serves every env of a version."""
+    named at run time by ``$ENVSHIP_ENV``, so one archive serves every env of a version."""
     from ...node.script import script_text
 
     sh = boot_file("node_cache_python.sh").replace("@REF_VAR@", ENV_REF_VAR)

@@ -17,4 +17,6 @@ if [ -z "$py" ]; then
     "bootstrap; install Python >= 3.9 on the nodes" >&2
   exit 127
 fi
-exec "$py" "$here/envship_node.py" "$@REF_VAR@" -- python "$@"
+# The node runtime reads the env from $@REF_VAR@ itself: not on this command line, which every
+# user of the node can read (a presigned manifest URL carries signatures).
+exec "$py" "$here/envship_node.py" -- python "$@"

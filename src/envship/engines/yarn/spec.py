@@ -15,7 +15,7 @@ from ...env import Env
 from ...errors import EngineError
 from ...node.formats import blob_key, env_key
 from ...node.interp import layer_interpreter
-from ...node.ref import parse_ref
+from ...node.ref import REF_VAR, parse_ref
 from ...node.runtime import LAYER_DIRS_ENV
 from ...packing.manifest import Manifest
 from ...paths import envship_home
@@ -100,6 +100,8 @@ def bootstrap_script(
     ]
     given = ":".join(f"{lay.hex}=$PWD/{_LAYER_PREFIX}{lay.hex}" for lay in manifest.layers)
     lines.append(f'{LAYER_DIRS_ENV}="{given}"; export {LAYER_DIRS_ENV}')
+    # The env goes in the environment, not on the command line (readable by every user).
+    lines.append(f'{REF_VAR}="$PWD/{manifest_path}"; export {REF_VAR}')
     python = "python3"
     py_layer = manifest.layer("python")
     if py_layer is not None:
@@ -108,9 +110,7 @@ def bootstrap_script(
         python = f'"$PWD/{_LAYER_PREFIX}{py_layer.hex}/{interp}"'
     if pre_script_hook and pre_script_hook.strip():
         lines.append(pre_script_hook.strip("\n"))
-    lines.append(
-        f'exec {python} {NODE_SCRIPT_NAME} "{manifest_path}" -- {command}'
-    )
+    lines.append(f"exec {python} {NODE_SCRIPT_NAME} -- {command}")
     return "\n".join(lines) + "\n"
 
 

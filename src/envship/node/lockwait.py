@@ -1,0 +1,64 @@
+"""Bounded waits for node cache locks: a wait that gives up on a holder this user does not
+trust (another uid), so no user can stall another's run forever."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from .cache import Untrusted, acquire
+from .holders import describe, holders, trusted
+
+__all__ = ["LOCK_WAIT_VAR", "LockBusy", "acquire_bounded"]
+
+# Seconds a run waits for a lock held by another process before it looks at who holds it:
+# a holder of this user or root is waited for (a download in progress), anyone else is not.
+LOCK_WAIT_VAR = "ENVSHIP_LOCK_WAIT"
+_DEFAULT_WAIT = 30.0
+
+
+class LockBusy(Untrusted):
+    """A cache lock held for too long by a process this user does not trust."""
+
+
+def _limit() -> float:
+    try:
+        return max(0.0, float(os.environ.get(LOCK_WAIT_VAR, "") or _DEFAULT_WAIT))
+    except ValueError:
+        return _DEFAULT_WAIT
+
+
+def acquire_bounded(path: str, *, shared: bool = False) -> int:
+    """flock *path* like :func:`cache.acquire`, waiting at most ``$ENVSHIP_LOCK_WAIT`` seconds
+    (default 30) for a holder this user does not trust: LockBusy then (the caller builds in
+    this user's own area). A holder of this user or root is waited for, with a line on stderr
+    naming the lock each time the limit passes."""
+    fd = acquire(path, shared=shared, blocking=False)
+    if fd is not None:
+        return fd
+    limit = _limit()
+    start = time.monotonic()
+    check_at = start + limit
+    delay = 0.005
+    while True:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+        fd = acquire(path, shared=shared, blocking=False)
+        if fd is not None:
+            return fd
+        now = time.monotonic()
+        if now < check_at:
+            continue
+        found = holders(path)
+        fd = acquire(path, shared=shared, blocking=False)  # released while we looked?
+        if fd is not None:
+            return fd
+        waited = f"{now - start:.0f} s"
+        if not trusted(found):
+            raise LockBusy(f"node cache lock {path} is held by {describe(found)}, not by you or "
+                           f"root (waited {waited})")
+        sys.stderr.write(f"envship: waiting for node cache lock {path} ({waited} so far), held "
+                         f"by {describe(found)}: another process is preparing this env\n")
+        sys.stderr.flush()
+        check_at = now + max(limit, 1.0)
