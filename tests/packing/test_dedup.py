@@ -166,7 +166,7 @@ def test_pack_in_another_home_user_dir_gives_byte_identical_blobs(
         assert Path(layer["path"]).read_bytes() == ref.blobs[layer["digest"]].read_bytes()
 
 
-def test_source_env_bytecode_is_never_taken(
+def test_source_env_bytecode_gives_the_same_blobs(
     envs: Envs, packs: dict[str, PackResult], tmp_path: Path
 ) -> None:
     """A venv whose installer wrote its own (timestamp) pycs packs to the same blobs."""
@@ -397,7 +397,7 @@ def test_pip_and_uv_installs_of_the_same_wheels_give_the_same_blobs(
     run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", *BASE])
     site = next((venv / "lib").glob("python3.*/site-packages"))
     assert (site / "six-1.16.0.dist-info" / "INSTALLER").read_text().strip() == "pip"
-    assert list(site.glob("**/__pycache__/*.pyc"))  # pip compiled; envship must not take them
+    assert list(site.glob("**/__pycache__/*.pyc"))  # pip compiled: taken, same bytes
     got = pack(venv, cache_dir=tmp_path / "cache", output=tmp_path / "out")
     want = packs["a"]
     by_dist = {d.name: d.layer for d in got.manifest.distributions}
