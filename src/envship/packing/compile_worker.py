@@ -51,8 +51,10 @@ _CODE_FIELDS = tuple(name for name in (
     "co_filename", "co_name", "co_qualname", "co_linetable", "co_exceptiontable",
 ) if hasattr(_CODE, name))
 _NESTED = (_CODE, tuple, frozenset)
-# The fields rebuilt in canonical form (co_code is copied into the code object on any version).
+# The fields rebuilt in canonical form (co_code is copied into the code object on any version;
+# 3.11+ rebuild their hidden local names tuple from co_varnames, co_freevars and co_cellvars).
 _NAME_TUPLES = ("co_names", "co_varnames", "co_freevars", "co_cellvars")
+_STORED_NAMES = _NAME_TUPLES if sys.version_info < (3, 11) else ("co_names",)
 _NAME_STRS = tuple(name for name in ("co_name", "co_qualname") if hasattr(_CODE, name))
 _TABLES = tuple(name for name in (
     ("co_linetable", "co_exceptiontable") if sys.version_info >= (3, 10) else ("co_lnotab",)
@@ -61,10 +63,13 @@ _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 
 def _names(code: Any, out: "set[str]") -> "set[str]":
+    """Every name in *code*'s tree that is not ASCII (an ASCII identifier is all
+    :data:`_NAME_CHARS`)."""
     for name in _NAME_TUPLES:
-        out.update(getattr(code, name))
+        out.update(x for x in getattr(code, name) if not x.isascii())
     for name in _NAME_STRS:
-        out.add(getattr(code, name))
+        if not getattr(code, name).isascii():
+            out.add(getattr(code, name))
     for const in code.co_consts:
         if type(const) is _CODE:
             _names(const, out)
@@ -91,25 +96,44 @@ class _Canon:
     characters (what CPython's code constructor interns anyway) or at most one character long
     (CPython keeps one shared object for those); any other string is a fresh, uninterned copy."""
 
-    def __init__(self, names: "set[str]", filename: str) -> None:
-        self.names = names
+    def __init__(self, code: Any, filename: str) -> None:
+        self.tree = code
+        self.names: set[str] | None = None  # non-ASCII names, found when first needed
         self.memo: dict[Any, Any] = {}
         self.filename = self.text(filename)
 
     def text(self, s: str) -> str:
         got = self.memo.get(s)
         if got is None:
-            if len(s) <= 1 or s in self.names or _NAME_CHARS.issuperset(s):
+            if (len(s) <= 1 or _NAME_CHARS.issuperset(s)
+                    or (not s.isascii() and s in self._names())):
                 got = sys.intern(s)
             else:
                 got = s[:1] + s[1:]  # a new object, never an interned one
             self.memo[s] = got
         return got
 
+    def _names(self) -> "set[str]":
+        if self.names is None:
+            self.names = _names(self.tree, set())
+        return self.names
+
+    def name_tuple(self, names: "tuple[str, ...]") -> "tuple[str, ...]":
+        """A tuple of names: the code constructor interned them (so they are the objects
+        :meth:`text` gives), only the tuple is made canonical."""
+        if not names:
+            return names
+        key = (tuple, tuple([id(x) for x in names]))
+        got = self.memo.get(key)
+        if got is None:
+            got = self.memo[key] = names
+        return got
+
     def value(self, obj: Any) -> Any:
         kind = type(obj)
-        if kind is str:
-            return self.text(obj)
+        if kind is str:  # most values: looked up here, without a call
+            got = self.memo.get(obj)
+            return self.text(obj) if got is None else got
         if kind is _CODE:
             return self.code(obj)
         items: Any = obj
@@ -137,7 +161,10 @@ class _Canon:
         return got
 
     def code(self, code: Any) -> Any:
-        fields = {name: self.value(getattr(code, name)) for name in _NAME_TUPLES + _TABLES}
+        fields: dict[str, Any] = {name: self.name_tuple(getattr(code, name))
+                                  for name in _STORED_NAMES}
+        for name in _TABLES:
+            fields[name] = self.value(getattr(code, name))
         for name in _NAME_STRS:
             fields[name] = self.text(getattr(code, name))
         fields["co_consts"] = tuple([self.value(x) for x in code.co_consts])
@@ -148,7 +175,7 @@ class _Canon:
 def canonical(code: Any, filename: str) -> Any:
     """*code* (compiled, or loaded from any pyc of its source) in the one form this worker
     writes, its ``co_filename`` set to *filename* throughout."""
-    return _Canon(_names(code, set()), filename).code(code)
+    return _Canon(code, filename).code(code)
 
 
 def _installed_code(path: str, data: bytes, mtime: int, not_before: int) -> Any:
