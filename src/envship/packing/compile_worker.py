@@ -92,9 +92,11 @@ def _order(obj: Any) -> Any:
 class _Canon:
     """One module's code tree in canonical form: one object per (type, exact value) — so
     1, 1.0 and True, or 0.0 and -0.0, stay apart — frozensets built in a fixed order, and a
-    string interned iff it is a name somewhere in the module, made of ASCII identifier
-    characters (what CPython's code constructor interns anyway) or at most one character long
-    (CPython keeps one shared object for those); any other string is a fresh, uninterned copy."""
+    string interned iff it is made of ASCII identifier characters (what CPython's code
+    constructor interns anyway), at most one character long (CPython keeps one shared object
+    for those) or a non-ASCII name of the module; any other string (docstrings, ``<lambda>``,
+    qualified names) is a fresh, uninterned copy. The tuples of names are taken as the code
+    constructor interned them."""
 
     def __init__(self, code: Any, filename: str) -> None:
         self.tree = code
@@ -167,7 +169,10 @@ class _Canon:
             fields[name] = self.value(getattr(code, name))
         for name in _NAME_STRS:
             fields[name] = self.text(getattr(code, name))
-        fields["co_consts"] = tuple([self.value(x) for x in code.co_consts])
+        memo, value = self.memo, self.value
+        # most constants are strings seen before: looked up without a call
+        fields["co_consts"] = tuple([
+            memo.get(x) or value(x) if type(x) is str else value(x) for x in code.co_consts])
         fields["co_filename"] = self.filename
         return code.replace(**fields)
 
