@@ -8,7 +8,6 @@ import marshal
 import os
 import shutil
 import sys
-import sysconfig
 import tarfile
 from importlib.util import MAGIC_NUMBER, source_hash
 from pathlib import Path
@@ -21,16 +20,17 @@ from envship.packing.bytecode import CompilePool, Compiler, installed_pyc
 from envship.packing.layers import LayerEntry, LayerPlan
 from envship.packing.pipeline import PackResult
 from kits.packkit import layer_ref
-from kits.support import run, uv_bin
+from kits.support import cpython_versions, run, uv_bin
 from kits.wheelkit import write_wheel
 
 TAG = sys.implementation.cache_tag
 COMPILER = Compiler(sys.executable, TAG)
 
 
-def _compiled(plans: list[LayerPlan], work: Path) -> tuple[dict[str, bytes], int]:
+def _compiled(plans: list[LayerPlan], work: Path, compiler: Compiler = COMPILER
+              ) -> tuple[dict[str, bytes], int]:
     """(pyc bytes by arcname, modules whose installer's pyc was taken)."""
-    with CompilePool(COMPILER, work) as pool:
+    with CompilePool(compiler, work) as pool:
         done = dict(pool.compile(plans))
         reused = pool.reused
     return {e.arcname: Path(e.source).read_bytes() for i in done for e in done[i]}, reused
@@ -96,9 +96,8 @@ def test_installed_pyc_is_taken_only_when_it_is_the_sources(tmp_path: Path) -> N
     assert reused == 2
 
 
-def _stdlib_sample(count: int, max_size: int) -> list[str]:
+def _stdlib_sample(stdlib: Path, count: int, max_size: int) -> list[str]:
     """*count* stdlib modules of at most *max_size* bytes, spread over the whole library."""
-    stdlib = Path(sysconfig.get_path("stdlib"))
     names = sorted(p.relative_to(stdlib).as_posix() for p in stdlib.rglob("*.py")
                    if not {"site-packages", "test", "tests", "idle_test", "__pycache__"}
                    & set(p.relative_to(stdlib).parts) and p.stat().st_size <= max_size)
@@ -117,30 +116,45 @@ for i, path in enumerate(sys.argv[1:]):
 """
 
 
-def test_stdlib_pycs_taken_give_the_bytes_of_a_fresh_compile(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Property over 300 stdlib modules: their pycs written by py_compile (timestamp and hash
-    based, another process with a random hash seed), loaded and brought to the canonical
-    form, are byte for byte what compiling the sources gives."""
-    stdlib = Path(sysconfig.get_path("stdlib"))
+def _taken_and_fresh(python: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Property over 300 modules of *python*'s stdlib: their pycs written by py_compile
+    (timestamp and hash based, another process with a random hash seed), loaded and brought
+    to the canonical form, are byte for byte what compiling the sources gives."""
+    probe = ("import sys, sysconfig; "
+             "print(sys.implementation.cache_tag, sysconfig.get_path('stdlib'))")
+    tag, path = run([python, "-c", probe]).stdout.split()
+    stdlib, compiler = Path(path), Compiler(python, tag)
     site = tmp_path / "site-packages"
     entries = []
-    for rel in _stdlib_sample(300, 24_000):  # the big ones cost time, not coverage
+    for rel in _stdlib_sample(stdlib, 300, 24_000):  # the big ones cost time, not coverage
         dest = site / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(stdlib / rel, dest)
         entries.append(LayerEntry(f"site-packages/{rel}", str(dest)))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHASHSEED",
                                                               "PYTHONDONTWRITEBYTECODE")}
-    run([sys.executable, "-c", _PY_COMPILE, *(e.source for e in entries)], env=env)
+    run([python, "-c", _PY_COMPILE, *(e.source for e in entries)], env=env)
     plan = LayerPlan("dist", tuple(entries), "record")
-    taken, reused = _compiled([plan], tmp_path / "taken")
+    taken, reused = _compiled([plan], tmp_path / "taken", compiler)
     monkeypatch.setattr(bc, "REUSE_KINDS", frozenset())
-    fresh, none = _compiled([plan], tmp_path / "fresh")
+    fresh, none = _compiled([plan], tmp_path / "fresh", compiler)
     assert none == 0 and reused == len(fresh) > 250
     assert sorted(taken) == sorted(fresh)
     assert [a for a in fresh if taken[a] != fresh[a]] == []
+
+
+def test_stdlib_pycs_taken_give_the_bytes_of_a_fresh_compile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _taken_and_fresh(sys.executable, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("python", cpython_versions())
+def test_stdlib_pycs_taken_give_the_same_bytes_on_each_cpython(
+    python: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same property on every CPython 3.10-3.13 found here (the form holds per version)."""
+    _taken_and_fresh(python, tmp_path, monkeypatch)
 
 
 # What a fresh compile and a loaded pyc tend to share or intern differently: equal constants

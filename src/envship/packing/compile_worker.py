@@ -79,6 +79,8 @@ def _names(code: Any, out: "set[str]") -> "set[str]":
 def _order(obj: Any) -> Any:
     """A sort key of a frozenset item that does not depend on hashes, ids or int repr limits."""
     kind = type(obj)
+    if kind is str or kind is bytes:
+        return (kind.__name__, obj)
     if kind is int:
         return ("int", hex(obj))
     if kind is float:
