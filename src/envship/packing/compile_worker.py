@@ -144,10 +144,10 @@ class _Canon:
         if kind is tuple:
             if not obj:
                 return obj
-            items = tuple([self.value(x) for x in obj])
+            items = tuple(self.values(obj))
             key: Any = (kind, tuple([id(x) for x in items]))
         elif kind is frozenset:
-            items = sorted([self.value(x) for x in obj], key=_order)
+            items = sorted(self.values(obj), key=_order)
             key = (kind, tuple([id(x) for x in items]))
         elif kind is bytes:
             key = obj
@@ -164,6 +164,13 @@ class _Canon:
             got = self.memo[key] = kind(items) if kind is tuple or kind is frozenset else obj
         return got
 
+    def values(self, items: Any) -> "list[Any]":
+        """:meth:`value` of each item; strings seen before and None (most items) are looked
+        up without a call."""
+        memo, value = self.memo, self.value
+        return [x if x is None else (memo.get(x) or value(x)) if type(x) is str else value(x)
+                for x in items]
+
     def code(self, code: Any) -> Any:
         fields: dict[str, Any] = {name: self.name_tuple(getattr(code, name))
                                   for name in _STORED_NAMES}
@@ -171,10 +178,7 @@ class _Canon:
             fields[name] = self.value(getattr(code, name))
         for name in _NAME_STRS:
             fields[name] = self.text(getattr(code, name))
-        memo, value = self.memo, self.value
-        # most constants are strings seen before: looked up without a call
-        fields["co_consts"] = tuple([
-            memo.get(x) or value(x) if type(x) is str else value(x) for x in code.co_consts])
+        fields["co_consts"] = tuple(self.values(code.co_consts))
         fields["co_filename"] = self.filename
         return code.replace(**fields)
 
