@@ -56,6 +56,8 @@ SLOW_TESTS = frozenset({
     "store/test_store_ship.py::test_ship_to_s3_then_run_from_a_presigned_url",
     "store/test_store_ship.py::test_ship_to_unreachable_store_fails_clearly",
     "node/test_node_exec.py::test_numpy_env_from_another_interpreter",
+    "packing/test_pyc_reuse.py::test_pip_venv_with_pycs_and_uv_venv_without_give_the_same_blob",
+    "packing/test_pyc_reuse.py::test_stdlib_pycs_taken_give_the_same_bytes_on_each_cpython",
 })
 
 

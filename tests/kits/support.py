@@ -26,6 +26,19 @@ def uv_bin() -> str:
     return found
 
 
+def cpython_versions() -> list[str]:
+    """One interpreter per CPython 3.10-3.13 found on this machine (pyenv's, else on PATH)."""
+    found = []
+    for minor in (10, 11, 12, 13):
+        cands = sorted(Path("/root/.pyenv/versions").glob(f"3.{minor}.*/bin/python3.{minor}"))
+        exe = shutil.which(f"python3.{minor}")
+        if cands:
+            found.append(str(cands[-1]))
+        elif exe and subprocess.run([exe, "-c", ""], capture_output=True).returncode == 0:
+            found.append(exe)
+    return found
+
+
 def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
     """Run a command, failing the test with its output when it fails."""
     proc = subprocess.run(cmd, capture_output=True, text=True, **kw)  # type: ignore[call-overload]

@@ -7,7 +7,6 @@ import json
 import logging
 import marshal
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -23,7 +22,7 @@ from envship.packing.layers import LayerEntry, LayerPlan
 from envship.packing.pipeline import PackResult
 from envship.store import open_store
 from kits.packkit import blob_names, layer_names, layer_ref
-from kits.support import make_venv, run, uv_bin
+from kits.support import cpython_versions, make_venv, run, uv_bin
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")
 BASE = ["six==1.16.0", "idna==3.7"]
@@ -166,7 +165,7 @@ def test_pack_in_another_home_user_dir_gives_byte_identical_blobs(
         assert Path(layer["path"]).read_bytes() == ref.blobs[layer["digest"]].read_bytes()
 
 
-def test_source_env_bytecode_is_never_taken(
+def test_source_env_bytecode_gives_the_same_blobs(
     envs: Envs, packs: dict[str, PackResult], tmp_path: Path
 ) -> None:
     """A venv whose installer wrote its own (timestamp) pycs packs to the same blobs."""
@@ -206,19 +205,7 @@ def test_module_that_does_not_compile_and_test_suites_ship_without_pyc(
                for r in caplog.records)
 
 
-def _pyenv_pythons() -> list[str]:
-    found = []
-    for minor in (10, 11, 12, 13):
-        cands = sorted(Path("/root/.pyenv/versions").glob(f"3.{minor}.*/bin/python3.{minor}"))
-        exe = shutil.which(f"python3.{minor}")
-        if cands:
-            found.append(str(cands[-1]))
-        elif exe and subprocess.run([exe, "-c", ""], capture_output=True).returncode == 0:
-            found.append(exe)
-    return found
-
-
-@pytest.mark.parametrize("python", _pyenv_pythons() or [sys.executable])
+@pytest.mark.parametrize("python", cpython_versions() or [sys.executable])
 def test_marshal_output_independent_of_worker_state(python: str, tmp_path: Path) -> None:
     """FLAG_REF depends on refcounts (3.10 and 3.13 differ with the process's state) and
     frozensets on the hash seed: the same sources compiled in another order, split over
@@ -267,7 +254,7 @@ worker._compile_one(source, "json/decoder.py", out + ".held", flags)
 """
 
 
-@pytest.mark.parametrize("python", _pyenv_pythons() or [sys.executable])
+@pytest.mark.parametrize("python", cpython_versions() or [sys.executable])
 def test_pyc_bytes_do_not_depend_on_what_the_process_holds(python: str, tmp_path: Path) -> None:
     """The same module compiled while the process holds references to its names (CPython
     3.10's method cache does, by address) gives the same bytes: marshal's FLAG_REF must not
@@ -397,7 +384,7 @@ def test_pip_and_uv_installs_of_the_same_wheels_give_the_same_blobs(
     run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", *BASE])
     site = next((venv / "lib").glob("python3.*/site-packages"))
     assert (site / "six-1.16.0.dist-info" / "INSTALLER").read_text().strip() == "pip"
-    assert list(site.glob("**/__pycache__/*.pyc"))  # pip compiled; envship must not take them
+    assert list(site.glob("**/__pycache__/*.pyc"))  # pip compiled: taken, same bytes
     got = pack(venv, cache_dir=tmp_path / "cache", output=tmp_path / "out")
     want = packs["a"]
     by_dist = {d.name: d.layer for d in got.manifest.distributions}

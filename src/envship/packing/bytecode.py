@@ -1,11 +1,13 @@
 """Bytecode inside the blobs: compile a layer's ``site-packages/**.py`` with the target interpreter.
 
 PEP 552 hash-based pycs (no timestamps), ``co_filename`` = the path relative to site-packages,
-compiled by stdlib-only workers (:mod:`compile_worker`) run by the target interpreter in a
+written by stdlib-only workers (:mod:`compile_worker`) run by the target interpreter in a
 clean environment, two processes fed batches from a queue, so that the pack archives each
-layer as soon as its modules are compiled while the workers go on with the next. Byte-identical
-across runs, directories, users and HOME (checked for CPython 3.10-3.13: see the worker's
-notes).
+layer as soon as its modules are compiled while the workers go on with the next. A module of
+a dist or python layer whose installer already wrote its bytecode (pip does) is not compiled
+again: the worker takes that pyc when it is provably the source's and writes the same canonical
+form a compile gives. Byte-identical across runs, directories, users, HOME and installers
+(checked for CPython 3.8-3.13: see the worker's notes).
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from typing import IO, Any
 from ..errors import PackError
 from .layers import LayerEntry, LayerPlan, module_root
 
-__all__ = ["CHECKED", "WORKERS", "CompilePool", "Compiler", "compile_layers", "compiler_for",
-           "pyc_arcname"]
+__all__ = ["CHECKED", "REUSE_KINDS", "WORKERS", "CompilePool", "Compiler", "compile_layers",
+           "compiler_for", "installed_pyc", "pyc_arcname"]
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +43,12 @@ WORKERS = 2
 _WORKER = Path(__file__).with_name("compile_worker.py")
 # Bump when the worker's output for the same input can change, or which modules are compiled
 # (part of every fingerprint). 2: test suites are not compiled. 3: every object marshal
-# writes carries FLAG_REF.
-WORKER_VERSION = "3"
+# writes carries FLAG_REF. 4: code trees in canonical form (sharing, interning), so that a
+# pyc the installer wrote gives the bytes of a fresh compile.
+WORKER_VERSION = "4"
+# Take the pycs installers wrote beside the modules of these layer kinds (their installer ran
+# the target interpreter; a project checkout's pycs may come from any interpreter of the tag).
+REUSE_KINDS = frozenset({"dist", "python"})
 # A batch: up to this many source bytes (a big layer is shared by the workers) or files.
 _BATCH_BYTES = 1 << 20
 _BATCH_FILES = 256
@@ -86,6 +92,23 @@ def pyc_arcname(py_arcname: str, cache_tag: str) -> str:
     return f"{head}/__pycache__/{base}.{cache_tag}.pyc"
 
 
+def installed_pyc(source: str, cache_tag: str) -> str:
+    """Where an installer writes the plain (not ``opt-N``) pyc of *source*
+    (``a/b.py`` -> ``a/__pycache__/b.<cache_tag>.pyc``)."""
+    head, tail = os.path.split(source)
+    return os.path.join(head, "__pycache__", f"{tail.rpartition('.')[0] or tail}.{cache_tag}.pyc")
+
+
+def _installed_since(python: str) -> int | None:
+    """When the target interpreter was last installed or changed (ctime of its real file, ns):
+    pycs written before may come from another build with the same magic number. None if it
+    cannot be told (then nothing is reused)."""
+    try:
+        return os.stat(os.path.realpath(python)).st_ctime_ns
+    except OSError:
+        return None
+
+
 def _env() -> dict[str, str]:
     # Nothing of the user's: no HOME, no PYTHON* variables but a fixed hash seed.
     env = {"PYTHONHASHSEED": "0", "LC_ALL": "C"}
@@ -121,6 +144,7 @@ class _Job:
     out: str  # where the worker writes the pyc
     size: int
     cached: Path | None  # where the pyc is kept in the bytecode cache
+    installed: str  # the pyc the installer wrote, for the worker to check and take, or ""
 
 
 @dataclass
@@ -150,6 +174,9 @@ class CompilePool:
         self._lock = threading.Lock()
         self._count = 0
         self._logged = False
+        self._since = _installed_since(compiler.python)
+        self.reused = 0  # modules whose installer's pyc was taken (since the pool started)
+        self.compiled = 0  # modules compiled
 
     def __enter__(self) -> CompilePool:
         return self
@@ -183,6 +210,7 @@ class CompilePool:
     def _jobs(self, plan: LayerPlan, layer: _Layer) -> list[_Job]:
         jobs = []
         tag = self.compiler.cache_tag
+        reuse = plan.kind in REUSE_KINDS and self._since is not None
         for entry in plan.py_sources:
             dfile = _dfile(entry.arcname)
             cached = None
@@ -199,7 +227,7 @@ class CompilePool:
                     size = 0
             self._count += 1
             jobs.append(_Job(entry, dfile, str(self.work_dir / f"{self._count}.pyc"), size,
-                             cached))
+                             cached, installed_pyc(entry.source, tag) if reuse else ""))
         return jobs
 
     def compile(self, plans: Sequence[LayerPlan]) -> Iterator[tuple[int, tuple[LayerEntry, ...]]]:
@@ -232,16 +260,23 @@ class CompilePool:
                 yield layer.index, tuple(sorted(layer.done, key=lambda e: e.arcname))
         for fut in as_completed(futures):
             layer = futures[fut]
-            for job, error in fut.result():
-                if error:
-                    log.debug("not compiling %s: %s", job.entry.source, error)
+            for job, status in fut.result():
+                if status.startswith("E"):
+                    log.debug("not compiling %s: %s", job.entry.source, status[1:])
                     continue
+                if status == "R":
+                    self.reused += 1
+                else:
+                    self.compiled += 1
                 layer.done.append(LayerEntry(pyc_arcname(job.entry.arcname,
                                                          self.compiler.cache_tag),
                                              self._keep(job)))
             layer.running -= 1
             if layer.running == 0:
                 yield layer.index, tuple(sorted(layer.done, key=lambda e: e.arcname))
+        if futures:
+            log.info("bytecode: %d modules taken from their installer's pycs, %d compiled",
+                     self.reused, self.compiled)
 
     def _keep(self, job: _Job) -> str:
         if job.cached is None:
@@ -277,14 +312,15 @@ class CompilePool:
         return proc
 
     def _run(self, batch: list[_Job]) -> list[tuple[_Job, str]]:
-        """Compile *batch* in this thread's worker: (job, error or "") per job."""
+        """Compile *batch* in this thread's worker: (job, status) per job: "" compiled,
+        "R" the installer's pyc taken, "E<error>" not compiled."""
         proc = self._proc()
         assert proc.stdin is not None and proc.stdout is not None
         mode = b"checked" if self.compiler.checked else b"unchecked"
-        fields = [mode]
+        fields = [mode, b"" if self._since is None else str(self._since).encode()]
         for job in batch:
             fields += [os.fsencode(job.entry.source), os.fsencode(job.dfile),
-                       os.fsencode(job.out)]
+                       os.fsencode(job.out), os.fsencode(job.installed)]
         data = b"\0".join(fields)
         try:
             proc.stdin.write(struct.pack("<Q", len(data)) + data)
@@ -296,9 +332,9 @@ class CompilePool:
         if answer is None:
             raise PackError(f"compiling bytecode with {self.compiler.python} failed "
                             f"({self._died(proc)})")
-        errors = dict(line.split("\t", 1) for line in
+        status = dict(line.split("\t", 1) for line in
                       answer.decode("utf-8", "replace").splitlines() if "\t" in line)
-        return [(job, errors.get(str(k), "")) for k, job in enumerate(batch)]
+        return [(job, status.get(str(k), "")) for k, job in enumerate(batch)]
 
     def _died(self, proc: subprocess.Popen[bytes]) -> str:
         try:

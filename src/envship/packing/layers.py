@@ -21,10 +21,11 @@ log = logging.getLogger(__name__)
 
 # Installer bookkeeping that only describes the developer's machine: left out of code layers.
 _CHECKOUT_POINTERS = ("direct_url.json", "uv_cache.json")
-# Written by the installer, not the wheel: which tool installed it (pip / uv / conda) and
-# whether the user asked for it or it came as a dependency. Left out (with their RECORD rows)
-# so a dist blob depends on the wheel and the interpreter only, whoever installed it.
-_INSTALLER_MARKS = ("INSTALLER", "REQUESTED")
+# Written by the installer, not the wheel: which tool installed it (pip / uv / conda), whether
+# the user asked for it or it came as a dependency, and uv's cache note (with the install time)
+# for a wheel from a local directory or --find-links. Left out (with their RECORD rows) so a
+# dist blob depends on the wheel and the interpreter only, whoever installed it and when.
+_INSTALLER_MARKS = ("INSTALLER", "REQUESTED", "uv_cache.json")
 
 
 class LayerEntry(NamedTuple):
