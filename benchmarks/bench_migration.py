@@ -155,17 +155,20 @@ def _one(scn: Scenario, tool: str, venv: Path, root: Path, servers: _Servers,
         took = time.perf_counter() - start
         out = proc.stdout + proc.stderr
         (root / "logs" / f"{n}.log").write_text(out)
-        if proc.returncode != 0 or scn.expect not in out:
+        if proc.returncode != 0 or (scn.edited if n else scn.expect) not in out:
             tail = [ln for ln in out.splitlines() if ln.strip()][-3:]
             note = f"failed (exit {proc.returncode}): {' | '.join(tail)[:300]}"
             res.add(f"{scn.name}: {time_step}", tool, None, "s", note)
             print(f"migration: {note}\n  log: {root / 'logs' / f'{n}.log'}", file=sys.stderr)
             return
-        uploaded = written_bytes(seen, snapshot(fs, store))
+        uploaded, paths = written_bytes(seen, snapshot(fs, store))
         attached = _attached(report, store)
         res.add_time(label, tool, [took], f"load {os.getloadavg()[0]:.1f}")
+        names = ", ".join(p.rsplit("/", 2)[-2] + "/" + p.rsplit("/", 1)[-1][:16]
+                          for p in paths[:6]) + (" …" if len(paths) > 6 else "")
         res.add(f"{scn.name}: {bytes_step}", tool, uploaded + attached, "B",
-                f"store {uploaded} B + attached to the job {attached} B")
+                f"store {uploaded} B in {len(paths)} objects ({names}) + attached to the "
+                f"job {attached} B")
         print(f"migration: {label}, {tool}: {took:.1f} s, {uploaded + attached} B", flush=True)
 
 

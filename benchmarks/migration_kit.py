@@ -49,6 +49,7 @@ class Scenario:
     extras: str  # envship's extras for this scenario
     expect: str  # printed by a job that worked
     edit: tuple[str, str, str]  # (file in the run dir, line before, line after)
+    edited: str  # printed by a job that ran the edited code
     steps: Mapping[str, tuple[str, ...]]  # the commands the user runs, per tool
     spark: bool = False
     s3: bool = False
@@ -58,11 +59,13 @@ class Scenario:
 
 _EDIT = ("    a = np.random.random_integers(0, 100, 100)",
          "    a = np.random.random_integers(0, 100, 200)")
+_PRINT = ('    print("Computed intersection of two arrays:")',
+          '    print("Computed intersection of two arrays (edited):")')
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "spark", "numpy intersection on Spark (examples/spark)", (NUMPY, PYSPARK), "spark",
-        "intersection of arrays len=1", ("{script}", *_EDIT),
+        "intersection of arrays len=1", ("{script}", *_EDIT), "intersection of arrays len=1",
         {"cluster-pack": ("pip install cluster-pack numpy pyspark", "python spark_example.py"),
          "envship": ("pip install 'envship[spark]' numpy pyspark", "python spark_example.py")},
         spark=True),
@@ -70,7 +73,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "spark_s3", "pandas_udf grouped agg, env on S3 (examples/spark-with-S3)",
         (NUMPY, PANDAS, PYARROW, PYSPARK, S3FS), "spark,s3", "mean_udf(v)",
         ("{script}", "[(1, 1.0), (1, 2.0), (2, 3.0), (2, 5.0), (2, 10.0)]",
-         "[(1, 1.0), (1, 2.0), (2, 3.0), (2, 5.0), (2, 12.0)]"),
+         "[(1, 1.0), (1, 2.0), (2, 3.0), (2, 5.0), (2, 12.0)]"), "6.666667",
         {"cluster-pack": ("pip install cluster-pack s3fs pandas pyspark",
                           "python spark_example.py"),
          "envship": ("pip install 'envship[spark,s3]' pandas pyspark",
@@ -81,7 +84,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "skein_project", "module of an editable project on YARN (examples/skein-project)",
         (NUMPY, SKEIN), "yarn", "Computed intersection of two arrays:",
-        ("{project}/skein_project/worker.py", *_EDIT),
+        ("{project}/skein_project/worker.py", *_PRINT), "arrays (edited):",
         {"cluster-pack": ("pip install cluster-pack", "pip install -e .",
                           "python -m skein_project.client"),
          "envship": ("pip install 'envship[yarn]'", "pip install -e .",
@@ -89,7 +92,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         project=True),
     Scenario(
         "interactive", "a function on YARN, build_with_func (examples/interactive-mode)",
-        (NUMPY, SKEIN), "yarn", "Computed intersection of two arrays:", ("{script}", *_EDIT),
+        (NUMPY, SKEIN), "yarn", "Computed intersection of two arrays:", ("{script}", *_PRINT),
+        "arrays (edited):",
         {"cluster-pack": ("pip install cluster-pack numpy skein", "python (the script)"),
          "envship": ("pip install 'envship[yarn]' numpy", "python (the script)")}),
 )
@@ -183,6 +187,7 @@ def snapshot(fs: Any, root: str) -> dict[str, tuple[object, ...]]:
 
 
 def written_bytes(before: Mapping[str, tuple[object, ...]],
-                  after: Mapping[str, tuple[object, ...]]) -> int:
-    """Bytes of the objects that are new or rewritten in *after*."""
-    return sum(int(key[0] or 0) for path, key in after.items() if before.get(path) != key)
+                  after: Mapping[str, tuple[object, ...]]) -> tuple[int, list[str]]:
+    """Bytes of the objects that are new or rewritten in *after*, and their paths."""
+    paths = sorted(path for path, key in after.items() if before.get(path) != key)
+    return sum(int(after[path][0] or 0) for path in paths), paths

@@ -1,6 +1,7 @@
 """Plays YARN for the migration benchmark (there is no YARN here): lays out a skein spec's
 files in a fresh container directory as YARN's localizer would (FILE resources copied,
-ARCHIVE resources unpacked under their name) and runs each service's script there.
+ARCHIVE resources unpacked under their name; files made r-x as YARN does) and runs each
+service's script there.
 
 The container's environment has none of the user's venv: PATH is NODE_PATH (the node's
 plain Python) plus the system's tools, HOME is the container. Writes what it localized and
@@ -43,6 +44,8 @@ def _localize(files: dict[str, dict[str, Any]], container: Path) -> list[dict[st
                     tar.extractall(dest, filter="tar")
         else:
             shutil.copy2(src, dest)
+            # YARN's localizer (FSDownload) leaves files r-x: 0555 public, 0500 otherwise
+            dest.chmod(0o555 if res.get("visibility") == "PUBLIC" else 0o500)
         placed.append({"name": name, "source": str(src), "type": res["type"],
                        "size": src.stat().st_size})
     return placed
