@@ -19,7 +19,8 @@ from .report import markdown_table
 
 __all__ = ["main"]
 
-SECTIONS = ("floors", "pack", "ship", "node", "spark")
+SECTIONS = ("floors", "pack", "ship", "node", "spark", "migration")
+DEFAULT_SECTIONS = SECTIONS[:4]  # spark and migration start clusters: asked for by name
 TOOLS = ("envship", "venv-pack", "cluster-pack", "pex")
 RESULTS_DIR = Path(__file__).parent / "results"
 
@@ -28,7 +29,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true",
                    help="small reference env (six, attrs + editable project), fewer runs")
-    p.add_argument("--only", default=",".join(SECTIONS[:-1]),
+    p.add_argument("--only", default=",".join(DEFAULT_SECTIONS),
                    help=f"comma-separated sections: {','.join(SECTIONS)}")
     p.add_argument("--tools", default=",".join(TOOLS), help="comma-separated tools to measure")
     p.add_argument("--runs", type=int, default=None, help="runs per timed step (default 3)")
@@ -94,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
             bench_node(ctx, tools)
         if "spark" in sections:
             _spark(ctx)
+        if "migration" in sections:
+            from .bench_migration import bench_migration
+
+            print("migration…", flush=True)
+            bench_migration(ctx.results, ctx.scratch / "migration", ctx.base_python,
+                            tools=tools)
     except BenchError as exc:
         results.add("error", "harness", str(exc).splitlines()[0][:300], "")
         print(f"FAILED: {exc}", file=sys.stderr)
