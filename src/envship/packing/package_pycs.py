@@ -22,8 +22,8 @@ __all__ = ["package_hashes"]
 def _is_own_interpreter(plan: LayerPlan, python: str) -> bool:
     """True if *python* is a file of *plan*'s package whose bytes are still the package's."""
     real = os.path.realpath(python)
-    entry = next((e for e in plan.entries if not e.transform.startswith("symlink")
-                  and os.path.realpath(e.source) == real), None)
+    entry = next((e for e in plan.entries if e.arcname.startswith("bin/")
+                  and e.transform != "symlink" and os.path.realpath(e.source) == real), None)
     if entry is None or not entry.known_hash:
         return False
     try:
