@@ -46,6 +46,7 @@ SLOW_TESTS = frozenset({
     "node/test_node_cache.py::test_kill_9_during_unpack_leaves_nothing_usable",
     "node/test_node_conda.py::test_changed_and_stray_files_are_packed_and_reported",
     "node/test_node_conda.py::test_without_the_package_cache_the_blobs_are_the_same",
+    "node/test_node_conda.py::test_stale_package_pyc_of_a_same_size_source_is_compiled",
     "node/test_node_merged.py::test_32_concurrent_starts_fetch_each_blob_once",
     "node/test_node_merged.py::test_python_layer_env_is_compiled_once_and_layers_stay_untouched",
     "packing/test_snapshot.py::test_probe_answer_reused_until_site_packages_changes",

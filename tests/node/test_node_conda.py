@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.util import source_hash
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ import pytest
 from envship import pack
 from envship.node.conda import relocate
 from envship.node.errors import NodeError
+from envship.packing.bytecode import CompilePool, Compiler
 from envship.packing.diff import diff_manifests
+from envship.packing.layers import LayerEntry, LayerPlan
 from envship.packing.pipeline import PackResult
 from envship.packing.sources.conda import unprefix
 from kits.condakit import PLACEHOLDER, CondaKit, install_env
@@ -35,6 +38,7 @@ class Packed:
     b: PackResult
     moved: tuple[Path, Path]  # where the source prefixes went (their old paths are gone)
     gone: tuple[Path, Path]
+    bytecode_log: tuple[str, ...]  # what packing env a said of its bytecode
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +50,30 @@ def packed(conda_kit: CondaKit, tmp_path_factory: pytest.TempPathFactory) -> Ite
         install_env(conda_kit, prefix, base / "pkgs")
     store = base / "store"
     cache = base / "build-cache"
-    ra = pack(a / "bin" / "python", output=store, cache_dir=cache)
+    said = _Said()
+    logger = logging.getLogger("envship.packing.bytecode")
+    logger.addHandler(said)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        ra = pack(a / "bin" / "python", output=store, cache_dir=cache)
+    finally:
+        logger.removeHandler(said)
+        logger.setLevel(level)
     rb = pack(b / "bin" / "python", output=store, cache_dir=cache)
     moved = (base / "moved-a", base / "moved-b")
     a.rename(moved[0])
     b.rename(moved[1])
-    yield Packed(store, ra, rb, moved, (a, b))
+    yield Packed(store, ra, rb, moved, (a, b), tuple(said.messages))
+
+
+class _Said(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def _exec(store: Path, env_id: str, cache: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
@@ -96,7 +118,8 @@ def test_manifest_has_one_layer_per_conda_package(packed: Packed) -> None:
     assert all(lay.unpacked and lay.unpacked > 0 for lay in m.layers)
 
 
-def test_blob_holds_the_package_form(packed: Packed, conda_kit: CondaKit) -> None:
+def test_blob_holds_the_package_form(packed: Packed, conda_kit: CondaKit, tmp_path: Path
+                                     ) -> None:
     import tarfile
 
     m = packed.a.manifest
@@ -112,13 +135,26 @@ def test_blob_holds_the_package_form(packed: Packed, conda_kit: CondaKit) -> Non
     assert PLACEHOLDER.encode() + b"/share/foo\0" in lib
     assert link.issym() and link.linkname == "libfoo.so.1.0"
 
-    python = m.layers[0]  # the package's own bytecode, made unchecked-hash pycs
+    python = m.layers[0]  # the package's own bytecode, taken in the canonical form
     tag, mm = sys.implementation.cache_tag, f"{sys.version_info[0]}.{sys.version_info[1]}"
     with tarfile.open(packed.store / "blobs" / "sha256" / f"{python.hex}.tar.gz") as tar:
         member = tar.extractfile(f"lib/python{mm}/__pycache__/os.{tag}.pyc")
         pyc = member.read() if member is not None else b""
         names = set(tar.getnames())
-    assert pyc[4:16] == b"\x01" + bytes(11)
+    source = (packed.moved[0] / "lib" / f"python{mm}" / "os.py").read_bytes()
+    assert pyc[4:16] == b"\x01\0\0\0" + source_hash(source)  # unchecked hash-based
+    # ... the bytes a fresh compile of the source gives (co_filename "os.py" either way)
+    with CompilePool(Compiler(sys.executable, tag), tmp_path / "fresh") as pool:
+        done = dict(pool.compile([LayerPlan("code", (LayerEntry("site-packages/os.py",
+                                 str(packed.moved[0] / "lib" / f"python{mm}" / "os.py")),),
+                                 "record")]))
+        assert pool.reused == 0
+    assert Path(done[0][0].source).read_bytes() == pyc
+    # ... and the package's pycs were taken, not compiled: all but the modules of pyfoo,
+    # foocli (noarch: no pycs in the package) and tinyextra (uv writes none)
+    said = [m for m in packed.bytecode_log if "taken from their installer" in m]
+    taken, _, compiled = said[0].partition(" modules taken from their installer's pycs, ")
+    assert int(taken.rpartition(" ")[2]) > 500 and compiled == "4 compiled"
     assert f"lib/python{mm}/__pycache__/_sysconfigdata__linux_x86_64-linux-gnu.{tag}.pyc" \
         not in names  # its source is rewritten on the node: no bytecode of the placeholder form
     assert python.bytecode == "packed"
@@ -335,3 +371,36 @@ def test_without_the_package_cache_the_blobs_are_the_same(
     assert {k: v.digest for k, v in mine.items()} == {k: v.digest for k, v in theirs.items()}
     # noarch entry points read back from the scripts the installer wrote
     assert mine["foocli"].entry_points == ("foocli = foocli.main:run",)
+
+
+def test_stale_package_pyc_of_a_same_size_source_is_compiled(
+    conda_kit: CondaKit, tmp_path: Path, packed: Packed
+) -> None:
+    """A stdlib module edited after install to the same size and given its old mtime back:
+    its pyc's timestamp stamp still matches, only the source hashing otherwise than the
+    package records tells it is stale, so the pack compiles the edited source."""
+    import marshal
+    import tarfile
+
+    prefix = tmp_path / "stale"
+    install_env(conda_kit, prefix, tmp_path / "pkgs")
+    mm = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    module = prefix / "lib" / f"python{mm}" / "colorsys.py"
+    text, st = module.read_text(), module.stat()
+    edited = module.with_name("colorsys.new")  # a new file: the installed one is a hard link
+    edited.write_text(text.replace("ONE_THIRD = 1.0/3.0", "ONE_THIRD = 1.0/4.0"))
+    assert edited.stat().st_size == st.st_size
+    os.utime(edited, ns=(st.st_atime_ns, st.st_mtime_ns))
+    edited.replace(module)
+    result = pack(prefix / "bin" / "python", cache_dir=tmp_path / "cache")
+    python = result.manifest.layers[0]
+    with tarfile.open(result.blobs[python.digest]) as tar:
+        pyc = tar.extractfile(  # type: ignore[union-attr]
+            f"lib/python{mm}/__pycache__/colorsys.{sys.implementation.cache_tag}.pyc").read()
+    scope: dict[str, object] = {}
+    exec(marshal.loads(pyc[16:]), scope)
+    assert scope["ONE_THIRD"] == 0.25
+    # the rest of the package is the same: only this pyc (and the source) differ
+    assert python.digest != packed.a.manifest.layers[0].digest
+    others = {lay.digest for lay in result.manifest.layers[1:] if lay.package}
+    assert others <= {lay.digest for lay in packed.a.manifest.layers}

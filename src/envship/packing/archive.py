@@ -125,8 +125,6 @@ def transformed(entry: LayerEntry, data: bytes) -> bytes:
         return _rewrite_shebang(data)
     if entry.transform == "record":
         return _rewrite_record(data, entry.record_keep, entry.record_blank)
-    if entry.transform == "pyc":  # timestamps mean nothing in a layer: never checked instead
-        return data[:4] + (1).to_bytes(4, "little") + bytes(8) + data[16:]
     if entry.transform == "unprefix" and entry.relocate is not None:
         from .sources.conda import unprefix
 

@@ -4,9 +4,10 @@ PEP 552 hash-based pycs (no timestamps), ``co_filename`` = the path relative to 
 written by stdlib-only workers (:mod:`compile_worker`) run by the target interpreter in a
 clean environment, two processes fed batches from a queue, so that the pack archives each
 layer as soon as its modules are compiled while the workers go on with the next. A module of
-a dist or python layer whose installer already wrote its bytecode (pip does) is not compiled
-again: the worker takes that pyc when it is provably the source's and writes the same canonical
-form a compile gives. Byte-identical across runs, directories, users, HOME and installers
+a dist, python or conda layer whose installer or package already wrote its bytecode (pip does,
+so does conda's python for its stdlib) is not compiled again: the worker takes that pyc when it
+is provably the source's (:mod:`package_pycs` for a conda package's) and writes the same
+canonical form a compile gives. Byte-identical across runs, directories, users, HOME and installers
 (checked for CPython 3.8-3.13: see the worker's notes).
 """
 
@@ -27,10 +28,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import PackError
-from .layers import LayerEntry, LayerPlan, module_root
+from .layers import LayerEntry, LayerPlan, module_root, pyc_arcname
+from .package_pycs import package_hashes
 
 __all__ = ["CHECKED", "REUSE_KINDS", "WORKERS", "CompilePool", "Compiler", "compile_layers",
-           "compiler_for", "installed_pyc", "pyc_arcname"]
+           "compiler_for", "installed_pyc"]
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +46,12 @@ _WORKER = Path(__file__).with_name("compile_worker.py")
 # Bump when the worker's output for the same input can change, or which modules are compiled
 # (part of every fingerprint). 2: test suites are not compiled. 3: every object marshal
 # writes carries FLAG_REF. 4: code trees in canonical form (sharing, interning), so that a
-# pyc the installer wrote gives the bytes of a fresh compile.
-WORKER_VERSION = "4"
+# pyc the installer wrote gives the bytes of a fresh compile. 5: conda packages' pycs through
+# the same check and canonical form.
+WORKER_VERSION = "5"
 # Take the pycs installers wrote beside the modules of these layer kinds (their installer ran
 # the target interpreter; a project checkout's pycs may come from any interpreter of the tag).
-REUSE_KINDS = frozenset({"dist", "python"})
+REUSE_KINDS = frozenset({"dist", "python", "conda"})
 # A batch: up to this many source bytes (a big layer is shared by the workers) or files.
 _BATCH_BYTES = 1 << 20
 _BATCH_FILES = 256
@@ -82,14 +85,6 @@ def compiler_for(executable: str, cache_tag: str | None) -> Compiler | None:
     if not executable and sys.implementation.cache_tag == cache_tag:
         return Compiler(sys.executable, cache_tag)
     return None
-
-
-def pyc_arcname(py_arcname: str, cache_tag: str) -> str:
-    """``site-packages/a/b.py`` -> ``site-packages/a/__pycache__/b.<cache_tag>.pyc``
-    (importlib.util.cache_from_source's rule)."""
-    head, _, tail = py_arcname.rpartition("/")
-    base = tail.rpartition(".")[0] or tail
-    return f"{head}/__pycache__/{base}.{cache_tag}.pyc"
 
 
 def installed_pyc(source: str, cache_tag: str) -> str:
@@ -145,6 +140,7 @@ class _Job:
     size: int
     cached: Path | None  # where the pyc is kept in the bytecode cache
     installed: str  # the pyc the installer wrote, for the worker to check and take, or ""
+    package: str = ""  # "<source sha256>:<pyc sha256>": see package_pycs
 
 
 @dataclass
@@ -211,6 +207,7 @@ class CompilePool:
         jobs = []
         tag = self.compiler.cache_tag
         reuse = plan.kind in REUSE_KINDS and self._since is not None
+        vouched = package_hashes(plan, self.compiler.python, tag) if reuse else {}
         for entry in plan.py_sources:
             dfile = _dfile(entry.arcname)
             cached = None
@@ -227,7 +224,8 @@ class CompilePool:
                     size = 0
             self._count += 1
             jobs.append(_Job(entry, dfile, str(self.work_dir / f"{self._count}.pyc"), size,
-                             cached, installed_pyc(entry.source, tag) if reuse else ""))
+                             cached, installed_pyc(entry.source, tag) if reuse else "",
+                             vouched.get(entry.arcname, "")))
         return jobs
 
     def compile(self, plans: Sequence[LayerPlan]) -> Iterator[tuple[int, tuple[LayerEntry, ...]]]:
@@ -320,7 +318,7 @@ class CompilePool:
         fields = [mode, b"" if self._since is None else str(self._since).encode()]
         for job in batch:
             fields += [os.fsencode(job.entry.source), os.fsencode(job.dfile),
-                       os.fsencode(job.out), os.fsencode(job.installed)]
+                       os.fsencode(job.out), os.fsencode(job.installed), job.package.encode()]
         data = b"\0".join(fields)
         try:
             proc.stdin.write(struct.pack("<Q", len(data)) + data)

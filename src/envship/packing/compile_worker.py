@@ -2,11 +2,12 @@
 
 Reads batches on stdin until EOF, each an 8-byte little-endian length and that many bytes of
 NUL-separated fields: ``checked|unchecked``, ``not_before`` (see :func:`_installed_code`; empty:
-never reuse) then ``source, dfile, out, installed`` per file (*installed*: the pyc an installer
-wrote for the source, or empty). Writes a PEP 552 hash-based pyc of the module's canonical
-code (:func:`canonical`) to ``out``, taken from *installed* when it is provably the bytecode of
-the source, else compiled; then answers the batch on stdout with an 8-byte length and
-``index<TAB>R`` (reused) or ``index<TAB>E<error>`` (does not compile) lines.
+never reuse) then ``source, dfile, out, installed, package`` per file (*installed*: the pyc an
+installer wrote for the source, or empty; *package*: ``<source sha256>:<pyc sha256>`` when both
+come from the interpreter's own conda package, or empty). Writes a PEP 552 hash-based pyc of
+the module's canonical code (:func:`canonical`) to ``out``, taken from *installed* when it is
+provably the bytecode of the source, else compiled; then answers the batch on stdout with an
+8-byte length and ``index<TAB>R`` (reused) or ``index<TAB>E<error>`` (does not compile) lines.
 Run by any CPython >= 3.8: stdlib only.
 """
 
@@ -24,6 +25,7 @@ import marshal
 import os
 import struct
 import sys
+from hashlib import sha256
 from importlib.util import MAGIC_NUMBER, source_hash
 from typing import Any
 
@@ -189,25 +191,36 @@ def canonical(code: Any, filename: str) -> Any:
     return _Canon(code, filename).code(code)
 
 
-def _installed_code(path: str, data: bytes, mtime: int, not_before: int) -> Any:
+def _installed_code(path: str, data: bytes, mtime: int, not_before: int, package: str = ""
+                    ) -> Any:
     """The code in the pyc at *path* if it is provably what compiling *data* (the source, last
     modified at *mtime* seconds) gives with this interpreter: same magic number, a source stamp
     that matches (timestamp: mtime and size; hash-based: the source's hash), written after the
     interpreter was installed (*not_before*, ns: a patch release keeps the magic number but
-    may compile otherwise). Only plain pycs are offered (no ``opt-N``); future imports are in
-    the code. Else None."""
+    may compile otherwise). With *package* (``<source sha256>:<pyc sha256>``: both files are
+    the interpreter's own conda package's, which that very build compiled), the two files
+    hashing as the package records them proves what the times prove otherwise (a package's
+    files keep its build's mtimes); a timestamp pyc must still record the source's size. Only
+    plain pycs are offered (no ``opt-N``); future imports are in the code. Else None."""
     try:
         with open(path, "rb") as fh:
             written = os.fstat(fh.fileno()).st_mtime_ns
             pyc = fh.read()
     except OSError:
         return None
-    if written < not_before or len(pyc) < 16 or pyc[:4] != MAGIC_NUMBER:
+    if package:
+        source_sha, _, pyc_sha = package.partition(":")
+        if sha256(data).hexdigest() != source_sha or sha256(pyc).hexdigest() != pyc_sha:
+            return None
+    elif written < not_before:
+        return None
+    if len(pyc) < 16 or pyc[:4] != MAGIC_NUMBER:
         return None
     flags = int.from_bytes(pyc[4:8], "little")
     if flags == 0:
-        stamp = struct.pack("<II", mtime & 0xFFFFFFFF, len(data) & 0xFFFFFFFF)
-        if pyc[8:16] != stamp:
+        size = struct.pack("<I", len(data) & 0xFFFFFFFF)
+        stamp = struct.pack("<I", mtime & 0xFFFFFFFF) + size
+        if pyc[12:16] != size or (not package and pyc[8:16] != stamp):
             return None
     elif flags not in (1, 3) or pyc[8:16] != source_hash(data):
         return None
@@ -219,14 +232,14 @@ def _installed_code(path: str, data: bytes, mtime: int, not_before: int) -> Any:
 
 
 def _compile_one(source: str, dfile: str, out: str, flags: bytes, installed: str = "",
-                 not_before: "int | None" = None) -> bool:
+                 not_before: "int | None" = None, package: str = "") -> bool:
     """Write *source*'s canonical pyc to *out*; True if *installed* gave its code."""
     with open(source, "rb") as fh:
         data = fh.read()
         mtime = int(os.fstat(fh.fileno()).st_mtime)
     code = None
     if installed and not_before is not None:
-        code = _installed_code(installed, data, mtime, not_before)
+        code = _installed_code(installed, data, mtime, not_before, package)
     reused = code is not None
     if code is None:
         code = compile(data, dfile, "exec", dont_inherit=True)
@@ -244,10 +257,10 @@ def _batch(fields: "list[bytes]") -> bytes:
     not_before = int(fields[1]) if fields[1] else None
     jobs = fields[2:]
     answer = []
-    for i in range(len(jobs) // 4):
-        source, dfile, out, installed = (os.fsdecode(x) for x in jobs[4 * i:4 * i + 4])
+    for i in range(len(jobs) // 5):
+        source, dfile, out, installed, package = (os.fsdecode(x) for x in jobs[5 * i:5 * i + 5])
         try:
-            if _compile_one(source, dfile, out, flags, installed, not_before):
+            if _compile_one(source, dfile, out, flags, installed, not_before, package):
                 answer.append(f"{i}\tR\n")
         except Exception as exc:  # noqa: BLE001 - py2 syntax, NUL bytes, bad encodings, ...
             msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]

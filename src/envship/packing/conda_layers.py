@@ -84,42 +84,14 @@ def _placeholder_entry(prefix: Path, pkg: CondaPackage, f: CondaFile, changed: l
     return entry
 
 
-def _reusable_pyc(prefix: Path, f: CondaFile, by_arc: dict[str, CondaFile], cache_tag: str
-                  ) -> str | None:
-    """The ``.py`` arcname whose bytecode the package's *f* is, if it can ship as it is: made
-    for the target interpreter, of a source that holds no placeholder and, for a timestamp
-    pyc, of the source's size."""
-    head, _, name = f.arcname.rpartition("/__pycache__/")
-    stem, _, rest = name.partition(".")
-    src = by_arc.get(f"{head}/{stem}.py")
-    if rest != f"{cache_tag}.pyc" or src is None or src.placeholder is not None or src.symlink:
-        return None
-    try:
-        with open(prefix / f.path, "rb") as fh:
-            header = fh.read(16)
-        size = os.stat(prefix / src.path).st_size
-    except OSError:
-        return None
-    flags = int.from_bytes(header[4:8], "little")
-    if len(header) < 16 or flags not in (0, 1, 3):
-        return None
-    if flags == 0 and int.from_bytes(header[12:16], "little") != size & 0xFFFFFFFF:
-        return None  # not the bytecode of the file there now
-    return src.arcname
-
-
 def _package_plan(prefix: Path, pkg: CondaPackage, salt: Sequence[str], dists: Sequence[str],
-                  changed: list[str], cache_tag: str) -> LayerPlan:
+                  changed: list[str]) -> LayerPlan:
+    """The package's files; its pycs are not taken as files: the compile workers take each
+    one that is provably its source's (see :mod:`package_pycs`), else compile the source."""
     entries: list[LayerEntry] = []
-    by_arc = {f.arcname: f for f in pkg.files}
-    precompiled: set[str] = set()
     for f in pkg.files:
         full = prefix / f.path
-        if f.arcname.endswith(".pyc"):
-            source = _reusable_pyc(prefix, f, by_arc, cache_tag)
-            if source is not None:
-                entries.append(LayerEntry(f.arcname, str(full), "pyc", f.sha256))
-                precompiled.add(source)
+        if f.arcname.endswith((".pyc", ".pyo")):
             continue
         if f.symlink and os.path.islink(full):
             entry = _symlink(prefix, f)
@@ -138,8 +110,7 @@ def _package_plan(prefix: Path, pkg: CondaPackage, salt: Sequence[str], dists: S
             entries.append(entry)
     entries.sort(key=lambda e: sort_key(e.arcname))
     kind = "python" if pkg.name == "python" else "conda"
-    return LayerPlan(kind, tuple(entries), "record", tuple(salt), tuple(sorted(dists)), pkg,
-                     frozenset(precompiled))
+    return LayerPlan(kind, tuple(entries), "record", tuple(salt), tuple(sorted(dists)), pkg)
 
 
 def _site_rel(snapshot: Snapshot, prefix: Path) -> str:
@@ -185,11 +156,9 @@ def _strays(prefix: Path, owned: set[str], site: str
     return found, installers
 
 
-def plan_conda(snapshot: Snapshot, prefix: Path, salt: Sequence[str], cache_tag: str
-               ) -> CondaPlans:
+def plan_conda(snapshot: Snapshot, prefix: Path, salt: Sequence[str]) -> CondaPlans:
     """Plans for every conda package of *prefix*; which of the snapshot's distributions the
-    packages own; files nobody owns; files changed since they were installed. *cache_tag*:
-    the target interpreter's, whose bytecode the packages may bring."""
+    packages own; files nobody owns; files changed since they were installed."""
     site = _site_rel(snapshot, prefix)
     packages = read_conda_meta(prefix, site)
     owned = owned_paths(packages)
@@ -206,7 +175,7 @@ def plan_conda(snapshot: Snapshot, prefix: Path, salt: Sequence[str], cache_tag:
                 if os.path.dirname(f.path) in by_meta}
         dists = [f"{by_meta[m].name}=={by_meta[m].version}" for m in sorted(mine)]
         owned_dists.update(dists)
-        plan = _package_plan(prefix, pkg, salt, dists, changed, cache_tag)
+        plan = _package_plan(prefix, pkg, salt, dists, changed)
         if plan.entries:
             plans.append(plan)
         else:  # a metapackage (python_abi, _libgcc_mutex, ...): nothing to ship

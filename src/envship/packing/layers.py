@@ -15,7 +15,7 @@ from .sources.conda import CondaPackage
 from .sources.snapshot import DistInfo, Snapshot
 from .sources.sourcetree import SourceWalker, root_entries
 
-__all__ = ["LayerEntry", "LayerPlan", "plan_layers", "plan_python", "sort_key"]
+__all__ = ["LayerEntry", "LayerPlan", "plan_layers", "plan_python", "pyc_arcname", "sort_key"]
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,7 @@ class LayerEntry(NamedTuple):
     arcname: str  # path inside the layer, e.g. "site-packages/numpy/__init__.py"
     source: str  # absolute path read when archiving
     # "" (copy) | "shebang" (python shebang -> /usr/bin/env python) | "record" |
-    # "symlink" (source is the link's target) | "unprefix" (a conda file: see relocate) |
-    # "pyc" (a conda package's own .pyc, made an unchecked-hash pyc)
+    # "symlink" (source is the link's target) | "unprefix" (a conda file: see relocate)
     transform: str = ""
     known_hash: str | None = None  # hash recorded by the installer (saves re-hashing)
     record_keep: frozenset[str] = frozenset()  # transform == "record": RECORD rows kept as is
@@ -56,7 +55,6 @@ class LayerPlan:
     salt: tuple[str, ...] = field(default=())  # other fingerprint inputs (abi, platform, ...)
     dists: tuple[str, ...] = ()  # "name==version" of the distributions it holds, sorted
     package: CondaPackage | None = None  # conda layers (and a conda env's python layer)
-    precompiled: frozenset[str] = frozenset()  # .py arcnames whose package brought bytecode
 
     @property
     def label(self) -> str:
@@ -74,7 +72,7 @@ class LayerPlan:
         moved = {r[0] for r in self.package.relocations} if self.package is not None else ()
         return tuple(e for e in self.entries if e.arcname.endswith(".py") and not e.transform
                      and module_root(e.arcname) is not None and not is_test_module(e.arcname)
-                     and e.arcname not in moved and e.arcname not in self.precompiled)
+                     and e.arcname not in moved)
 
 
 # Test suites shipped inside packages (pandas/tests, scipy/*/tests, numpy/_core/tests: 45 % of
@@ -105,6 +103,14 @@ def module_root(arcname: str) -> str | None:
                 return head + "site-packages/" if depth == 2 else None
             return head if "site-packages" not in arcname else None
     return None
+
+
+def pyc_arcname(py_arcname: str, cache_tag: str) -> str:
+    """``site-packages/a/b.py`` -> ``site-packages/a/__pycache__/b.<cache_tag>.pyc``
+    (importlib.util.cache_from_source's rule)."""
+    head, _, tail = py_arcname.rpartition("/")
+    base = tail.rpartition(".")[0] or tail
+    return f"{head}/__pycache__/{base}.{cache_tag}.pyc"
 
 
 _COMPILED = (".pyc", ".pyo")

@@ -125,7 +125,7 @@ def pack_snapshot(
     if conda is not None:  # a conda env: its packages, its own interpreter among them
         from .conda_layers import plan_conda
 
-        found_conda = plan_conda(snapshot, conda, salt, cache_tag)
+        found_conda = plan_conda(snapshot, conda, salt)
         conda_owned = found_conda.owned_dists
         pip = [d for d in selection.kept if f"{d.name}=={d.version}" not in conda_owned]
         plans = list(found_conda.plans) + plan_layers(snapshot, pip, salt)
@@ -157,9 +157,9 @@ def pack_snapshot(
             continue
         bytecode = None
         if plan.package is not None and plan.kind == "python":
-            bytecode = "packed" if compiler is not None or plan.precompiled else None
-        elif plan.package is not None:  # bytecode the package brought, or compiled here
-            bytecode = "packed" if plan.precompiled or (plan.py_sources and compiler) else "none"
+            bytecode = "packed" if compiler is not None else None
+        elif plan.package is not None:
+            bytecode = "packed" if plan.py_sources and compiler else "none"
         elif plan.kind != "python":
             bytecode = "none" if not plan.py_sources else "packed" if compiler else "node"
         elif compiler is not None:
