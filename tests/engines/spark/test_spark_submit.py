@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from envship.engines.spark import properties
 from envship.engines.spark.submit import SubmitOptions, split_args
 from envship.errors import EngineError
 from kits.sparkkit import handmade_env
@@ -52,16 +53,36 @@ def test_split_args_errors(args: list[str], message: str) -> None:
 
 @pytest.fixture
 def fake_spark_home(tmp_path: Path) -> Path:
-    """A SPARK_HOME whose bin/spark-submit records its argv and exits 3."""
+    """A SPARK_HOME whose bin/spark-submit records its argv (and the mode and text of its
+    --properties-file, in ARGV_OUT.props) and exits 3."""
     home = tmp_path / "spark-home"
     (home / "bin").mkdir(parents=True)
     script = home / "bin" / "spark-submit"
     script.write_text(
         f"#!{sys.executable}\nimport json, os, sys\n"
-        "open(os.environ['ARGV_OUT'], 'w').write(json.dumps(sys.argv[1:]))\nsys.exit(3)\n"
+        "out = os.environ['ARGV_OUT']\n"
+        "open(out, 'w').write(json.dumps(sys.argv[1:]))\n"
+        "if '--properties-file' in sys.argv:\n"
+        "    path = sys.argv[sys.argv.index('--properties-file') + 1]\n"
+        "    props = {'mode': os.stat(path).st_mode & 0o777, 'text': open(path).read(),\n"
+        "             'path': path}\n"
+        "    open(out + '.props', 'w').write(json.dumps(props))\n"
+        "sys.exit(3)\n"
     )
     script.chmod(0o755)
     return home
+
+
+def submitted_confs(out: Path) -> dict[str, str]:
+    """The confs the fake spark-submit got: its --conf arguments, over its properties file."""
+    argv = json.loads(out.read_text())
+    confs = {}
+    props = Path(f"{out}.props")
+    if "--properties-file" in argv:
+        confs.update(properties.loads(json.loads(props.read_text())["text"]))
+    confs.update(v.split("=", 1) for k, v in zip(argv, argv[1:], strict=False) if k == "--conf")
+    props.unlink(missing_ok=True)
+    return confs
 
 
 def test_cli_passes_everything_through_and_returns_spark_submits_exit_code(
@@ -155,9 +176,9 @@ def test_cli_reads_an_s3_env_with_storage_options_after_env_uri(
     assert proc.returncode == 3, proc.stderr
     argv = json.loads(out.read_text())
     assert "-s" not in argv  # envship's option, not spark-submit's
-    archives = next(a for a in argv if a.startswith("spark.archives="))
+    archives = submitted_confs(out)["spark.archives"]
     assert f"{options['endpoint_url']}/envship-cli-test/store/blobs/sha256/" in archives
-    assert "Signature=" in archives
+    assert "Signature=" in archives and "Signature=" not in " ".join(argv)
 
 
 @pytest.mark.s3
@@ -182,8 +203,7 @@ def test_s3_env_is_presigned_when_this_spark_has_no_s3a_connector(
             env=run_env, capture_output=True, text=True,
         )
         assert proc.returncode == 3, proc.stderr
-        argv = json.loads(out.read_text())
-        return next(a for a in argv if a.startswith("spark.archives=")), proc.stderr
+        return submitted_confs(out)["spark.archives"], proc.stderr
 
     archives, err = submit()
     assert "Signature=" in archives and "s3a://" not in archives
