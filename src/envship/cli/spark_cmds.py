@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import shlex
 import sys
 from collections.abc import Callable
 from typing import Any, Optional
@@ -76,11 +75,8 @@ def _own_argv(given: dict[str, Any]) -> list[str]:
 @_with_own_options
 def spark_submit(ctx: typer.Context, env_uri: str, **own: Any) -> None:
     cmd, options = plan_submit([*_own_argv(own), env_uri, *ctx.args])
-    shown = shlex.join(cmd)
-    if not options.show_signatures:  # presigned URLs are credentials while they are valid
-        from ..store import redact_signed_urls
-
-        shown = redact_signed_urls(shown)
+    # presigned URLs are credentials while they are valid: redacted unless asked for
+    shown = cmd.shown(show_signatures=options.show_signatures)
     if options.dry_run:
         print(shown)
         return

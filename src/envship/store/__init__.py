@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .core import Store, open_store
 from .io import parse_storage_options, redact_url
-from .io.location import redact_signed_urls
+from .io.location import has_signed_url, redact_signed_urls
 from .listing import EnvInfo
 from .protocol import Timing
 from .publish import LayerUpload, PublishResult
@@ -50,5 +50,6 @@ __all__ = [
     "parse_duration",
     "redact_url",
     "redact_signed_urls",
+    "has_signed_url",
     "default_store_url",
 ]

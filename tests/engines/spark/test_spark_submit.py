@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from envship.engines.spark import properties
 from envship.engines.spark.submit import SubmitOptions, split_args
 from envship.errors import EngineError
 from kits.sparkkit import handmade_env
@@ -52,16 +56,43 @@ def test_split_args_errors(args: list[str], message: str) -> None:
 
 @pytest.fixture
 def fake_spark_home(tmp_path: Path) -> Path:
-    """A SPARK_HOME whose bin/spark-submit records its argv and exits 3."""
+    """A SPARK_HOME whose bin/spark-submit records its argv (and the mode and text of its
+    --properties-file, in ARGV_OUT.props) and exits 3."""
     home = tmp_path / "spark-home"
     (home / "bin").mkdir(parents=True)
     script = home / "bin" / "spark-submit"
     script.write_text(
         f"#!{sys.executable}\nimport json, os, sys\n"
-        "open(os.environ['ARGV_OUT'], 'w').write(json.dumps(sys.argv[1:]))\nsys.exit(3)\n"
+        "import signal, time\n"
+        "out = os.environ['ARGV_OUT']\n"
+        "def on_term(signum, frame):\n"
+        "    open(out + '.term', 'w').write(json.dumps(signum))\n"
+        "    sys.exit(143)\n"
+        "signal.signal(signal.SIGTERM, on_term)\n"
+        "open(out, 'w').write(json.dumps(sys.argv[1:]))\n"
+        "if '--properties-file' in sys.argv:\n"
+        "    path = sys.argv[sys.argv.index('--properties-file') + 1]\n"
+        "    props = {'mode': os.stat(path).st_mode & 0o777, 'text': open(path).read(),\n"
+        "             'path': path}\n"
+        "    open(out + '.props', 'w').write(json.dumps(props))\n"
+        "if os.environ.get('FAKE_SLEEP'):\n"
+        "    time.sleep(float(os.environ['FAKE_SLEEP']))\n"
+        "sys.exit(3)\n"
     )
     script.chmod(0o755)
     return home
+
+
+def submitted_confs(out: Path) -> dict[str, str]:
+    """The confs the fake spark-submit got: its --conf arguments, over its properties file."""
+    argv = json.loads(out.read_text())
+    confs = {}
+    props = Path(f"{out}.props")
+    if "--properties-file" in argv:
+        confs.update(properties.loads(json.loads(props.read_text())["text"]))
+    confs.update(v.split("=", 1) for k, v in zip(argv, argv[1:], strict=False) if k == "--conf")
+    props.unlink(missing_ok=True)
+    return confs
 
 
 def test_cli_passes_everything_through_and_returns_spark_submits_exit_code(
@@ -155,9 +186,9 @@ def test_cli_reads_an_s3_env_with_storage_options_after_env_uri(
     assert proc.returncode == 3, proc.stderr
     argv = json.loads(out.read_text())
     assert "-s" not in argv  # envship's option, not spark-submit's
-    archives = next(a for a in argv if a.startswith("spark.archives="))
+    archives = submitted_confs(out)["spark.archives"]
     assert f"{options['endpoint_url']}/envship-cli-test/store/blobs/sha256/" in archives
-    assert "Signature=" in archives
+    assert "Signature=" in archives and "Signature=" not in " ".join(argv)
 
 
 @pytest.mark.s3
@@ -182,8 +213,7 @@ def test_s3_env_is_presigned_when_this_spark_has_no_s3a_connector(
             env=run_env, capture_output=True, text=True,
         )
         assert proc.returncode == 3, proc.stderr
-        argv = json.loads(out.read_text())
-        return next(a for a in argv if a.startswith("spark.archives=")), proc.stderr
+        return submitted_confs(out)["spark.archives"], proc.stderr
 
     archives, err = submit()
     assert "Signature=" in archives and "s3a://" not in archives
@@ -195,3 +225,119 @@ def test_s3_env_is_presigned_when_this_spark_has_no_s3a_connector(
     (fake_spark_home / "jars" / "hadoop-aws-3.4.1.jar").write_bytes(b"")
     archives, err = submit()
     assert "s3a://envship-s3a-test/store/blobs/sha256/" in archives and "S3A" not in err
+
+
+def _descends_from(pid: int, root: int) -> bool:
+    while pid > 1:
+        if pid == root:
+            return True
+        try:
+            stat_line = Path(f"/proc/{pid}/stat").read_bytes()
+            pid = int(stat_line.rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
+
+
+def _watch_command_lines(root: int, seen: dict[int, set[str]], stop: threading.Event) -> None:
+    """Record every command line of every process below *root* until *stop*: what every user
+    of the machine can read (a process that execs shows a new one under the same pid)."""
+    others: set[int] = set()
+    while not stop.is_set():
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) in others:
+                continue
+            pid = int(name)
+            if pid not in seen and not _descends_from(pid, root):
+                others.add(pid)
+                continue
+            try:
+                line = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if line:
+                seen.setdefault(pid, set()).add(line.decode(errors="replace"))
+        time.sleep(0.02)
+
+
+@pytest.mark.s3
+def test_presigned_env_runs_with_no_signature_on_any_command_line(
+    moto: object, tmp_path: Path
+) -> None:
+    """A real spark-submit (pyspark's, local[1]) of an env given as a presigned manifest URL:
+    the app sees the signed conf (read from the properties file), no process of spark-submit's
+    tree shows a signature, and the file is gone after it exits."""
+    import s3fs
+
+    options = moto.storage_options()  # type: ignore[attr-defined]
+    s3fs.S3FileSystem(**options).mkdir("envship-props-test")
+    env = handmade_env("s3://envship-props-test/store",
+                       {"deps": {"site-packages/propsmod.py": b"VALUE = 41\n"}},
+                       tmp_path / "w", options).presigned(expires=600)
+    assert "Signature=" in env.uri
+    app = tmp_path / "app.py"
+    app.write_text(
+        "from pyspark.sql import SparkSession\n"
+        "spark = SparkSession.builder.getOrCreate()\n"
+        "ref = spark.sparkContext.getConf().get('spark.envship.env')\n"
+        "got = spark.sparkContext.parallelize([1]).map(\n"
+        "    lambda x: __import__('propsmod').VALUE + x).collect()\n"
+        "print('RESULT', 'Signature=' in ref, got)\n"
+        "spark.stop()\n"
+    )
+    run_env = {k: v for k, v in os.environ.items() if k not in ("SPARK_HOME", "SPARK_CONF_DIR")}
+    run_env["ENVSHIP_CACHE"] = str(tmp_path / "cache")
+    proc = subprocess.Popen(
+        [ENVSHIP, "spark-submit", env.uri, "--master", "local[1]", str(app)],
+        env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    seen: dict[int, set[str]] = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_command_lines, args=(proc.pid, seen, stop))
+    watcher.start()
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        stop.set()
+        watcher.join()
+    assert proc.returncode == 0, err[-3000:]
+    assert "RESULT True [42]" in out, out + err[-3000:]
+    below = [line for pid, lines in seen.items() if pid != proc.pid for line in lines]
+    jvm = [line for line in below if "org.apache.spark.deploy.SparkSubmit" in line]
+    assert jvm, below  # the driver JVM was seen
+    assert not [line for line in below if "Signature" in line or "X-Amz-" in line]
+    assert "--load-spark-defaults" in jvm[0]  # pyspark 4: spark-defaults.conf still read
+    path = jvm[0].split("--properties-file ", 1)[1].split(" ", 1)[0]
+    assert not os.path.exists(path) and not os.path.exists(os.path.dirname(path))
+
+
+@pytest.mark.s3
+def test_sigterm_passes_on_and_leaves_no_properties_file(
+    moto: object, tmp_path: Path, fake_spark_home: Path
+) -> None:
+    import s3fs
+
+    options = moto.storage_options()  # type: ignore[attr-defined]
+    s3fs.S3FileSystem(**options).mkdir("envship-term-test")
+    env = handmade_env("s3://envship-term-test/store", {"deps": {"site-packages/x.py": b""}},
+                       tmp_path / "w", options)
+    out = tmp_path / "argv.json"
+    proc = subprocess.Popen(
+        [ENVSHIP, "spark-submit", env.uri, "-s", f"endpoint_url={options['endpoint_url']}",
+         "--presign", "--master", "spark://h:1", "app.py"],
+        env=dict(os.environ, SPARK_HOME=str(fake_spark_home), ARGV_OUT=str(out),
+                 FAKE_SLEEP="60"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    props = Path(f"{out}.props")
+    deadline = time.monotonic() + 60
+    while not props.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    path = Path(json.loads(props.read_text())["path"])
+    assert path.exists() and json.loads(props.read_text())["mode"] == 0o600
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGTERM  # envship ends by the signal, as before
+    assert not path.parent.exists()
+    child = json.loads(Path(f"{out}.term").read_text())  # spark-submit got it too
+    assert child == signal.SIGTERM

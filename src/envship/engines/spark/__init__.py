@@ -21,7 +21,7 @@ from .base import DEFAULT_PRESIGN_EXPIRES, ENV_ID_CONF
 from .conf import LIST_KEYS, MODES, conf, merge_list
 from .pex import PEX_NAME_CONF, pex_name, require_executors_run_pex, wants_pex
 from .reports import ExecutorReport, executor_reports, require_executors_in_env
-from .submit import OWN_OPTIONS, local_modules, plan_submit, run_command
+from .submit import OWN_OPTIONS, SubmitCommand, local_modules, plan_submit, run_command
 
 __all__ = [
     "MODES",
@@ -36,6 +36,7 @@ __all__ = [
     "local_modules",
     "OWN_OPTIONS",
     "plan_submit",
+    "SubmitCommand",
     "run_command",
 ]
 

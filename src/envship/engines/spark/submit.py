@@ -13,8 +13,11 @@ from pathlib import Path
 
 from ...env import Env, EnvRef
 from ...errors import EngineError
+from . import properties
 from .base import DEFAULT_PRESIGN_EXPIRES
+from .command import LOAD_DEFAULTS, SubmitCommand, run_command, split_signed
 from .conf import LIST_KEYS, conf, merge_list
+from .installation import defaults_file
 from .local_cluster import find_spark_home
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,7 @@ __all__ = [
     "OwnOption",
     "SubmitOptions",
     "SubmitArgs",
+    "SubmitCommand",
     "split_args",
     "split_command",
     "find_spark_submit",
@@ -37,7 +41,8 @@ __all__ = [
 _NOT_MODULES = frozenset({"setup.py", "conftest.py", "noxfile.py", "fabfile.py"})
 
 # spark-submit options that take no value; every other option takes one.
-_SPARK_FLAGS = frozenset({"--verbose", "-v", "--supervise", "--help", "-h", "--version"})
+_SPARK_FLAGS = frozenset({"--verbose", "-v", "--supervise", "--help", "-h", "--version",
+                          "--load-spark-defaults"})
 _LIST_FLAGS = {"--archives": "spark.archives", "--files": "spark.files",
                "--py-files": "spark.submit.pyFiles", "--jars": "spark.jars"}
 
@@ -109,6 +114,7 @@ class SubmitArgs:
     app_args: tuple[str, ...]
     lists: dict[str, str] = field(default_factory=dict)  # spark.archives etc. given by the user
     confs: dict[str, str] = field(default_factory=dict)  # every --conf k=v given
+    properties_file: str | None = None  # --properties-file, not in spark_args
 
     @property
     def master(self) -> str | None:
@@ -126,6 +132,7 @@ def split_args(args: Sequence[str], options: SubmitOptions) -> tuple[SubmitArgs,
     spark: list[str] = []
     lists: dict[str, str] = {}
     confs: dict[str, str] = {}
+    properties_file: str | None = None
     i = 0
     while i < len(args):
         arg = args[i]
@@ -146,7 +153,9 @@ def split_args(args: Sequence[str], options: SubmitOptions) -> tuple[SubmitArgs,
             value, step = args[i + 1], 2
         else:
             raise EngineError(f"spark-submit option {arg} needs a value")
-        if name in _LIST_FLAGS:
+        if name == "--properties-file":
+            properties_file = value
+        elif name in _LIST_FLAGS:
             lists[_LIST_FLAGS[name]] = merge_list(lists.get(_LIST_FLAGS[name]), value)
         elif name in ("--conf", "-c"):
             key, sep, val = value.partition("=")
@@ -171,7 +180,9 @@ def split_args(args: Sequence[str], options: SubmitOptions) -> tuple[SubmitArgs,
     if "storage_options" in own:  # -s after ENV_URI adds to those before it
         own["storage_options"] = (*options.storage_options, *own["storage_options"])  # type: ignore[misc]
     merged = dataclasses.replace(options, **_typed(own))  # type: ignore[arg-type]
-    return SubmitArgs(tuple(spark), args[i], tuple(args[i + 1 :]), lists, confs), merged
+    submit = SubmitArgs(tuple(spark), args[i], tuple(args[i + 1 :]), lists, confs,
+                        properties_file)
+    return submit, merged
 
 
 def split_command(argv: Sequence[str]) -> tuple[str, SubmitArgs, SubmitOptions]:
@@ -260,32 +271,31 @@ def local_modules(app: str | os.PathLike[str]) -> list[str]:
     ]
 
 
-def _default_master() -> str:
-    """What spark-submit uses without --master: spark-defaults.conf, else local[*]."""
-    conf_dir = os.environ.get("SPARK_CONF_DIR")
-    candidates = [Path(conf_dir)] if conf_dir else []
-    if os.environ.get("SPARK_HOME"):
-        candidates.append(Path(os.environ["SPARK_HOME"]) / "conf")
-    for directory in candidates:
-        path = directory / "spark-defaults.conf"
-        if path.is_file():
-            for line in path.read_text(errors="replace").splitlines():
-                parts = line.strip().split(None, 1)
-                if len(parts) == 2 and parts[0] == "spark.master":
-                    return parts[1].strip()
+def _default_master(spark_home: Path, submit: SubmitArgs) -> str:
+    """What spark-submit uses without --master: the user's properties file's, else
+    spark-defaults.conf's (where Spark reads it), else local[*]."""
+    files: list[str | Path | None] = [submit.properties_file]
+    if submit.properties_file is None or LOAD_DEFAULTS in submit.spark_args:
+        files.append(defaults_file(spark_home))
+    for path in files:
+        master = properties.read(path).get("spark.master") if path is not None else None
+        if master:
+            return master
     return os.environ.get("MASTER", "local[*]")
 
 
 def submit_command(
     env: EnvRef, submit: SubmitArgs, options: SubmitOptions, spark_submit: str | None = None
-) -> list[str]:
-    """The full spark-submit argv for running *submit* with its executors inside *env*."""
-    master = submit.master or _default_master()
+) -> SubmitCommand:
+    """The spark-submit command running *submit* with its executors inside *env*; confs whose
+    values carry signatures go through a private properties file (:mod:`.command`)."""
     program = spark_submit or find_spark_submit()
+    spark_home = Path(program).resolve().parent.parent
+    master = submit.master or _default_master(spark_home, submit)
     confs = conf(
         env, options.mode, master=master, deploy_mode=submit.deploy_mode,
         cache_dir=options.cache_dir, presign=options.presign, expires=options.expires,
-        spark_home=Path(program).resolve().parent.parent,
+        spark_home=spark_home,
         requested=[*submit.lists.values(), *submit.confs.values(), *submit.spark_args],
     )
     if submit.deploy_mode == "client" and "spark.pyspark.driver.python" not in submit.confs:
@@ -300,16 +310,18 @@ def submit_command(
     cmd = [program]
     if not submit.master:
         cmd += ["--master", master]
-    for key, value in confs.items():
-        cmd += ["--conf", f"{key}={value}"]
-    return [*cmd, *submit.spark_args, submit.app, *submit.app_args]
+    return split_signed(
+        cmd, confs, submit.spark_args, [submit.app, *submit.app_args], spark_home=spark_home,
+        properties_file=submit.properties_file,
+    )
 
 
-def plan_submit(argv: Sequence[str]) -> tuple[list[str], SubmitOptions]:
+def plan_submit(argv: Sequence[str]) -> tuple[SubmitCommand, SubmitOptions]:
     """The spark-submit argv for ``envship spark-submit ARGV...`` (see :func:`split_command`):
     open the env (or take the PEX as it is), check that the application's local code matches
     the env's code layer (with ``--dry-run`` too: a dry run shows what a real run would do, or
-    refuses as it would), and add the env's confs. Returns the argv and the options in force."""
+    refuses as it would), and add the env's confs. Returns the command (run it with
+    :func:`run_command`) and the options in force."""
     from ...drift import require_code_match
     from ...store import parse_storage_options
     from .pex import wants_pex
@@ -324,15 +336,3 @@ def plan_submit(argv: Sequence[str]) -> tuple[list[str], SubmitOptions]:
         if options.check:
             require_code_match(env, [str(Path(submit.app).resolve().parent)])
     return submit_command(env, submit, options), options
-
-
-def run_command(cmd: Sequence[str]) -> int:
-    """Run *cmd* in the foreground; its exit code (130 on Ctrl-C, as a shell reports it)."""
-    import subprocess
-
-    try:
-        return subprocess.call(list(cmd))
-    except KeyboardInterrupt:
-        return 130
-    except OSError as exc:
-        raise EngineError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from None

@@ -19,6 +19,8 @@ __all__ = [
     "StoreLocation",
     "open_location",
     "redact_url",
+    "redact_signed_urls",
+    "has_signed_url",
     "Scrubber",
     "blob",
     "parse_storage_options",
@@ -77,6 +79,12 @@ def redact_signed_urls(text: str) -> str:
     it replaced by a marker, and no user info: for commands shown on screen or in logs."""
     text = re.sub(r"(https?://)[^/@\s'\"]*@", r"\1", text)
     return re.sub(r"(https?://[^\s'\"?]*)\?[^\s'\"]*", r"\1?<signature redacted>", text)
+
+
+def has_signed_url(text: str) -> bool:
+    """Whether *text* holds an http(s) URL with a query string (a presigned signature, a SAS
+    token) or user info: what :func:`redact_signed_urls` would hide."""
+    return redact_signed_urls(text) != text
 
 
 def public_options(options: Mapping[str, Any]) -> dict[str, Any]:
