@@ -70,9 +70,11 @@ def test_ship_cli_json_tag_and_default_store(sample_env: SampleEnv, isolated_hom
 
 def test_pack_and_ship_to_a_local_store_import_no_fsspec(sample_env: SampleEnv,
                                                         tmp_path: Path) -> None:
-    """A local store is written with os calls: fsspec (tens of ms to import) stays out."""
+    """A local store is written with os calls: fsspec (tens of ms to import) stays out, and
+    so does rich when the output is JSON."""
     code = ("import sys\nfrom envship._entry import main\ntry:\n    main()\nfinally:\n"
-            "    print('fsspec loaded:', 'fsspec' in sys.modules, file=sys.stderr)\n")
+            "    print('fsspec loaded:', 'fsspec' in sys.modules, file=sys.stderr)\n"
+            "    print('rich loaded:', 'rich' in sys.modules, file=sys.stderr)\n")
     stores = {"pack": tmp_path / "packed", "ship": tmp_path / "shipped"}
     for command, target in (("pack", ["-o", str(stores["pack"])]),
                             ("ship", [f"file://{stores['ship']}"])):
@@ -81,6 +83,7 @@ def test_pack_and_ship_to_a_local_store_import_no_fsspec(sample_env: SampleEnv,
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr
         assert "fsspec loaded: False" in proc.stderr, proc.stderr
+        assert "rich loaded: False" in proc.stderr, proc.stderr
         env_id = json.loads(proc.stdout)["env_id"]
         manifest = open_store(stores[command]).read_manifest(env_id)  # a complete store
         assert {d.name for d in manifest.distributions} >= {"numpy", "mylib"}
