@@ -54,6 +54,12 @@ class LocalFiles:
     def __repr__(self) -> str:
         return "LocalFiles()"
 
+    def __eq__(self, other: object) -> bool:  # stateless: one local disk, as fsspec's is one
+        return isinstance(other, LocalFiles)
+
+    def __hash__(self) -> int:
+        return hash(LocalFiles)
+
     def invalidate_cache(self, path: str | None = None) -> None:
         """Nothing to forget: every call reads the disk."""
 
