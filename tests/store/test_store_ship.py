@@ -68,6 +68,31 @@ def test_ship_cli_json_tag_and_default_store(sample_env: SampleEnv, isolated_hom
     assert "present" in plain.stderr
 
 
+def test_pack_and_ship_to_a_local_store_import_no_fsspec(sample_env: SampleEnv,
+                                                        tmp_path: Path) -> None:
+    """A local store is written with os calls: fsspec (tens of ms to import) stays out, and
+    so does rich when the output is JSON."""
+    code = ("import sys\nfrom envship._entry import main\ntry:\n    main()\nfinally:\n"
+            "    print('fsspec loaded:', 'fsspec' in sys.modules, file=sys.stderr)\n"
+            "    print('rich loaded:', 'rich' in sys.modules, file=sys.stderr)\n")
+    stores = {"pack": tmp_path / "packed", "ship": tmp_path / "shipped"}
+    for command, target in (("pack", ["-o", str(stores["pack"])]),
+                            ("ship", [f"file://{stores['ship']}"])):
+        proc = subprocess.run([sys.executable, "-c", code, command, *target, "--python",
+                               str(sample_env.python), "--json"],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        assert "fsspec loaded: False" in proc.stderr, proc.stderr
+        assert "rich loaded: False" in proc.stderr, proc.stderr
+        env_id = json.loads(proc.stdout)["env_id"]
+        manifest = open_store(stores[command]).read_manifest(env_id)  # a complete store
+        assert {d.name for d in manifest.distributions} >= {"numpy", "mylib"}
+        for layer in manifest.layers:
+            blob = Path(open_store(stores[command]).location.blob_path(layer.digest))
+            assert blob.stat().st_size == layer.size
+        assert not [p for p in stores[command].rglob("*") if ".tmp-" in p.name]
+
+
 def test_one_line_edit_sends_only_the_code_layer(tmp_path: Path, sample_env: SampleEnv) -> None:
     project = tmp_path / "mylib"
     shutil.copytree(sample_env.project, project,

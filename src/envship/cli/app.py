@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = [
     "AsJson", "STORE_DEFAULT_HELP", "app", "console", "default_signals", "err_console",
-    "error_console", "human_size", "packed_line", "short_id", "show_progress", "state",
+    "error_console", "human_size", "note", "packed_line", "short_id", "show_progress", "state",
     "utc_iso", "utc_stamp", "configure", "PASS_THROUGH",
 ]
 
@@ -25,11 +28,57 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-console = Console()
+
+
+class LazyConsole:
+    """A rich Console made on first use, with the settings given until then: importing rich
+    costs ~30 ms, which a command printing JSON or plain lines never needs."""
+
+    def __init__(self, **options: Any) -> None:
+        object.__setattr__(self, "_options", options)
+        object.__setattr__(self, "_made", None)
+        object.__setattr__(self, "_wide_in_pipes", False)
+
+    @property
+    def made(self) -> bool:
+        return self._made is not None
+
+    @property
+    def real(self) -> Console:
+        """The Console itself (for rich objects that take one, such as progress bars)."""
+        if self._made is None:
+            from rich.console import Console
+
+            made = Console(**self._options)
+            if self._wide_in_pipes and not made.is_terminal:
+                # a pipe or a log: whole lines, whatever their length
+                made.soft_wrap = True
+                made.width = 10_000
+            object.__setattr__(self, "_made", made)
+        return self._made  # type: ignore[no-any-return]
+
+    def wide_in_pipes(self) -> None:
+        """Once made, never wrap lines when not printing to a terminal."""
+        object.__setattr__(self, "_wide_in_pipes", True)
+        if self._made is not None and not self._made.is_terminal:
+            self._made.soft_wrap = True
+            self._made.width = 10_000
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._made is None and name == "quiet":  # a setting, not a reason to make it
+            self._options[name] = value
+        else:
+            setattr(self.real, name, value)
+
+
+console = LazyConsole()
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 # Messages are never hard-wrapped: a path or env id split over two lines cannot be pasted.
-err_console = Console(stderr=True, soft_wrap=True)
-error_console = Console(stderr=True, soft_wrap=True)  # errors: shown even with --quiet
+err_console = LazyConsole(stderr=True, soft_wrap=True)
+error_console = LazyConsole(stderr=True, soft_wrap=True)  # errors: shown even with --quiet
 # Where no URL is given: the store of `paths.default_store_url`.
 STORE_DEFAULT_HELP = "default: $ENVSHIP_STORE, else $ENVSHIP_HOME/store"
 # Commands whose options after their arguments belong to the program they wrap
@@ -63,7 +112,16 @@ def short_id(text: str, length: int = 16) -> str:
 
 def show_progress() -> bool:
     """Progress bars only on a terminal: in logs they are noise (and a stray blank line)."""
-    return err_console.is_terminal and not err_console.quiet
+    if not (sys.stderr.isatty() or "FORCE_COLOR" in os.environ
+            or "TTY_COMPATIBLE" in os.environ):
+        return False  # what rich would decide, without importing it
+    return bool(err_console.is_terminal and not err_console.quiet)
+
+
+def note(text: str) -> None:
+    """One plain line for people on stderr (none with --quiet), as it is: no markup."""
+    if not (state.quiet and not state.verbose):
+        print(text, file=sys.stderr)
 
 
 def utc_stamp(seconds: float | None) -> str:
@@ -93,9 +151,7 @@ def configure(verbose: bool | None = None, quiet: bool | None = None) -> None:
     if quiet is not None:
         state.quiet = state.quiet or quiet
     err_console.quiet = state.quiet and not state.verbose
-    if not console.is_terminal:  # a pipe or a log: whole lines, whatever their length
-        console.soft_wrap = True
-        console.width = 10_000
+    console.wide_in_pipes()
     # Library warnings (a store being retried, a file left out) are for the user: one plain
     # "warning: …" line; -v adds levels and logger names for the curious.
     level = logging.INFO if state.verbose else logging.ERROR if state.quiet else logging.WARNING

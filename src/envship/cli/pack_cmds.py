@@ -16,6 +16,7 @@ from .app import (
     console,
     err_console,
     human_size,
+    note,
     packed_line,
     short_id,
     show_progress,
@@ -40,7 +41,7 @@ class _LayerProgress:
 
         self.bar = Progress(
             TextColumn("archiving {task.description:<6}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("files"), console=err_console, transient=True,
+            TextColumn("files"), console=err_console.real, transient=True,
         )
         self.tasks: dict[str, Any] = {}
 
@@ -92,7 +93,7 @@ def pack(
     from .. import choose_target
     from .. import pack as do_pack
 
-    progress = _LayerProgress() if show_progress() and not as_json else None
+    progress = _LayerProgress() if not as_json and show_progress() else None
     kwargs: dict[str, Any] = {
         "with_python": with_python, "output": output, "exclude": tuple(exclude or ()),
         "only": tuple(only or ()), "include": tuple(include or ()),
@@ -120,8 +121,7 @@ def pack(
     data = _result_dict(result)
     if target is not None:
         p = result.manifest.python
-        err_console.print(packed_line(result.env_prefix, p.implementation, p.version,
-                                      target.reason), highlight=False, soft_wrap=True)
+        note(packed_line(result.env_prefix, p.implementation, p.version, target.reason))
     if pex is not None:
         data["pex"] = str(pex)
     if as_json:

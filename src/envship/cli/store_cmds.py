@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from . import builders_opts as bo
 from .app import (
@@ -18,6 +17,7 @@ from .app import (
     console,
     err_console,
     human_size,
+    note,
     packed_line,
     short_id,
     show_progress,
@@ -66,7 +66,7 @@ class _Progress:
 
         self.bar = Progress(
             TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            console=err_console, transient=True,
+            console=err_console.real, transient=True,
         )
         self.task = self.bar.add_task("upload", total=None)
         self.sizes: dict[str, int] = {}
@@ -114,7 +114,7 @@ def ship(
 
     lock = bo.lock_opts(requirements, python_version, platform, strict, code)
     target = None if lock else choose_target(python)
-    progress = _Progress() if show_progress() and not as_json else None
+    progress = _Progress() if not as_json and show_progress() else None
     pack_opts: dict[str, Any] = {
         "python": target.python if target is not None else python,
         "with_python": with_python,
@@ -137,8 +137,7 @@ def ship(
         )
     if target is not None:
         p = result.env.manifest.python
-        err_console.print(packed_line(result.env_prefix, p.implementation, p.version,
-                                      target.reason), highlight=False, soft_wrap=True)
+        note(packed_line(result.env_prefix, p.implementation, p.version, target.reason))
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         return
@@ -187,6 +186,8 @@ def store_ls(
         console.print(table)
     for e in envs:
         if e.damaged:
+            from rich.markup import escape
+
             err_console.print(f"[red]damaged:[/] {escape(e.damaged)}", highlight=False)
 
 

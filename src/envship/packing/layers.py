@@ -6,7 +6,7 @@ import base64
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -68,11 +68,19 @@ class LayerPlan:
         """The modules bytecode is compiled for: the ``.py`` files under ``site-packages/``
         (the stdlib for the python layer), but not those of test suites (see
         :func:`is_test_module`)."""
+        return tuple(self._py_sources())
+
+    @property
+    def has_py_sources(self) -> bool:
+        """Whether :attr:`py_sources` is not empty, found without listing them all."""
+        return any(True for _ in self._py_sources())
+
+    def _py_sources(self) -> Iterator[LayerEntry]:
         # a conda file holding a placeholder is rewritten on the node: no bytecode of it
         moved = {r[0] for r in self.package.relocations} if self.package is not None else ()
-        return tuple(e for e in self.entries if e.arcname.endswith(".py") and not e.transform
-                     and module_root(e.arcname) is not None and not is_test_module(e.arcname)
-                     and e.arcname not in moved)
+        return (e for e in self.entries if e.arcname.endswith(".py") and not e.transform
+                and module_root(e.arcname) is not None and not is_test_module(e.arcname)
+                and e.arcname not in moved)
 
 
 # Test suites shipped inside packages (pandas/tests, scipy/*/tests, numpy/_core/tests: 45 % of
@@ -153,6 +161,11 @@ class _Builder:
         pointers = dist.pointer_files
         meta = dist.metadata_dir + os.sep
         scripts = self.scripts + os.sep
+        # ~10,000 files in a big env: the common case (a file under the first site-packages)
+        # is decided here without a call per file
+        first, first_arc = self.site_prefixes[0] if self.site_prefixes else ("\0", "")
+        cut, slash = len(first), os.sep != "/"
+        entries, rels = self.entries, self.rels
         for f in dist.files:
             path = f.path
             if path.endswith(_COMPILED) or _PYCACHE in path or (pointers and path in pointers):
@@ -166,7 +179,10 @@ class _Builder:
                     continue
                 if drop_pointers and rest in _CHECKOUT_POINTERS:
                     continue
-            arc = self.arcname(path)
+            if path.startswith(first) and not slash:
+                arc: str | None = first_arc + path[cut:]
+            else:
+                arc = self.arcname(path)
             if arc is None:
                 log.warning("%s: %s is outside the environment; leaving it out", dist.name, path)
                 continue
@@ -177,9 +193,12 @@ class _Builder:
                 self.add(LayerEntry(arc, path, "shebang", f.hash))
                 blank.add(f.rel)
             else:
-                self.add(LayerEntry(arc, path, "", f.hash))
+                if arc in entries:
+                    self.add(LayerEntry(arc, path))  # logs which one is kept
+                else:
+                    entries[arc] = LayerEntry(arc, path, "", f.hash)
                 keep.add(f.rel)
-            self.rels.setdefault(arc, f.rel)
+            rels.setdefault(arc, f.rel)
         if record_file is not None:
             arc = self.arcname(record_file.path)
             if arc is not None:

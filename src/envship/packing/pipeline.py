@@ -159,9 +159,9 @@ def pack_snapshot(
         if plan.package is not None and plan.kind == "python":
             bytecode = "packed" if compiler is not None else None
         elif plan.package is not None:
-            bytecode = "packed" if plan.py_sources and compiler else "none"
+            bytecode = "packed" if plan.has_py_sources and compiler else "none"
         elif plan.kind != "python":
-            bytecode = "none" if not plan.py_sources else "packed" if compiler else "node"
+            bytecode = "none" if not plan.has_py_sources else "packed" if compiler else "node"
         elif compiler is not None:
             bytecode = "packed"  # the stdlib; without it (older envs) the node compiles it
         pkg = plan.package
@@ -268,7 +268,7 @@ def _build(
         try:
             # The workers compile (biggest layer first) while this thread archives the
             # layers that need no bytecode, then each layer as soon as its modules are done.
-            compiled = [i for i in missing if plans[i].py_sources] if compiler else []
+            compiled = [i for i in missing if plans[i].has_py_sources] if compiler else []
             with contextlib.ExitStack() as stack:
                 ready: Iterator[tuple[int, tuple[LayerEntry, ...]]] = iter(())
                 if compiler is not None and compiled:

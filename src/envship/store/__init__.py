@@ -13,19 +13,20 @@ from typing import TYPE_CHECKING, Any
 from .core import Store, open_store
 from .io import parse_storage_options, redact_url
 from .io.location import has_signed_url, redact_signed_urls
-from .listing import EnvInfo
 from .protocol import Timing
 from .publish import LayerUpload, PublishResult
 
 if TYPE_CHECKING:
     from ..paths import default_store_url
     from .gc import GcResult, parse_duration
+    from .listing import EnvInfo
     from .presign import PresignResult
     from .verify import Damage, VerifyResult
 
-# Loaded on first use: a pack or a ship never needs gc, presign or verify.
-_LAZY = {"GcResult": ".gc", "parse_duration": ".gc", "PresignResult": ".presign",
-         "Damage": ".verify", "VerifyResult": ".verify", "default_store_url": "..paths"}
+# Loaded on first use: a pack or a ship never needs gc, presign, verify or listings.
+_LAZY = {"EnvInfo": ".listing", "GcResult": ".gc", "parse_duration": ".gc",
+         "PresignResult": ".presign", "Damage": ".verify", "VerifyResult": ".verify",
+         "default_store_url": "..paths"}
 
 
 def __getattr__(name: str) -> Any:

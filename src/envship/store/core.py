@@ -11,17 +11,15 @@ from ..errors import StoreError
 from ..node.formats import ENVS, env_key, is_hex64, tag_key
 from ..packing.manifest import Manifest
 from ..progress import BytesDone, Progress
-from .fetch import fetch_blob, read_manifest
 from .io import RetryPolicy, StoreIO, StoreLocation, open_location
 from .io.location import blob
-from .listing import EnvInfo, check_store, env_ids, list_envs
 from .protocol import DEFAULT_GRACE, Step, Timing, no_step
 from .publish import PublishResult, publish
-from .tags import list_tags, read_tag, set_tag
 
-if TYPE_CHECKING:  # gc, presign and verify are loaded by the commands that use them
+if TYPE_CHECKING:  # reading, tags, gc, presign and verify: loaded by the commands using them
     from ..packing.archive import Blob
     from .gc import GcResult
+    from .listing import EnvInfo
     from .presign import PresignResult
     from .verify import VerifyResult
 
@@ -104,6 +102,8 @@ class Store:
         return record(self.io, mappings)
 
     def set_tag(self, name: str, env_id: str, *, step: Step = no_step) -> str:
+        from .tags import set_tag
+
         return set_tag(self.io, name, env_id, self.timing, step)
 
     def gc(
@@ -144,25 +144,39 @@ class Store:
     # -- reading ------------------------------------------------------------------
     def read_manifest(self, env_id: str) -> Manifest:
         """The manifest of *env_id*, checked against it; EnvNotFound if it is not there."""
+        from .fetch import read_manifest
+
         return read_manifest(self.io, env_id)
 
     def fetch_blob(self, digest: str, dest: Path, progress: BytesDone | None = None) -> Path:
+        from .fetch import fetch_blob
+
         return fetch_blob(self.io, digest, Path(dest), progress)
 
     def read_tag(self, name: str) -> str:
+        from .tags import read_tag
+
         return read_tag(self.io, name)
 
     def tags(self) -> dict[str, str]:
+        from .tags import list_tags
+
         return list_tags(self.io)
 
     def env_ids(self) -> list[str]:
+        from .listing import env_ids
+
         return env_ids(self.io)
 
     def list_envs(self, *, include_damaged: bool = False) -> list[EnvInfo]:
+        from .listing import list_envs
+
         return list_envs(self.io, include_damaged=include_damaged)
 
     def check(self) -> None:
         """StoreError unless the store exists (or is an empty directory)."""
+        from .listing import check_store
+
         check_store(self.io)
 
     def resolve(self, ref: str) -> str:

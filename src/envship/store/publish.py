@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as _dt
-import getpass
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -100,6 +98,9 @@ def _upload(io: StoreIO, layer: LayerRef, local: Path, progress: Progress | None
 
 
 def _provenance(env_id: str) -> bytes:
+    import getpass  # with socket: only for the provenance file (`pack -o` writes none)
+    import socket
+
     try:
         user = getpass.getuser()
     except Exception:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
+import sys
 
 from ...errors import StoreError
 from .location import StoreLocation
@@ -122,7 +122,9 @@ def is_unreachable(exc: BaseException) -> str | None:
     """"connection refused" or "host not found" when *exc* (or its cause) says so: not worth
     retrying for half a minute. None otherwise."""
     for one in _chain(exc):
-        if isinstance(one, socket.gaierror) or any(
+        # socket is not imported for a local store: no gaierror can exist then
+        sock = sys.modules.get("socket")
+        if (sock is not None and isinstance(one, sock.gaierror)) or any(
             cls.__name__ in _UNREACHABLE_NAMES for cls in type(one).__mro__
         ):
             return "host not found"

@@ -13,6 +13,7 @@ from typing import Any
 from ...errors import StoreError
 from ...node.formats import blob_key, env_key, tag_key
 from .capabilities import S3_PROTOCOLS, Capabilities, capabilities_of
+from .local import LocalFiles, local_root
 
 __all__ = [
     "Key",
@@ -158,7 +159,7 @@ class Scrubber:
 class StoreLocation:
     """A store root on one filesystem: where blobs, manifests and tags live."""
 
-    fs: Any = field(repr=False)  # fsspec.AbstractFileSystem
+    fs: Any = field(repr=False)  # fsspec.AbstractFileSystem, or LocalFiles (same calls)
     root: str  # path of the store root inside `fs`, no trailing slash
     url: str  # the store URL as given, credentials removed
     protocol: str
@@ -235,19 +236,27 @@ def install_hint(protocol: str, url: str, detail: str) -> StoreError:
 
 def open_location(url: str, storage_options: Mapping[str, Any] | None = None) -> StoreLocation:
     """Resolve *url* (local path, file://, s3://, gs://, hdfs://, memory://, …) to a location."""
-    from fsspec.core import split_protocol, url_to_fs
-    from fsspec.registry import get_filesystem_class
-
     user_options = dict(storage_options or {})
     options = dict(user_options)
-    protocol = split_protocol(url)[0] or "file"
-    if len(protocol) == 1 or "://" not in url:  # a plain path (or a Windows drive letter)
-        protocol = "file"
+    if "://" not in url:  # a plain path (or a Windows drive letter)
         # Every URI envship prints must work from any directory and without a shell: "~/s"
         # or "./s" would not (the node runtime expands neither).
         url = os.path.abspath(os.path.expanduser(url))
     public_url = redact_url(url)
     scrub = Scrubber.for_store(url, options)
+    root = None if options else local_root(url)
+    if root is not None:  # a local directory: os calls, no fsspec to import
+        return StoreLocation(LocalFiles(), root.rstrip("/"), public_url.rstrip("/"), "file",
+                             {}, scrub, capabilities_of("file", None))
+    return _fsspec_location(url, public_url, user_options, options, scrub)
+
+
+def _fsspec_location(url: str, public_url: str, user_options: dict[str, Any],
+                     options: dict[str, Any], scrub: Scrubber) -> StoreLocation:
+    from fsspec.core import split_protocol, url_to_fs
+    from fsspec.registry import get_filesystem_class
+
+    protocol = split_protocol(url)[0] or "file"
     if protocol in S3_PROTOCOLS:
         _s3_defaults(options)
     try:

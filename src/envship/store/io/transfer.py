@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import uuid
 from pathlib import Path
@@ -51,7 +52,8 @@ def _abandon(f: Any) -> None:
         # fsspec's buffered files commit on close()/__del__; mark closed so nothing is sent.
         f.closed = True
     with contextlib.suppress(Exception):
-        raw = getattr(f, "f", None)  # local files: close the OS handle
+        # local files: close the OS handle (fsspec's opener wraps it, LocalFiles hands it out)
+        raw = getattr(f, "f", f if isinstance(f, io.BufferedIOBase) else None)
         if raw is not None:
             raw.close()
 
