@@ -59,6 +59,10 @@ SLOW_TESTS = frozenset({
 })
 
 
+# Fixtures parametrized by store backend ("local", "file", "memory", "s3").
+BACKEND_PARAMS = ("store_url", "protocol_url")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = Path(__file__).parent
     for item in items:
@@ -66,7 +70,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         test = f"{rel}::{item.name.partition('[')[0]}"
         # store tests run on local, file://, memory:// and S3: the quick lane keeps local
         params = getattr(item, "callspec", None)
-        other_backend = params is not None and params.params.get("store_url", "local") != "local"
+        other_backend = params is not None and any(
+            params.params.get(name, "local") != "local" for name in BACKEND_PARAMS)
         if (rel.startswith(SLOW_AREAS) or test in SLOW_TESTS or other_backend
                 or item.get_closest_marker("spark")):
             item.add_marker(pytest.mark.slow)
