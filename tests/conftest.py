@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from kits.support import (
     MotoServer,
     SampleEnv,
     make_venv,
+    run,
     start_moto_server,
     write_sample_project,
 )
@@ -87,6 +89,14 @@ def sample_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleEnv]:
     project = write_sample_project(base / "mylib")
     py = make_venv(base / "venv", ["numpy"], [project])
     yield SampleEnv(base / "venv", py, project)
+
+
+@pytest.fixture(scope="session")
+def node_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`envship node-script` output: the single-file node runtime (tests only run it)."""
+    path = tmp_path_factory.mktemp("node-script") / "envship_node.py"
+    path.write_text(run([str(Path(sys.executable).parent / "envship"), "node-script"]).stdout)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -238,11 +238,11 @@ def test_links_between_parts_of_a_layer_stay_relative_in_the_view(tmp_path: Path
     assert (view / "share" / "lnk" / "__init__.py").read_text() == "X = 1\n"
 
 
-def test_the_single_file_runtime_stops_bombs_the_same_way(tmp_path: Path) -> None:
+def test_the_single_file_runtime_stops_bombs_the_same_way(
+    node_script: Path, tmp_path: Path
+) -> None:
     import sys
 
-    script = tmp_path / "envship_node.py"
-    subprocess.run([ENVSHIP, "node-script", "-o", str(script)], check=True)
     bomb = _code([file_member(f"site-packages/tinylib/z{i}.bin", bytes(4 * MB))
                   for i in range(16)])
     uri = write_store(tmp_path / "s3", _manifest([bomb], unpacked=1000), [bomb])
@@ -252,9 +252,9 @@ def test_the_single_file_runtime_stops_bombs_the_same_way(tmp_path: Path) -> Non
     for ref in (uri, tampered):
         cache = tmp_path / "cache"
         with peak_disk(cache) as peak:
-            proc = subprocess.run([sys.executable, str(script), "--cache", str(cache), str(ref),
-                                   "--", "true"], capture_output=True, text=True, timeout=120,
-                                  env=node_env())
+            proc = subprocess.run([sys.executable, str(node_script), "--cache", str(cache),
+                                   str(ref), "--", "true"], capture_output=True, text=True,
+                                  timeout=120, env=node_env())
         assert proc.returncode == 1
         assert proc.stderr.count("\n") == 1 and "not what the env id promised" in proc.stderr
         assert peak[0] < 8 * MB, peak[0]

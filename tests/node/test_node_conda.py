@@ -160,12 +160,12 @@ def test_runs_at_the_new_place_with_the_source_env_gone(packed: Packed, tmp_path
     assert Path(os.path.realpath(cross)) == Path(view, "lib", "libfoo.so.1.0")
 
 
-def test_single_file_node_script_runs_the_conda_env(packed: Packed, tmp_path: Path) -> None:
-    script = tmp_path / "envship_node.py"
-    subprocess.run([ENVSHIP, "node-script", "-o", str(script)], check=True)
+def test_single_file_node_script_runs_the_conda_env(
+    packed: Packed, node_script: Path, tmp_path: Path
+) -> None:
     ref = str(packed.store / "envs" / f"{packed.a.env_id}.json")
     env = dict(os.environ, ENVSHIP_CACHE=str(tmp_path / "node"))
-    proc = subprocess.run(["/usr/bin/env", "python3", str(script), ref, "--", "sh", "-c",
+    proc = subprocess.run(["/usr/bin/env", "python3", str(node_script), ref, "--", "sh", "-c",
                            "foo && echo $FOO_DATA"], capture_output=True, text=True, env=env,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
