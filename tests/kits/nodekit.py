@@ -366,10 +366,14 @@ class CountingServer:
 
 
 
+# Settings of the test process's environment that would change what the node does.
+NODE_UNSET = ("VIRTUAL_ENV", "ENVSHIP_PYTHON", "ENVSHIP_CACHE_MAX", "PYTHONPATH")
+
+
 def node_env(**extra: str) -> dict[str, str]:
     """The test process's environment minus settings that would change what the node does."""
     env = dict(os.environ)
-    for key in ("VIRTUAL_ENV", "ENVSHIP_PYTHON", "ENVSHIP_CACHE_MAX", "PYTHONPATH"):
+    for key in NODE_UNSET:
         env.pop(key, None)
     env.update(extra)
     return env

@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 from envship.node import NodeError, prepare
+from kits.clikit import envship
 from kits.nodekit import (
     ENVSHIP,
+    NODE_UNSET,
     Blob,
     Manifest2,
     blob_from_members,
@@ -210,14 +212,13 @@ def test_dry_run_shows_presigned_urls_redacted(tmp_path: Path, serve: Any) -> No
     (store / "envs" / f"{uri.stem}.presigned.json").write_text(json.dumps(obj))
     ref = f"{server.url}/envs/{uri.stem}.presigned.json?X-Amz-Signature=t0psecret"
     (tmp_path / "job.py").write_text("print(1)\n")
-    args = [ENVSHIP, "spark-submit", ref, "--dry-run", "--master", "local", "job.py"]
-    shown = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                           env=node_env())
+    args = ["spark-submit", ref, "--dry-run", "--master", "local", "job.py"]
+    unset: dict[str, str | None] = dict.fromkeys(NODE_UNSET)
+    shown = envship(*args, cwd=tmp_path, env=unset)
     assert shown.returncode == 0, shown.stderr
     assert "t0psecret" not in shown.stdout and "<signature redacted>" in shown.stdout
-    args.insert(2, "--show-signatures")
-    whole = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                           env=node_env())
+    args.insert(1, "--show-signatures")
+    whole = envship(*args, cwd=tmp_path, env=unset)
     assert "t0psecret" in whole.stdout, whole.stderr
 
 
