@@ -12,9 +12,12 @@ from kits.support import SampleEnv
 
 
 @pytest.fixture(scope="session")
-def core_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A build cache shared by the core tests that want warm packs."""
-    return tmp_path_factory.mktemp("core-build-cache")
+def core_cache(_session_home: None) -> Path:
+    """The session's default build cache ($ENVSHIP_HOME/build-cache), for the core tests that
+    want warm packs: the sample env packed once here is warm for every later `ship` too."""
+    from envship.paths import build_cache_dir
+
+    return build_cache_dir()
 
 
 @pytest.fixture(scope="session")
