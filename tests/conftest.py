@@ -54,6 +54,8 @@ SLOW_TESTS = frozenset({
     "packing/test_snapshot.py::test_progress_callback_reports_each_built_layer",
     "store/test_store_cli.py::test_presign_and_ls_on_s3_with_endpoint_option",
     "store/test_store_errors.py::test_unreachable_store_fails_fast_with_a_clear_error",
+    # a measurement (120 blobs on moto, both ways); test_both_ways_find_... checks the result
+    "store/test_store_exists.py::test_listing_vs_heads_timing",
     "store/test_store_gc.py::test_long_lived_store_sees_what_other_processes_wrote",
     "store/test_store_ship.py::test_ship_to_s3_then_run_from_a_presigned_url",
     "store/test_store_ship.py::test_ship_to_unreachable_store_fails_clearly",
