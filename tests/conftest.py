@@ -135,6 +135,14 @@ def _session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             os.environ[k] = v
 
 
+@pytest.fixture(scope="session")
+def session_build_cache(_session_home: None) -> Path:
+    """The session's default build cache ($ENVSHIP_HOME/build-cache of `_session_home`)."""
+    from envship.paths import build_cache_dir
+
+    return build_cache_dir()
+
+
 @contextlib.contextmanager
 def _exported(values: Mapping[str, str]) -> Iterator[None]:
     """*values* set in os.environ for the block (as a user would export them), then undone."""

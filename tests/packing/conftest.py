@@ -12,12 +12,10 @@ from kits.support import SampleEnv
 
 
 @pytest.fixture(scope="session")
-def core_cache(_session_home: None) -> Path:
-    """The session's default build cache ($ENVSHIP_HOME/build-cache), for the core tests that
-    want warm packs: the sample env packed once here is warm for every later `ship` too."""
-    from envship.paths import build_cache_dir
-
-    return build_cache_dir()
+def core_cache(session_build_cache: Path) -> Path:
+    """The session's default build cache, for the core tests that want warm packs: the sample
+    env packed once here is warm for every later `ship` too."""
+    return session_build_cache
 
 
 @pytest.fixture(scope="session")

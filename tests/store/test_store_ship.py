@@ -48,7 +48,13 @@ def test_ship_api_cold_then_warm(sample_env: SampleEnv, tmp_path: Path) -> None:
     assert warm.publish.seconds <= 0.5  # existence checks only
 
 
-def test_ship_cli_json_tag_and_default_store(sample_env: SampleEnv, isolated_home: Path) -> None:
+def test_ship_cli_json_tag_and_default_store(
+    sample_env: SampleEnv, isolated_home: Path, session_build_cache: Path
+) -> None:
+    # The fresh home's build cache starts as the session's (hard links): this test is about
+    # the output, the tag and the default store, not about packing cold.
+    if session_build_cache.is_dir():
+        shutil.copytree(session_build_cache, isolated_home / "build-cache", copy_function=os.link)
     proc = envship("ship", "--python", str(sample_env.python), "--tag", "prod", "--json")
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
