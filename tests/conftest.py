@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from kits.support import (
     MotoServer,
     SampleEnv,
     make_venv,
+    run,
     start_moto_server,
     write_sample_project,
 )
@@ -53,6 +55,8 @@ SLOW_TESTS = frozenset({
     "packing/test_snapshot.py::test_progress_callback_reports_each_built_layer",
     "store/test_store_cli.py::test_presign_and_ls_on_s3_with_endpoint_option",
     "store/test_store_errors.py::test_unreachable_store_fails_fast_with_a_clear_error",
+    # a measurement (120 blobs on moto, both ways); test_both_ways_find_... checks the result
+    "store/test_store_exists.py::test_listing_vs_heads_timing",
     "store/test_store_gc.py::test_long_lived_store_sees_what_other_processes_wrote",
     "store/test_store_ship.py::test_ship_to_s3_then_run_from_a_presigned_url",
     "store/test_store_ship.py::test_ship_to_unreachable_store_fails_clearly",
@@ -62,6 +66,10 @@ SLOW_TESTS = frozenset({
 })
 
 
+# Fixtures parametrized by store backend ("local", "file", "memory", "s3").
+BACKEND_PARAMS = ("store_url", "protocol_url")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = Path(__file__).parent
     for item in items:
@@ -69,7 +77,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         test = f"{rel}::{item.name.partition('[')[0]}"
         # store tests run on local, file://, memory:// and S3: the quick lane keeps local
         params = getattr(item, "callspec", None)
-        other_backend = params is not None and params.params.get("store_url", "local") != "local"
+        other_backend = params is not None and any(
+            params.params.get(name, "local") != "local" for name in BACKEND_PARAMS)
         if (rel.startswith(SLOW_AREAS) or test in SLOW_TESTS or other_backend
                 or item.get_closest_marker("spark")):
             item.add_marker(pytest.mark.slow)
@@ -85,6 +94,14 @@ def sample_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleEnv]:
     project = write_sample_project(base / "mylib")
     py = make_venv(base / "venv", ["numpy"], [project])
     yield SampleEnv(base / "venv", py, project)
+
+
+@pytest.fixture(scope="session")
+def node_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`envship node-script` output: the single-file node runtime (tests only run it)."""
+    path = tmp_path_factory.mktemp("node-script") / "envship_node.py"
+    path.write_text(run([str(Path(sys.executable).parent / "envship"), "node-script"]).stdout)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -119,6 +136,14 @@ def _session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def session_build_cache(_session_home: None) -> Path:
+    """The session's default build cache ($ENVSHIP_HOME/build-cache of `_session_home`)."""
+    from envship.paths import build_cache_dir
+
+    return build_cache_dir()
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""What a new user hits, through the real `envship` console script."""
+"""What a new user hits, through the real `envship` command line (in this process where the
+process itself is not what a test is about: kits/clikit.py)."""
 
 from __future__ import annotations
 
@@ -7,30 +8,12 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
+from kits.clikit import ENVSHIP, envship, envship_process
 from kits.support import make_venv
-
-ENVSHIP = str(Path(sys.executable).parent / "envship")
-
-
-def envship(
-    *args: str, cwd: Path | None = None, env: Mapping[str, str | None] | None = None,
-    timeout: float = 300,
-) -> subprocess.CompletedProcess[str]:
-    """Run `envship ARGS` as a user would: no VIRTUAL_ENV unless *env* sets one (a None value
-    removes a variable)."""
-    environ = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    for key, value in (env or {}).items():
-        if value is None:
-            environ.pop(key, None)
-        else:
-            environ[key] = value
-    return subprocess.run([ENVSHIP, *args], capture_output=True, text=True, cwd=cwd,
-                          env=environ, timeout=timeout)
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], code: int = 1) -> str:
@@ -225,8 +208,8 @@ def test_refused_connection_fails_fast(bare_venv: Path) -> None:
 
     endpoint = f"endpoint_url=http://127.0.0.1:{_free_port()}"
     start = time.monotonic()
-    proc = envship("ship", "s3://bkt/envs", "-s", endpoint, "--python", str(bare_venv),
-                   env={**S3_ENV, "ENVSHIP_STORE_RETRY_TIMEOUT": "30"})
+    proc = envship_process("ship", "s3://bkt/envs", "-s", endpoint, "--python", str(bare_venv),
+                           env={**S3_ENV, "ENVSHIP_STORE_RETRY_TIMEOUT": "30"})
     elapsed = time.monotonic() - start
     assert "unreachable, connection refused" in one_line_error(proc)
     assert elapsed < 20, elapsed  # was 35 s of silent retries
@@ -265,8 +248,8 @@ def test_throttling_store_is_retried_and_said_so(tmp_path: Path) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         endpoint = f"endpoint_url=http://127.0.0.1:{server.server_address[1]}"
-        proc = envship("store", "ls", "s3://bkt/envs", "-s", endpoint,
-                       env={**S3_ENV, "ENVSHIP_STORE_RETRY_TIMEOUT": "6"})
+        proc = envship_process("store", "ls", "s3://bkt/envs", "-s", endpoint,
+                               env={**S3_ENV, "ENVSHIP_STORE_RETRY_TIMEOUT": "6"})
     finally:
         server.shutdown()
         server.server_close()
@@ -285,7 +268,7 @@ def test_missing_s3_credentials_say_where_envship_looked(tmp_path: Path) -> None
         "AWS_SHARED_CREDENTIALS_FILE": None, "AWS_CONFIG_FILE": None,
     }
     endpoint = f"endpoint_url=http://127.0.0.1:{_free_port()}"
-    proc = envship("store", "ls", "s3://bkt/envs", "-s", endpoint, env=env)
+    proc = envship_process("store", "ls", "s3://bkt/envs", "-s", endpoint, env=env)
     err = one_line_error(proc)
     assert "no S3 credentials found" in err and "$AWS_ACCESS_KEY_ID" in err
     assert "~/.aws/credentials" in err and endpoint.partition("=")[2] in err
@@ -393,24 +376,24 @@ def test_help_lists_all_commands_and_version_and_completion() -> None:
     assert "--install-completion" in proc.stdout
     version = envship("--version")
     assert version.returncode == 0 and version.stdout.startswith("envship ")
-    completion = envship(env={"_ENVSHIP_COMPLETE": "complete_bash",
+    completion = envship_process(env={"_ENVSHIP_COMPLETE": "complete_bash",
                               "COMP_WORDS": "envship st", "COMP_CWORD": "1"})
     assert completion.returncode == 0 and "store" in completion.stdout.split()
 
 
 def test_verbose_and_quiet_after_the_command(shipped: str, tmp_path: Path) -> None:
     bad = str(tmp_path / "nowhere" / "envs" / ("0" * 64 + ".json"))
-    quiet_fail = envship("inspect", bad)
+    quiet_fail = envship_process("inspect", bad)
     assert "Traceback" not in quiet_fail.stderr
     for args in (("inspect", bad, "-v"), ("-v", "inspect", bad), ("inspect", "--verbose", bad)):
-        proc = envship(*args)
+        proc = envship_process(*args)
         assert proc.returncode == 1 and "Traceback" in proc.stderr, args
     store = str(tmp_path / "store")
     for args in (("ship", store, "-q"), ("-q", "ship", store)):
-        proc = envship(*args, env={"VIRTUAL_ENV": str(tmp_path / "venv1")})
+        proc = envship_process(*args, env={"VIRTUAL_ENV": str(tmp_path / "venv1")})
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == shipped and proc.stderr == "", proc.stderr
-    failing = envship("-q", "store", "ls", str(tmp_path / "nope"))
+    failing = envship_process("-q", "store", "ls", str(tmp_path / "nope"))
     assert failing.stderr.startswith("error:")  # errors are never quiet
 
 

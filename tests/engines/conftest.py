@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,15 +55,6 @@ def dask_client(engines_base: Path) -> Path:
     probe = run([str(py), "-c", "import importlib.util as u; print(u.find_spec('numpy'))"])
     assert probe.stdout.strip() == "None", "the client venv must not have numpy"
     return py
-
-
-@pytest.fixture(scope="session")
-def node_script(engines_base: Path) -> Path:
-    """`envship node-script` output: the single-file node runtime."""
-    path = engines_base / "envship_node.py"
-    proc = run([str(Path(sys.executable).parent / "envship"), "node-script"])
-    path.write_text(proc.stdout)
-    return path
 
 
 @pytest.fixture(scope="session")

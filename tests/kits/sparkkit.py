@@ -120,7 +120,7 @@ class CountingStore:
         handler = functools.partial(Handler, directory=str(root))
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def blob_gets(self, start: float = 0.0, end: float = float("inf")) -> list[str]:
         return [p for t, p in self.gets if start <= t <= end and p.startswith("/blobs/")]

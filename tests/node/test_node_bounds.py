@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 from envship.node import NodeError, prepare
+from kits.clikit import envship
 from kits.nodekit import (
     ENVSHIP,
+    NODE_UNSET,
     Blob,
     Manifest2,
     blob_from_members,
@@ -210,14 +212,13 @@ def test_dry_run_shows_presigned_urls_redacted(tmp_path: Path, serve: Any) -> No
     (store / "envs" / f"{uri.stem}.presigned.json").write_text(json.dumps(obj))
     ref = f"{server.url}/envs/{uri.stem}.presigned.json?X-Amz-Signature=t0psecret"
     (tmp_path / "job.py").write_text("print(1)\n")
-    args = [ENVSHIP, "spark-submit", ref, "--dry-run", "--master", "local", "job.py"]
-    shown = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                           env=node_env())
+    args = ["spark-submit", ref, "--dry-run", "--master", "local", "job.py"]
+    unset: dict[str, str | None] = dict.fromkeys(NODE_UNSET)
+    shown = envship(*args, cwd=tmp_path, env=unset)
     assert shown.returncode == 0, shown.stderr
     assert "t0psecret" not in shown.stdout and "<signature redacted>" in shown.stdout
-    args.insert(2, "--show-signatures")
-    whole = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                           env=node_env())
+    args.insert(1, "--show-signatures")
+    whole = envship(*args, cwd=tmp_path, env=unset)
     assert "t0psecret" in whole.stdout, whole.stderr
 
 
@@ -238,11 +239,11 @@ def test_links_between_parts_of_a_layer_stay_relative_in_the_view(tmp_path: Path
     assert (view / "share" / "lnk" / "__init__.py").read_text() == "X = 1\n"
 
 
-def test_the_single_file_runtime_stops_bombs_the_same_way(tmp_path: Path) -> None:
+def test_the_single_file_runtime_stops_bombs_the_same_way(
+    node_script: Path, tmp_path: Path
+) -> None:
     import sys
 
-    script = tmp_path / "envship_node.py"
-    subprocess.run([ENVSHIP, "node-script", "-o", str(script)], check=True)
     bomb = _code([file_member(f"site-packages/tinylib/z{i}.bin", bytes(4 * MB))
                   for i in range(16)])
     uri = write_store(tmp_path / "s3", _manifest([bomb], unpacked=1000), [bomb])
@@ -252,9 +253,9 @@ def test_the_single_file_runtime_stops_bombs_the_same_way(tmp_path: Path) -> Non
     for ref in (uri, tampered):
         cache = tmp_path / "cache"
         with peak_disk(cache) as peak:
-            proc = subprocess.run([sys.executable, str(script), "--cache", str(cache), str(ref),
-                                   "--", "true"], capture_output=True, text=True, timeout=120,
-                                  env=node_env())
+            proc = subprocess.run([sys.executable, str(node_script), "--cache", str(cache),
+                                   str(ref), "--", "true"], capture_output=True, text=True,
+                                  timeout=120, env=node_env())
         assert proc.returncode == 1
         assert proc.stderr.count("\n") == 1 and "not what the env id promised" in proc.stderr
         assert peak[0] < 8 * MB, peak[0]

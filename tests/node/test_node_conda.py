@@ -238,13 +238,13 @@ def test_warm_start_activates_without_heavy_imports(packed: Packed, node_cache: 
     assert heavy.isdisjoint(got["modules"]), heavy & set(got["modules"])
 
 
-def test_single_file_node_script_runs_the_conda_env(packed: Packed, tmp_path: Path) -> None:
-    script = tmp_path / "envship_node.py"
-    subprocess.run([ENVSHIP, "node-script", "-o", str(script)], check=True)
+def test_single_file_node_script_runs_the_conda_env(
+    packed: Packed, node_script: Path, tmp_path: Path
+) -> None:
     ref = str(packed.store / "envs" / f"{packed.a.env_id}.json")
     env = dict(os.environ, ENVSHIP_CACHE=str(tmp_path / "node"))
     probe = 'import sys, pyfoo; print(sys.prefix, pyfoo.answer())'
-    proc = subprocess.run(["/usr/bin/env", "python3", str(script), ref, "--", "sh", "-c",
+    proc = subprocess.run(["/usr/bin/env", "python3", str(node_script), ref, "--", "sh", "-c",
                            f'foo && echo $FOO_DATA && python -c "{probe}"'],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr

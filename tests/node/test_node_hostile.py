@@ -59,15 +59,13 @@ def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.mark.parametrize("what", ["device", "fifo", "nested", "sparse"])
 def test_inspect_and_exec_refuse_in_one_line(
-    hostile: dict[str, Path], tmp_path: Path, what: str
+    hostile: dict[str, Path], node_script: Path, tmp_path: Path, what: str
 ) -> None:
     ref = str(hostile[what])
-    script = tmp_path / "envship_node.py"
-    subprocess.run([ENVSHIP, "node-script", "-o", str(script)], check=True)
     for args in (
         [ENVSHIP, "inspect", ref],
         [ENVSHIP, "exec", "--cache", str(tmp_path / "c"), ref, "--", "true"],
-        [sys.executable, str(script), "--cache", str(tmp_path / "c"), ref, "--", "true"],
+        [sys.executable, str(node_script), "--cache", str(tmp_path / "c"), ref, "--", "true"],
     ):
         line = _one_line(_run(args))
         expect = {"device": "not a regular file", "fifo": "not a regular file",

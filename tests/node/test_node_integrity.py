@@ -148,7 +148,7 @@ def test_interrupted_download_is_retried(small_store: Store, tmp_path: Path) -> 
             pass
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     try:
         uri = f"http://127.0.0.1:{httpd.server_address[1]}/envs/{small_store.env_id}.json"
         proc = subprocess.run(

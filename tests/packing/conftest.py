@@ -12,9 +12,10 @@ from kits.support import SampleEnv
 
 
 @pytest.fixture(scope="session")
-def core_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A build cache shared by the core tests that want warm packs."""
-    return tmp_path_factory.mktemp("core-build-cache")
+def core_cache(session_build_cache: Path) -> Path:
+    """The session's default build cache, for the core tests that want warm packs: the sample
+    env packed once here is warm for every later `ship` too."""
+    return session_build_cache
 
 
 @pytest.fixture(scope="session")

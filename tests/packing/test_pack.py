@@ -142,20 +142,11 @@ def test_layers_are_disjoint_and_merge_into_one_site_packages(
     assert str(tmp_path / "site-packages" / "numpy" / "__init__.py") in proc.stdout
 
 
-def test_same_env_twice_gives_identical_bytes(
+def test_same_env_packed_cold_by_another_user_gives_identical_bytes(
     sample_env: SampleEnv, sample_pack: PackResult, tmp_path: Path
 ) -> None:
-    """Cold pack with a fresh build cache in another dir: byte-identical blobs, same env id."""
-    again = pack(sample_env.venv, output=tmp_path / "again", cache_dir=tmp_path / "cache")
-    assert all(again.built.values()) and len(again.built) == len(again.manifest.layers)
-    assert again.env_id == sample_pack.env_id
-    for ref in again.manifest.layers:
-        assert again.blobs[ref.digest].read_bytes() == sample_pack.blobs[ref.digest].read_bytes()
-
-
-def test_other_user_home_tz_umask_cwd_give_same_env_id(
-    sample_env: SampleEnv, sample_pack: PackResult, tmp_path: Path
-) -> None:
+    """Cold pack (fresh build cache) in another dir, by another user with another home, time
+    zone, umask and cwd, through the CLI: byte-identical blobs, same env id."""
     home = tmp_path / "home"
     home.mkdir()
     env = {
@@ -172,6 +163,12 @@ def test_other_user_home_tz_umask_cwd_give_same_env_id(
     data = json.loads(proc.stdout)
     assert data["env_id"] == sample_pack.env_id
     assert all(layer["built"] for layer in data["layers"])
+    assert len(data["layers"]) == len(sample_pack.manifest.layers)
+    again = Manifest.from_json((home / "out" / "envs" / f"{data['env_id']}.json").read_bytes())
+    assert again == sample_pack.manifest
+    for ref in again.layers:
+        blob = home / "out" / "blobs" / "sha256" / f"{ref.hex}.tar.gz"
+        assert blob.read_bytes() == sample_pack.blobs[ref.digest].read_bytes()
 
 
 def test_venv_rebuilt_at_another_path_gives_same_env_id(

@@ -1,4 +1,5 @@
-"""`envship pack / inspect / diff` through the real console script, good and bad input."""
+"""`envship pack / inspect / diff` through the real command line (in this process:
+kits/clikit.py), good and bad input."""
 
 from __future__ import annotations
 
@@ -6,19 +7,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from envship.packing.pipeline import PackResult
+from kits.clikit import envship
 from kits.support import SampleEnv, make_venv
-
-ENVSHIP = str(Path(sys.executable).parent / "envship")
-
-
-def envship(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([ENVSHIP, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
 def assert_fails(proc: subprocess.CompletedProcess[str], *needles: str, code: int = 1) -> None:
@@ -211,12 +206,14 @@ def test_inspect_and_diff_over_http(sample_pack: PackResult) -> None:
     import http.server
     import threading
 
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # not into the CLI's stderr
+            pass
+
     assert sample_pack.output is not None
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(sample_pack.output)
-    )
+    handler = functools.partial(Quiet, directory=str(sample_pack.output))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/envs/{sample_pack.env_id}.json"

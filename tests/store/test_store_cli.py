@@ -1,11 +1,10 @@
-"""The store commands of the real `envship` console script."""
+"""The store commands of the real `envship` command line (in this process, but for S3)."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -13,16 +12,17 @@ import pytest
 
 from envship.packing.manifest import Manifest
 from envship.store import open_store
+from kits.clikit import envship, envship_process
 from kits.storekit import FixtureEnv
 from kits.support import MotoServer
 
-ENVSHIP = str(Path(sys.executable).parent / "envship")
 
-
-def cli(*args: str, ok: bool = True, env: dict[str, str] | None = None
+def cli(*args: str, ok: bool = True, env: dict[str, str] | None = None, process: bool = False
         ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([ENVSHIP, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    """*process*: a process of its own (S3 clients: botocore reads its environment once)."""
+    run = envship_process if process else envship
+    proc = run(*args, env={"VIRTUAL_ENV": os.environ.get("VIRTUAL_ENV"), **(env or {})},
+               timeout=120)
     if ok:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -82,10 +82,10 @@ def test_presign_and_ls_on_s3_with_endpoint_option(
     env_uri = f"{url}/envs/{env_id}.json"
     opt = ["-s", f"endpoint_url={moto.endpoint}"]
 
-    listed = json.loads(cli("store", "ls", url, *opt, "--json").stdout)
+    listed = json.loads(cli("store", "ls", url, *opt, "--json", process=True).stdout)
     assert [e["env_id"] for e in listed] == [env_id]
 
-    signed = cli("presign", env_uri, "--expires", "300", *opt).stdout.strip()
+    signed = cli("presign", env_uri, "--expires", "300", *opt, process=True).stdout.strip()
     assert signed.startswith(moto.endpoint) and "Signature" in signed
     # A node with no credentials at all reads the manifest and every layer.
     with urllib.request.urlopen(signed, timeout=30) as resp:
@@ -95,6 +95,6 @@ def test_presign_and_ls_on_s3_with_endpoint_option(
     # AWS_ENDPOINT_URL in the environment works as well as the storage option.
     out = tmp_path / "env.presigned.json"
     path = cli("presign", env_uri, "-o", str(out),
-               env={"AWS_ENDPOINT_URL": moto.endpoint}).stdout.strip()
+               env={"AWS_ENDPOINT_URL": moto.endpoint}, process=True).stdout.strip()
     assert path == str(out)
     assert Manifest.from_json(out.read_bytes(), presigned=True).env_id == env_id

@@ -11,7 +11,7 @@ import pytest
 
 from envship.errors import StoreError
 from envship.node.formats import provenance_key
-from envship.store import Store, open_store, parse_duration
+from envship.store import Store, Timing, open_store, parse_duration
 from kits.storekit import make_env
 
 
@@ -20,6 +20,13 @@ def _age(store: Store, rel: str, seconds: float) -> None:
     path = Path(store.location.path(rel))
     stamp = time.time() - seconds
     os.utime(path, (stamp, stamp))
+
+
+def _alone(store: Store) -> Store:
+    """No publisher runs beside these gcs: they need not wait the protocol's `settle` (2 s)
+    before their second look and again before removing their marker."""
+    store.timing = Timing(settle=0.0)
+    return store
 
 
 def _age_env(store: Store, env_id: str, seconds: float) -> None:
@@ -84,7 +91,7 @@ def test_gc_keeps_referenced_and_young_blobs(store_url: str, tmp_path: Path) -> 
     store.location.fs.pipe_file(store.location.blob_path(code.digest),
                                 orphan.blobs[code.digest].read_bytes())
     # Default grace period: the unreferenced blob may belong to an upload in flight.
-    result = store.gc()
+    result = _alone(store).gc()
     assert result.blobs_removed == () and result.blobs_kept_young == 1
     # Without grace it goes; blobs of the published env stay.
     result = store.gc(grace=0)
@@ -98,6 +105,7 @@ def test_gc_keep_older_than_tagged_dry_run(three_envs: tuple[Store, list[str]]) 
     store, (oldest, middle, newest) = three_envs
     store.set_tag("stable", oldest)
     assert [e.env_id for e in store.list_envs()] == [newest, middle, oldest]
+    _alone(store)
 
     dry = store.gc(keep=1, dry_run=True)
     assert dry.envs_removed == (middle,) and dry.dry_run

@@ -26,7 +26,8 @@ FAST = Timing(settle=0.4, sweep_limit=5.0, poll=0.02)
 
 
 @pytest.fixture(params=["local", "memory", pytest.param("s3", marks=pytest.mark.s3)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def protocol_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The protocol on a local path, memory:// and a real S3 API (the quick lane: local)."""
     if request.param == "local":
         return str(tmp_path / "store")
     if request.param == "memory":
@@ -88,8 +89,10 @@ def pub(store: Store, env: FixtureEnv):  # type: ignore[no-untyped-def]
     # the ship's lease lands while gc settles; its manifest before gc's second look.
     ["gc:announced", "pub:lease-written", "gc:deleting", "pub:manifest-written"],
 ], ids=["before-announce", "while-marked", "lease-during-settle"])
-def test_ship_before_second_look_is_spared(url: str, tmp_path: Path, order: list[str]) -> None:
-    r = race(url, tmp_path)
+def test_ship_before_second_look_is_spared(
+    protocol_url: str, tmp_path: Path, order: list[str]
+) -> None:
+    r = race(protocol_url, tmp_path)
     out = Schedule(order).run(gc=gc(r.store), pub=pub(r.store, r.new))
     assert not isinstance(out["pub"], BaseException), out["pub"]
     assert not isinstance(out["gc"], BaseException), out["gc"]
@@ -99,10 +102,10 @@ def test_ship_before_second_look_is_spared(url: str, tmp_path: Path, order: list
     assert_clean(r.store)
 
 
-def test_ship_during_deletion_waits_then_reuploads(url: str, tmp_path: Path) -> None:
+def test_ship_during_deletion_waits_then_reuploads(protocol_url: str, tmp_path: Path) -> None:
     """gc looked again (no lease yet) and is about to delete the shared blob; the ship finds it
     present, sees the sweep deleting, waits for it, checks again and uploads it again."""
-    r = race(url, tmp_path)
+    r = race(protocol_url, tmp_path)
     sched = Schedule(["gc:looked-again", "pub:begin", "pub:waiting", "gc:deleted"])
     out = sched.run(gc=gc(r.store), pub=pub(r.store, r.new))
     assert r.shared in out["gc"].blobs_removed
@@ -111,10 +114,10 @@ def test_ship_during_deletion_waits_then_reuploads(url: str, tmp_path: Path) -> 
     assert_clean(r.store)
 
 
-def test_ship_listing_sweeps_after_gc_is_done(url: str, tmp_path: Path) -> None:
+def test_ship_listing_sweeps_after_gc_is_done(protocol_url: str, tmp_path: Path) -> None:
     """The ship checks the blob (present) just before gc deletes it and lists sweeps just
     after gc finished: the marker gc keeps for `settle` tells it to check again."""
-    r = race(url, tmp_path)
+    r = race(protocol_url, tmp_path)
     slow = Timing(settle=2.0, sweep_limit=5.0, poll=0.02)  # room for the steps in the window
     r.store.timing = slow
     sched = Schedule(["gc:looked-again", "pub:begin", "pub:checks-done", "gc:done",
@@ -126,10 +129,10 @@ def test_ship_listing_sweeps_after_gc_is_done(url: str, tmp_path: Path) -> None:
     assert_clean(r.store)
 
 
-def test_lease_landing_after_second_look_is_caught(url: str, tmp_path: Path) -> None:
+def test_lease_landing_after_second_look_is_caught(protocol_url: str, tmp_path: Path) -> None:
     """The ship lists sweeps (none) and checks, but its lease lands only after gc looked
     again: the lease took longer than the window, so the ship looks again, in order."""
-    r = race(url, tmp_path)
+    r = race(protocol_url, tmp_path)
     sched = Schedule(["pub:sweeps-listed", "gc:announcing", "pub:checks-done",
                       "gc:looked-again", "pub:lease-writing"])
     out = sched.run(gc=gc(r.store), pub=pub(r.store, r.new))
@@ -166,8 +169,8 @@ def test_without_the_window_check_that_order_loses_the_blob(tmp_path: Path) -> N
 
 
 # -- re-shipping or tagging an env gc is removing ----------------------------------------------
-def test_reship_of_a_doomed_env(url: str, tmp_path: Path) -> None:
-    store = opened(url)
+def test_reship_of_a_doomed_env(protocol_url: str, tmp_path: Path) -> None:
+    store = opened(protocol_url)
     env = make_env(tmp_path / "e")
     store.publish(env.manifest, env.blobs)
     env_id = env.manifest.env_id
@@ -185,8 +188,8 @@ def test_reship_of_a_doomed_env(url: str, tmp_path: Path) -> None:
     assert_clean(store)
 
 
-def test_tag_of_a_doomed_env(url: str, tmp_path: Path) -> None:
-    store = opened(url)
+def test_tag_of_a_doomed_env(protocol_url: str, tmp_path: Path) -> None:
+    store = opened(protocol_url)
     env = make_env(tmp_path / "e")
     env_id = store.publish(env.manifest, env.blobs).env_id
 
@@ -206,8 +209,8 @@ def test_tag_of_a_doomed_env(url: str, tmp_path: Path) -> None:
     assert_clean(store)
 
 
-def test_two_gcs_and_a_ship(url: str, tmp_path: Path) -> None:
-    r = race(url, tmp_path)
+def test_two_gcs_and_a_ship(protocol_url: str, tmp_path: Path) -> None:
+    r = race(protocol_url, tmp_path)
     sched = Schedule(["a:looked-again", "b:deleting", "pub:begin", "pub:waiting", "a:deleted",
                       "b:looked-again"])
     out = sched.run(a=gc(r.store), b=gc(r.store), pub=pub(r.store, r.new))
@@ -217,8 +220,8 @@ def test_two_gcs_and_a_ship(url: str, tmp_path: Path) -> None:
 
 
 # -- crashes: a ship or a gc killed half-way -------------------------------------------------
-def test_killed_ship_lease_protects_then_expires(url: str, tmp_path: Path) -> None:
-    r = race(url, tmp_path)
+def test_killed_ship_lease_protects_then_expires(protocol_url: str, tmp_path: Path) -> None:
+    r = race(protocol_url, tmp_path)
     # A ship that died after its lease: the lease stays; gc treats it as a root.
     from envship.store.protocol import take_lease
 
@@ -233,8 +236,8 @@ def test_killed_ship_lease_protects_then_expires(url: str, tmp_path: Path) -> No
     assert_clean(r.store)
 
 
-def test_killed_gc_marker_is_waited_out_then_removed(url: str, tmp_path: Path) -> None:
-    r = race(url, tmp_path)
+def test_killed_gc_marker_is_waited_out_then_removed(protocol_url: str, tmp_path: Path) -> None:
+    r = race(protocol_url, tmp_path)
     # A gc that died while deleting the shared blob, with a 1 s limit.
     dead = Sweep("20260101T000000-deadbeef0000", "deleting", frozenset({r.shared}),
                  frozenset(), limit=1.0, deadline=time.time() + 1.0)
@@ -261,8 +264,8 @@ def test_unreadable_lease_stops_gc(tmp_path: Path) -> None:
         store.gc(grace=0)
 
 
-def test_warm_ship_leaves_nothing_behind(url: str, tmp_path: Path) -> None:
-    store = opened(url)
+def test_warm_ship_leaves_nothing_behind(protocol_url: str, tmp_path: Path) -> None:
+    store = opened(protocol_url)
     env = make_env(tmp_path / "e")
     store.publish(env.manifest, env.blobs)
     again = store.publish(env.manifest, env.blobs)

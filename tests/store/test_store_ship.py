@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 
 from envship.store import open_store
+from kits.clikit import ENVSHIP, envship, envship_process
 from kits.support import MotoServer, SampleEnv, make_venv
-
-ENVSHIP = str(Path(sys.executable).parent / "envship")
 
 
 def ship_cli(store: str, python: Path, *extra: str, env: dict[str, str] | None = None,
-             ok: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [ENVSHIP, "ship", store, "--python", str(python), "--json", *extra],
-        capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})},
-    )
+             ok: bool = True, process: bool = False) -> subprocess.CompletedProcess[str]:
+    """`envship ship` in this process, or in its own (*process*: S3 clients read their
+    environment once)."""
+    run = envship_process if process else envship
+    proc = run("ship", store, "--python", str(python), "--json", *extra,
+               env={"VIRTUAL_ENV": os.environ.get("VIRTUAL_ENV"), **(env or {})}, timeout=600)
     if ok:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -49,11 +49,15 @@ def test_ship_api_cold_then_warm(sample_env: SampleEnv, tmp_path: Path) -> None:
     assert warm.publish.seconds <= 0.5  # existence checks only
 
 
-def test_ship_cli_json_tag_and_default_store(sample_env: SampleEnv, isolated_home: Path) -> None:
-    proc = subprocess.run(
-        [ENVSHIP, "ship", "--python", str(sample_env.python), "--tag", "prod", "--json"],
-        capture_output=True, text=True, timeout=600, env=dict(os.environ), check=True,
-    )
+def test_ship_cli_json_tag_and_default_store(
+    sample_env: SampleEnv, isolated_home: Path, session_build_cache: Path
+) -> None:
+    # The fresh home's build cache starts as the session's (hard links): this test is about
+    # the output, the tag and the default store, not about packing cold.
+    if session_build_cache.is_dir():
+        shutil.copytree(session_build_cache, isolated_home / "build-cache", copy_function=os.link)
+    proc = envship("ship", "--python", str(sample_env.python), "--tag", "prod", "--json")
+    assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     store = isolated_home / "store"
     assert info["env_uri"] == f"{store}/envs/{info['env_id']}.json"
@@ -62,8 +66,8 @@ def test_ship_cli_json_tag_and_default_store(sample_env: SampleEnv, isolated_hom
     assert info["tag_uri"] == f"{store}/tags/prod.json"
     assert json.loads((store / "tags" / "prod.json").read_text()) == {"env": info["env_id"]}
 
-    plain = subprocess.run([ENVSHIP, "ship", "--python", str(sample_env.python)],
-                           capture_output=True, text=True, timeout=600, check=True)
+    plain = envship("ship", "--python", str(sample_env.python))
+    assert plain.returncode == 0, plain.stderr
     assert plain.stdout.strip() == info["env_uri"]  # stdout: just the env URI
     assert "present" in plain.stderr
 
@@ -134,10 +138,10 @@ def test_ship_to_s3_then_run_from_a_presigned_url(
 ) -> None:
     url = f"s3://{bucket}/envs"
     cold = json.loads(ship_cli(url, sample_env.python, "-s",
-                               f"endpoint_url={moto.endpoint}").stdout)
+                               f"endpoint_url={moto.endpoint}", process=True).stdout)
     assert cold["env_uri"] == f"{url}/envs/{cold['env_id']}.json"
     warm = json.loads(ship_cli(url, sample_env.python,
-                               env={"AWS_ENDPOINT_URL": moto.endpoint}).stdout)
+                               env={"AWS_ENDPOINT_URL": moto.endpoint}, process=True).stdout)
     assert warm["bytes_sent"] == 0 and warm["env_id"] == cold["env_id"]
 
     signed = subprocess.run(
@@ -160,7 +164,7 @@ def test_ship_to_s3_then_run_from_a_presigned_url(
 def test_ship_to_unreachable_store_fails_clearly(sample_env: SampleEnv) -> None:
     start = time.monotonic()
     proc = ship_cli("s3://nowhere/envs", sample_env.python, "-s",
-                    "endpoint_url=http://127.0.0.1:9", ok=False,
+                    "endpoint_url=http://127.0.0.1:9", ok=False, process=True,
                     env={"ENVSHIP_STORE_RETRY_TIMEOUT": "1", "AWS_ACCESS_KEY_ID": "x",
                          "AWS_SECRET_ACCESS_KEY": "y", "AWS_DEFAULT_REGION": "us-east-1"})
     assert proc.returncode == 1

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from envship.store import open_store
+from kits.clikit import envship
 from kits.storekit import make_env
-
-ENVSHIP = str(Path(sys.executable).parent / "envship")
 
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([ENVSHIP, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "ENVSHIP_HOME": str(home)})
+    """`envship ARGS` (in this process) with *home* as ENVSHIP_HOME."""
+    return envship(*args, env={"ENVSHIP_HOME": str(home)})
 
 
 def test_verify_finds_each_kind_of_damage(store_url: str, tmp_path: Path) -> None:
