@@ -29,6 +29,25 @@ def _limit() -> float:
         return _DEFAULT_WAIT
 
 
+def _private(path: str) -> bool:
+    """Whether only this user (and root) can reach *path*: a directory above it is this
+    user's and closed to everyone else (the user's own area is 0700). Then any holder is this
+    user or root, even one /proc/locks does not show (another pid namespace, overlayfs)."""
+    me = os.getuid()
+    parent = os.path.dirname(os.path.abspath(path))
+    while True:
+        try:
+            st = os.stat(parent)
+        except OSError:
+            return False
+        if st.st_uid == me and not st.st_mode & 0o077:
+            return True
+        up = os.path.dirname(parent)
+        if up == parent:
+            return False
+        parent = up
+
+
 def acquire_bounded(path: str, *, shared: bool = False) -> int:
     """flock *path* like :func:`cache.acquire`, waiting at most ``$ENVSHIP_LOCK_WAIT`` seconds
     (default 30) for a holder this user does not trust: LockBusy then (the caller builds in
@@ -55,7 +74,7 @@ def acquire_bounded(path: str, *, shared: bool = False) -> int:
         if fd is not None:
             return fd
         waited = f"{now - start:.0f} s"
-        if not trusted(found):
+        if not trusted(found) and not _private(path):
             raise LockBusy(f"node cache lock {path} is held by {describe(found)}, not by you or "
                            f"root (waited {waited})")
         sys.stderr.write(f"envship: waiting for node cache lock {path} ({waited} so far), held "
