@@ -3,6 +3,7 @@ file instead of its command line, which every user of the machine can read; and 
 
 from __future__ import annotations
 
+import logging
 import shlex
 import signal
 import subprocess
@@ -19,6 +20,8 @@ from . import properties
 from .installation import defaults_file, spark_version
 
 __all__ = ["SubmitCommand", "split_signed", "run_command"]
+
+log = logging.getLogger(__name__)
 
 LOAD_DEFAULTS = "--load-spark-defaults"  # Spark >= 4: spark-defaults.conf beside --properties-file
 
@@ -95,6 +98,11 @@ def split_signed(
         found = defaults_file(spark_home)
         if found is not None:
             base, merged = properties.read(found), str(found)
+        else:
+            log.warning("no spark-defaults.conf found (set SPARK_CONF_DIR or SPARK_HOME): the "
+                        "presigned confs go through --properties-file, so Spark %s reads no "
+                        "defaults of its own for this run",
+                        ".".join(map(str, version)) if version else "of unknown version")
     return SubmitCommand(tuple(cmd), tuple(app), {**base, **signed}, tuple(signed), merged)
 
 
@@ -151,11 +159,12 @@ def _passing_signals_on(proc: subprocess.Popen[bytes]) -> Iterator[None]:
         handler = previous[signum]
         if callable(handler):
             handler(signum, frame)  # the caller's own handling (the CLI raises, and cleans up)
+            return  # it chose to go on: the signal is not raised a second time
         raise _Signalled(signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         old = signal.getsignal(sig)
-        if old is not signal.SIG_IGN:
+        if old is not signal.SIG_IGN and old is not None:  # None: a handler set from C
             previous[sig] = old
             signal.signal(sig, forward)
     try:
