@@ -4,6 +4,7 @@ Kubernetes pods, Slurm, MPI, torch.distributed and TensorFlow workers start a co
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -74,6 +75,8 @@ def write_ref_file(ref: str, path: str | os.PathLike[str]) -> str:
             os.close(fd)
         os.replace(tmp, target)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # it may hold a signed URL
         raise EngineError(f"cannot write the env reference file {target}: "
                           f"{exc.strerror or exc}") from None
     return target

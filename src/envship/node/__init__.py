@@ -36,5 +36,9 @@ def __getattr__(name: str) -> object:
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        try:
+            loaded = importlib.import_module(f"{__name__}.{module}")
+        except ImportError:  # the single-file runtime bundles no `script` module
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        return getattr(loaded, attr)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
