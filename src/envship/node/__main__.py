@@ -7,7 +7,7 @@ import sys
 
 from . import areas, cache
 from .errors import NodeError
-from .ref import REF_FILE_VAR, REF_VAR, packed_env_id, parse_ref, ref_from_environ
+from .ref import REF_VAR, packed_env_id, parse_ref, ref_from_environ
 
 __all__ = ["main", "USAGE"]
 
@@ -133,18 +133,9 @@ def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, ver
         from .verify import verify_view
 
         verify_view(view)
-    env = dict(os.environ)
-    bindir = os.path.join(view, "bin")
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", os.defpath)
-    env["VIRTUAL_ENV"] = view
-    env["ENVSHIP_ENV_ID"] = env_id
-    env.pop("PYTHONHOME", None)
-    env.pop(REF_VAR, None)  # the reference may be signed: the command has ENVSHIP_ENV_ID
-    env.pop(REF_FILE_VAR, None)
-    if os.path.isdir(os.path.join(view, "conda-meta")):  # a conda prefix: activate it
-        from .activation import activate
+    from .activation import view_environ
 
-        env = activate(view, env)
+    env = view_environ(view, env_id, dict(os.environ))
     exe = _find(cmd[0], env["PATH"])
     if exe is None:
         sys.stderr.write(f"envship exec: {cmd[0]}: command not found in the env or on PATH\n")

@@ -1,4 +1,5 @@
-"""Conda activation for a command run in a conda view: ``CONDA_PREFIX`` and ``activate.d``.
+"""The environment of a command run in a view; for a conda view, its activation
+(``CONDA_PREFIX`` and ``activate.d``).
 
 On every start's path (``envship exec``, the Spark boot), so it imports nothing heavy: the
 scripts are run with ``os.posix_spawn`` (``subprocess`` costs more to import than the shell
@@ -10,13 +11,28 @@ from __future__ import annotations
 import os
 
 from .errors import NodeError
+from .ref import REF_FILE_VAR, REF_VAR
 
-__all__ = ["activate", "activation_scripts", "is_conda_view"]
+__all__ = ["activate", "activation_scripts", "is_conda_view", "view_environ"]
 
 _MARK = b"\0envship-activated\0"
 # sources every script in order, stops at the first failing one, prints the environment
 _SOURCE_ALL = 'for f do . "$f" || exit $?; done; printf "\\0envship-activated\\0"; exec env -0'
 _SHELL_OWN = ("_", "SHLVL", "PWD", "OLDPWD")  # variables the shell sets for itself
+
+
+def view_environ(view: str, env_id: str, base: dict[str, str]) -> dict[str, str]:
+    """*base* made the environment of a command inside the view at *view*: its ``bin/`` first
+    on PATH, ``VIRTUAL_ENV``, ``ENVSHIP_ENV_ID``, no ``PYTHONHOME``, no env reference (it may
+    be signed: the command has the env id), and a conda view's activation."""
+    env = dict(base)
+    env["PATH"] = os.path.join(view, "bin") + os.pathsep + env.get("PATH", os.defpath)
+    env["VIRTUAL_ENV"] = view
+    env["ENVSHIP_ENV_ID"] = env_id
+    env.pop("PYTHONHOME", None)
+    env.pop(REF_VAR, None)
+    env.pop(REF_FILE_VAR, None)
+    return activate(view, env) if is_conda_view(view) else env
 
 
 def is_conda_view(view: str) -> bool:

@@ -11,7 +11,7 @@ from .areas import Warnings, areas, find_view, make_area
 from .cache import fast_view
 from .errors import NodeError
 from .fetch import FetchInterrupted
-from .ref import REF_FILE_VAR, REF_VAR, ref_env_id
+from .ref import ref_env_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -104,16 +104,9 @@ class View:
 
     def environ(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """Environment variables for a process run inside the view."""
-        env = dict(os.environ if base is None else base)
-        env["PATH"] = self.bin + os.pathsep + env.get("PATH", os.defpath)
-        env["VIRTUAL_ENV"] = self.path
-        env["ENVSHIP_ENV_ID"] = self.env_id
-        env.pop("PYTHONHOME", None)
-        env.pop(REF_VAR, None)  # the reference may be signed: the command has ENVSHIP_ENV_ID
-        env.pop(REF_FILE_VAR, None)
-        from .activation import activate, is_conda_view
+        from .activation import view_environ
 
-        return activate(self.path, env) if is_conda_view(self.path) else env
+        return view_environ(self.path, self.env_id, dict(os.environ if base is None else base))
 
 
 def prepare(

@@ -20,7 +20,7 @@ __all__ = ["LayerEntry", "LayerPlan", "plan_layers", "plan_python", "pyc_arcname
 log = logging.getLogger(__name__)
 
 # Installer bookkeeping that only describes the developer's machine: left out of code layers.
-_CHECKOUT_POINTERS = ("direct_url.json", "uv_cache.json")
+_CHECKOUT_POINTERS = ("direct_url.json",)
 # Written by the installer, not the wheel: which tool installed it (pip / uv / conda), whether
 # the user asked for it or it came as a dependency, and uv's cache note (with the install time)
 # for a wheel from a local directory or --find-links. Left out (with their RECORD rows) so a
