@@ -79,7 +79,8 @@ def node_script(
 ) -> None:
     """Print the single-file node runtime (stdlib only, Python >= 3.9).
 
-    On a node without envship: python3 envship_node.py ENV_URI -- CMD...
+    On a node without envship: python3 envship_node.py ENV_URI -- CMD... (or the env URI in
+    $ENVSHIP_ENV, off the command line: python3 envship_node.py -- CMD...)
     """
     from ..node import script_text, write_script
 
