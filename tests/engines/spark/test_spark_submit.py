@@ -205,6 +205,8 @@ def test_s3_env_is_presigned_when_this_spark_has_no_s3a_connector(
                        tmp_path / "w", options)
     out = tmp_path / "argv.json"
     run_env = dict(os.environ, SPARK_HOME=str(fake_spark_home), ARGV_OUT=str(out))
+    # a Spark that reads its defaults beside a properties file (no "defaults not read" line)
+    (fake_spark_home / "RELEASE").write_text("Spark 4.0.0 built for Hadoop 3.4.1\n")
 
     def submit(*extra: str) -> tuple[str, str]:
         proc = subprocess.run(
