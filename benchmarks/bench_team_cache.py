@@ -24,9 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-from .common import Results, bench_context, dir_bytes, finish, fresh_dir, run, uv_bin, work_dir
+from .common import Results, bench_context, dir_bytes, finish, fresh_dir, run, work_dir
 from .envship_steps import envship_bin
-from .refenv import PROFILES, reference_env
+from .refenv import PROFILES, pip_installed, reference_env
 
 __all__ = ["main"]
 
@@ -51,19 +51,6 @@ def _ship(python: Path, home: Path, store: Path, *extra: str) -> dict[str, objec
             + (after.ru_stime - before.ru_stime),
             "sent": int(data["bytes_sent"]), "env_id": str(data["env_id"]),
             "built": sum(1 for lay in data["layers"] if lay.get("built"))}
-
-
-def _pip_twin(profile: str) -> Path:
-    """The reference packages installed by pip (not uv) into a venv of their own."""
-    root = work_dir() / profile / "ref-pip"
-    py = root / "bin" / "python"
-    if not py.exists():
-        fresh_dir(root)
-        run([uv_bin(), "venv", "-q", "--seed", "-p", sys.executable, str(root)])
-        run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-             *PROFILES[profile]], env={k: v for k, v in os.environ.items()
-                                       if k != "PYTHONDONTWRITEBYTECODE"})
-    return py
 
 
 def _dist_blobs(python: Path, home: Path, out: Path) -> dict[str, str]:
@@ -117,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"ship: {max(growth):,} bytes (max of {args.runs})")
     uv_blobs = _dist_blobs(env.python, fresh_dir(scratch / "uv-home"),
                            fresh_dir(scratch / "uv-out"))
-    pip_blobs = _dist_blobs(_pip_twin(args.profile), fresh_dir(scratch / "pip-home"),
+    pip_blobs = _dist_blobs(pip_installed(env).python, fresh_dir(scratch / "pip-home"),
                             fresh_dir(scratch / "pip-out"))
     common = sorted(set(uv_blobs) & set(pip_blobs))
     same = [n for n in common if uv_blobs[n] == pip_blobs[n]]

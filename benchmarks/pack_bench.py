@@ -10,8 +10,8 @@ from pathlib import Path
 from . import anchors as anc
 from .common import BenchError, fresh_dir, run, sha256_file, uv_bin
 from .context import Ctx
-from .envship_steps import PackOut, envship_pack
-from .refenv import edit_code
+from .envship_steps import PackOut, envship_pack, read_pack_dir
+from .refenv import edit_code, pip_installed
 
 __all__ = ["bench_pack"]
 
@@ -161,6 +161,56 @@ def _pex(ctx: Ctx) -> None:
     res.add_time("pack warm (nothing changed)", "pex", warm, "warm PEX_ROOT, full rebuild")
 
 
+PIP_COLD = "pack cold, pip-installed venv (pycs)"
+
+
+def _pip_installed(ctx: Ctx, tools: set[str]) -> None:
+    """Cold packs of the same env installed by pip, which writes a pyc for every module.
+
+    envship takes those pycs when they are provably the sources' instead of compiling; the
+    anchors archive them (venv-pack) or resolve from PyPI again whatever installed the venv
+    (cluster-pack): each is measured for real on this venv, not assumed equal.
+    """
+    res, a, s = ctx.results, ctx.anchors, ctx.scratch
+    env = pip_installed(ctx.env)
+    edit_code(env, 0)
+    if "envship" in tools:
+        packs = []
+        for i in range(max(2, ctx.runs)):
+            out = s / f"pack-pip-{i}"
+            if out.exists():
+                shutil.rmtree(out)
+            packs.append(envship_pack(env.python, out, fresh_dir(s / "home-pip")))
+            shutil.rmtree(out)
+        same_as_uv = packs[0].env_id == ctx.env_ids.get("pack")
+        dists_same = ({k: v for k, v in packs[0].digests.items() if k.startswith("dist")}
+                      == {k: v for k, v in _uv_digests(ctx).items() if k.startswith("dist")})
+        res.add_time(PIP_COLD, "envship", [p.seconds for p in packs[: ctx.runs]],
+                     f"fresh ENVSHIP_HOME; dist blobs identical to the uv venv's: {dists_same}; "
+                     f"env id identical: {same_as_uv}; reproducible: "
+                     f"{_same([p.env_id for p in packs])}")
+    if "venv-pack" in tools:
+        out = s / "venv-pack-pip.tar.gz"
+        times = [anc.venv_pack(a, env, out) for _ in range(ctx.runs)]
+        res.add_time(PIP_COLD, "venv-pack", times,
+                     f"pip twin (project non-editable); archive {out.stat().st_size:,} B")
+        out.unlink()
+    if "cluster-pack" in tools:
+        cold = [anc.cluster_pack(a, env, fresh_dir(s / "cp-pip") / "env.pex",
+                                 fresh_dir(s / "pex-root-cp-pip"), force=True).seconds
+                for _ in range(ctx.slow_runs)]
+        res.add_time(PIP_COLD, "cluster-pack", cold,
+                     "upload_env from the pip venv, empty PEX_ROOT (resolves from PyPI)")
+        shutil.rmtree(s / "cp-pip", ignore_errors=True)
+
+
+def _uv_digests(ctx: Ctx) -> dict[str, str]:
+    art = ctx.artifacts.get("envship-pack")
+    if art is None:
+        return {}
+    return read_pack_dir(Path(art)).digests
+
+
 def bench_pack(ctx: Ctx, tools: set[str]) -> None:
     """Run the pack figures for the requested tools (envship, venv-pack, cluster-pack, pex)."""
     ctx.results.context["site_packages_bytes"] = sum(
@@ -175,3 +225,8 @@ def bench_pack(ctx: Ctx, tools: set[str]) -> None:
             except BenchError as exc:
                 ctx.results.add("error", tool, str(exc).splitlines()[0][:300], "")
                 print(f"[{tool}] FAILED: {exc}")
+    try:
+        _pip_installed(ctx, tools)
+    except BenchError as exc:
+        ctx.results.add("error", "pip-installed venv", str(exc).splitlines()[0][:300], "")
+        print(f"[pip-installed venv] FAILED: {exc}")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .common import run, uv_bin, work_dir
 
-__all__ = ["PROFILES", "Anchors", "RefEnv", "anchors", "edit_code", "reference_env"]
+__all__ = ["PROFILES", "Anchors", "RefEnv", "anchors", "edit_code", "pip_installed",
+           "reference_env"]
 
 # Pinned so that figures from different days compare; bump deliberately.
 PROFILES: dict[str, tuple[str, ...]] = {
@@ -107,6 +108,14 @@ def _make_venv(venv: Path, packages: tuple[str, ...], extra: list[str]) -> None:
     run([uv, "pip", "install", "-q", "-p", str(venv / "bin" / "python"), *packages, *extra])
 
 
+def _make_pip_venv(venv: Path, packages: tuple[str, ...], extra: list[str]) -> None:
+    """Like `_make_venv`, but the packages are installed by pip, which byte-compiles them."""
+    run([uv_bin(), "venv", "-q", "--seed", "-p", sys.executable, str(venv)])
+    run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+         "--disable-pip-version-check", *packages, *extra],
+        env={"PYTHONDONTWRITEBYTECODE": ""})  # empty = unset for CPython, as on a user's machine
+
+
 def _ensure(venv: Path, spec: object, build: object) -> None:
     stamp, key = _stamp(venv, spec)
     if stamp.exists() and stamp.read_text() == key:
@@ -131,6 +140,16 @@ def reference_env(profile: str) -> RefEnv:
     _ensure(venv, [packages, "editable"], lambda: _make_venv(venv, packages, ["-e", str(project)]))
     _ensure(twin, [packages, "plain"], lambda: _make_venv(twin, packages, [str(project)]))
     return RefEnv(profile, root, venv, twin, project, packages)
+
+
+def pip_installed(env: RefEnv) -> RefEnv:
+    """The same packages and project installed by pip: a venv holding a pyc for every module."""
+    venv, twin = env.root / "ref-pip", env.root / "ref-pip-noneditable"
+    pkgs, project = env.packages, env.project
+    _ensure(venv, [pkgs, "pip", "editable"],
+            lambda: _make_pip_venv(venv, pkgs, ["-e", str(project)]))
+    _ensure(twin, [pkgs, "pip", "plain"], lambda: _make_pip_venv(twin, pkgs, [str(project)]))
+    return RefEnv(env.profile, env.root, venv, twin, project, pkgs)
 
 
 def anchors() -> Anchors:
