@@ -3,6 +3,8 @@ bytes a fresh compile gives (one canonical form); anything else is compiled."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import marshal
 import os
@@ -61,12 +63,13 @@ def _timestamp(source: Path) -> bytes:
 def test_installed_pyc_is_taken_only_when_it_is_the_sources(tmp_path: Path) -> None:
     """Each module's pyc below holds other code than its source (``VALUE = 3``), so the
     packed value tells whether it was taken: only with the right magic number and source stamp
-    (timestamp or hash), written after the interpreter, plain (not opt-1), in a dist layer."""
+    (timestamp or hash), written after the interpreter, plain (not opt-1), in a dist layer,
+    and, where the installer recorded the source's hash, for a source that still has it."""
     site = tmp_path / "site-packages"
     site.mkdir()
     mods = {}
     for name in ("ok_time", "ok_hash", "edited_time", "edited_hash", "old", "magic", "opt",
-                 "in_code"):
+                 "in_code", "recorded", "recorded_edited"):
         mods[name] = site / f"{name}.py"
         mods[name].write_text("VALUE = 1\n")
     _forge(mods["ok_time"], _timestamp(mods["ok_time"]))
@@ -83,17 +86,28 @@ def test_installed_pyc_is_taken_only_when_it_is_the_sources(tmp_path: Path) -> N
     bad.write_bytes(b"\0\0\r\n" + bad.read_bytes()[4:])
     _forge(mods["opt"], _timestamp(mods["opt"]), name=f"opt.{TAG}.opt-1.pyc")
     _forge(mods["in_code"], _timestamp(mods["in_code"]))
+    # RECORD says the source is "VALUE = 1"; edited in the same second at the same size (or its
+    # mtime put back, as `cp -p` or an editor may): the stamp still matches, the hash does not
+    _forge(mods["recorded"], _timestamp(mods["recorded"]))
+    _forge(mods["recorded_edited"], _timestamp(mods["recorded_edited"]))
+    st = mods["recorded_edited"].stat()
+    mods["recorded_edited"].write_text("VALUE = 2\n")
+    os.utime(mods["recorded_edited"], ns=(st.st_atime_ns, st.st_mtime_ns))
+    digest = base64.urlsafe_b64encode(hashlib.sha256(b"VALUE = 1\n").digest()).rstrip(b"=")
+    known = dict.fromkeys(("recorded", "recorded_edited"), "sha256=" + digest.decode())
 
     def plan(kind: str, names: list[str]) -> LayerPlan:
-        return LayerPlan(kind, tuple(LayerEntry(f"site-packages/{n}.py", str(mods[n]))
+        return LayerPlan(kind, tuple(LayerEntry(f"site-packages/{n}.py", str(mods[n]),
+                                                known_hash=known.get(n))
                                      for n in names), "record")
 
     pycs, reused = _compiled([plan("dist", [n for n in mods if n != "in_code"]),
                               plan("code", ["in_code"])], tmp_path / "work")
     values = {arc.rpartition("/")[2].partition(".")[0]: _value(data) for arc, data in pycs.items()}
     assert values == {"ok_time": 3, "ok_hash": 3, "edited_time": 2, "edited_hash": 2,
-                      "old": 1, "magic": 1, "opt": 1, "in_code": 1}
-    assert reused == 2
+                      "old": 1, "magic": 1, "opt": 1, "in_code": 1, "recorded": 3,
+                      "recorded_edited": 2}
+    assert reused == 3
 
 
 def _stdlib_sample(stdlib: Path, count: int, max_size: int) -> list[str]:

@@ -13,6 +13,7 @@ canonical form a compile gives. Byte-identical across runs, directories, users, 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import logging
@@ -94,6 +95,26 @@ def installed_pyc(source: str, cache_tag: str) -> str:
     return os.path.join(head, "__pycache__", f"{tail.rpartition('.')[0] or tail}.{cache_tag}.pyc")
 
 
+def _recorded_sha256(entry: LayerEntry) -> str:
+    """The source's sha256 (hex) as its installer recorded it (a RECORD row's
+    ``sha256=<urlsafe base64>`` or a conda record's hex digest), or "" if none was."""
+    known = entry.known_hash or ""
+    if known.startswith("sha256="):
+        b64 = known[len("sha256="):]
+        try:
+            return base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4)).hex()
+        except ValueError:  # binascii.Error
+            return ""
+    return known if len(known) == 64 else ""
+
+
+def _recorded(entry: LayerEntry, reuse: bool) -> str:
+    """The worker's ``package`` field for a source whose installer recorded its hash: a
+    timestamp pyc only proves mtime and size, the recorded hash proves the content."""
+    sha = _recorded_sha256(entry) if reuse else ""
+    return f"{sha}:" if sha else ""
+
+
 def _installed_since(python: str) -> int | None:
     """When the target interpreter was last installed or changed (ctime of its real file, ns):
     pycs written before may come from another build with the same magic number. None if it
@@ -140,7 +161,9 @@ class _Job:
     size: int
     cached: Path | None  # where the pyc is kept in the bytecode cache
     installed: str  # the pyc the installer wrote, for the worker to check and take, or ""
-    package: str = ""  # "<source sha256>:<pyc sha256>": see package_pycs
+    # "<source sha256>:<pyc sha256>" (see package_pycs), or "<source sha256>:" where the
+    # installer recorded the source's hash: the pyc is only taken for that very source
+    package: str = ""
 
 
 @dataclass
@@ -225,7 +248,7 @@ class CompilePool:
             self._count += 1
             jobs.append(_Job(entry, dfile, str(self.work_dir / f"{self._count}.pyc"), size,
                              cached, installed_pyc(entry.source, tag) if reuse else "",
-                             vouched.get(entry.arcname, "")))
+                             vouched.get(entry.arcname) or _recorded(entry, reuse)))
         return jobs
 
     def compile(self, plans: Sequence[LayerPlan]) -> Iterator[tuple[int, tuple[LayerEntry, ...]]]:

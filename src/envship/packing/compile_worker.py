@@ -4,7 +4,8 @@ Reads batches on stdin until EOF, each an 8-byte little-endian length and that m
 NUL-separated fields: ``checked|unchecked``, ``not_before`` (see :func:`_installed_code`; empty:
 never reuse) then ``source, dfile, out, installed, package`` per file (*installed*: the pyc an
 installer wrote for the source, or empty; *package*: ``<source sha256>:<pyc sha256>`` when both
-come from the interpreter's own conda package, or empty). Writes a PEP 552 hash-based pyc of
+come from the interpreter's own conda package, ``<source sha256>:`` when only the source's hash
+was recorded by its installer (a RECORD row), or empty). Writes a PEP 552 hash-based pyc of
 the module's canonical code (:func:`canonical`) to ``out``, taken from *installed* when it is
 provably the bytecode of the source, else compiled; then answers the batch on stdout with an
 8-byte length and ``index<TAB>R`` (reused) or ``index<TAB>E<error>`` (does not compile) lines.
@@ -200,17 +201,22 @@ def _installed_code(path: str, data: bytes, mtime: int, not_before: int, package
     may compile otherwise). With *package* (``<source sha256>:<pyc sha256>``: both files are
     the interpreter's own conda package's, which that very build compiled), the two files
     hashing as the package records them proves what the times prove otherwise (a package's
-    files keep its build's mtimes); a timestamp pyc must still record the source's size. Only
-    plain pycs are offered (no ``opt-N``); future imports are in the code. Else None."""
+    files keep its build's mtimes); a timestamp pyc must still record the source's size. With
+    only ``<source sha256>:`` (an installer's record of the source), the source must hash as
+    recorded and the usual rules apply: a timestamp only proves mtime and size, so a source
+    edited within the same second at the same size, or whose mtime was put back, is caught.
+    Only plain pycs are offered (no ``opt-N``); future imports are in the code. Else None."""
     try:
         with open(path, "rb") as fh:
             written = os.fstat(fh.fileno()).st_mtime_ns
             pyc = fh.read()
     except OSError:
         return None
-    if package:
-        source_sha, _, pyc_sha = package.partition(":")
-        if sha256(data).hexdigest() != source_sha or sha256(pyc).hexdigest() != pyc_sha:
+    source_sha, _, pyc_sha = package.partition(":")
+    if source_sha and sha256(data).hexdigest() != source_sha:
+        return None
+    if pyc_sha:
+        if sha256(pyc).hexdigest() != pyc_sha:
             return None
     elif written < not_before:
         return None
@@ -220,7 +226,7 @@ def _installed_code(path: str, data: bytes, mtime: int, not_before: int, package
     if flags == 0:
         size = struct.pack("<I", len(data) & 0xFFFFFFFF)
         stamp = struct.pack("<I", mtime & 0xFFFFFFFF) + size
-        if pyc[12:16] != size or (not package and pyc[8:16] != stamp):
+        if pyc[12:16] != size or (not pyc_sha and pyc[8:16] != stamp):
             return None
     elif flags not in (1, 3) or pyc[8:16] != source_hash(data):
         return None
