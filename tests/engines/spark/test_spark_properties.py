@@ -3,6 +3,7 @@ user's properties file or spark-defaults.conf in (Spark 3 copies, Spark 4 a flag
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from pathlib import Path
@@ -114,6 +115,30 @@ def test_spark_3_copies_spark_defaults_under_our_keys(
     (other / "spark-defaults.conf").write_text("spark.master=k8s://h\n")
     monkeypatch.setenv("SPARK_CONF_DIR", str(other))
     assert _split(home).properties["spark.master"] == "k8s://h"
+
+
+def test_spark_3_without_spark_defaults_warns_that_none_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("SPARK_CONF_DIR", raising=False)
+    monkeypatch.delenv("SPARK_HOME", raising=False)
+    home = _spark_home(tmp_path, "Spark 3.5.1 built for Hadoop 3.3.4\n")
+    (home / "conf" / "spark-defaults.conf").unlink()
+    caplog.set_level(logging.WARNING, logger="envship")
+    cmd = _split(home)
+    assert cmd.properties == {"spark.envship.env": SIGNED} and cmd.merged is None
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1, warned
+    assert "no spark-defaults.conf found" in warned[0] and "Spark 3.5 reads no" in warned[0]
+    assert "SPARK_CONF_DIR" in warned[0]
+    caplog.clear()  # unknown version: said so; a found file: no warning
+    (home / "RELEASE").unlink()
+    _split(home)
+    assert "Spark of unknown version reads no" in caplog.text
+    caplog.clear()
+    (home / "conf" / "spark-defaults.conf").write_text("spark.master yarn\n")
+    assert _split(home).properties["spark.master"] == "yarn"
+    assert not caplog.records
 
 
 def test_spark_4_adds_the_flag_and_copies_nothing(tmp_path: Path) -> None:
