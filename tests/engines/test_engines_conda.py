@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import uuid
 from pathlib import Path
 
 import pytest
@@ -110,13 +109,10 @@ def test_yarn_container_runs_the_conda_env_from_localized_layers(
 def test_conda_env_from_s3_and_from_a_presigned_manifest(
     conda_env: PackedConda, moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import s3fs
-
     from envship.node import prepare
     from envship.store import open_store
 
-    bucket = f"b-{uuid.uuid4().hex[:12]}"
-    s3fs.S3FileSystem(endpoint_url=moto.endpoint, skip_instance_cache=True).mkdir(bucket)
+    bucket = moto.new_bucket()
     store = open_store(f"s3://{bucket}/envs", {"endpoint_url": moto.endpoint})
     uri = store.publish(conda_env.result.manifest, conda_env.result.blobs).env_uri
     assert uri.startswith("s3://") and uri.endswith(f"/{conda_env.env_id}.json")

@@ -17,6 +17,8 @@ from envship.env import Env
 from envship.packing.manifest import LayerRef, Manifest, PythonInfo
 from envship.store import open_store
 
+from .support import MotoServer
+
 HERE = Path(__file__).resolve().parent
 RESULT_PREFIX = "RESULT "
 
@@ -63,6 +65,13 @@ def handmade_env(
     store = open_store(store_url, dict(storage_options or {}))
     result = store.publish(manifest, blobs)
     return Env(result.env_uri, manifest, store.url, dict(store.storage_options))
+
+
+def s3_handmade_env(moto: MotoServer, layers: Mapping[str, Mapping[str, bytes]], work: Path
+                    ) -> tuple[Env, dict[str, object]]:
+    """:func:`handmade_env` published to a fresh bucket of *moto*; (env, storage options)."""
+    options = moto.storage_options()
+    return handmade_env(f"s3://{moto.new_bucket()}/store", layers, work, options), options
 
 
 def parse_result(stdout: str) -> dict[str, object]:

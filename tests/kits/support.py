@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,14 @@ class MotoServer:
 
     def storage_options(self) -> dict[str, object]:
         return {"endpoint_url": self.endpoint}
+
+    def new_bucket(self) -> str:
+        """Create a bucket of a fresh name on this server; its name."""
+        import s3fs
+
+        name = f"b-{uuid.uuid4().hex[:12]}"
+        s3fs.S3FileSystem(endpoint_url=self.endpoint, skip_instance_cache=True).mkdir(name)
+        return name
 
     def stop(self) -> None:
         stop_process(self.proc)

@@ -108,10 +108,7 @@ def test_presigned_s3_env_without_credentials(
     moto = start_moto_server()
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint)
-        import s3fs
-
-        s3fs.S3FileSystem(endpoint_url=moto.endpoint, skip_instance_cache=True).mkdir("nodeb")
-        store = open_store("s3://nodeb/store", {"endpoint_url": moto.endpoint})
+        store = open_store(f"s3://{moto.new_bucket()}/store", moto.storage_options())
         store.publish(packed.manifest, packed.blobs)
         signed = store.presign(packed.env_id, expires=600)
         assert signed.url.startswith("http")

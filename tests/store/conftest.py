@@ -20,11 +20,7 @@ def fixture_env(tmp_path: Path) -> FixtureEnv:
 @pytest.fixture
 def bucket(moto: MotoServer) -> str:
     """A fresh bucket on the session's moto server; returns its name."""
-    import s3fs
-
-    name = f"b-{uuid.uuid4().hex[:12]}"
-    s3fs.S3FileSystem(endpoint_url=moto.endpoint, skip_instance_cache=True).mkdir(name)
-    return name
+    return moto.new_bucket()
 
 
 @pytest.fixture(

@@ -21,7 +21,8 @@ from envship.engines.spark.node_cache import node_cache_boot
 from envship.env import Env
 from envship.errors import EngineError, EnvshipError
 from kits.nodekit import run_held_at_preparation
-from kits.sparkkit import handmade_env
+from kits.sparkkit import handmade_env, s3_handmade_env
+from kits.support import MotoServer
 
 PROBE = (
     "import json, os, sys, importlib.util as u\n"
@@ -240,13 +241,9 @@ def test_boot_archives_are_deterministic() -> None:
 
 @pytest.mark.s3
 def test_s3_store_gives_s3a_archives_or_presigned_urls_executors_can_fetch(
-    moto: object, tmp_path: Path, bare_bin: Path
+    moto: MotoServer, tmp_path: Path, bare_bin: Path
 ) -> None:
-    import s3fs
-
-    options = moto.storage_options()  # type: ignore[attr-defined]
-    s3fs.S3FileSystem(**options).mkdir("envship-spark-test")
-    env = handmade_env("s3://envship-spark-test/store", LAYERS, tmp_path / "work", options)
+    env, options = s3_handmade_env(moto, LAYERS, tmp_path / "work")
     endpoint = options["endpoint_url"]
 
     # This pyspark has no S3A connector: the API presigns as `envship spark-submit` does
@@ -257,7 +254,8 @@ def test_s3_store_gives_s3a_archives_or_presigned_urls_executors_can_fetch(
              requested=["org.apache.hadoop:hadoop-aws:3.4.1"])  # --packages names S3A
     assert "spark.files" not in c
     layers = c["spark.archives"].split(",")[:2]
-    assert all(e.startswith("s3a://envship-spark-test/store/blobs/sha256/") for e in layers)
+    s3a = env.store_url.replace("s3://", "s3a://", 1) + "/blobs/sha256/"
+    assert all(e.startswith(s3a) for e in layers)
     assert c["spark.hadoop.fs.s3a.endpoint"] == endpoint
     assert "secret" not in json.dumps(c).lower()  # credentials never go into confs
 
@@ -392,16 +390,13 @@ def test_blob_links_unused_for_long_are_swept(env: Env, tmp_path: Path) -> None:
 
 @pytest.mark.s3
 def test_an_env_uri_with_storage_options_works_in_every_mode(
-    moto: object, tmp_path: Path, bare_bin: Path
+    moto: MotoServer, tmp_path: Path, bare_bin: Path
 ) -> None:
     """envship.spark.conf/configure/session take storage_options for a URI string (a custom
     endpoint); local[...] prepares the view through a presigned manifest, since the node
     runtime reads its store without them."""
-    import s3fs
-
-    options = moto.storage_options()  # type: ignore[attr-defined]
-    s3fs.S3FileSystem(**options).mkdir("envship-spark-opts")
-    uri = handmade_env("s3://envship-spark-opts/store", LAYERS, tmp_path / "w", options).uri
+    env, options = s3_handmade_env(moto, LAYERS, tmp_path / "w")
+    uri = env.uri
     endpoint = options["endpoint_url"]
     with pytest.raises(EnvshipError) as info:  # AWS's own endpoint: no such bucket there
         conf(uri, "archives", master="yarn", boot_dir=tmp_path / "boot")

@@ -16,7 +16,8 @@ import pytest
 from envship.engines.spark import properties
 from envship.engines.spark.submit import SubmitOptions, split_args
 from envship.errors import EngineError
-from kits.sparkkit import handmade_env
+from kits.sparkkit import handmade_env, s3_handmade_env
+from kits.support import MotoServer
 
 ENVSHIP = str(Path(sys.executable).parent / "envship")
 
@@ -168,14 +169,9 @@ def test_envship_spark_is_lazy_and_does_not_import_pyspark() -> None:
 
 @pytest.mark.s3
 def test_cli_reads_an_s3_env_with_storage_options_after_env_uri(
-    moto: object, tmp_path: Path, fake_spark_home: Path
+    moto: MotoServer, tmp_path: Path, fake_spark_home: Path
 ) -> None:
-    import s3fs
-
-    options = moto.storage_options()  # type: ignore[attr-defined]
-    s3fs.S3FileSystem(**options).mkdir("envship-cli-test")
-    env = handmade_env("s3://envship-cli-test/store", {"deps": {"site-packages/x.py": b""}},
-                       tmp_path / "w", options)
+    env, options = s3_handmade_env(moto, {"deps": {"site-packages/x.py": b""}}, tmp_path / "w")
     out = tmp_path / "argv.json"
     proc = subprocess.run(
         [ENVSHIP, "spark-submit", env.uri, "-s", f"endpoint_url={options['endpoint_url']}",
@@ -187,22 +183,18 @@ def test_cli_reads_an_s3_env_with_storage_options_after_env_uri(
     argv = json.loads(out.read_text())
     assert "-s" not in argv  # envship's option, not spark-submit's
     archives = submitted_confs(out)["spark.archives"]
-    assert f"{options['endpoint_url']}/envship-cli-test/store/blobs/sha256/" in archives
+    store = env.store_url.removeprefix("s3://")
+    assert f"{options['endpoint_url']}/{store}/blobs/sha256/" in archives
     assert "Signature=" in archives and "Signature=" not in " ".join(argv)
 
 
 @pytest.mark.s3
 def test_s3_env_is_presigned_when_this_spark_has_no_s3a_connector(
-    moto: object, tmp_path: Path, fake_spark_home: Path
+    moto: MotoServer, tmp_path: Path, fake_spark_home: Path
 ) -> None:
     """A stock `pip install pyspark` cannot read s3a://: the archives become presigned HTTPS
     URLs, with a one-line notice; with hadoop-aws in SPARK_HOME/jars they stay s3a://."""
-    import s3fs
-
-    options = moto.storage_options()  # type: ignore[attr-defined]
-    s3fs.S3FileSystem(**options).mkdir("envship-s3a-test")
-    env = handmade_env("s3://envship-s3a-test/store", {"deps": {"site-packages/x.py": b""}},
-                       tmp_path / "w", options)
+    env, options = s3_handmade_env(moto, {"deps": {"site-packages/x.py": b""}}, tmp_path / "w")
     out = tmp_path / "argv.json"
     run_env = dict(os.environ, SPARK_HOME=str(fake_spark_home), ARGV_OUT=str(out))
     # a Spark that reads its defaults beside a properties file (no "defaults not read" line)
@@ -222,11 +214,12 @@ def test_s3_env_is_presigned_when_this_spark_has_no_s3a_connector(
     assert "no S3A connector" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     archives, err = submit("--no-presign")
-    assert "s3a://envship-s3a-test/store/blobs/sha256/" in archives and "Signature=" not in archives
+    s3a = env.store_url.replace("s3://", "s3a://", 1) + "/blobs/sha256/"
+    assert s3a in archives and "Signature=" not in archives
     (fake_spark_home / "jars").mkdir()
     (fake_spark_home / "jars" / "hadoop-aws-3.4.1.jar").write_bytes(b"")
     archives, err = submit()
-    assert "s3a://envship-s3a-test/store/blobs/sha256/" in archives and "S3A" not in err
+    assert s3a in archives and "S3A" not in err
 
 
 def _descends_from(pid: int, root: int) -> bool:
@@ -264,18 +257,14 @@ def _watch_command_lines(root: int, seen: dict[int, set[str]], stop: threading.E
 
 @pytest.mark.s3
 def test_presigned_env_runs_with_no_signature_on_any_command_line(
-    moto: object, tmp_path: Path
+    moto: MotoServer, tmp_path: Path
 ) -> None:
     """A real spark-submit (pyspark's, local[1]) of an env given as a presigned manifest URL:
     the app sees the signed conf (read from the properties file), no process of spark-submit's
     tree shows a signature, and the file is gone after it exits."""
-    import s3fs
-
-    options = moto.storage_options()  # type: ignore[attr-defined]
-    s3fs.S3FileSystem(**options).mkdir("envship-props-test")
-    env = handmade_env("s3://envship-props-test/store",
-                       {"deps": {"site-packages/propsmod.py": b"VALUE = 41\n"}},
-                       tmp_path / "w", options).presigned(expires=600)
+    env, _ = s3_handmade_env(moto, {"deps": {"site-packages/propsmod.py": b"VALUE = 41\n"}},
+                             tmp_path / "w")
+    env = env.presigned(expires=600)
     assert "Signature=" in env.uri
     app = tmp_path / "app.py"
     app.write_text(
@@ -315,14 +304,9 @@ def test_presigned_env_runs_with_no_signature_on_any_command_line(
 
 @pytest.mark.s3
 def test_sigterm_passes_on_and_leaves_no_properties_file(
-    moto: object, tmp_path: Path, fake_spark_home: Path
+    moto: MotoServer, tmp_path: Path, fake_spark_home: Path
 ) -> None:
-    import s3fs
-
-    options = moto.storage_options()  # type: ignore[attr-defined]
-    s3fs.S3FileSystem(**options).mkdir("envship-term-test")
-    env = handmade_env("s3://envship-term-test/store", {"deps": {"site-packages/x.py": b""}},
-                       tmp_path / "w", options)
+    env, options = s3_handmade_env(moto, {"deps": {"site-packages/x.py": b""}}, tmp_path / "w")
     out = tmp_path / "argv.json"
     proc = subprocess.Popen(
         [ENVSHIP, "spark-submit", env.uri, "-s", f"endpoint_url={options['endpoint_url']}",
