@@ -11,7 +11,7 @@ import tempfile
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from isal import igzip, igzip_threaded
@@ -20,7 +20,8 @@ from ..errors import PackError
 from ..progress import Progress
 from .layers import LayerEntry
 
-__all__ = ["Blob", "BlockWriter", "archive_files", "write_blob", "COMPRESS_LEVEL", "SHEBANG"]
+__all__ = ["Blob", "BlockWriter", "ContentKeys", "archive_files", "content_key", "write_blob",
+           "COMPRESS_LEVEL", "SHEBANG"]
 
 COMPRESS_LEVEL = 1
 SHEBANG = b"#!/usr/bin/env python"
@@ -42,6 +43,21 @@ class Blob:
     files: int
     path: Path | None  # None: not here, held by the store the env is shipped to
     unpacked: int  # bytes of its regular files once extracted (the node's extraction bound)
+
+
+def content_key(sha256_hex: str, executable: bool) -> str:
+    """What a file is to a content fingerprint: the sha256 of the bytes the layer holds for it
+    (after its transform) and whether it is executable."""
+    return f"{sha256_hex}:{1 if executable else 0}"
+
+
+@dataclass
+class ContentKeys:
+    """Asks :func:`write_blob` for the :func:`content_key` of the files named in *wanted*,
+    taken from the bytes it archives (no second read); it fills *keys* (arcname -> key)."""
+
+    wanted: frozenset[str]
+    keys: dict[str, str] = field(default_factory=dict)
 
 
 class _HashingFile(io.RawIOBase):
@@ -178,56 +194,67 @@ def _open(entry: LayerEntry) -> int:
         ) from exc
 
 
-def _load(entry: LayerEntry) -> tuple[int, bytes | None]:
-    """(tar mode, content) of a small or transformed file; content None: stream it later.
+def _load(entry: LayerEntry, keyed: bool = False) -> tuple[int, bytes | None, str]:
+    """(tar mode, content, content key if *keyed* else "") of a small or transformed file;
+    content None: stream it later (and its key is taken then).
 
-    Runs in reader threads (os.read releases the GIL), so file I/O overlaps compression.
+    Runs in reader threads (os.read and hashing release the GIL), so file I/O overlaps
+    compression.
     """
     if entry.transform == "symlink":
-        return 0o777, entry.source.encode("utf-8", "surrogateescape")
+        return 0o777, entry.source.encode("utf-8", "surrogateescape"), ""
     fd = _open(entry)
     try:
         st = os.fstat(fd)
         mode = 0o755 if st.st_mode & 0o111 else 0o644
         if not entry.transform and st.st_size > _BIG:
-            return mode, None
+            return mode, None, ""
         data = b"".join(_chunks(entry, fd, st.st_size, _BIG))
     except OSError as exc:
         raise PackError(f"cannot read {entry.source}: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
-    return mode, transformed(entry, data)
+    data = transformed(entry, data)
+    return mode, data, content_key(hashlib.sha256(data).hexdigest(), mode == 0o755
+                                   ) if keyed else ""
 
 
-def _stream(out: BlockWriter, entry: LayerEntry, mode: int) -> tuple[int, int]:
-    """Append a big file chunk by chunk; returns (header length, file size)."""
+def _stream(out: BlockWriter, entry: LayerEntry, mode: int, keyed: bool = False
+            ) -> tuple[int, int, str]:
+    """Append a big file chunk by chunk; returns (header length, file size, content key if
+    *keyed* else "")."""
     fd = _open(entry)
+    sha = hashlib.sha256() if keyed else None
     try:
         size = os.fstat(fd).st_size
         header = _header(entry.arcname, size, mode, False)
         out.write(header)
         for chunk in _chunks(entry, fd, size, _BLOCK):
             out.write(chunk)
+            if sha is not None:
+                sha.update(chunk)
     except OSError as exc:
         raise PackError(f"cannot read {entry.source}: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
-    return len(header), size
+    key = content_key(sha.hexdigest(), mode == 0o755) if sha is not None else ""
+    return len(header), size, key
 
 
 def _add_file(
-    out: BlockWriter, entry: LayerEntry, loaded: tuple[int, bytes | None]
-) -> tuple[int, int]:
-    """Append one file entry; returns (tar bytes written, the file's size)."""
-    mode, data = loaded
+    out: BlockWriter, entry: LayerEntry, loaded: tuple[int, bytes | None, str], keyed: bool
+) -> tuple[int, int, str]:
+    """Append one file entry; returns (tar bytes written, the file's size, its content key
+    if *keyed* and it is a regular file, else "")."""
+    mode, data, key = loaded
     if entry.transform == "symlink":
         info = tarfile.TarInfo(entry.arcname)
         info.type, info.linkname, info.mode = tarfile.SYMTYPE, entry.source, 0o777
         header = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
         out.write(header)
-        return len(header), 0
+        return len(header), 0, ""
     if data is None:
-        header_len, size = _stream(out, entry, mode)
+        header_len, size, key = _stream(out, entry, mode, keyed)
     else:
         size = len(data)
         header = _header(entry.arcname, size, mode, False)
@@ -237,24 +264,25 @@ def _add_file(
     pad = -size % tarfile.BLOCKSIZE
     if pad:
         out.write(_ZERO[:pad])
-    return header_len + size + pad, size
+    return header_len + size + pad, size, key
 
 
-def _prefetched(entries: Sequence[LayerEntry]) -> Iterator[tuple[int, bytes | None]]:
+def _prefetched(entries: Sequence[LayerEntry], keyed: frozenset[str]
+                ) -> Iterator[tuple[int, bytes | None, str]]:
     """_load() of each entry, in order, read ahead by a few threads within a bounded window."""
     pool = ThreadPoolExecutor(max_workers=_READERS, thread_name_prefix="envship-read")
-    window: deque[Future[tuple[int, bytes | None]]] = deque()
+    window: deque[Future[tuple[int, bytes | None, str]]] = deque()
     it = iter(entries)
     try:
         for entry in it:
-            window.append(pool.submit(_load, entry))
+            window.append(pool.submit(_load, entry, entry.arcname in keyed))
             if len(window) >= _WINDOW:
                 break
         while window:
             loaded = window.popleft().result()
             nxt = next(it, None)
             if nxt is not None:
-                window.append(pool.submit(_load, nxt))
+                window.append(pool.submit(_load, nxt, nxt.arcname in keyed))
             yield loaded
     finally:
         for fut in window:
@@ -267,9 +295,11 @@ def write_blob(
     blob_dir: Path,
     progress: Progress | None = None,
     label: str = "layer",
+    content: ContentKeys | None = None,
 ) -> Blob:
     """Archive *entries* (sorted by path) into ``blob_dir/<sha256>.tar.gz``; atomic.
-    *progress* gets (*label*, files done, files total)."""
+    *progress* gets (*label*, files done, files total); *content*, if given, the content keys
+    of the files it asks for."""
     try:
         blob_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".tar.gz", dir=blob_dir)
@@ -287,7 +317,8 @@ def write_blob(
             try:
                 seen_dirs: set[str] = set()
                 written = unpacked = 0
-                files = zip(entries, _prefetched(entries), strict=True)
+                wanted = content.wanted if content is not None else frozenset()
+                files = zip(entries, _prefetched(entries, wanted), strict=True)
                 for i, (entry, loaded) in enumerate(files):
                     for d in _dirs_of(entry.arcname):
                         if d not in seen_dirs:
@@ -295,7 +326,10 @@ def write_blob(
                             header = _header(d, 0, 0o755, True)
                             out.write(header)
                             written += len(header)
-                    tar_bytes, size = _add_file(out, entry, loaded)
+                    tar_bytes, size, key = _add_file(out, entry, loaded,
+                                                     entry.arcname in wanted)
+                    if key and content is not None:
+                        content.keys[entry.arcname] = key
                     written += tar_bytes
                     unpacked += size
                     if progress is not None and (i % 64 == 0 or i + 1 == total):

@@ -17,7 +17,7 @@ from typing import Protocol
 from ..errors import PackError
 from ..node.formats import BLOBS, FINGERPRINTS, blob_key, fingerprint_key
 from ..paths import build_cache_dir
-from .archive import COMPRESS_LEVEL, Blob, transformed
+from .archive import COMPRESS_LEVEL, Blob, content_key, transformed
 from .layers import LayerEntry, LayerPlan
 
 __all__ = [
@@ -34,6 +34,9 @@ STALE_TEMP_SECONDS = 3600.0
 # Bump whenever the bytes a plan turns into change (archive format, path rules, transforms).
 FORMAT_VERSION = "envship.layer/3"  # 3: no INSTALLER/REQUESTED, RECORD rows sorted
 
+
+# Where the shapes of layers stored by content are noted (see BuildCache.may_hold_contents).
+SHAPES = "shapes"
 
 # Layers a team build cache maps (code layers change with every edit and weigh kilobytes).
 SHARED_KINDS = ("python", "conda", "dist")
@@ -69,14 +72,14 @@ def _content_key(path: str, entry: LayerEntry | None = None) -> str:
         raise PackError(f"cannot read {path}: {exc.strerror}; fix it or exclude it.") from exc
     if entry is not None:
         data = transformed(entry, data)
-    return f"{hashlib.sha256(data).hexdigest()}:{1 if exe else 0}"
+    return content_key(hashlib.sha256(data).hexdigest(), bool(exe))
 
 
-def _entry_key(entry: LayerEntry, mode: str) -> str:
+def _entry_key(entry: LayerEntry, mode: str, known: Mapping[str, str]) -> str:
     if entry.transform == "symlink":
         return "symlink:" + entry.source
     if mode == "content":
-        key = _content_key(entry.source, entry)
+        key = known.get(entry.arcname) or _content_key(entry.source, entry)
     elif mode == "record" and entry.known_hash:
         # The installer's hash names the content; the stat notices later edits or removals.
         key = entry.known_hash + ":" + _stat_key(entry.source)
@@ -91,27 +94,38 @@ def _entry_key(entry: LayerEntry, mode: str) -> str:
     return key
 
 
-def fingerprint(plan: LayerPlan, mode: str | None = None) -> str:
+def fingerprint(plan: LayerPlan, mode: str | None = None,
+                known: Mapping[str, str] | None = None) -> str:
     """sha256 over what determines a layer's bytes: arcnames, transforms, file identities
-    (by the plan's fingerprint mode, or *mode*)."""
+    (by the plan's fingerprint mode, or *mode*). *known*: content keys already taken
+    (arcname -> :func:`~.archive.content_key`, e.g. by the archiver); the others are read."""
     mode = mode or plan.fingerprint_mode
+    known = known or {}
     h = hashlib.sha256()
     head = [FORMAT_VERSION, f"gzip-{COMPRESS_LEVEL}", plan.kind, mode, *plan.salt]
     h.update("\n".join(head).encode() + b"\n\n")
-    if mode == "content" and len(plan.entries) > 1:
+    unread = mode == "content" and sum(1 for e in plan.entries if e.arcname not in known) > 1
+    if unread:
         with ThreadPoolExecutor(2, thread_name_prefix="envship-hash") as pool:
-            keys = list(pool.map(lambda e: _entry_key(e, mode), plan.entries))
+            keys = list(pool.map(lambda e: _entry_key(e, mode, known), plan.entries))
     else:
-        keys = [_entry_key(e, mode) for e in plan.entries]
+        keys = [_entry_key(e, mode, known) for e in plan.entries]
     lines = [f"{e.arcname}\t{e.transform}\t{k}\n" for e, k in zip(plan.entries, keys, strict=True)]
     h.update("".join(lines).encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 
-def content_fingerprint(plan: LayerPlan) -> str:
+def content_fingerprint(plan: LayerPlan, known: Mapping[str, str] | None = None) -> str:
     """:func:`fingerprint` by file contents: the same distribution installed in another venv
     (other paths, other mtimes) has the same one, so its blob is found without rebuilding."""
-    return fingerprint(plan, "content")
+    return fingerprint(plan, "content", known)
+
+
+def _shape(plan: LayerPlan) -> str:
+    """What two layers of the same contents share before any file is read: kind, target
+    interpreter, distributions (their dist-info names are among the paths)."""
+    head = [FORMAT_VERSION, plan.kind, *plan.salt, "", *plan.dists]
+    return hashlib.sha256("\n".join(head).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -144,6 +158,25 @@ class BuildCache:
         except OSError:
             return None
         return Blob(digest, size, files, path, unpacked)
+
+    def may_hold_contents(self, plan: LayerPlan) -> bool:
+        """False when no blob of *plan*'s shape was ever stored here by content, so looking
+        it up by content cannot hit and its files need not be read for that (a cold cache).
+        A cache written before shapes were noted answers True."""
+        if self.root.joinpath(SHAPES, _shape(plan)).exists():
+            return True
+        return not self.root.joinpath(SHAPES).is_dir() and self.root.joinpath(
+            *FINGERPRINTS).is_dir()
+
+    def store_by_content(self, cfp: str, plan: LayerPlan, blob: Blob) -> None:
+        """:meth:`store` under content fingerprint *cfp*, noting *plan*'s shape."""
+        self.store(cfp, blob)
+        try:
+            folder = self.root / SHAPES
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.joinpath(_shape(plan)).touch()
+        except OSError as exc:
+            log.warning("cannot write build cache entry in %s: %s", self.root / SHAPES, exc)
 
     def sweep_temp(self, older_than: float = STALE_TEMP_SECONDS) -> int:
         """Remove ``.tmp-*`` leftovers of killed packs; returns how many went."""

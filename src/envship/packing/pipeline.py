@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import PackError
 from ..node.formats import env_key, layer_order
 from ..progress import Progress
-from .archive import Blob, write_blob
+from .archive import Blob, ContentKeys, write_blob
 from .buildcache import SHARED_KINDS, BuildCache, SharedCache, content_fingerprint, fingerprint
 from .bytecode import CompilePool, Compiler, compiler_for
 from .layers import LayerEntry, LayerPlan, plan_layers, plan_python, sort_key
@@ -227,9 +227,11 @@ def _build(
             log.debug("%s layer: build cache hit (%s)", plan.label, hit.digest)
         found.append((hit, False) if hit is not None else None)
     # Not built from these very files (paths, mtimes) before: maybe from the same contents,
-    # e.g. the same numpy in another venv. Hashing the files costs far less than a rebuild.
+    # e.g. the same numpy in another venv. Hashing the files costs far less than a rebuild,
+    # but where nothing can be found (a cold cache, no store) the archiver hashes them.
     for i, f in enumerate(found):
-        if f is None and plans[i].kind in SHARED_KINDS:
+        if f is None and plans[i].kind in SHARED_KINDS and (
+                shared is not None or cache.may_hold_contents(plans[i])):
             by_content[i] = cfp = content_fingerprint(plans[i])
             hit = cache.lookup(cfp)
             if hit is not None:
@@ -259,10 +261,16 @@ def _build(
             entries = plan.entries if not pycs else tuple(
                 sorted(plan.entries + pycs, key=lambda e: sort_key(e.arcname)))
             log.info("%s layer: archiving %d files", plan.label, len(entries))
-            blob = write_blob(entries, cache.blob_dir, progress, plan.label)
+            keys = None
+            if plan.kind in SHARED_KINDS and i not in by_content:
+                keys = ContentKeys(frozenset(e.arcname for e in plan.entries
+                                             if e.transform != "symlink"))
+            blob = write_blob(entries, cache.blob_dir, progress, plan.label, keys)
             cache.store(fps[i], blob)
+            if keys is not None:
+                by_content[i] = content_fingerprint(plan, keys.keys)
             if i in by_content:
-                cache.store(by_content[i], blob)
+                cache.store_by_content(by_content[i], plan, blob)
             found[i] = (blob, True)
 
         try:
