@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -78,7 +80,15 @@ def test_two_concurrent_publishers_one_copy(
 def test_publisher_killed_mid_upload_leaves_no_visible_env(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = str(tmp_path / "store") if kind == "local" else request.getfixturevalue("s3_url")
+    if kind == "local":
+        # On another filesystem than the blobs (tmpfs), so the blob is copied: a hard link
+        # from the same filesystem is all or nothing, there is no "mid-upload" to kill.
+        other = Path(tempfile.mkdtemp(dir="/dev/shm"))
+        request.addfinalizer(lambda: shutil.rmtree(other, ignore_errors=True))
+        assert os.stat(other).st_dev != os.stat(tmp_path).st_dev
+        url = str(other / "store")
+    else:
+        url = request.getfixturevalue("s3_url")
     env = big_env(tmp_path / "blobs", 48)
     deps = env.manifest.layer("deps")
     assert deps is not None

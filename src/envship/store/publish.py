@@ -83,7 +83,8 @@ def _upload(io: StoreIO, layer: LayerRef, local: Path, progress: Progress | None
         if progress is not None:
             progress(layer.digest, n, layer.size)
 
-    size = io.upload(local, key, layer.hex, tick, link=True, what=f"blob {layer.digest}")
+    size = io.upload(local, key, layer.hex, tick, link=True, what=f"blob {layer.digest}",
+                     expect_size=layer.size)
     if size != layer.size:
         raise StoreError(
             f"local blob {local} is {size} bytes but the manifest says {layer.size}; pack again"

@@ -278,8 +278,8 @@ class StoreIO:
 
     # -- streams ------------------------------------------------------------------
     def upload(self, local: Path, key: Key, expect_hex: str | None = None,
-               progress: BytesDone | None = None, *, link: bool = False, what: str = ""
-               ) -> int:
+               progress: BytesDone | None = None, *, link: bool = False, what: str = "",
+               expect_size: int | None = None) -> int:
         """Copy *local* to *key*, hashing while streaming (see :func:`.transfer.upload_file`);
         a retried attempt takes back the bytes it had reported. Returns the bytes sent."""
         path = self.path(key)
@@ -294,7 +294,8 @@ class StoreIO:
             if sent[0] and progress is not None:
                 progress(-sent[0])  # restart: undo counted bytes
             sent[0] = 0
-            return transfer.upload_file(self.location, local, path, expect_hex, tick, link)
+            return transfer.upload_file(self.location, local, path, expect_hex, tick, link,
+                                        expect_size)
 
         send = self._again_if_temp_vanished(attempt, what or path)
         return self.call(send, f"uploading {what or '/'.join(key)}")

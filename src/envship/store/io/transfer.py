@@ -106,6 +106,7 @@ def upload_file(
     expect_hex: str | None = None,
     progress: BytesDone | None = None,
     link: bool = False,
+    expect_size: int | None = None,
 ) -> int:
     """Copy *local* to *final*; hash while streaming; never leave a partial *final*.
 
@@ -114,14 +115,17 @@ def upload_file(
     at once, see :mod:`.multipart`). Other filesystems get a hidden
     temporary sibling renamed into place. Returns the bytes sent.
 
-    *link*: *local* is immutable once written (a content-addressed blob of the build cache
-    or of another store): a local store on the same filesystem gets a hard link to it rather
-    than a copy (as uv links installs from its cache), still hashed and synced before it is
-    renamed into place, so no bytes are written twice.
+    *link*: *local* is a blob of the build cache, hashed as it was written (its name is that
+    hash) and immutable since: a local store on the same filesystem gets a hard link to it
+    rather than a copy (as uv links installs from its cache), synced before it is renamed into
+    place, so no bytes are written twice. It is not hashed again: the link is the very file
+    the build cache holds, a later change to either name would change both, and every node
+    checks a blob's sha256 as it unpacks it (`envship store verify` re-hashes a store). Its
+    size must be *expect_size*, if given, before it is renamed into place.
     """
     _ensure_parent(loc, final)
     if link and loc.caps.local:
-        linked = _link_in(loc, local, final, expect_hex, progress)
+        linked = _link_in(loc, local, final, progress, expect_size)
         if linked is not None:
             return linked
     if supports_multipart(loc) and os.path.getsize(local) >= 2 * PART:
@@ -159,10 +163,10 @@ def _check_digest(local: Path, hexdigest: str, expect_hex: str | None) -> None:
                          f"expected {expect_hex}; pack again")
 
 
-def _link_in(loc: StoreLocation, local: Path, final: str, expect_hex: str | None,
-             progress: BytesDone | None) -> int | None:
-    """Hard-link *local* in as *final* through a temp name (all or nothing), after hashing
-    and syncing it; None where the filesystem cannot link (another device): copy instead."""
+def _link_in(loc: StoreLocation, local: Path, final: str, progress: BytesDone | None,
+             expect_size: int | None) -> int | None:
+    """Hard-link *local* in as *final* through a temp name (all or nothing), after syncing
+    it; None where the filesystem cannot link (another device): copy instead."""
     tmp = temp_name(final)
     try:
         os.link(local, tmp)
@@ -173,9 +177,13 @@ def _link_in(loc: StoreLocation, local: Path, final: str, expect_hex: str | None
         # the leftover of a long-dead upload (older than its grace) and delete it mid-write.
         os.utime(tmp)
         with open(tmp, "rb") as src:
-            size, hexdigest = _stream(src, None, progress)
-            _check_digest(local, hexdigest, expect_hex)
+            size = os.fstat(src.fileno()).st_size
+            if expect_size is not None and size != expect_size:
+                raise StoreError(f"local blob {local} is {size} bytes, expected {expect_size}: "
+                                 "it changed after packing; pack again")
             os.fsync(src.fileno())  # cheap when the kernel already wrote the blob back
+        if progress is not None:
+            progress(size)
         _finish(loc, tmp, final, size)
         # rename() onto a hard link of the same file (a concurrent publisher linked it
         # first) does nothing and succeeds: the temp name is left to remove
