@@ -6,6 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +69,29 @@ def test_private_file_is_0600_in_a_0700_dir_and_gone_after() -> None:
     with pytest.raises(RuntimeError), properties.private_file({"spark.k": "v"}) as path:
         raise RuntimeError
     assert not os.path.exists(os.path.dirname(path))
+
+
+def test_directories_of_killed_runs_are_swept_by_the_next(tmp_path: Path) -> None:
+    """`kill -9` during spark-submit leaves the private directory (and its signed URLs):
+    the next run removes it once it is old and its pid has no process; nothing else."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    old = time.time() - properties.STALE_SECONDS - 60
+
+    def leftover(name: str, age: float = old) -> Path:
+        d = tmp_path / name
+        d.mkdir(mode=0o700)
+        (d / "spark.properties").write_text("spark.envship.env=http://x?X-Amz-Signature=s\n")
+        os.utime(d, (age, age))
+        return d
+
+    stale = leftover(f"envship-spark-{dead.pid}-abc")
+    live = leftover(f"envship-spark-{os.getpid()}-def")  # a running spark-submit
+    fresh = leftover(f"envship-spark-{dead.pid}-ghi", time.time())  # maybe another pid ns
+    other = leftover("envship-spark-notapid")
+    assert properties.sweep_stale(str(tmp_path)) == 1
+    assert not stale.exists()
+    assert live.exists() and fresh.exists() and other.exists()
 
 
 def _spark_home(tmp_path: Path, release: str | None = None, jar: str | None = None) -> Path:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,11 +112,56 @@ def read(path: str | os.PathLike[str]) -> dict[str, str]:
     return loads(text, str(path))
 
 
+_PREFIX = "envship-spark-"
+STALE_SECONDS = 600.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: someone's process
+        return True
+    return True
+
+
+def sweep_stale(tmp: str | None = None) -> int:
+    """Remove this user's private properties directories left by runs that were killed
+    (``kill -9``: no ``finally`` ran): older than :data:`STALE_SECONDS` and named after a pid
+    no process has; the files they hold carry signed URLs. A pid in use again keeps its
+    directory until that process ends; the age rule spares a live run in another pid
+    namespace sharing this temp dir (spark-submit reads the file as it starts). Returns how
+    many went."""
+    tmp = tmp or tempfile.gettempdir()
+    cutoff = time.time() - STALE_SECONDS
+    try:
+        names = [n for n in os.listdir(tmp) if n.startswith(_PREFIX)]
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        pid_text = name[len(_PREFIX):].partition("-")[0]
+        path = os.path.join(tmp, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if (not pid_text.isdigit() or st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode)
+                or st.st_mtime > cutoff or _alive(int(pid_text))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
 @contextmanager
 def private_file(props: Mapping[str, str]) -> Iterator[str]:
     """A properties file holding *props*, readable by this user only, for the ``with`` block;
-    removed with its directory when the block ends, however it ends."""
-    directory = tempfile.mkdtemp(prefix="envship-spark-")  # 0700
+    removed with its directory when the block ends, however it ends (and, after a
+    ``kill -9``, by the next run: :func:`sweep_stale`)."""
+    sweep_stale()
+    directory = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")  # 0700
     try:
         path = os.path.join(directory, "spark.properties")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
