@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from kits.nodekit import ENVSHIP, Blob, Manifest2, blob_from_tree, make_manifest2, node_env
+from kits.support import run, uv_bin
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("setpriv"),
@@ -68,6 +69,36 @@ def users() -> Iterator[tuple[User, User]]:
             subprocess.run(["userdel", "-r", name], capture_output=True)
 
 
+@dataclass(frozen=True)
+class Tools:
+    """What the test users run: envship and a python (with envship importable)."""
+
+    envship: str
+    python: str
+
+
+@pytest.fixture(scope="module")
+def tools(users: tuple[User, User]) -> Iterator[Tools]:
+    """This checkout's envship, if the test users can read it; else (a checkout they cannot
+    reach, e.g. cloned into a 0700 `mktemp -d`) envship installed from it into a venv they
+    can read, as a node would have it installed."""
+    probe = users[0].run([sys.executable, "-c", f"open({ENVSHIP!r}).close()"],
+                         {"PATH": os.defpath})
+    if probe.returncode == 0:
+        yield Tools(ENVSHIP, sys.executable)
+        return
+    base = Path(tempfile.mkdtemp(prefix="envship-trust-venv-"))
+    base.chmod(0o755)
+    try:
+        venv = base / "venv"
+        run([uv_bin(), "venv", "-q", "-p", sys.executable, str(venv)])
+        run([uv_bin(), "pip", "install", "-q", "-p", str(venv / "bin" / "python"),
+             str(Path(__file__).resolve().parents[2])])
+        yield Tools(str(venv / "bin" / "envship"), str(venv / "bin" / "python"))
+    finally:
+        shutil.rmtree(base)
+
+
 def schema3(blobs: list[Blob]) -> Manifest2:
     """A schema-3 manifest: schema 2's fields plus each layer's unpacked bytes."""
     data: dict[str, Any] = make_manifest2(blobs).data
@@ -101,6 +132,7 @@ class World:
     hex_b: str
     marks: Path  # planted code writes here when it runs
     script: str  # the single-file node runtime
+    tools: Tools  # what the test users run
 
     def env(self, cache: Path) -> dict[str, str]:
         env = node_env(HOME="/nonexistent", ENVSHIP_CACHE=str(cache),
@@ -111,7 +143,7 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def world(tmp_path: Path, tools: Tools) -> Iterator[World]:
     base = Path(tempfile.mkdtemp(prefix="envship-trust-"))
     base.chmod(0o755)
     try:
@@ -136,14 +168,15 @@ def world(tmp_path: Path) -> Iterator[World]:
                        capture_output=True)
         os.chmod(base / "envship_node.py", 0o755)
         yield World(base, uris[0], uris[1], ids[0], ids[1], hexes[0], hexes[1],
-                    base / "marks", str(base / "envship_node.py"))
+                    base / "marks", str(base / "envship_node.py"), tools)
     finally:
         shutil.rmtree(base)
 
 
 def _exec(world: World, user: User, cache: Path, uri: str, code: str,
           script: bool = False) -> subprocess.CompletedProcess[str]:
-    launcher = [sys.executable, world.script] if script else [ENVSHIP, "exec"]
+    launcher = ([world.tools.python, world.script] if script
+                else [world.tools.envship, "exec"])
     return user.run([*launcher, "--cache", str(cache), uri, "--", "python", "-c", code],
                     world.env(cache))
 
@@ -234,7 +267,7 @@ def test_cache_warm_by_root_is_used_by_every_user(
     assert proc.stdout == "hi from B\n" and _warnings(proc.stderr) == []
     assert os.listdir(cache / "users" / str(bob.uid) / "envs") == [world.id_b]
     # a user's prune leaves root's entries alone (and says so in no traceback)
-    pruned = bob.run([ENVSHIP, "cache", "prune", "--all", "--cache", str(cache)],
+    pruned = bob.run([world.tools.envship, "cache", "prune", "--all", "--cache", str(cache)],
                      world.env(cache))
     assert pruned.returncode == 0, pruned.stderr
     assert os.listdir(cache / "envs") == [world.id_a]
@@ -276,15 +309,16 @@ def test_a_job_cannot_write_into_layers_or_views(
                    env=world.env(warm), check=True, capture_output=True)
     for cache in (own, warm):
         layer_site = cache / "layers" / world.hex_a / "site-packages"
-        proc = alice.run([ENVSHIP, "exec", "--cache", str(cache), world.uri_a, "--", "python",
-                          "-c", APPEND, str(layer_site)], world.env(cache))
+        proc = alice.run([world.tools.envship, "exec", "--cache", str(cache), world.uri_a,
+                          "--", "python", "-c", APPEND, str(layer_site)], world.env(cache))
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.splitlines() == [
             "append to an imported module refused", "a .pth in the view refused",
             "a .pth in the layer refused", "a new module in the package refused",
         ], (cache, proc.stdout)
     # prune still removes the read-only trees
-    proc = alice.run([ENVSHIP, "cache", "prune", "--all", "--cache", str(own)], world.env(own))
+    proc = alice.run([world.tools.envship, "cache", "prune", "--all", "--cache", str(own)],
+                     world.env(own))
     assert proc.returncode == 0, proc.stderr
     assert os.listdir(own / "layers") == [] and os.listdir(own / "envs") == []
 
@@ -339,7 +373,7 @@ def test_a_lock_held_by_another_user_stalls_nobody(
         lock.touch(0o644)
     holder = subprocess.Popen(
         ["setpriv", f"--reuid={bob.uid}", f"--regid={bob.gid}", "--clear-groups", "--",
-         sys.executable, "-c", HOLD, *map(str, locks)],
+         world.tools.python, "-c", HOLD, *map(str, locks)],
         stdout=subprocess.PIPE, text=True, env=world.env(cache),
     )
     try:
@@ -347,8 +381,8 @@ def test_a_lock_held_by_another_user_stalls_nobody(
         env = {**world.env(cache), "ENVSHIP_LOCK_WAIT": "1"}
         own = cache / "users" / str(alice.uid)
         for uri, env_id in ((world.uri_a, world.id_a), (world.uri_b, world.id_b)):
-            proc = alice.run([ENVSHIP, "exec", "--cache", str(cache), uri, "--", "python",
-                              "-c", RUN], env)
+            proc = alice.run([world.tools.envship, "exec", "--cache", str(cache), uri, "--",
+                              "python", "-c", RUN], env)
             assert proc.returncode == 0, proc.stderr
             assert proc.stdout in ("hi from A\n", "hi from B\n")
             (warning,) = _warnings(proc.stderr)
