@@ -6,8 +6,8 @@ import csv
 import hashlib
 import io
 import os
+import secrets
 import tarfile
-import tempfile
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -300,14 +300,19 @@ def write_blob(
     """Archive *entries* (sorted by path) into ``blob_dir/<sha256>.tar.gz``; atomic.
     *progress* gets (*label*, files done, files total); *content*, if given, the content keys
     of the files it asks for."""
-    try:
-        blob_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".tar.gz", dir=blob_dir)
-    except OSError as exc:
-        raise PackError(f"cannot write layer blobs to {blob_dir}: {exc.strerror or exc}") from exc
-    tmp = Path(tmp_name)
     total = len(entries)
+    # Named before it exists, so that the cleanup below knows it wherever a signal's exception
+    # lands (mkstemp can be interrupted between creating the file and returning its name).
+    tmp = blob_dir / f".tmp-{secrets.token_hex(8)}.tar.gz"
+    ours: Path | None = tmp
     try:
+        try:
+            blob_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            ours = None  # not created (an O_EXCL clash would be somebody else's file)
+            raise PackError(f"cannot write layer blobs to {blob_dir}: {exc.strerror or exc}"
+                            ) from exc
         with os.fdopen(fd, "wb") as raw:
             hashing = _HashingFile(raw)
             gz: io.BufferedIOBase = igzip_threaded.open(  # type: ignore[no-untyped-call]
@@ -346,7 +351,8 @@ def write_blob(
         os.chmod(tmp, 0o644)
         os.replace(tmp, final)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if ours is not None:
+            ours.unlink(missing_ok=True)
         raise
     regular = sum(1 for e in entries if e.transform != "symlink")  # "files": regular files
     return Blob(f"sha256:{digest}", hashing.size, regular, final, unpacked)
