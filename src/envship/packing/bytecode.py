@@ -95,24 +95,18 @@ def installed_pyc(source: str, cache_tag: str) -> str:
     return os.path.join(head, "__pycache__", f"{tail.rpartition('.')[0] or tail}.{cache_tag}.pyc")
 
 
-def _recorded_sha256(entry: LayerEntry) -> str:
-    """The source's sha256 (hex) as its installer recorded it (a RECORD row's
-    ``sha256=<urlsafe base64>`` or a conda record's hex digest), or "" if none was."""
+def _recorded(entry: LayerEntry) -> str:
+    """The worker's ``package`` field for a source whose installer recorded its sha256 (a
+    RECORD row's ``sha256=<urlsafe base64>`` or a conda record's hex digest): ``<hex>:``, else
+    "". A timestamp pyc only proves mtime and size; the recorded hash proves the content."""
     known = entry.known_hash or ""
     if known.startswith("sha256="):
         b64 = known[len("sha256="):]
         try:
-            return base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4)).hex()
+            known = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4)).hex()
         except ValueError:  # binascii.Error
             return ""
-    return known if len(known) == 64 else ""
-
-
-def _recorded(entry: LayerEntry, reuse: bool) -> str:
-    """The worker's ``package`` field for a source whose installer recorded its hash: a
-    timestamp pyc only proves mtime and size, the recorded hash proves the content."""
-    sha = _recorded_sha256(entry) if reuse else ""
-    return f"{sha}:" if sha else ""
+    return f"{known}:" if len(known) == 64 else ""
 
 
 def _installed_since(python: str) -> int | None:
@@ -248,7 +242,8 @@ class CompilePool:
             self._count += 1
             jobs.append(_Job(entry, dfile, str(self.work_dir / f"{self._count}.pyc"), size,
                              cached, installed_pyc(entry.source, tag) if reuse else "",
-                             vouched.get(entry.arcname) or _recorded(entry, reuse)))
+                             vouched.get(entry.arcname)
+                             or (_recorded(entry) if reuse else "")))
         return jobs
 
     def compile(self, plans: Sequence[LayerPlan]) -> Iterator[tuple[int, tuple[LayerEntry, ...]]]:
