@@ -18,13 +18,20 @@ ensure_uv() {
   UV=$PWD/.tools/bin/uv
 }
 
+# uv pip install, from uv's cache alone when it holds everything, else from the index. An
+# online install re-checks each sdist (pyspark's is one) and may rebuild it: ~30 s and ~0.5 GB
+# of cache each time.
+uv_install() {
+  "$UV" pip install -q --offline "$@" 2>/dev/null || "$UV" pip install -q "$@"
+}
+
 ensure_dev_venv() {
   ensure_uv
   if [ ! -x .venv/bin/python ]; then
     "$UV" venv -q -p "$(find_python)" .venv
   fi
   echo "== installing envship and test dependencies into .venv"
-  "$UV" pip install -q -p .venv/bin/python -e ".[test]"
+  uv_install -p .venv/bin/python -e ".[test]"
   ensure_azurite
 }
 
