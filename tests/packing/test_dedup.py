@@ -221,17 +221,14 @@ def test_marshal_output_independent_of_worker_state(python: str, tmp_path: Path)
     compiler = Compiler(python, tag)
 
     def compiled(order: list[LayerEntry], workers: int, work: Path) -> dict[str, bytes]:
-        old = bc.WORKERS
-        bc.WORKERS = workers
-        try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(bc.WORKERS_ENV, str(workers))
             plan = LayerPlan("dist", tuple(order), "record")
             (out,) = compile_layers(compiler, [plan], work)
-        finally:
-            bc.WORKERS = old
         return {e.arcname: Path(e.source).read_bytes() for e in out}
 
     first = compiled(entries, 1, tmp_path / "one")
-    again = compiled(entries[::-1], 2, tmp_path / "two")
+    again = compiled(entries[::-1], 3, tmp_path / "three")
     alone = {}
     for e in entries[:3]:
         alone.update(compiled([e], 1, tmp_path / f"alone-{len(alone)}"))
@@ -368,6 +365,31 @@ def test_compile_worker_that_dies_is_a_clear_error(tmp_path: Path) -> None:
     plan = LayerPlan("dist", (LayerEntry("site-packages/m.py", str(src)),), "record")
     with pytest.raises(PackError, match=r"compiling bytecode with /bin/false failed \(exit 1"):
         compile_layers(Compiler("/bin/false", TAG), [plan], tmp_path / "work")
+
+
+def test_compile_workers_follow_the_cpus_this_process_may_use(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import envship.packing.bytecode as bc
+    from envship.errors import PackError
+
+    monkeypatch.delenv(bc.WORKERS_ENV, raising=False)
+    cpus = os.sched_getaffinity(0)
+    assert bc.worker_count() == min(len(cpus), 8)
+    try:  # as under `taskset -c N` or a one-CPU cpuset
+        os.sched_setaffinity(0, {min(cpus)})
+        assert bc.worker_count() == 1
+    finally:
+        os.sched_setaffinity(0, cpus)
+    monkeypatch.setenv(bc.WORKERS_ENV, "12")
+    assert bc.worker_count() == 12
+    src = tmp_path / "m.py"
+    src.write_text("X = 1\n")
+    plan = LayerPlan("dist", (LayerEntry("site-packages/m.py", str(src)),), "record")
+    for bad in ("0", "two"):
+        monkeypatch.setenv(bc.WORKERS_ENV, bad)
+        with pytest.raises(PackError, match=rf"ENVSHIP_PACK_WORKERS='{bad}': give a number"):
+            compile_layers(Compiler(sys.executable, TAG), [plan], tmp_path / "work")
 
 
 def test_pip_and_uv_installs_of_the_same_wheels_give_the_same_blobs(
