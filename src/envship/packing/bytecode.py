@@ -4,12 +4,11 @@ PEP 552 hash-based pycs (no timestamps), ``co_filename`` = the path relative to 
 written by stdlib-only workers (:mod:`compile_worker`) run by the target interpreter in a
 clean environment, one per usable CPU (:func:`worker_count`), fed batches from a queue, so
 that the pack archives each layer as soon as its modules are compiled while the workers go on
-with the next. A module of
-a dist, python or conda layer whose installer or package already wrote its bytecode (pip does,
-so does conda's python for its stdlib) is not compiled again: the worker takes that pyc when it
-is provably the source's (:mod:`package_pycs` for a conda package's) and writes the same
-canonical form a compile gives. Byte-identical across runs, directories, users, HOME and installers
-(checked for CPython 3.8-3.13: see the worker's notes).
+with the next. A module of a dist, python or conda layer whose installer or package already
+wrote its bytecode (pip does, so does conda's python for its stdlib) is not compiled again: the
+worker takes that pyc when it is provably the source's (:mod:`package_pycs` for a conda
+package's) and writes the same canonical form a compile gives. Byte-identical across runs,
+directories, users, HOME and installers (checked for CPython 3.8-3.13: see the worker's notes).
 """
 
 from __future__ import annotations
