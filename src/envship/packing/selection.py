@@ -10,7 +10,7 @@ from ..errors import PackError
 from .manifest import Excluded
 from .sources.snapshot import DistInfo, Snapshot, canonical_name
 
-__all__ = ["DEFAULT_EXCLUDED", "Selection", "select"]
+__all__ = ["DEFAULT_EXCLUDED", "PACKER_ONLY", "Selection", "select"]
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,13 @@ log = logging.getLogger(__name__)
 DEFAULT_EXCLUDED = {
     "pyspark": "provided by the Spark runtime (keep it with --include pyspark)",
     "py4j": "provided by the Spark runtime (keep it with --include py4j)",
+}
+
+# Left out, unless --include names them, from an env that holds envship itself: envship's
+# own tools for the machine that packs, which no node runs. uv (a 40 MB binary, 19 MB of
+# blob) builds envs from locks; envship depends on it, so every venv with envship has it.
+PACKER_ONLY = {
+    "uv": "envship's lock-build tool, not run on nodes (keep it with --include uv)",
 }
 
 
@@ -64,6 +71,9 @@ def select(
             reason = "excluded by --exclude"
         elif dist.name in DEFAULT_EXCLUDED and dist.name not in incl and dist.name not in only_l:
             reason = DEFAULT_EXCLUDED[dist.name]
+        elif (dist.name in PACKER_ONLY and "envship" in installed and dist.name not in incl
+              and dist.name not in only_l):
+            reason = PACKER_ONLY[dist.name]
         if reason is None:
             kept.append(dist)
         else:
