@@ -155,7 +155,8 @@ def _dfile(arcname: str) -> str:
 
 
 def _pyc_key(compiler: Compiler, dfile: str, path: str) -> tuple[str, int]:
-    """(key, size): what a pyc's bytes depend on — the source, its dfile, the compiler."""
+    """(key, size): what a pyc's bytes depend on — the source, its dfile, the compiler. The
+    worker computes the same key from the bytes it compiles (``_compile_one``)."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -165,6 +166,13 @@ def _pyc_key(compiler: Compiler, dfile: str, path: str) -> tuple[str, int]:
     h = hashlib.sha256(f"{compiler.fingerprint}\0{dfile}\0".encode("utf-8", "surrogateescape"))
     h.update(data)
     return h.hexdigest(), len(data)
+
+
+def _has_entries(folder: Path | None) -> bool:
+    try:
+        return folder is not None and next(os.scandir(folder), None) is not None
+    except OSError:
+        return False
 
 
 @dataclass
@@ -208,6 +216,7 @@ class CompilePool:
         self._count = 0
         self._logged = False
         self._since = _installed_since(compiler.python)
+        self._lookup = False  # look sources up in pyc_cache before compiling them
         self.reused = 0  # modules whose installer's pyc was taken (since the pool started)
         self.compiled = 0  # modules compiled
 
@@ -248,7 +257,7 @@ class CompilePool:
         for entry in plan.py_sources:
             dfile = _dfile(entry.arcname)
             cached = None
-            if self.pyc_cache is not None:
+            if self._lookup and self.pyc_cache is not None:
                 key, size = _pyc_key(self.compiler, dfile, entry.source)
                 cached = self.pyc_cache / key[:2] / f"{key}.pyc"
                 if cached.is_file():
@@ -271,6 +280,9 @@ class CompilePool:
         ``(plan index, pyc entries)`` as each plan is complete, in completion order."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         layers = [_Layer(i) for i in range(len(plans))]
+        # An empty bytecode cache (a first pack) can hit nothing: the sources are not read and
+        # hashed here, before the workers start; each worker gives the key of what it compiled.
+        self._lookup = _has_entries(self.pyc_cache)
         work: list[tuple[int, list[_Job]]] = []
         for i, plan in enumerate(plans):
             jobs = self._jobs(plan, layers[i])
@@ -297,16 +309,16 @@ class CompilePool:
         for fut in as_completed(futures):
             layer = futures[fut]
             for job, status in fut.result():
-                if status.startswith("E"):
-                    log.debug("not compiling %s: %s", job.entry.source, status[1:])
+                if status[:1] not in ("R", "C"):
+                    log.debug("not compiling %s: %s", job.entry.source, status[1:] or "no answer")
                     continue
-                if status == "R":
+                if status[:1] == "R":
                     self.reused += 1
                 else:
                     self.compiled += 1
                 layer.done.append(LayerEntry(pyc_arcname(job.entry.arcname,
                                                          self.compiler.cache_tag),
-                                             self._keep(job)))
+                                             self._keep(job, status[1:])))
             layer.running -= 1
             if layer.running == 0:
                 yield layer.index, tuple(sorted(layer.done, key=lambda e: e.arcname))
@@ -314,7 +326,11 @@ class CompilePool:
             log.info("bytecode: %d modules taken from their installer's pycs, %d compiled",
                      self.reused, self.compiled)
 
-    def _keep(self, job: _Job) -> str:
+    def _keep(self, job: _Job, key: str) -> str:
+        """Move the pyc into the bytecode cache, under the key the worker gave if none was
+        computed before (*key*: hex sha256, see :func:`_pyc_key`)."""
+        if job.cached is None and self.pyc_cache is not None and len(key) == 64:
+            job.cached = self.pyc_cache / key[:2] / f"{key}.pyc"
         if job.cached is None:
             return job.out
         try:
@@ -348,12 +364,13 @@ class CompilePool:
         return proc
 
     def _run(self, batch: list[_Job]) -> list[tuple[_Job, str]]:
-        """Compile *batch* in this thread's worker: (job, status) per job: "" compiled,
-        "R" the installer's pyc taken, "E<error>" not compiled."""
+        """Compile *batch* in this thread's worker: (job, status) per job: "C<key>" compiled,
+        "R<key>" the installer's pyc taken, "E<error>" not compiled."""
         proc = self._proc()
         assert proc.stdin is not None and proc.stdout is not None
         mode = b"checked" if self.compiler.checked else b"unchecked"
-        fields = [mode, b"" if self._since is None else str(self._since).encode()]
+        fields = [mode, b"" if self._since is None else str(self._since).encode(),
+                  self.compiler.fingerprint.encode()]
         for job in batch:
             fields += [os.fsencode(job.entry.source), os.fsencode(job.dfile),
                        os.fsencode(job.out), os.fsencode(job.installed), job.package.encode()]

@@ -2,13 +2,16 @@
 
 Reads batches on stdin until EOF, each an 8-byte little-endian length and that many bytes of
 NUL-separated fields: ``checked|unchecked``, ``not_before`` (see :func:`_installed_code`; empty:
-never reuse) then ``source, dfile, out, installed, package`` per file (*installed*: the pyc an
+never reuse), the compiler's fingerprint (for the bytecode cache's key), then ``source, dfile,
+out, installed, package`` per file (*installed*: the pyc an
 installer wrote for the source, or empty; *package*: ``<source sha256>:<pyc sha256>`` when both
 come from the interpreter's own conda package, ``<source sha256>:`` when only the source's hash
 was recorded by its installer (a RECORD row), or empty). Writes a PEP 552 hash-based pyc of
 the module's canonical code (:func:`canonical`) to ``out``, taken from *installed* when it is
 provably the bytecode of the source, else compiled; then answers the batch on stdout with an
-8-byte length and ``index<TAB>R`` (reused) or ``index<TAB>E<error>`` (does not compile) lines.
+8-byte length and one line per file: ``index<TAB>C<key>`` (compiled), ``index<TAB>R<key>``
+(reused) or ``index<TAB>E<error>`` (does not compile); *key*: the hex sha256 of the
+fingerprint, NUL, dfile, NUL and the source's bytes (the bytecode cache's key).
 Run by any CPython >= 3.8: stdlib only.
 """
 
@@ -238,11 +241,14 @@ def _installed_code(path: str, data: bytes, mtime: int, not_before: int, package
 
 
 def _compile_one(source: str, dfile: str, out: str, flags: bytes, installed: str = "",
-                 not_before: "int | None" = None, package: str = "") -> bool:
-    """Write *source*'s canonical pyc to *out*; True if *installed* gave its code."""
+                 not_before: "int | None" = None, package: str = "", salt: bytes = b""
+                 ) -> "tuple[bool, str]":
+    """Write *source*'s canonical pyc to *out*: (True if *installed* gave its code, the
+    bytecode cache's key of it given the compiler's fingerprint *salt*)."""
     with open(source, "rb") as fh:
         data = fh.read()
         mtime = int(os.fstat(fh.fileno()).st_mtime)
+    key = sha256(salt + b"\0" + dfile.encode("utf-8", "surrogateescape") + b"\0" + data)
     code = None
     if installed and not_before is not None:
         code = _installed_code(installed, data, mtime, not_before, package)
@@ -255,19 +261,21 @@ def _compile_one(source: str, dfile: str, out: str, flags: bytes, installed: str
     del code, pins
     with open(out, "wb") as fh:
         fh.write(pyc)
-    return reused
+    return reused, key.hexdigest()
 
 
 def _batch(fields: "list[bytes]") -> bytes:
     flags = (3 if fields[0] == b"checked" else 1).to_bytes(4, "little")
     not_before = int(fields[1]) if fields[1] else None
-    jobs = fields[2:]
+    salt = fields[2]
+    jobs = fields[3:]
     answer = []
     for i in range(len(jobs) // 5):
         source, dfile, out, installed, package = (os.fsdecode(x) for x in jobs[5 * i:5 * i + 5])
         try:
-            if _compile_one(source, dfile, out, flags, installed, not_before, package):
-                answer.append(f"{i}\tR\n")
+            reused, key = _compile_one(source, dfile, out, flags, installed, not_before, package,
+                                       salt)
+            answer.append(f"{i}\t{'R' if reused else 'C'}{key}\n")
         except Exception as exc:  # noqa: BLE001 - py2 syntax, NUL bytes, bad encodings, ...
             msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
             answer.append(f"{i}\tE{msg}\n")
