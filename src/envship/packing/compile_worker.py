@@ -3,10 +3,10 @@
 Reads batches on stdin until EOF, each an 8-byte little-endian length and that many bytes of
 NUL-separated fields: ``checked|unchecked``, ``not_before`` (see :func:`_installed_code`; empty:
 never reuse), the compiler's fingerprint (for the bytecode cache's key), then ``source, dfile,
-out, installed, package`` per file (*installed*: the pyc an
-installer wrote for the source, or empty; *package*: ``<source sha256>:<pyc sha256>`` when both
-come from the interpreter's own conda package, ``<source sha256>:`` when only the source's hash
-was recorded by its installer (a RECORD row), or empty). Writes a PEP 552 hash-based pyc of
+out, installed, package`` per file (*installed*: the pyc an installer wrote for the source, or
+empty; *package*: ``<source sha256>:<pyc sha256>`` when both come from the interpreter's own
+conda package, ``<source sha256>:`` when only the source's hash was recorded by its installer
+(a RECORD row), or empty). Writes a PEP 552 hash-based pyc of
 the module's canonical code (:func:`canonical`) to ``out``, taken from *installed* when it is
 provably the bytecode of the source, else compiled; then answers the batch on stdout with an
 8-byte length and one line per file: ``index<TAB>C<key>`` (compiled), ``index<TAB>R<key>``
