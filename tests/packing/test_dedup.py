@@ -223,12 +223,15 @@ def test_marshal_output_independent_of_worker_state(python: str, tmp_path: Path)
     def compiled(order: list[LayerEntry], workers: int, work: Path) -> dict[str, bytes]:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv(bc.WORKERS_ENV, str(workers))
+            mp.setattr(bc, "_BATCH_BYTES", 1 << 16)  # a batch or two per module
             plan = LayerPlan("dist", tuple(order), "record")
             (out,) = compile_layers(compiler, [plan], work)
         return {e.arcname: Path(e.source).read_bytes() for e in out}
 
     first = compiled(entries, 1, tmp_path / "one")
     again = compiled(entries[::-1], 3, tmp_path / "three")
+    # each worker process leaves its stderr file: the second run was split over several
+    assert len(list((tmp_path / "three").glob("worker-*.err"))) >= 2
     alone = {}
     for e in entries[:3]:
         alone.update(compiled([e], 1, tmp_path / f"alone-{len(alone)}"))
