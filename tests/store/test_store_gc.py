@@ -193,3 +193,26 @@ def test_long_lived_store_sees_what_other_processes_wrote(s3_url: str, tmp_path:
     result = store.gc(grace=0)
     assert result.blobs_removed == (orphan,)  # the other process's orphan, seen and collected
     assert published in store.env_ids()  # its env is kept: listed, and its blobs in use
+
+
+@pytest.mark.s3
+def test_an_object_store_that_gc_emptied_is_empty_not_missing(
+    s3_url: str, tmp_path: Path
+) -> None:
+    """S3 has no empty folders: after gc removed the last env and its blobs nothing is left
+    under the store's prefix, and the store still lists as empty (its bucket exists)."""
+    from kits.clikit import envship
+
+    store = _alone(open_store(s3_url))
+    env = make_env(tmp_path)
+    store.publish(env.manifest, env.blobs)
+    result = store.gc(keep=0, grace=0)
+    assert len(result.envs_removed) == 1 and result.blobs_removed
+    assert not store.location.fs.exists(store.location.path())  # nothing under the prefix
+    store.check()
+    assert store.list_envs() == []
+    proc = envship("store", "ls", s3_url)
+    assert proc.returncode == 0 and f"no envs in {s3_url}" in proc.stderr, proc.stderr
+    # a store in a bucket that does not exist is still an error, not "no envs"
+    with pytest.raises(StoreError, match="does not exist"):
+        open_store(f"s3://no-such-bucket-{os.getpid()}/envs").check()

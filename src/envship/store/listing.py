@@ -74,8 +74,14 @@ def created_of(io: StoreIO, env_id: str, entry: Entry) -> float | None:
 
 def check_store(io: StoreIO) -> None:
     """A StoreError unless the store exists and looks like a store (or is empty): a mistyped
-    store URL must not read as "no envs"."""
+    store URL must not read as "no envs". An object store has no empty folders: one whose
+    last env and blob a gc removed leaves nothing under its prefix, so there the bucket (or
+    container) must exist."""
     found = io.listing(())
+    if found is None and io.caps.object_store:
+        bucket = io.path(()).split("/", 1)[0]
+        if io.call(lambda: io.fs.exists(bucket), f"looking for the bucket {bucket}"):
+            return
     if found is None:
         raise StoreError(
             f"store {io.url} does not exist; check the path or URL (a store is created by "
