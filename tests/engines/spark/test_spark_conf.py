@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from envship.engines.hadoop import hadoop_url
+from envship.engines.spark.base import SIGNED_URL_REGEX
 from envship.engines.spark.conf import conf, merge_list
 from envship.engines.spark.local import is_local_master
 from envship.engines.spark.node_cache import node_cache_boot
@@ -258,9 +260,23 @@ def test_s3_store_gives_s3a_archives_or_presigned_urls_executors_can_fetch(
     assert all(e.startswith(s3a) for e in layers)
     assert c["spark.hadoop.fs.s3a.endpoint"] == endpoint
     assert "secret" not in json.dumps(c).lower()  # credentials never go into confs
+    assert "spark.redaction.regex" not in c  # nothing to hide
 
     signed = conf(env, "archives", master="yarn", presign=True, boot_dir=tmp_path / "boot")
     entries = signed["spark.archives"].split(",")
+    # hidden from Spark's UI and logs, keeping Spark's own patterns (and the user's, on a
+    # builder: envship.spark.configure widens them)
+    regex = signed["spark.redaction.regex"]
+    assert regex.startswith("(?i)secret|password|token|") and re.search(regex, entries[0])
+    from pyspark.sql import SparkSession
+
+    from envship.spark import configure
+
+    with pytest.MonkeyPatch.context() as mp:  # configure() sets PYSPARK_PYTHON here
+        mp.setenv("PYSPARK_PYTHON", "")
+        builder = configure(SparkSession.builder.config("spark.redaction.regex", "(?i)mine"),
+                            env, master="yarn", presign=True)
+    assert builder._options["spark.redaction.regex"] == "(?i)mine|" + SIGNED_URL_REGEX
     assert all(e.startswith(endpoint) and "Signature=" in e for e in entries[:2])
     root = tmp_path / "executor"
     import urllib.request

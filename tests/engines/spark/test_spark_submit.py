@@ -222,6 +222,40 @@ def test_s3_env_is_presigned_when_this_spark_has_no_s3a_connector(
     assert s3a in archives and "S3A" not in err
 
 
+@pytest.mark.s3
+def test_presigned_confs_are_redacted_in_spark_and_the_users_patterns_kept(
+    moto: MotoServer, tmp_path: Path, fake_spark_home: Path
+) -> None:
+    """Spark shows a conf in its UI, REST API and event logs unless spark.redaction.regex
+    matches its key or value: the presigned ones must match, and a regex the user set in
+    spark-defaults.conf keeps its own patterns."""
+    import re
+
+    from envship.engines.spark.base import SIGNED_URL_REGEX
+
+    env, options = s3_handmade_env(moto, {"deps": {"site-packages/x.py": b""}}, tmp_path / "w")
+    out = tmp_path / "argv.json"
+    (fake_spark_home / "RELEASE").write_text("Spark 4.0.0 built for Hadoop 3.4.1\n")
+    (fake_spark_home / "conf").mkdir()
+    (fake_spark_home / "conf" / "spark-defaults.conf").write_text(
+        "spark.redaction.regex (?i)secret|mytoken\n")
+    run_env = {k: v for k, v in os.environ.items() if k != "SPARK_CONF_DIR"}
+    run_env.update(SPARK_HOME=str(fake_spark_home), ARGV_OUT=str(out))
+    proc = subprocess.run(
+        [ENVSHIP, "spark-submit", env.uri, "-s", f"endpoint_url={options['endpoint_url']}",
+         "--presign", "--master", "spark://h:1", "app.py"],
+        env=run_env, capture_output=True, text=True,
+    )
+    assert proc.returncode == 3, proc.stderr
+    confs = submitted_confs(out)
+    regex = confs["spark.redaction.regex"]
+    assert regex == f"(?i)secret|mytoken|{SIGNED_URL_REGEX}"
+    signed = [v for v in confs.values() if "Signature=" in v]
+    assert signed and all(re.search(regex, v) for v in signed)
+    assert not re.search(regex, confs["spark.pyspark.python"])
+    assert not re.search(regex, confs["spark.envship.envId"])
+
+
 def _descends_from(pid: int, root: int) -> bool:
     while pid > 1:
         if pid == root:
@@ -274,6 +308,12 @@ def test_presigned_env_runs_with_no_signature_on_any_command_line(
         "got = spark.sparkContext.parallelize([1]).map(\n"
         "    lambda x: __import__('propsmod').VALUE + x).collect()\n"
         "print('RESULT', 'Signature=' in ref, got)\n"
+        "import urllib.request\n"  # what the Spark UI and its REST API show of the confs
+        "sc = spark.sparkContext\n"
+        "port = sc.uiWebUrl.rsplit(':', 1)[1]\n"
+        "api = f'http://127.0.0.1:{port}/api/v1/applications/{sc.applicationId}/environment'\n"
+        "shown = urllib.request.urlopen(api, timeout=30).read().decode()\n"
+        "print('UI', 'X-Amz-' in shown, 'spark.envship.env' in shown, '(redacted)' in shown)\n"
         "spark.stop()\n"
     )
     run_env = {k: v for k, v in os.environ.items() if k not in ("SPARK_HOME", "SPARK_CONF_DIR")}
@@ -293,6 +333,7 @@ def test_presigned_env_runs_with_no_signature_on_any_command_line(
         watcher.join()
     assert proc.returncode == 0, err[-3000:]
     assert "RESULT True [42]" in out, out + err[-3000:]
+    assert "UI False True True" in out  # listed, its value hidden by spark.redaction.regex
     below = [line for pid, lines in seen.items() if pid != proc.pid for line in lines]
     jvm = [line for line in below if "org.apache.spark.deploy.SparkSubmit" in line]
     assert jvm, below  # the driver JVM was seen

@@ -17,7 +17,7 @@ from ...drift import CodeDrift, code_drift, require_code_match
 from ...env import Env, EnvRef
 from ...errors import EngineError
 from ...node.formats import is_hex64
-from .base import DEFAULT_PRESIGN_EXPIRES, ENV_ID_CONF
+from .base import DEFAULT_PRESIGN_EXPIRES, ENV_ID_CONF, REDACTION_CONF, redaction_regex
 from .conf import LIST_KEYS, MODES, conf, merge_list
 from .pex import PEX_NAME_CONF, pex_name, require_executors_run_pex, wants_pex
 from .reports import ExecutorReport, executor_reports, require_executors_in_env
@@ -72,6 +72,8 @@ def configure(
     for key, value in confs.items():
         if key in LIST_KEYS:
             value = merge_list(options.get(key), value)
+        elif key == REDACTION_CONF:
+            value = redaction_regex(options.get(key))  # the user's own patterns stay
         builder = builder.config(key, value)
     os.environ["PYSPARK_PYTHON"] = confs["spark.pyspark.python"]
     return builder

@@ -18,9 +18,11 @@ __all__ = [
     "ENV_ID_CONF",
     "EXECUTOR_PYTHON",
     "MODE_CONF",
+    "REDACTION_CONF",
     "BootArchive",
     "Request",
     "boot_file",
+    "redaction_regex",
     "write_boot",
 ]
 
@@ -30,6 +32,18 @@ DEFAULT_PRESIGN_EXPIRES = 6 * 3600  # presigned URLs outlive most applications
 ENV_CONF = "spark.envship.env"  # confs that record what the session was configured with
 ENV_ID_CONF = "spark.envship.envId"
 MODE_CONF = "spark.envship.mode"
+# Spark hides a conf's value in its UI, REST API, event logs and YARN logs when this regex
+# matches its key or value. Spark's own default (4.x; 3.x's is a subset) plus what marks a
+# presigned URL (its query string: signature, SAS token) or credentials in a URL.
+REDACTION_CONF = "spark.redaction.regex"
+SPARK_REDACTION = r"(?i)secret|password|token|access[.]?key|credential"
+SIGNED_URL_REGEX = r"https?://[^\s?@/]*@|https?://[^\s?]*\?"
+
+
+def redaction_regex(current: str | None = None) -> str:
+    """*current* (default: Spark's own) widened to hide presigned URLs."""
+    base = current or SPARK_REDACTION
+    return base if SIGNED_URL_REGEX in base else f"{base}|{SIGNED_URL_REGEX}"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 from ...errors import EngineError
 from ...store.io.location import has_signed_url, redact_signed_urls
 from . import properties
+from .base import REDACTION_CONF, redaction_regex
 from .installation import defaults_file, spark_version
 
 __all__ = ["SubmitCommand", "split_signed", "run_command"]
@@ -77,25 +78,24 @@ def split_signed(
     ``--load-spark-defaults``), so that file takes the user's *properties_file* in, else the
     defaults: by that flag on Spark 4, else by copying them (our keys win in both cases)."""
     signed = {k: v for k, v in confs.items() if has_signed_url(v)}
-    cmd = [*options]
-    for key, value in confs.items():
-        if key not in signed:
-            cmd += ["--conf", f"{key}={value}"]
-    cmd += spark_args
     if not signed:
+        cmd = [*options]
+        for key, value in confs.items():
+            cmd += ["--conf", f"{key}={value}"]
+        cmd += spark_args
         if properties_file is not None:
             cmd += ["--properties-file", properties_file]
         return SubmitCommand(tuple(cmd), tuple(app))
     base: dict[str, str] = {}
     merged: str | None = None
+    load_defaults = False
     version = spark_version(spark_home)
+    found = defaults_file(spark_home)
     if properties_file is not None:
         base, merged = properties.read(properties_file), properties_file
     elif version is not None and version >= (4, 0):
-        if LOAD_DEFAULTS not in spark_args:
-            cmd.append(LOAD_DEFAULTS)
+        load_defaults = LOAD_DEFAULTS not in spark_args
     else:  # Spark 3, or unknown: a copy of the defaults is right for every version
-        found = defaults_file(spark_home)
         if found is not None:
             base, merged = properties.read(found), str(found)
         else:
@@ -103,6 +103,18 @@ def split_signed(
                         "presigned confs go through --properties-file, so Spark %s reads no "
                         "defaults of its own for this run",
                         ".".join(map(str, version)) if version else "of unknown version")
+    if REDACTION_CONF in confs:  # widen the user's own patterns rather than replace them
+        theirs = base.get(REDACTION_CONF)
+        if theirs is None and load_defaults and found is not None:
+            theirs = properties.read(found).get(REDACTION_CONF)
+        confs = {**confs, REDACTION_CONF: redaction_regex(theirs)}
+    cmd = [*options]
+    for key, value in confs.items():
+        if key not in signed:
+            cmd += ["--conf", f"{key}={value}"]
+    cmd += spark_args
+    if load_defaults:
+        cmd.append(LOAD_DEFAULTS)
     return SubmitCommand(tuple(cmd), tuple(app), {**base, **signed}, tuple(signed), merged)
 
 

@@ -11,8 +11,17 @@ from typing import Any
 
 from ...env import Env, EnvRef
 from ...errors import EngineError
+from ...store.io.location import has_signed_url
 from . import archives, local, node_cache, pex
-from .base import DEFAULT_PRESIGN_EXPIRES, ENV_CONF, ENV_ID_CONF, MODE_CONF, Request
+from .base import (
+    DEFAULT_PRESIGN_EXPIRES,
+    ENV_CONF,
+    ENV_ID_CONF,
+    MODE_CONF,
+    REDACTION_CONF,
+    Request,
+    redaction_regex,
+)
 
 __all__ = ["DELIVERY", "LIST_KEYS", "MODES", "conf", "merge_list"]
 
@@ -68,10 +77,14 @@ def conf(
         requested=tuple(requested), storage_options=storage_options,
     )
     if mode == "pex":
-        return DELIVERY["pex"](env, req)
-    the_env = Env.coerce(env, storage_options)
-    out = {ENV_CONF: the_env.uri, ENV_ID_CONF: the_env.env_id, MODE_CONF: mode}
-    out.update(DELIVERY["local" if local.is_local_master(master) else mode](the_env, req))
+        out = DELIVERY["pex"](env, req)
+    else:
+        the_env = Env.coerce(env, storage_options)
+        out = {ENV_CONF: the_env.uri, ENV_ID_CONF: the_env.env_id, MODE_CONF: mode}
+        out.update(DELIVERY["local" if local.is_local_master(master) else mode](the_env, req))
+    if any(has_signed_url(v) for v in out.values()):
+        # a presigned URL is a bearer credential until it expires: out of Spark's UI and logs
+        out[REDACTION_CONF] = redaction_regex()
     return out
 
 
