@@ -234,3 +234,42 @@ def test_pack_without_output_keeps_blobs_in_cache(
     ref = result.manifest.layer(kind)
     assert ref is not None
     assert result.blobs[ref.digest].parent == core_cache / "blobs" / "sha256"
+
+
+def test_a_local_wheel_packs_to_one_blob_whoever_installed_it_from_wherever(
+    tmp_path: Path,
+) -> None:
+    """PEP 610's direct_url.json names the wheel file's path on the packing machine, in each
+    installer's own JSON: it is left out, so pip and uv installs of one wheel kept in two
+    places give one dist blob, with no path of this machine inside."""
+    from kits.support import uv_bin
+    from kits.wheelkit import write_wheel
+
+    wheel = write_wheel(tmp_path / "w1", "localwheel", "1.0",
+                        {"localwheel/__init__.py": b"VALUE = 7\n"})
+    moved = tmp_path / "elsewhere" / wheel.name
+    moved.parent.mkdir()
+    shutil.copy(wheel, moved)
+    by_uv = tmp_path / "by-uv"
+    run([uv_bin(), "venv", "-q", "-p", sys.executable, str(by_uv)])
+    run([uv_bin(), "pip", "install", "-q", "-p", str(by_uv / "bin" / "python"), str(wheel)])
+    by_pip = tmp_path / "by-pip"
+    run([sys.executable, "-m", "venv", "--without-pip", str(by_pip)])
+    run([uv_bin(), "pip", "install", "-q", "-p", str(by_pip / "bin" / "python"), "pip"])
+    run([str(by_pip / "bin" / "python"), "-m", "pip", "install", "-q",
+         "--disable-pip-version-check", str(moved)])
+    blobs = []
+    for venv in (by_uv, by_pip):
+        site = next((venv / "lib").glob("python3.*/site-packages"))
+        assert (site / "localwheel-1.0.dist-info" / "direct_url.json").is_file()
+        result = pack(venv, cache_dir=tmp_path / f"cache-{venv.name}")
+        (dist,) = [d for d in result.manifest.distributions if d.name == "localwheel"]
+        assert dist.source == "archive"
+        names = layer_names(result, "localwheel")
+        assert "site-packages/localwheel-1.0.dist-info/direct_url.json" not in names
+        blob = result.blobs[layer_ref(result, "localwheel").digest]
+        assert blob is not None
+        data = gzip.decompress(blob.read_bytes())
+        assert str(tmp_path).encode() not in data
+        blobs.append(layer_ref(result, "localwheel").digest)
+    assert blobs[0] == blobs[1]

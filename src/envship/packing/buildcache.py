@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 STALE_TEMP_SECONDS = 3600.0
 
 # Bump whenever the bytes a plan turns into change (archive format, path rules, transforms).
-FORMAT_VERSION = "envship.layer/3"  # 3: no INSTALLER/REQUESTED, RECORD rows sorted
+# 3: no INSTALLER/REQUESTED, RECORD rows sorted; 4: no direct_url.json in any layer.
+FORMAT_VERSION = "envship.layer/4"
 
 
 # Where the shapes of layers stored by content are noted (see BuildCache.may_hold_contents).

@@ -19,13 +19,13 @@ __all__ = ["LayerEntry", "LayerPlan", "plan_layers", "plan_python", "pyc_arcname
 
 log = logging.getLogger(__name__)
 
-# Installer bookkeeping that only describes the developer's machine: left out of code layers.
-_CHECKOUT_POINTERS = ("direct_url.json",)
 # Written by the installer, not the wheel: which tool installed it (pip / uv / conda), whether
-# the user asked for it or it came as a dependency, and uv's cache note (with the install time)
-# for a wheel from a local directory or --find-links. Left out (with their RECORD rows) so a
-# dist blob depends on the wheel and the interpreter only, whoever installed it and when.
-_INSTALLER_MARKS = ("INSTALLER", "REQUESTED", "uv_cache.json")
+# the user asked for it or it came as a dependency, where it was installed from (PEP 610's
+# direct_url.json: a checkout, or a wheel's path on the packing machine, in each installer's
+# own JSON layout) and uv's cache note (with the install time) for a wheel from a local
+# directory or --find-links. Left out (with their RECORD rows) so a blob depends on the wheel
+# and the interpreter only, whoever installed it, when and from where.
+_INSTALLER_MARKS = ("INSTALLER", "REQUESTED", "direct_url.json", "uv_cache.json")
 
 
 class LayerEntry(NamedTuple):
@@ -152,8 +152,9 @@ class _Builder:
             return "data/" + path[len(self.env_prefix):].replace(os.sep, "/")
         return None
 
-    def add_dist_files(self, dist: DistInfo, *, drop_pointers: bool) -> None:
-        """The distribution's RECORD files, minus compiled files, console scripts, pointers."""
+    def add_dist_files(self, dist: DistInfo) -> None:
+        """The distribution's RECORD files, minus compiled files, console scripts and the
+        installer's own marks (:data:`_INSTALLER_MARKS`)."""
         keep: set[str] = set()
         blank: set[str] = set()
         record_file = None
@@ -176,8 +177,6 @@ class _Builder:
                     record_file = f
                     continue
                 if rest in _INSTALLER_MARKS:
-                    continue
-                if drop_pointers and rest in _CHECKOUT_POINTERS:
                     continue
             if path.startswith(first) and not slash:
                 arc: str | None = first_arc + path[cut:]
@@ -246,7 +245,7 @@ def plan_layers(
     for dist in kept:
         b = _Builder(snapshot)
         if dist.source == "editable":
-            b.add_dist_files(dist, drop_pointers=True)
+            b.add_dist_files(dist)
             if dist.egg_link:  # the egg-info lives in the checkout: materialise it
                 base = "site-packages/" + os.path.basename(dist.metadata_dir)
                 b.add_tree(walker.walk_dir(dist.metadata_dir, base, metadata=True))
@@ -254,10 +253,10 @@ def plan_layers(
                 b.add_tree(root_entries(walker, root))
             kind = "code"
         elif dist.source == "local":
-            b.add_dist_files(dist, drop_pointers=True)
+            b.add_dist_files(dist)
             kind = "code"
         else:
-            b.add_dist_files(dist, drop_pointers=False)
+            b.add_dist_files(dist)
             kind = "dist"
         builders.append((kind, f"{dist.name}=={dist.version}", b))
     stray = _Builder(snapshot)
