@@ -19,6 +19,8 @@ __all__ = [
     "EXECUTOR_PYTHON",
     "MODE_CONF",
     "REDACTION_CONF",
+    "SIGNED_URL_REGEX",
+    "SPARK_REDACTION",
     "BootArchive",
     "Request",
     "boot_file",
