@@ -216,7 +216,6 @@ class CompilePool:
         self._count = 0
         self._logged = False
         self._since = _installed_since(compiler.python)
-        self._lookup = False  # look sources up in pyc_cache before compiling them
         self.reused = 0  # modules whose installer's pyc was taken (since the pool started)
         self.compiled = 0  # modules compiled
 
@@ -249,7 +248,9 @@ class CompilePool:
             err.close()
 
     # -- planning -----------------------------------------------------------------
-    def _jobs(self, plan: LayerPlan, layer: _Layer) -> list[_Job]:
+    def _jobs(self, plan: LayerPlan, layer: _Layer, lookup: bool) -> list[_Job]:
+        """*plan*'s modules to compile; with *lookup*, those found in the bytecode cache go
+        straight into *layer*."""
         jobs = []
         tag = self.compiler.cache_tag
         reuse = plan.kind in REUSE_KINDS and self._since is not None
@@ -257,7 +258,7 @@ class CompilePool:
         for entry in plan.py_sources:
             dfile = _dfile(entry.arcname)
             cached = None
-            if self._lookup and self.pyc_cache is not None:
+            if lookup and self.pyc_cache is not None:
                 key, size = _pyc_key(self.compiler, dfile, entry.source)
                 cached = self.pyc_cache / key[:2] / f"{key}.pyc"
                 if cached.is_file():
@@ -282,10 +283,10 @@ class CompilePool:
         layers = [_Layer(i) for i in range(len(plans))]
         # An empty bytecode cache (a first pack) can hit nothing: the sources are not read and
         # hashed here, before the workers start; each worker gives the key of what it compiled.
-        self._lookup = _has_entries(self.pyc_cache)
+        lookup = _has_entries(self.pyc_cache)
         work: list[tuple[int, list[_Job]]] = []
         for i, plan in enumerate(plans):
-            jobs = self._jobs(plan, layers[i])
+            jobs = self._jobs(plan, layers[i], lookup)
             if jobs:
                 work.append((i, sorted(jobs, key=lambda j: -j.size)))
         work.sort(key=lambda w: -sum(j.size for j in w[1]))

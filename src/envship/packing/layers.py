@@ -244,20 +244,14 @@ def plan_layers(
     builders: list[tuple[str, str, _Builder]] = []  # (kind, "name==version", builder)
     for dist in kept:
         b = _Builder(snapshot)
+        b.add_dist_files(dist)
         if dist.source == "editable":
-            b.add_dist_files(dist)
             if dist.egg_link:  # the egg-info lives in the checkout: materialise it
                 base = "site-packages/" + os.path.basename(dist.metadata_dir)
                 b.add_tree(walker.walk_dir(dist.metadata_dir, base, metadata=True))
             for root in dist.roots:
                 b.add_tree(root_entries(walker, root))
-            kind = "code"
-        elif dist.source == "local":
-            b.add_dist_files(dist)
-            kind = "code"
-        else:
-            b.add_dist_files(dist)
-            kind = "dist"
+        kind = "code" if dist.source in ("editable", "local") else "dist"
         builders.append((kind, f"{dist.name}=={dist.version}", b))
     stray = _Builder(snapshot)
     for path in snapshot.stray:

@@ -69,11 +69,9 @@ def select(
             reason = "not selected by --only"
         elif dist.name in excl:
             reason = "excluded by --exclude"
-        elif dist.name in DEFAULT_EXCLUDED and dist.name not in incl and dist.name not in only_l:
-            reason = DEFAULT_EXCLUDED[dist.name]
-        elif (dist.name in PACKER_ONLY and "envship" in installed and dist.name not in incl
-              and dist.name not in only_l):
-            reason = PACKER_ONLY[dist.name]
+        elif dist.name not in incl and dist.name not in only_l:
+            reason = DEFAULT_EXCLUDED.get(dist.name) or (
+                PACKER_ONLY.get(dist.name) if "envship" in installed else None)
         if reason is None:
             kept.append(dist)
         else:
