@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from .errors import ManifestError, StoreError
-from .node.ref import parse_ref
+from .node.ref import parse_ref, url_missing_slashes
 from .packing.manifest import Manifest
 
 if TYPE_CHECKING:
@@ -178,7 +178,9 @@ def open_manifest(
     text = os.fspath(ref)
     try:
         parse_ref(text)
-    except ValueError:
+    except ValueError as exc:
+        if url_missing_slashes(text):
+            raise ManifestError(str(exc)) from None
         path = Path(text.removeprefix("file://")).expanduser()
         if "://" in text and not text.startswith("file://"):
             raise ManifestError(
@@ -203,6 +205,8 @@ def locate_env(
     try:
         store_url, kind, ref = split_env_uri(target)
     except StoreError:
+        if target.endswith(".json"):  # a file, not a store: say what an env URI looks like
+            raise
         kind = "store"
     if kind in ("store", "packed"):  # a store (a local one is a directory)
         store = open_store(target, storage_options)

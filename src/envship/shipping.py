@@ -65,7 +65,7 @@ def pack(
 
 def _check_output(out: Path) -> Path:
     """Fail early (before any work) when *out* cannot be a pack output directory."""
-    out = out.expanduser().absolute()
+    out = Path(os.path.abspath(out.expanduser()))  # "../x" printed as the directory it is
     if out.exists() and not out.is_dir():
         raise PackError(f"output {out} exists and is not a directory; choose another -o.")
     probe = out

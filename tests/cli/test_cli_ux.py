@@ -119,10 +119,13 @@ def test_cache_prune_refuses_negative_and_zero_sizes(shipped: str, tmp_path: Pat
         assert cached() == before
     proc = envship("cache", "prune", env={**env, "ENVSHIP_CACHE_MAX": "-1G"})
     assert "ENVSHIP_CACHE_MAX" in one_line_error(proc)
+    proc = envship("cache", "prune", env={**env, "ENVSHIP_LOCK_WAIT": "soon"})
+    assert "ENVSHIP_LOCK_WAIT" in one_line_error(proc)  # it used to mean 30 s, silently
     assert cached() == before
     proc = envship("cache", "prune", "--all", env=env)
     assert proc.returncode == 0, proc.stderr
-    assert f"removed {before - 1} layers and 1 env views" in proc.stdout
+    layers = "1 layer" if before == 2 else f"{before - 1} layers"
+    assert f"removed {layers} and 1 env view," in proc.stdout
     assert cached() == 0
 
 
@@ -170,6 +173,7 @@ def test_store_ls_missing_store_is_an_error_and_damaged_envs_are_listed(
     assert "does not exist" in one_line_error(envship("store", "ls", str(tmp_path / "stor")))
     assert "does not exist" in one_line_error(envship("gc", str(tmp_path / "stor")))
     assert "does not exist" in one_line_error(envship("tag", str(tmp_path / "stor"), "dev"))
+    assert "does not exist" in one_line_error(envship("store", "verify", str(tmp_path / "stor")))
     assert "not an envship store" in one_line_error(envship("store", "ls", str(tmp_path)))
     (tmp_path / "empty").mkdir()
     empty = envship("store", "ls", str(tmp_path / "empty"))
@@ -186,6 +190,72 @@ def test_store_ls_missing_store_is_an_error_and_damaged_envs_are_listed(
     rows = {e["env_id"]: e for e in json.loads(
         envship("store", "ls", str(store), "--json").stdout)}
     assert rows[damaged_id]["damaged"] and rows[shipped.rpartition("/")[2][:-5]]["damaged"] is None
+
+
+def test_a_url_missing_its_slashes_is_an_error_not_a_local_store(tmp_path: Path) -> None:
+    """`s3:/bucket` as a local path would make a store in ./s3:/bucket and exit 0."""
+    for given, meant in (("s3:/bucket/envs", "s3://bucket/envs"), ("gs:b", "gs://b"),
+                         ("file:/srv/store", "file:///srv/store")):
+        for args in (("ship", given, "-p", sys.executable), ("store", "ls", given),
+                     ("gc", given)):
+            err = one_line_error(envship(*args, cwd=tmp_path))
+            assert f"write {meant}" in err, err
+        assert os.listdir(tmp_path) == []
+    err = one_line_error(envship("store", "ls", env={"ENVSHIP_STORE": "s3:/"}, cwd=tmp_path))
+    assert "write s3://" in err
+    uri = f"s3:/b/envs/{'a' * 64}.json"
+    assert "write s3://b/envs/" in one_line_error(envship("inspect", uri, cwd=tmp_path))
+    ran = envship("exec", uri, "--", "true", cwd=tmp_path)  # the node runtime's own parser
+    assert ran.returncode == 1 and "write s3://b/envs/" in ran.stderr, ran.stderr
+    # the way out the message gives: ./ makes it a path
+    (tmp_path / "s3:" / "b").mkdir(parents=True)
+    listed = envship("store", "ls", "./s3:/b", cwd=tmp_path)
+    assert listed.returncode == 0 and "no envs" in listed.stderr, listed.stderr
+
+
+def test_hdfs_without_java_or_hadoop_is_one_line(tmp_path: Path) -> None:
+    """pyarrow lists every place it looked for libjvm (20+ lines); no HDFS server is needed to
+    see it, so this runs for real."""
+    pytest.importorskip("pyarrow")
+    env = {"JAVA_HOME": str(tmp_path / "no-jdk"), "HADOOP_HOME": str(tmp_path / "no-hadoop"),
+           "ARROW_LIBHDFS_DIR": str(tmp_path / "no-hadoop")}
+    err = one_line_error(envship("store", "ls", "hdfs://namenode:8020/envship", env=env))
+    assert "JAVA_HOME" in err and "HADOOP_HOME" in err
+
+
+def test_library_warnings_are_one_line_without_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """gcsfs logs a warning with a traceback each time it gives up retrying: the user sees the
+    warning's line (and envship's own error), -v shows the rest."""
+    import logging
+
+    from envship.cli.app import configure, state
+
+    saved = (state.verbose, state.quiet)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        state.verbose = state.quiet = False
+        configure()
+        try:
+            raise ConnectionError("Cannot connect to host storage.example:443")
+        except ConnectionError:
+            logging.getLogger("gcsfs").warning("_request out of retries on exception: x",
+                                               exc_info=True)
+        err = capsys.readouterr().err
+        assert err == "warning: _request out of retries on exception: x\n"
+        configure(verbose=True)
+        try:
+            raise ConnectionError("Cannot connect")
+        except ConnectionError:
+            logging.getLogger("gcsfs").warning("gave up", exc_info=True)
+        err = capsys.readouterr().err
+        assert "WARNING gcsfs: gave up" in err and "Traceback" in err
+    finally:
+        state.verbose, state.quiet = saved
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 # 5. an unreachable store fails fast; a failing one says what it retries

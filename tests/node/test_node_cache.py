@@ -166,3 +166,56 @@ def test_lru_order_and_auto_prune(tmp_path: Path) -> None:
     # 2 x 3000 bytes > 4K: the automatic prune after fetching "new" evicted "old"
     views = os.listdir(cache / "envs")
     assert len(views) == 1 and (tmp_path / "new" / "envs" / f"{views[0]}.json").exists()
+
+
+def test_auto_prune_keeps_the_env_it_just_built(tmp_path: Path) -> None:
+    """A cache limit below one env's size: the env built for this run is not pruned before it
+    runs (it used to be, and exec failed with "keeps disappearing")."""
+    cache = tmp_path / "cache"
+    blob = blob_from_members("deps", [file_member("site-packages/big.py", b"#" * 3000)])
+    uri = write_store(tmp_path / "store", make_manifest([blob]), [blob])
+    proc = subprocess.run(
+        [ENVSHIP, "exec", "--cache", str(cache), str(uri), "--", "python", "-c",
+         "import big, sys; print(sys.prefix)"],
+        env=node_env(ENVSHIP_CACHE_MAX="1K"), capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().startswith(str(cache / "envs"))
+    assert len(os.listdir(cache / "layers")) == 1
+
+
+def test_an_unwritable_cache_falls_back_loudly_and_prune_reaches_the_fallback(
+    tmp_path: Path,
+) -> None:
+    """A cache that cannot be created: the env runs from $TMPDIR/envship-<uid> with one warning
+    line (it used to be silent), `cache ls` shows it there and `cache prune --all` removes it,
+    so the next run builds it again (docs/node.md: prune --all stops an env on a node)."""
+    blob = blob_from_members("deps", [file_member("site-packages/mod.py", b"X = 1\n")])
+    uri = write_store(tmp_path / "store", make_manifest([blob]), [blob])
+    bad = Path("/proc/envship-cache")  # not even root can create it (a path under a regular
+    # file would fail the ownership rule instead: that fallback has its own warning)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = node_env(TMPDIR=str(tmp))
+    area = tmp / f"envship-{os.getuid()}"
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [ENVSHIP, "exec", "--cache", str(bad), str(uri), "--", "python", "-c",
+             "import mod, sys; print(sys.prefix)"], env=env, capture_output=True, text=True)
+
+    proc = run()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().startswith(str(area / "envs")), proc.stdout
+    warnings = [line for line in proc.stderr.splitlines() if "warning:" in line]
+    assert len(warnings) == 1 and str(area) in warnings[0] and "ENVSHIP_CACHE" in warnings[0]
+    listed = subprocess.run([ENVSHIP, "cache", "ls", "--cache", str(bad), "--json"], env=env,
+                            capture_output=True, text=True, check=True)
+    paths = sorted(e["path"] for e in json.loads(listed.stdout))
+    assert len(paths) == 2 and all(p.startswith(str(area)) for p in paths), paths
+    pruned = subprocess.run([ENVSHIP, "cache", "prune", "--all", "--cache", str(bad)], env=env,
+                            capture_output=True, text=True, check=True)
+    assert "removed 1 layer and 1 env view," in pruned.stdout, pruned.stdout
+    assert os.listdir(area / "envs") == [] and os.listdir(area / "layers") == []
+    again = run()  # built again: the warning again, the view back
+    assert again.returncode == 0 and "warning:" in again.stderr, again.stderr

@@ -198,7 +198,7 @@ def test_prune_keeps_blobs_shared_with_a_view_in_use(envs: Envs, tmp_path: Path)
             capture_output=True, text=True,
         )
         assert out.returncode == 0, out.stderr
-        assert "removed 1 layers and 1 env views" in out.stdout, out.stdout
+        assert "removed 1 layer and 1 env view," in out.stdout, out.stdout
         a_hexes = sorted(b.hex for n, b in envs.blobs.items() if n != "solo")
         assert sorted(os.listdir(cache / "layers")) == a_hexes
         assert os.listdir(cache / "envs") == [envs.a]

@@ -153,7 +153,10 @@ def test_gc_stops_on_unreadable_manifest(tmp_path: Path) -> None:
 
 
 def test_parse_duration() -> None:
-    assert parse_duration("90") == 90 and parse_duration("30m") == 1800
+    assert parse_duration("90s") == 90 and parse_duration("30m") == 1800
+    assert parse_duration("0") == 0
+    with pytest.raises(StoreError, match="no unit: write 7s, 7m, 7h, 7d or 7w"):
+        parse_duration("7")  # a week, or every env older than 7 seconds?
     assert parse_duration("7d") == 7 * 86400 and parse_duration("1.5h") == 5400
     with pytest.raises(StoreError, match="bad duration"):
         parse_duration("soon")

@@ -105,6 +105,11 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
+def plural(n: int, word: str) -> str:
+    """``1 layer``, ``2 layers``, ``0 layers``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def short_id(text: str, length: int = 16) -> str:
     """An id shortened for people at a terminal; whole in pipes and logs (scripts use it)."""
     return text[:length] if console.is_terminal else text
@@ -155,12 +160,20 @@ def configure(verbose: bool | None = None, quiet: bool | None = None) -> None:
     # Library warnings (a store being retried, a file left out) are for the user: one plain
     # "warning: …" line; -v adds levels and logger names for the curious.
     level = logging.INFO if state.verbose else logging.ERROR if state.quiet else logging.WARNING
-    logging.basicConfig(
-        level=level,
-        format="%(levelname)s %(name)s: %(message)s" if state.verbose else "warning: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if state.verbose:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(_OneLine())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+class _OneLine(logging.Formatter):
+    """``warning: <message>`` on one line: a library's traceback (gcsfs logs one with each
+    retry it gives up) is for -v, not a wall in front of envship's own error line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "warning: " + " ".join(record.getMessage().split("\n"))
 
 
 def _version(show: bool) -> None:

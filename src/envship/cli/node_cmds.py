@@ -10,7 +10,18 @@ from typing import Annotated
 import typer
 
 from ..node import NodeError
-from .app import AsJson, app, console, err_console, human_size, short_id, state, utc_iso, utc_stamp
+from .app import (
+    AsJson,
+    app,
+    console,
+    err_console,
+    human_size,
+    plural,
+    short_id,
+    state,
+    utc_iso,
+    utc_stamp,
+)
 
 __all__: list[str] = []
 
@@ -108,7 +119,7 @@ def _cache_root(cache: Path | None) -> str:
 def cache_warm(
     env_refs: Annotated[
         list[str],
-        typer.Argument(metavar="ENV_REF...", help="Env URIs, tag URIs, packed env directories or "
+        typer.Argument(metavar="ENV_REF", help="Env URIs, tag URIs, packed env directories or "
                                                   "presigned manifests."),
     ],
     cache: _CacheOpt = None,
@@ -139,9 +150,12 @@ def cache_ls(
     as_json: AsJson = False,
 ) -> None:
     """List unpacked layers and env views with size, last use and whether a process uses them."""
-    from ..node import list_cache
+    import os
 
-    entries = list_cache(_cache_root(cache))
+    from ..node import CacheEntry, list_cache
+
+    root = _cache_root(cache)
+    entries = list_cache(root)
     if as_json:
         rows = [{**e.as_dict(), "last_use": utc_iso(e.last_use)} for e in entries]
         print(json.dumps(rows, indent=2))
@@ -151,11 +165,18 @@ def cache_ls(
         return
     from rich.table import Table
 
-    table = Table("kind", "id", "size", "last use (UTC)", "in use", box=None, pad_edge=False)
+    def area(e: CacheEntry) -> str:  # <area>/layers/<hex>, <area>/envs/<id>
+        where = os.path.dirname(os.path.dirname(e.path))
+        return "" if where == root else where
+
+    columns = ["kind", "id", "size", "last use (UTC)", "in use"]
+    elsewhere = any(area(e) for e in entries)  # built in this user's own area
+    table = Table(*columns, *(["area"] if elsewhere else []), box=None, pad_edge=False)
     for e in entries:
-        size = human_size(e.size) if e.kind == "layer" else f"{len(e.layers)} layers"
+        size = human_size(e.size) if e.kind == "layer" else plural(len(e.layers), "layer")
         in_use = "yes" if e.in_use else ""
-        table.add_row(e.kind, short_id(e.name), size, utc_stamp(e.last_use), in_use)
+        table.add_row(e.kind, short_id(e.name), size, utc_stamp(e.last_use), in_use,
+                      *([area(e)] if elsewhere else []))
     console.print(table)
     total = sum(e.size for e in entries if e.kind == "layer")
     console.print(f"layers total {human_size(total)}")
@@ -199,4 +220,5 @@ def cache_prune(
     freed = sum(e.size for e in removed if e.kind == "layer")
     layers = sum(e.kind == "layer" for e in removed)
     envs = len(removed) - layers
-    console.print(f"removed {layers} layers and {envs} env views, freed {human_size(freed)}")
+    console.print(f"removed {plural(layers, 'layer')} and {plural(envs, 'env view')}, freed "
+                  f"{human_size(freed)}")

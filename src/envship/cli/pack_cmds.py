@@ -18,6 +18,7 @@ from .app import (
     human_size,
     note,
     packed_line,
+    plural,
     short_id,
     show_progress,
     state,
@@ -187,17 +188,17 @@ def inspect(
                  + (f", {len(lay.relocations)} relocated" if lay.relocations else "")
                  if pkg is not None else ", ".join(lay.dists))
         layers.add_row(lay.kind, holds, str(lay.files), human_size(lay.size),
-                       bytecode, lay.digest[7:23])
+                       bytecode, short_id(lay.digest[7:]))
     console.print(layers)
     total = sum(lay.size for lay in m.layers)
-    console.print(f"{len(m.layers)} blobs, {human_size(total)}", highlight=False)
+    console.print(f"{plural(len(m.layers), 'blob')}, {human_size(total)}", highlight=False)
     dists = Table(title="distributions", box=None, pad_edge=False, title_justify="left")
     for col, justify in (("name", "left"), ("version", "left"), ("source", "left"),
                          ("blob size", "right"), ("layer", "left")):
         dists.add_column(col, justify=justify)  # type: ignore[arg-type]
     for d in m.distributions:
         holder = m.layer_of(d.name)
-        shown = d.layer[7:23] if d.layer.startswith("sha256:") else d.layer
+        shown = short_id(d.layer[7:]) if d.layer.startswith("sha256:") else d.layer
         size = human_size(holder.size) if holder else "?"
         dists.add_row(d.name, d.version, d.source, size, shown)
     console.print(dists)
@@ -223,10 +224,10 @@ def diff(
     ],
     as_json: AsJson = False,
 ) -> None:
-    """Compare two envs: distributions added / removed / changed, the blobs that differ and
-    the bytes a node holding A fetches to run B.
+    """Compare two envs: what changed, and what a node holding A fetches to run B.
 
-    Exit status as diff(1): 0 the envs are the same, 1 they differ, 2 trouble.
+    Lists the distributions added, removed and changed, and the blobs that differ. Exit
+    status as diff(1): 0 the envs are the same, 1 they differ, 2 trouble.
     """
     from .. import diff_manifests
     from .. import open_manifest as load_manifest
@@ -255,8 +256,9 @@ def diff(
             console.print(f"  new blob {short_id(blob.digest[7:])} {human_size(blob.size):>9}  "
                           f"{blob.label}", highlight=False)
         shared = sum(1 for change in d.layers.values() if change == "same")
-        console.print(f"{shared} layers shared; a node holding A fetches {len(d.blobs_only_b)} "
-                      f"blobs, {human_size(d.fetch_bytes)} ({d.fetch_bytes} bytes) for B",
-                      highlight=False)
+        exact = f" ({d.fetch_bytes} bytes)" if d.fetch_bytes >= 1024 else ""
+        console.print(f"{plural(shared, 'layer')} shared; a node holding A fetches "
+                      f"{plural(len(d.blobs_only_b), 'blob')}, {human_size(d.fetch_bytes)}{exact} "
+                      "for B", highlight=False)
     if not d.same:
         sys.exit(1)

@@ -222,7 +222,7 @@ def gc(
     older_than: Annotated[
         str | None,
         typer.Option("--older-than", metavar="AGE",
-                     help="Remove only envs older than AGE (30m, 12h, 7d, 2w)."),
+                     help="Remove only envs older than AGE (90s, 30m, 12h, 7d, 2w; unit needed)."),
     ] = None,
     grace: Annotated[
         str,
@@ -315,6 +315,8 @@ def store_verify(
     from ..store import default_store_url, open_store
 
     store = open_store(store_url or default_store_url(), _options(storage_option))
+    if store_url is not None:  # a mistyped path must not pass as "0 envs: ok"
+        store.check()
     result = store.verify(deep=deep, repair=repair)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))

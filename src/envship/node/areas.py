@@ -68,14 +68,22 @@ class Warnings:
     def distrust(self, area: str, exc: NodeError) -> None:
         """Use nothing more from *area* in this run, and say why (once)."""
         self.distrusted.add(area)
+        self._say(f"{exc}; not using it: this env runs from your own node cache area (see "
+                  "'Trust model' in docs/node.md)")
+
+    def unwritable(self, exc: NodeError) -> None:
+        """Say (once) that the env is built outside the cache the user chose."""
+        import tempfile
+
+        self._say(f"{exc}; this env runs from {tempfile.gettempdir()}/envship-{os.getuid()} "
+                  "instead (set ENVSHIP_CACHE or --cache to a directory you can write)")
+
+    def _say(self, text: str) -> None:
         if not self.printed:
             import sys
 
             self.printed = True
-            sys.stderr.write(
-                f"envship: warning: {exc}; not using it: this env runs from your own node cache "
-                "area (see 'Trust model' in docs/node.md)\n"
-            )
+            sys.stderr.write(f"envship: warning: {text}\n")
             sys.stderr.flush()
 
 

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from .cache import Untrusted, acquire
+from .cache import NodeError, Untrusted, acquire
 from .holders import describe, holders, trusted
 
 __all__ = ["LOCK_WAIT_VAR", "LockBusy", "acquire_bounded"]
@@ -23,10 +23,14 @@ class LockBusy(Untrusted):
 
 
 def _limit() -> float:
+    raw = os.environ.get(LOCK_WAIT_VAR, "")
     try:
-        return max(0.0, float(os.environ.get(LOCK_WAIT_VAR, "") or _DEFAULT_WAIT))
+        value = float(raw) if raw.strip() else _DEFAULT_WAIT
     except ValueError:
-        return _DEFAULT_WAIT
+        value = -1.0
+    if not 0 <= value < float("inf"):  # also NaN
+        raise NodeError(f"${LOCK_WAIT_VAR}={raw!r} is not a number of seconds (like 30 or 0.5)")
+    return value
 
 
 def _private(path: str) -> bool:
@@ -53,10 +57,10 @@ def acquire_bounded(path: str, *, shared: bool = False) -> int:
     (default 30) for a holder this user does not trust: LockBusy then (the caller builds in
     this user's own area). A holder of this user or root is waited for, with a line on stderr
     naming the lock each time the limit passes."""
+    limit = _limit()  # a bad value is an error even when no one holds the lock
     fd = acquire(path, shared=shared, blocking=False)
     if fd is not None:
         return fd
-    limit = _limit()
     start = time.monotonic()
     check_at = start + limit
     delay = 0.005

@@ -11,7 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["CacheEntry", "list_cache", "prune", "auto_prune"]
+__all__ = ["CacheEntry", "cache_areas", "list_cache", "prune", "auto_prune"]
 
 
 class CacheEntry:
@@ -70,8 +70,30 @@ def _layer_size(path: str) -> int:
         )
 
 
+def cache_areas(root: str) -> list[str]:
+    """The node cache *root* (if it exists) and this user's own areas that exist and pass the
+    ownership rule (``users/<uid>/`` under it, ``$TMPDIR/envship-<uid>/``): where a run of
+    this user may have built an env (see areas.py)."""
+    from .areas import user_areas
+
+    out = [root] if os.path.isdir(root) else []
+    for area, own in user_areas(root):
+        try:
+            if cache.check_entry(area, own_root=True) and (own or cache.check_entry(
+                    root, cache.USERS, entry=False)):
+                out.append(area)
+        except cache.Untrusted:
+            continue
+    return out
+
+
 def list_cache(root: str) -> list[CacheEntry]:
-    """Every committed layer and env view, with size, last use and whether a process uses it."""
+    """Every committed layer and env view of the node cache *root* and of this user's own
+    areas, with size, last use and whether a process uses it."""
+    return [e for area in cache_areas(root) for e in _list_area(area)]
+
+
+def _list_area(root: str) -> list[CacheEntry]:
     views: list[CacheEntry] = []
     for env_id in _names(root, cache.VIEWS):
         path = cache.view_dir(root, env_id)
@@ -133,10 +155,27 @@ def prune(
     log: Callable[[str], None] | None = None,
 ) -> list[CacheEntry] | None:
     """Remove leftovers, then least recently used layers (and their views) until the layers
-    total at most *max_size* bytes. Layers of an env view a process runs in are kept.
+    total at most *max_size* bytes, in the node cache *root* and in each of this user's own
+    areas (the limit applies to each). Layers of an env view a process runs in are kept.
 
-    Returns what was removed, or None if not *blocking* and an env is being prepared.
+    Returns what was removed, or None if not *blocking* and an env is being prepared in
+    *root*.
     """
+    removed: list[CacheEntry] = []
+    for area in cache_areas(root):
+        done = _prune_area(area, max_size, blocking=blocking, log=log)
+        if done is None and area == root:
+            return None
+        removed.extend(done or ())
+    return removed
+
+
+def _prune_area(
+    root: str, max_size: int | None = None, *, blocking: bool = True,
+    log: Callable[[str], None] | None = None, keep: str | None = None,
+) -> list[CacheEntry] | None:
+    """:func:`prune` in one area; the view of the env id *keep* (just built, about to run)
+    stays with its layers."""
     path = cache.lock_path(root, cache.GLOBAL_LOCK)
     if blocking:  # not forever for a holder that is neither this user nor root
         from .lockwait import acquire_bounded
@@ -155,9 +194,13 @@ def prune(
                 path = os.path.join(parent, n)
                 if n.startswith((cache.TMP_PREFIX, cache.TRASH_PREFIX)) and cache.mine(path):
                     cache.remove_tree(path)
-        entries = list_cache(root)
+        entries = _list_area(root)
+        kept = {h for e in entries if e.kind == "env" and e.name == keep for h in e.layers}
+        for e in entries:
+            if e.name == keep or (e.kind == "layer" and e.name in kept):
+                e.in_use = True
         layers = {e.name: e for e in entries if e.kind == "layer"}
-        views = [e for e in entries if e.kind == "env"]
+        views = [e for e in entries if e.kind == "env" and e.name != keep]
         for v in views:  # a view whose layer is gone cannot run: drop it
             if any(h not in layers for h in v.layers) and _evict_views(root, [v]):
                 removed.append(v)
@@ -182,11 +225,13 @@ def prune(
     return removed
 
 
-def auto_prune(root: str, log: Callable[[str], None] | None) -> None:
-    """Prune down to ``$ENVSHIP_CACHE_MAX`` unless another process is busy with the cache."""
+def auto_prune(root: str, log: Callable[[str], None] | None, keep: str) -> None:
+    """Prune down to ``$ENVSHIP_CACHE_MAX`` unless another process is busy with the cache;
+    the env *keep* (just built) stays, even if it alone is over the limit."""
     from .fetch import env_int
 
     started = time.monotonic()
-    result = prune(root, env_int("ENVSHIP_CACHE_MAX", 0), blocking=False, log=log)
+    result = _prune_area(root, env_int("ENVSHIP_CACHE_MAX", 0), blocking=False, log=log,
+                         keep=keep)
     if log and result:
         log(f"pruned {len(result)} cache entries in {time.monotonic() - started:.2f} s")

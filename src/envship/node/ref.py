@@ -12,7 +12,7 @@ from .formats import is_hex64
 
 __all__ = [
     "EnvRef", "parse_ref", "packed_env_id", "split_ref", "ref_env_id", "is_hex64", "TAG_CHARS",
-    "REF_VAR", "REF_FILE_VAR", "ref_from_environ",
+    "REF_VAR", "REF_FILE_VAR", "ref_from_environ", "URL_SCHEMES", "url_missing_slashes",
 ]
 
 # The env reference handed to a launched process through its environment, not its argv:
@@ -105,10 +105,32 @@ def _local_dir(ref: str) -> str | None:
     return path if os.path.isdir(path) else None
 
 
+# URL schemes a store is commonly reached by: "s3:/b" is one of them missing its "//", not a
+# local directory called "s3:" (the store layer adds every fsspec protocol to these).
+URL_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "hdfs", "webhdfs", "az", "abfs", "abfss",
+                         "http", "https", "file", "memory"})
+
+
+def url_missing_slashes(text: str, schemes: frozenset[str] | set[str] = URL_SCHEMES
+                        ) -> str | None:
+    """The message for *text* when it is a URL of one of *schemes* without the ``//`` after
+    its scheme (``s3:/bucket``, ``gs:b``), else None."""
+    scheme, colon, rest = text.partition(":")
+    if not colon or rest.startswith("//") or scheme.lower() not in schemes or "/" in scheme:
+        return None
+    meant = f"file:///{rest.lstrip('/')}" if scheme.lower() == "file" else (
+        f"{scheme}://{rest.lstrip('/')}")
+    return (f"{text!r} looks like a URL missing the '//' after '{scheme}:': write {meant} "
+            f"(or ./{text} for a local path of that name)")
+
+
 def parse_ref(ref: str) -> EnvRef:
     """Parse *ref*; a ValueError names what was expected when it is no env reference."""
     if not ref:
         raise ValueError("empty env reference")
+    mistyped = url_missing_slashes(ref)
+    if mistyped:
+        raise ValueError(mistyped)
     packed = _local_dir(ref)
     if packed is not None:
         return EnvRef(ref, "packed", ref.rstrip("/") or "/", packed)

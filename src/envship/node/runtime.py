@@ -182,6 +182,8 @@ def ensure_view(
         try:
             if area != root:
                 make_area(area, own)
+            if own and isinstance(problem, cache.ReadOnly):  # outside the cache the user chose
+                warn.unwritable(problem)
             return _build(area, resolved, interpreter, log, mine=area != root), resolved.env_id
         except cache.Untrusted as exc:
             warn.distrust(area, exc)
@@ -243,7 +245,7 @@ def _build(
     if built_any and os.environ.get("ENVSHIP_CACHE_MAX"):
         from .prune import auto_prune
 
-        auto_prune(root, log)
+        auto_prune(root, log, keep=resolved.env_id)
     return path
 
 

@@ -89,7 +89,7 @@ def write_script(output: str) -> str:
     ``envship_node.py``), executable, atomically; returns the path written."""
     from .errors import NodeError
 
-    path = os.path.join(output, SCRIPT_NAME) if os.path.isdir(output) else output
+    path = os.path.abspath(os.path.join(output, SCRIPT_NAME) if os.path.isdir(output) else output)
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise NodeError(f"cannot write {path}: directory {parent} does not exist; create it "

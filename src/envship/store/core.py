@@ -192,8 +192,11 @@ class Store:
         tags = self.tags()
         if ref in tags:
             return tags[ref]
+        short = (" (an env id prefix needs at least 6 hex digits)" if ref and len(ref) < 6
+                 and all(c in "0123456789abcdef" for c in ref) else "")
         raise StoreError(
-            f"no env or tag {ref!r} in store {self.url}; see `envship store ls {self.url}`"
+            f"no env or tag {ref!r} in store {self.url}{short}; see `envship store ls "
+            f"{self.url}`"
         )
 
 

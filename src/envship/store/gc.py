@@ -43,10 +43,14 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_duration(text: str) -> float:
-    """`90`, `90s`, `30m`, `12h`, `7d`, `2w` -> seconds."""
+    """`90s`, `30m`, `12h`, `7d`, `2w` (or `0`) -> seconds. A number needs its unit: is
+    `--older-than 7` a week or 7 seconds (every env)?"""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
     if not m:
         raise StoreError(f"bad duration {text!r}: use e.g. 90s, 30m, 12h, 7d or 2w")
+    if not m.group(2) and float(m.group(1)) != 0:
+        raise StoreError(f"duration {text!r} has no unit: write {m.group(1)}s, "
+                         f"{m.group(1)}m, {m.group(1)}h, {m.group(1)}d or {m.group(1)}w")
     return float(m.group(1)) * _UNITS[m.group(2) or "s"]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ...errors import StoreError
 from ...node.formats import blob_key, env_key, tag_key
+from ...node.ref import URL_SCHEMES, url_missing_slashes
 from .capabilities import S3_PROTOCOLS, Capabilities, capabilities_of
 from .local import LocalFiles, local_root
 
@@ -239,6 +240,7 @@ def open_location(url: str, storage_options: Mapping[str, Any] | None = None) ->
     user_options = dict(storage_options or {})
     options = dict(user_options)
     if "://" not in url:  # a plain path (or a Windows drive letter)
+        _check_not_url(url)
         # Every URI envship prints must work from any directory and without a shell: "~/s"
         # or "./s" would not (the node runtime expands neither).
         url = os.path.abspath(os.path.expanduser(url))
@@ -249,6 +251,21 @@ def open_location(url: str, storage_options: Mapping[str, Any] | None = None) ->
         return StoreLocation(LocalFiles(), root.rstrip("/"), public_url.rstrip("/"), "file",
                              {}, scrub, capabilities_of("file", None))
     return _fsspec_location(url, public_url, user_options, options, scrub)
+
+
+def _check_not_url(path: str) -> None:
+    """A StoreError for a URL that lost its slashes (``s3:/bucket``, ``s3:bucket``): as a
+    local path it would make a store in a directory called ``s3:``."""
+    if ":" not in path.partition("/")[0]:
+        return
+    schemes = URL_SCHEMES | set(_PACKAGES)
+    if path.partition(":")[0].lower() not in schemes:
+        from fsspec.registry import known_implementations  # only for paths like "word:…"
+
+        schemes |= set(known_implementations)
+    mistyped = url_missing_slashes(path, schemes)
+    if mistyped:
+        raise StoreError(mistyped)
 
 
 def _fsspec_location(url: str, public_url: str, user_options: dict[str, Any],
@@ -273,10 +290,7 @@ def _fsspec_location(url: str, public_url: str, user_options: dict[str, Any],
     except ImportError as exc:
         raise install_hint(protocol, public_url, scrub(str(exc))) from None
     except Exception as exc:  # bad options: TypeError/ValueError from the implementation
-        raise StoreError(
-            f"cannot open store {public_url} ({type(exc).__name__}: {scrub(str(exc))}); "
-            "check the storage options"
-        ) from None
+        raise _open_failed(public_url, exc, scrub) from None
     if protocol in S3_PROTOCOLS and "config_kwargs" not in user_options:
         # s3fs retries throttling 5 times with backoff on top of botocore, silently;
         # envship's own retries (bounded, and reported) take over. This instance is ours:
@@ -289,6 +303,21 @@ def _fsspec_location(url: str, public_url: str, user_options: dict[str, Any],
         proto = "file"
     return StoreLocation(fs, str(root).rstrip("/"), public_url.rstrip("/"), proto, merged, scrub,
                          capabilities_of(proto, fs))
+
+
+def _open_failed(public_url: str, exc: Exception, scrub: Scrubber) -> StoreError:
+    """One line for a filesystem that would not start: pyarrow's HDFS client lists every
+    place it looked for libjvm, one line each."""
+    lines = scrub(str(exc)).strip().splitlines() or [""]
+    if "libjvm" in lines[0] or "libhdfs" in lines[0]:
+        return StoreError(
+            f"cannot open store {public_url}: pyarrow's HDFS client needs Java and Hadoop "
+            f"({lines[0]}); set JAVA_HOME to a JDK and HADOOP_HOME (or ARROW_LIBHDFS_DIR) to "
+            "where libhdfs.so is"
+        )
+    more = " …" if len(lines) > 1 else ""
+    return StoreError(f"cannot open store {public_url} ({type(exc).__name__}: {lines[0]}{more}); "
+                      "check the storage options")
 
 
 def parse_storage_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
