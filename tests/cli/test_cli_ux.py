@@ -203,6 +203,7 @@ def test_a_url_missing_its_slashes_is_an_error_not_a_local_store(tmp_path: Path)
         assert os.listdir(tmp_path) == []
     err = one_line_error(envship("store", "ls", env={"ENVSHIP_STORE": "s3:/"}, cwd=tmp_path))
     assert "write s3://" in err
+    assert "s3://team-bucket/envs" in one_line_error(envship("store", "ls", "s3://"))
     uri = f"s3:/b/envs/{'a' * 64}.json"
     assert "write s3://b/envs/" in one_line_error(envship("inspect", uri, cwd=tmp_path))
     ran = envship("exec", uri, "--", "true", cwd=tmp_path)  # the node runtime's own parser
