@@ -126,12 +126,14 @@ class Env:
         return ref
 
     @classmethod
-    def open(cls, uri: str, storage_options: Mapping[str, Any] | None = None) -> Env:
+    def open(cls, uri: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None
+             ) -> Env:
         """The env at an env URI (`<store>/envs/<id>.json`), tag URI (`<store>/tags/<n>.json`),
         presigned manifest URL or packed env directory; the manifest is always checked against
         its env id."""
         from .store import open_store, redact_url
 
+        uri = cls.uri_of(uri)  # a path, or StoreError for what names no env at all
         if _is_presigned(uri):
             return cls._open_presigned(uri)
         store_url, kind, ref = split_env_uri(uri)

@@ -42,6 +42,16 @@ def test_command_forms() -> None:
     assert command(Path("/s/envs/x.json"), ["x"])[3] == "/s/envs/x.json"
 
 
+def test_a_command_string_is_an_error_not_its_letters() -> None:
+    import envship.dask
+
+    with pytest.raises(EngineError, match="is a string: give a list of arguments"):
+        launch(f"/s/envs/{ENV_ID}.json", "python train.py")  # type: ignore[arg-type]
+    with pytest.raises(EngineError, match="extra_args '--foo' is a string"):
+        envship.dask.worker_launch(f"/s/envs/{ENV_ID}.json", "tcp://h:8786",
+                                   extra_args="--foo")  # type: ignore[arg-type]
+
+
 def test_launch_keeps_the_reference_off_the_command_line() -> None:
     signed = f"https://h/s/envs/{ENV_ID}.presigned.json?X-Amz-Signature=5ec12e7"
     for how in (launch(signed, ["python", "job.py"]),
@@ -65,6 +75,9 @@ def test_env_coerce_reads_and_verifies_every_reference(tmp_path: Path) -> None:
     opened = Env.coerce(str(root / "envs" / f"{env_id}.json"))
     assert opened.env_id == env_id and Env.coerce(opened) is opened
     assert Env.coerce(root / "tags" / "prod.json").env_id == env_id
+    assert Env.open(root / "tags" / "prod.json").env_id == env_id  # a Path, as coerce takes
+    with pytest.raises(EnvshipError, match="neither an Env nor an env URI"):
+        Env.open(None)  # type: ignore[arg-type]
     assert Env.coerce(opened, {"anon": True}).storage_options == {"anon": True}
     with pytest.raises(EnvshipError, match="missing"):
         Env.coerce(str(root / "tags" / "missing.json"))

@@ -259,6 +259,12 @@ def test_spec_options_are_checked(shipped: Shipped, tmp_path: Path) -> None:
                                       additional_files={NODE_SCRIPT_NAME: tmp_path / "a"})
     with pytest.raises(EngineError, match="max_restarts"):
         envship.yarn.application_spec(shipped.uri, "true", max_restarts=-1)
+    extra = {"x.txt": (str(tmp_path / "b" / "conf.ini"), "file")}
+    one = envship.yarn.application_spec(shipped.uri, "true", name="myjob", extra_files=extra,
+                                        additional_files=tmp_path / "a" / "conf.ini")
+    assert one.name == "myjob"  # not the last extra file's name (a shadowed variable)
+    assert local_path(one.to_dict()["services"]["envship"]["files"]["conf.ini"]["source"]) == (
+        tmp_path / "a" / "conf.ini")  # one path, not its letters
     hooked = envship.yarn.application_spec(shipped.uri, "true", pre_script_hook="echo pre")
     lines = hooked.to_dict()["services"]["envship"]["script"].splitlines()
     assert lines[-2:] == ["echo pre", lines[-1]] and lines[-1].startswith("exec ")

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kits.nodekit import (
     ENVSHIP,
     Store,
@@ -219,3 +221,20 @@ def test_an_unwritable_cache_falls_back_loudly_and_prune_reaches_the_fallback(
     assert os.listdir(area / "envs") == [] and os.listdir(area / "layers") == []
     again = run()  # built again: the warning again, the view back
     assert again.returncode == 0 and "warning:" in again.stderr, again.stderr
+
+
+def test_prune_cache_refuses_limits_that_would_empty_it(tmp_path: Path) -> None:
+    """-1 (a "-1G" read by hand) or NaN must not mean "remove everything"; 0 does, on
+    purpose (`cache prune --all`)."""
+    from envship.node import NodeError, prune_cache
+
+    blob = blob_from_members("deps", [file_member("site-packages/m.py", b"X = 1\n")])
+    uri = write_store(tmp_path / "store", make_manifest([blob]), [blob])
+    cache = tmp_path / "cache"
+    subprocess.run([ENVSHIP, "exec", "--cache", str(cache), str(uri), "--", "true"],
+                   env=node_env(), check=True)
+    for bad in (-1, float("nan"), "20G"):
+        with pytest.raises(NodeError, match="give a number of bytes"):
+            prune_cache(str(cache), bad)  # type: ignore[arg-type]
+    assert len(os.listdir(cache / "layers")) == 1
+    assert len(prune_cache(str(cache), 0) or []) == 2

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from envship.errors import PackError
 from envship.packing.selection import select
 from envship.packing.sources.snapshot import take_snapshot
 from kits.clikit import envship
@@ -35,6 +36,18 @@ def test_uv_is_left_out_beside_envship_unless_asked_for(venvs: tuple[Path, Path]
     assert "uv" in {d.name for d in select(snap, only=["uv", "envship"]).kept}
     # the user's own uv, in an env without envship, is the user's: kept
     assert "uv" in {d.name for d in select(take_snapshot(uv_only)).kept}
+    # one name as a string is that name, not its letters u, v
+    assert "uv" not in {d.name for d in select(take_snapshot(uv_only), exclude="uv").kept}
+
+
+def test_a_mistyped_option_names_itself(venvs: tuple[Path, Path]) -> None:
+    import envship
+
+    with pytest.raises(PackError, match="unknown option 'exlcude'"):
+        envship.pack(python=str(venvs[1]), exlcude=["uv"])  # type: ignore[call-arg]
+    with pytest.raises(PackError, match="unknown option 'tags'"):
+        envship.ship(str(venvs[1] / "store"), python=str(venvs[1]),
+                     tags="prod")  # type: ignore[call-arg]
 
 
 def test_pack_says_so_and_ships_no_uv(venvs: tuple[Path, Path], tmp_path: Path,

@@ -152,6 +152,16 @@ def test_gc_stops_on_unreadable_manifest(tmp_path: Path) -> None:
         assert Path(store.location.blob_path(lay.digest)).exists()
 
 
+def test_gc_and_verify_refuse_a_store_that_does_not_exist(tmp_path: Path) -> None:
+    """Through the library as through the CLI: a mistyped URL is not "0 envs: ok"."""
+    store = open_store(str(tmp_path / "stor"))
+    assert store.list_envs() == []  # documented: check() tells them apart
+    for call in (store.verify, store.gc):
+        with pytest.raises(StoreError, match="does not exist"):
+            call()
+    assert not (tmp_path / "stor").exists()
+
+
 def test_parse_duration() -> None:
     assert parse_duration("90s") == 90 and parse_duration("30m") == 1800
     assert parse_duration("0") == 0

@@ -239,8 +239,6 @@ def gc(
     from ..store import default_store_url, open_store, parse_duration
 
     store = open_store(store_url or default_store_url(), _options(storage_option))
-    if store_url is not None:  # a mistyped path must not read as "removed 0"
-        store.check()
     result = store.gc(
         keep=keep,
         older_than=parse_duration(older_than) if older_than else None,
@@ -315,8 +313,6 @@ def store_verify(
     from ..store import default_store_url, open_store
 
     store = open_store(store_url or default_store_url(), _options(storage_option))
-    if store_url is not None:  # a mistyped path must not pass as "0 envs: ok"
-        store.check()
     result = store.verify(deep=deep, repair=repair)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))

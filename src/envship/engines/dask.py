@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..drift import require_code_match
 from ..env import Env
 from ..errors import EngineError
-from .exec import EnvRef, Launch, launch, process_environ
+from .exec import EnvRef, Launch, arg_list, launch, process_environ
 from .processes import free_port, signal_group
 
 if TYPE_CHECKING:
@@ -78,7 +78,8 @@ def worker_launch(
     if not scheduler_address:
         raise EngineError("no scheduler address: pass e.g. 'tcp://10.0.0.5:8786'")
     argv = ["python", "-m", _WORKER_MODULE, scheduler_address, *cli_options(worker_opts)]
-    return launch(env, [*argv, *extra_args], node_script_path=node_script_path, python=python)
+    return launch(env, [*argv, *arg_list(extra_args, "extra_args")],
+                  node_script_path=node_script_path, python=python)
 
 
 def worker_command(
@@ -105,7 +106,8 @@ def scheduler_launch(
     **scheduler_opts: object,
 ) -> Launch:
     """A ``dask scheduler`` started inside *env* (options as in worker_launch)."""
-    argv = ["python", "-m", _SCHEDULER_MODULE, *cli_options(scheduler_opts), *extra_args]
+    argv = ["python", "-m", _SCHEDULER_MODULE, *cli_options(scheduler_opts),
+            *arg_list(extra_args, "extra_args")]
     return launch(env, argv, node_script_path=node_script_path, python=python)
 
 

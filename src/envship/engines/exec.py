@@ -82,6 +82,15 @@ def write_ref_file(ref: str, path: str | os.PathLike[str]) -> str:
     return target
 
 
+def arg_list(value: Sequence[str], what: str) -> list[str]:
+    """*value* as a list of arguments; EngineError for a string, whose letters would become
+    the arguments."""
+    if isinstance(value, str):
+        raise EngineError(f"{what} {value!r} is a string: give a list of arguments, such as "
+                          "shlex.split() makes of it")
+    return list(value)
+
+
 def launch(
     env: EnvRef,
     argv: Sequence[str],
@@ -96,6 +105,7 @@ def launch(
     Start ``Launch.argv`` with ``Launch.environ()`` (or add ``Launch.env_vars`` to the
     environment you start it with). The options are :func:`command`'s.
     """
+    argv = arg_list(argv, "the command")
     if not argv:
         raise EngineError("no command to run inside the env: give at least the program name")
     if node_script_path is not None and envship_bin is not None:

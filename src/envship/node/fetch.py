@@ -253,10 +253,14 @@ def env_int(name: str, default: int) -> int:
 def parse_size(text: str) -> int:
     """'20G' -> 20 * 2**30; plain integers are bytes. Zero, negative or non-finite sizes are a
     ValueError: as a cache limit, "-1G" would silently mean "remove everything"."""
+    given = text
     text = text.strip().upper().rstrip("B").rstrip("I")
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
     unit = units.get(text[-1:], 0)
-    value = float(text[:-1]) * unit if unit else float(int(text))
+    try:
+        value = float(text[:-1]) * unit if unit else float(int(text))
+    except ValueError:
+        raise ValueError(f"not a size: {given!r} (like 500M, 20G)") from None
     if not value >= 1 or value == float("inf"):  # also NaN
         raise ValueError(f"not a positive size: {text!r}")
     return int(value)

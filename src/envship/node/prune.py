@@ -158,9 +158,13 @@ def prune(
     total at most *max_size* bytes, in the node cache *root* and in each of this user's own
     areas (the limit applies to each). Layers of an env view a process runs in are kept.
 
-    Returns what was removed, or None if not *blocking* and an env is being prepared in
-    *root*.
+    *max_size* 0 removes everything no process uses; None only leftovers. Returns what was
+    removed, or None if not *blocking* and an env is being prepared in *root*.
     """
+    if max_size is not None and (type(max_size) is not int or max_size < 0):
+        # "-1G" parsed somewhere as -1 must not mean "remove everything"
+        raise cache.NodeError(f"cache size limit {max_size!r}: give a number of bytes, 0 or more "
+                        "(parse_size('20G') reads sizes; 0 removes all not in use)")
     removed: list[CacheEntry] = []
     for area in cache_areas(root):
         done = _prune_area(area, max_size, blocking=blocking, log=log)

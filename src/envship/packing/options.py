@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TypedDict
 if TYPE_CHECKING:
     from .sources.lock.stage import CodeArg
 
-__all__ = ["LockOptions", "PackOptions", "ShipOptions"]
+__all__ = ["LOCK_OPTIONS", "LockOptions", "PackOptions", "ShipOptions"]
 
 
 class LockOptions(TypedDict, total=False):
@@ -37,3 +37,6 @@ class ShipOptions(PackOptions, total=False):
     """``ship()``'s pack options: the environment to pack is one of them."""
 
     python: str | os.PathLike[str] | None
+
+
+LOCK_OPTIONS = tuple(LockOptions.__annotations__)  # python_version, platform, strict, code

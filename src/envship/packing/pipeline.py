@@ -21,6 +21,7 @@ from .buildcache import SHARED_KINDS, BuildCache, SharedCache, content_fingerpri
 from .bytecode import CompilePool, Compiler, compiler_for
 from .layers import LayerEntry, LayerPlan, plan_layers, plan_python, sort_key
 from .manifest import SCHEMA, Distribution, LayerRef, Manifest, Relocation
+from .options import LOCK_OPTIONS
 from .selection import select
 from .sources.conda import conda_prefix
 from .sources.snapshot import Snapshot, default_cache_tag, take_snapshot
@@ -79,6 +80,10 @@ def pack(
     (see :func:`pack_lock`). *shared_cache*: a team build cache (the store's, when shipping)
     whose blobs are reused instead of built; such blobs have no local path in the result.
     """
+    unknown = sorted(set(lock_opts) - set(LOCK_OPTIONS))
+    if unknown:
+        raise PackError(f"unknown option {unknown[0]!r}: see pack's and ship's options in "
+                        "docs/core.md and docs/store.md")
     if requirements is not None or lock_opts:
         return _pack_requirements(
             requirements, python=python, with_python=with_python, exclude=exclude, only=only,
@@ -345,8 +350,7 @@ def _pack_requirements(
 ) -> PackResult:
     """``pack(requirements=...)``: check the options that do not mix, then :func:`pack_lock`."""
     if requirements is None:
-        lock_only = ("python_version", "platform", "strict", "code")
-        named = ", ".join("--" + k.replace("_", "-") for k in lock_only if k in opts)
+        named = ", ".join("--" + k.replace("_", "-") for k in LOCK_OPTIONS if k in opts)
         raise PackError(f"{named}: only with --requirements (a lock file to build from).")
     if python is not None:
         raise PackError("--python and --requirements exclude each other: pack an existing "

@@ -35,9 +35,11 @@ class Selection:
     excluded: tuple[Excluded, ...]
 
 
-def _names(values: Iterable[str]) -> list[str]:
+def _names(values: Iterable[str] | str | None) -> list[str]:
     out: list[str] = []
-    for v in values:
+    if isinstance(values, str):  # exclude="six": one value, not the letters s, i, x
+        values = [values]
+    for v in values or ():
         out += [canonical_name(p) for p in v.replace(",", " ").split() if p]
     return out
 

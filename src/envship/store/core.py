@@ -115,8 +115,11 @@ class Store:
         dry_run: bool = False,
         step: Step = no_step,
     ) -> GcResult:
+        """Remove untagged envs outside *keep* / *older_than* and the blobs no env uses
+        (docs/store.md); StoreError if the store does not exist (a mistyped URL)."""
         from . import gc as _gc  # loaded by the commands that collect
 
+        self.check()
         return _gc.collect(self.io, keep=keep, older_than=older_than, grace=grace,
                            dry_run=dry_run, timing=self.timing, step=step)
 
@@ -135,9 +138,11 @@ class Store:
         progress: Callable[[str], None] | None = None,
     ) -> VerifyResult:
         """Every manifest and tag against the blobs (present, right size; *deep*: re-hashed);
-        *repair* re-uploads damaged blobs from *repair_from* (default: the build cache)."""
+        *repair* re-uploads damaged blobs from *repair_from* (default: the build cache).
+        StoreError if the store does not exist: a mistyped URL must not pass as "ok"."""
         from .verify import verify
 
+        self.check()
         return verify(self.io, deep=deep, repair=repair, repair_from=repair_from,
                       progress=progress)
 
@@ -169,6 +174,8 @@ class Store:
         return env_ids(self.io)
 
     def list_envs(self, *, include_damaged: bool = False) -> list[EnvInfo]:
+        """Every env, newest first (damaged ones too with *include_damaged*). A store that
+        does not exist lists as empty: call :meth:`check` to tell a mistyped URL apart."""
         from .listing import list_envs
 
         return list_envs(self.io, include_damaged=include_damaged)

@@ -156,6 +156,8 @@ def _named_files(additional_files: AdditionalFiles) -> dict[str, str]:
     """name -> source of the extra file resources; names must be plain and unique."""
     if additional_files is None:
         return {}
+    if isinstance(additional_files, (str, os.PathLike)):  # one file, not its letters
+        additional_files = [additional_files]
     if isinstance(additional_files, Mapping):
         pairs = [(str(k), os.fspath(v)) for k, v in additional_files.items()]
     else:
@@ -237,10 +239,10 @@ def application_spec(
                          storage_options=storage_options, pre_script_hook=pre_script_hook,
                          additional_files=additional_files)
     merged = dict(res.files)
-    for name, resource in (extra_files or {}).items():
-        if name in merged:
-            raise EngineError(f"file resource {name!r} given twice")
-        merged[name] = resource
+    for dest, resource in (extra_files or {}).items():
+        if dest in merged:
+            raise EngineError(f"file resource {dest!r} given twice")
+        merged[dest] = resource
     files = {
         dest: skein.File(
             source=src, type=kind, visibility=layer_visibility if kind == "archive" else "private"

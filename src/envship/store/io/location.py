@@ -241,13 +241,13 @@ def open_location(url: str, storage_options: Mapping[str, Any] | None = None) ->
     options = dict(user_options)
     if "://" not in url:  # a plain path (or a Windows drive letter)
         _check_not_url(url)
+        # Every URI envship prints must work from any directory and without a shell: "~/s"
+        # or "./s" would not (the node runtime expands neither).
+        url = os.path.abspath(os.path.expanduser(url))
     elif not url.partition("://")[2].strip("/"):
         scheme = url.partition("://")[0]
         raise StoreError(f"{url} names no bucket or path: give the store's location, like "
                          f"{scheme}://team-bucket/envs")
-        # Every URI envship prints must work from any directory and without a shell: "~/s"
-        # or "./s" would not (the node runtime expands neither).
-        url = os.path.abspath(os.path.expanduser(url))
     public_url = redact_url(url)
     scrub = Scrubber.for_store(url, options)
     root = None if options else local_root(url)
