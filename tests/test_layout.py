@@ -279,3 +279,25 @@ def test_every_engine_is_registered_and_importable_without_its_engine() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_public_modules_load_from_a_bare_import_and_dir_lists_the_api() -> None:
+    """`import envship` then `envship.store.open_store(...)`, as README's layout promises;
+    dir() shows the public names, not the package's own helpers."""
+    import subprocess
+    import sys
+
+    code = ("import envship, sys\n"
+            "print(envship.store.open_store.__name__, envship.errors.EnvshipError.__name__,\n"
+            "      envship.node.NodeError.__name__, envship.engines.__name__)\n"
+            "print(sorted(n for n in dir(envship) if not n.startswith('_')))\n"
+            "print(sorted(m for m in ('pyspark', 'dask', 'ray', 'skein') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    loaded, names, engines = proc.stdout.splitlines()
+    assert loaded == "open_store EnvshipError NodeError envship.engines"
+    shown = set(ast.literal_eval(names))
+    assert set(envship.__all__) - {"__version__"} <= shown
+    assert {"store", "errors", "node", "spark", "dask"} <= shown
+    assert not shown & {"TYPE_CHECKING", "annotations", "packing", "progress"}
+    assert engines == "[]"

@@ -68,7 +68,17 @@ def __getattr__(name: str) -> object:
         return getattr(importlib.import_module(f"{__name__}.{module}"), name)
     from .engines import top_level  # the one registry of engines (standard library only)
 
-    # `envship.dask.cluster(...)` after a bare `import envship`
-    if not name.startswith("_") and name in top_level():
+    # `envship.dask.cluster(...)`, `envship.store.open_store(...)` after a bare `import envship`
+    if not name.startswith("_") and (name in top_level() or name in _SUBPACKAGES):
         return importlib.import_module(f"{__name__}.{name}")  # does not import the engine
     raise AttributeError(f"module 'envship' has no attribute {name!r}")
+
+
+_SUBPACKAGES = ("errors", "store", "node", "engines")  # public modules besides the engines
+
+
+def __dir__() -> list[str]:
+    from .engines import top_level
+
+    dunders = (n for n in globals() if n.startswith("__"))
+    return sorted({*dunders, *__all__, *_SUBPACKAGES, *top_level()})
