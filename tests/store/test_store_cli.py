@@ -86,6 +86,8 @@ def test_presign_and_ls_on_s3_with_endpoint_option(
     assert [e["env_id"] for e in listed] == [env_id]
 
     signed = cli("presign", env_uri, "--expires", "300", *opt, process=True).stdout.strip()
+    too_long = cli("presign", env_uri, "--expires", "700000", *opt, ok=False, process=True)
+    assert too_long.returncode == 1 and "at most 7 days" in too_long.stderr  # S3 refuses more
     assert signed.startswith(moto.endpoint) and "Signature" in signed
     # A node with no credentials at all reads the manifest and every layer.
     with urllib.request.urlopen(signed, timeout=30) as resp:

@@ -160,6 +160,9 @@ def test_gc_and_verify_refuse_a_store_that_does_not_exist(tmp_path: Path) -> Non
         with pytest.raises(StoreError, match="does not exist"):
             call()
     assert not (tmp_path / "stor").exists()
+    for bad in (None, "", 5):  # not a directory called "None"
+        with pytest.raises(StoreError, match="is not a store"):
+            open_store(bad)  # type: ignore[arg-type]
 
 
 def test_parse_duration() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,5 +219,13 @@ def open_store(
     *retry_timeout* bounds the time spent retrying transient errors (default: the
     ``ENVSHIP_STORE_RETRY_TIMEOUT`` environment variable, else 30 s).
     """
-    location = open_location(str(url), storage_options)
+    if isinstance(url, os.PathLike):
+        url = os.fspath(url)
+    if not isinstance(url, str) or not url.strip():
+        raise StoreError(f"{url!r} is not a store: give a local path or a URL such as "
+                         "s3://team-bucket/envs")
+    if storage_options is not None and not isinstance(storage_options, Mapping):
+        raise StoreError(f"storage_options must be a mapping (like {{'anon': True}}), not "
+                         f"{type(storage_options).__name__}")
+    location = open_location(url, storage_options)
     return Store(location, RetryPolicy.from_env(retry_timeout))

@@ -24,11 +24,17 @@ class PresignResult:
     expires: int
 
 
+MAX_EXPIRES = 7 * 24 * 3600  # SigV4 (S3) and V4 signing (GCS) refuse longer
+
+
 def presign(io: StoreIO, env_id: str, *, expires: int = 3600, output: Path | None = None
             ) -> PresignResult:
     """Write the env's presigned manifest (or *output*) whose layers carry presigned URLs."""
     if expires <= 0:
         raise StoreError(f"--expires must be a positive number of seconds, not {expires}")
+    if expires > MAX_EXPIRES and io.location.protocol in ("s3", "s3a", "gs", "gcs"):
+        raise StoreError(f"--expires {expires}: S3 and GCS sign URLs for at most 7 days "
+                         f"({MAX_EXPIRES} s); presign again before they run out")
     manifest = read_manifest(io, env_id)
     signed = dataclasses.replace(
         manifest,
