@@ -71,12 +71,10 @@ class Warnings:
         self._say(f"{exc}; not using it: this env runs from your own node cache area (see "
                   "'Trust model' in docs/node.md)")
 
-    def unwritable(self, exc: NodeError) -> None:
-        """Say (once) that the env is built outside the cache the user chose."""
-        import tempfile
-
-        self._say(f"{exc}; this env runs from {tempfile.gettempdir()}/envship-{os.getuid()} "
-                  "instead (set ENVSHIP_CACHE or --cache to a directory you can write)")
+    def unwritable(self, exc: NodeError, area: str) -> None:
+        """Say (once) that the env is built in *area*, outside the cache the user chose."""
+        self._say(f"{exc}; this env runs from {area} instead (set ENVSHIP_CACHE or --cache "
+                  "to a directory you can write)")
 
     def _say(self, text: str) -> None:
         if not self.printed:

@@ -163,8 +163,8 @@ def prune(
     """
     if max_size is not None and (type(max_size) is not int or max_size < 0):
         # "-1G" parsed somewhere as -1 must not mean "remove everything"
-        raise cache.NodeError(f"cache size limit {max_size!r}: give a number of bytes, 0 or more "
-                        "(parse_size('20G') reads sizes; 0 removes all not in use)")
+        raise cache.NodeError(f"cache size limit {max_size!r}: give a number of bytes, 0 or "
+                              "more (parse_size('20G') reads sizes; 0 removes all not in use)")
     removed: list[CacheEntry] = []
     for area in cache_areas(root):
         done = _prune_area(area, max_size, blocking=blocking, log=log)

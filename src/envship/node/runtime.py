@@ -183,7 +183,7 @@ def ensure_view(
             if area != root:
                 make_area(area, own)
             if own and isinstance(problem, cache.ReadOnly):  # outside the cache the user chose
-                warn.unwritable(problem)
+                warn.unwritable(problem, area)
             return _build(area, resolved, interpreter, log, mine=area != root), resolved.env_id
         except cache.Untrusted as exc:
             warn.distrust(area, exc)
