@@ -228,6 +228,27 @@ def test_bad_mode_and_env_are_clear_errors(env: Env) -> None:
         conf("", "archives")
 
 
+def test_configure_keeps_the_list_confs_of_spark_defaults(env: Env, tmp_path: Path) -> None:
+    """A conf set on the builder hides the same key in spark-defaults.conf: configure() takes
+    its entries in, unless the builder has its own."""
+    from pyspark.sql import SparkSession
+
+    from envship.spark import configure
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "spark-defaults.conf").write_text("spark.archives /u/d.zip#d\n")
+    with pytest.MonkeyPatch.context() as mp:  # configure() sets PYSPARK_PYTHON here
+        mp.setenv("PYSPARK_PYTHON", "")
+        mp.setenv("SPARK_CONF_DIR", str(tmp_path / "conf"))
+        built = configure(SparkSession.builder, env, master="spark://h:1")
+        archives = built._options["spark.archives"].split(",")
+        assert archives[0] == "/u/d.zip#d" and archives[-1].endswith("#envship-boot")
+        own = configure(SparkSession.builder.config("spark.archives", "/u/b.zip#b"), env,
+                        master="spark://h:1")
+        archives = own._options["spark.archives"].split(",")
+        assert archives[0] == "/u/b.zip#b" and "/u/d.zip#d" not in archives
+
+
 def test_list_helpers() -> None:
     assert merge_list("a,b", None, "b, c", "") == "a,b,c"
     assert hadoop_url("s3://bucket/x") == "s3a://bucket/x"

@@ -153,6 +153,54 @@ def test_cli_dry_run_and_errors(tmp_path: Path, fake_spark_home: Path) -> None:
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
 
 
+def test_list_confs_from_the_users_files_are_kept_beside_envships(
+    tmp_path: Path, fake_spark_home: Path
+) -> None:
+    """A `--conf spark.files=…` on the command line beats the same key in a properties file or
+    spark-defaults.conf: envship's entries must be merged with the user's there too."""
+    env = handmade_env(str(tmp_path / "store"), {"deps": {"site-packages/x.py": b""}},
+                       tmp_path / "w")
+    out = tmp_path / "argv.json"
+    run_env = {k: v for k, v in os.environ.items() if k != "SPARK_CONF_DIR"}
+    run_env.update(SPARK_HOME=str(fake_spark_home), ARGV_OUT=str(out))
+    (fake_spark_home / "conf").mkdir()
+    (fake_spark_home / "conf" / "spark-defaults.conf").write_text(
+        "spark.files /u/defaults.csv\n")
+    mine = tmp_path / "my.props"
+    mine.write_text("spark.archives=/u/x.zip#x\nspark.files=/u/data.csv\n")
+
+    def submitted(*extra: str) -> dict[str, str]:
+        proc = subprocess.run(
+            [ENVSHIP, "spark-submit", env.uri, *extra, "--master", "spark://h:1", "app.py"],
+            env=run_env, capture_output=True, text=True)
+        assert proc.returncode == 3, proc.stderr
+        return submitted_confs(out)
+
+    (deps,) = env.manifest.layers
+    confs = submitted("--properties-file", str(mine))  # Spark reads no defaults then
+    assert confs["spark.archives"].split(",")[0] == "/u/x.zip#x"
+    assert confs["spark.archives"].endswith("#envship-boot")
+    files = confs["spark.files"].split(",")
+    assert files[0] == "/u/data.csv" and files[1].endswith(f"{deps.hex}.blob")
+    confs = submitted()  # spark-defaults.conf's
+    assert confs["spark.files"].split(",")[0] == "/u/defaults.csv"
+    confs = submitted("--files", "/u/cli.csv")  # the command line's, as Spark takes it
+    assert confs["spark.files"].split(",")[0] == "/u/cli.csv"
+    assert "/u/defaults.csv" not in confs["spark.files"]
+
+
+def test_redacted_list_confs_keep_every_entry_and_alias() -> None:
+    """--dry-run shows a presigned spark.archives: each URL's signature goes, the entries
+    after it and their #aliases stay."""
+    from envship.store import redact_signed_urls
+
+    value = ("spark.archives=http://h/b/1.tar.gz?X-Amz-Signature=abc&X-Amz-Expires=9#dist-1,"
+             "/tmp/boot.tar.gz#envship-boot,https://u:pw@h/2.tar.gz?sig=zz#dist-2")
+    assert redact_signed_urls(value) == (
+        "spark.archives=http://h/b/1.tar.gz?<signature redacted>#dist-1,"
+        "/tmp/boot.tar.gz#envship-boot,https://h/2.tar.gz?<signature redacted>#dist-2")
+
+
 def test_envship_spark_is_lazy_and_does_not_import_pyspark() -> None:
     proc = subprocess.run(
         [sys.executable, "-c",

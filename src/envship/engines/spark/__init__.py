@@ -69,14 +69,31 @@ def configure(
     requested = [str(v) for k, v in options.items() if str(k).startswith("spark.jars")]
     confs = conf(env, mode, master=master, cache_dir=cache_dir, presign=presign, expires=expires,
                  storage_options=storage_options, requested=requested)
+    defaults = _spark_defaults() if any(
+        k in LIST_KEYS and options.get(k) is None for k in confs) else {}
     for key, value in confs.items():
-        if key in LIST_KEYS:
-            value = merge_list(options.get(key), value)
+        if key in LIST_KEYS:  # the builder's (else spark-defaults.conf's), then envship's
+            value = merge_list(options.get(key, defaults.get(key)), value)
         elif key == REDACTION_CONF:
             value = redaction_regex(options.get(key))  # the user's own patterns stay
         builder = builder.config(key, value)
     os.environ["PYSPARK_PYTHON"] = confs["spark.pyspark.python"]
     return builder
+
+
+def _spark_defaults() -> dict[str, str]:
+    """The spark-defaults.conf the session's spark-submit reads ({} if none): a conf set on
+    the builder hides the same key there, so envship's list confs take its entries in."""
+    from . import properties
+    from .installation import defaults_file
+    from .local_cluster import find_spark_home
+
+    try:
+        home = find_spark_home()
+    except EngineError:
+        return {}
+    found = defaults_file(home)
+    return properties.read(found) if found is not None else {}
 
 
 def session(

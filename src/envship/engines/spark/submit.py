@@ -271,17 +271,24 @@ def local_modules(app: str | os.PathLike[str]) -> list[str]:
     ]
 
 
-def _default_master(spark_home: Path, submit: SubmitArgs) -> str:
-    """What spark-submit uses without --master: the user's properties file's, else
-    spark-defaults.conf's (where Spark reads it), else local[*]."""
+def _file_conf(spark_home: Path, submit: SubmitArgs, key: str) -> str | None:
+    """*key* as spark-submit would read it from a file: the user's properties file, else
+    spark-defaults.conf (where Spark reads it); None if neither sets it."""
     files: list[str | Path | None] = [submit.properties_file]
     if submit.properties_file is None or LOAD_DEFAULTS in submit.spark_args:
         files.append(defaults_file(spark_home))
     for path in files:
-        master = properties.read(path).get("spark.master") if path is not None else None
-        if master:
-            return master
-    return os.environ.get("MASTER", "local[*]")
+        value = properties.read(path).get(key) if path is not None else None
+        if value:
+            return value
+    return None
+
+
+def _default_master(spark_home: Path, submit: SubmitArgs) -> str:
+    """What spark-submit uses without --master: the files' (see :func:`_file_conf`), else
+    local[*]."""
+    return (_file_conf(spark_home, submit, "spark.master")
+            or os.environ.get("MASTER", "local[*]"))
 
 
 def submit_command(
@@ -304,8 +311,11 @@ def submit_command(
     if options.local_modules:
         modules = ",".join(local_modules(submit.app))
         confs["spark.submit.pyFiles"] = merge_list(confs.get("spark.submit.pyFiles"), modules)
-    for key, value in submit.lists.items():
-        confs[key] = merge_list(value, confs.get(key))
+    for key in LIST_KEYS:  # the user's first, envship's after; a file's too: --conf beats it
+        theirs = submit.lists.get(key) or (
+            _file_conf(spark_home, submit, key) if confs.get(key) else None)
+        if theirs:
+            confs[key] = merge_list(theirs, confs.get(key))
     confs = {k: v for k, v in confs.items() if v}
     cmd = [program]
     if not submit.master:

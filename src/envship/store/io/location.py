@@ -80,7 +80,9 @@ def redact_signed_urls(text: str) -> str:
     """*text* with the query string (presigned signatures, SAS tokens) of every http(s) URL in
     it replaced by a marker, and no user info: for commands shown on screen or in logs."""
     text = re.sub(r"(https?://)[^/@\s'\"]*@", r"\1", text)
-    return re.sub(r"(https?://[^\s'\"?]*)\?[^\s'\"]*", r"\1?<signature redacted>", text)
+    # The query ends at a space or quote, and at "," or "#": Spark's list confs join URLs with
+    # commas and name them with "#alias", neither of which a signature holds.
+    return re.sub(r"(https?://[^\s'\"?,]*)\?[^\s'\",#]*", r"\1?<signature redacted>", text)
 
 
 def has_signed_url(text: str) -> bool:
