@@ -19,13 +19,14 @@ def _wants_help(args: list[str]) -> bool:
 
 def main() -> None:
     args = sys.argv[1:]
-    verbose = args[:1] if args[:1] in (["-v"], ["--verbose"]) else []  # `envship -v exec ...`
-    args = args[len(verbose):]
-    if args and args[0] == "exec" and not _wants_help(args[1:]):
+    n = 0  # `envship -v exec ...`, `envship -q exec ...`
+    while n < len(args) and args[n] in ("-v", "--verbose", "-q", "--quiet"):
+        n += 1
+    if args[n:n + 1] == ["exec"] and not _wants_help(args[n + 1:]):
         # Job start-up latency matters here: skip typer/rich and go straight to the node runtime.
         from .node.__main__ import main as node_main
 
-        sys.exit(node_main([*verbose, *args[1:]], prog="envship exec"))
+        sys.exit(node_main([*args[:n], *args[n + 1:]], prog="envship exec"))
     from .cli import run
 
     run()

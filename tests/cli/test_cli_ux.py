@@ -468,6 +468,32 @@ def test_verbose_and_quiet_after_the_command(shipped: str, tmp_path: Path) -> No
     assert failing.stderr.startswith("error:")  # errors are never quiet
 
 
+def test_v_and_q_go_before_the_env_of_the_pass_through_commands(tmp_path: Path) -> None:
+    """README: for exec, spark-submit and dask-worker, -v/-q go before the command name or
+    before the env (after it they are the wrapped program's)."""
+    from kits.nodekit import blob_from_members, file_member, make_manifest, write_store
+
+    blob = blob_from_members("deps", [file_member("site-packages/m.py", b"X = 1\n")])
+    uri = str(write_store(tmp_path / "store", make_manifest([blob]), [blob]))
+    (tmp_path / "app.py").write_text("print(1)\n")
+    shown = envship("spark-submit", "-v", "--dry-run", uri, "--master", "spark://h:1",
+                    str(tmp_path / "app.py"))
+    assert shown.returncode == 0 and "spark.envship.envId=" in shown.stdout, shown.stderr
+    assert "local code matches env" in shown.stderr  # -v: envship's details
+    passed = envship("spark-submit", "--dry-run", uri, "--master", "spark://h:1", "-v",
+                     str(tmp_path / "app.py"))
+    assert " -v " in passed.stdout  # after the env: spark-submit's --verbose
+    worker = envship("dask-worker", "-q", "--dry-run", uri, "tcp://h:8786")
+    assert worker.returncode == 0 and "tcp://h:8786" in worker.stdout, worker.stderr
+    # exec: the fallback from an unwritable cache warns, -q before the env silences it
+    for i, args in enumerate((("exec", uri), ("exec", "-q", uri), ("-q", "exec", uri))):
+        (tmp_path / f"t{i}").mkdir()  # a fresh fallback area each time: each run builds
+        env = {"TMPDIR": str(tmp_path / f"t{i}"), "ENVSHIP_CACHE": "/proc/envship-cache"}
+        ran = envship(*args, "--", "python", "-c", "import m; print(m.X)", env=env)
+        assert ran.returncode == 0 and ran.stdout == "1\n", ran.stderr
+        assert ("warning:" in ran.stderr) == (i == 0), ran.stderr
+
+
 def test_same_option_names_everywhere_old_ones_still_work(bare_venv: Path, tmp_path: Path) -> None:
     store = str(tmp_path / "store")
     proc = envship("ship", store, "-p", str(bare_venv), "-x", "pip", "--json")
@@ -482,6 +508,11 @@ def test_same_option_names_everywhere_old_ones_still_work(bare_venv: Path, tmp_p
     for flag in ("--dry-run", "--print"):
         cmd = envship("dask-worker", env_uri, "tcp://h:8786", flag)
         assert cmd.returncode == 0 and "tcp://h:8786" in cmd.stdout, cmd.stderr
+    # `dask worker`'s options before the env were taken as the env (a secret given as
+    # `-s secret=X` then went onto the worker's command line)
+    for before in (["-s", "secret=X"], ["--nthreads", "2"]):
+        cmd = envship("dask-worker", "--dry-run", *before, env_uri, "tcp://h:8786")
+        assert before[0] in one_line_error(cmd) and "secret" not in cmd.stdout
     help_text = envship("spark-submit", "-h").stdout
     assert "--cache " in help_text and "--cache-dir" not in help_text
 

@@ -14,9 +14,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+from .support import suite_tmp
 
 __all__ = ["ENVSHIP", "envship", "envship_in_process", "envship_process"]
 
@@ -25,8 +28,9 @@ _SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def _user_environ(env: Mapping[str, str | None] | None) -> dict[str, str | None]:
-    """A user's shell: no VIRTUAL_ENV unless *env* sets one (a None value removes a variable)."""
-    return {"VIRTUAL_ENV": None, **(env or {})}
+    """A user's shell: no VIRTUAL_ENV unless *env* sets one (a None value removes a variable),
+    the suite's own TMPDIR."""
+    return {"VIRTUAL_ENV": None, "TMPDIR": suite_tmp(), **(env or {})}
 
 
 def envship_process(
@@ -52,7 +56,10 @@ def envship(
     process it runs in, so it gets one of its own."""
     from envship._entry import _wants_help
 
-    if args[:1] == ("exec",) and not _wants_help(list(args[1:])):
+    n = 0  # `envship -q exec ...` execs too
+    while n < len(args) and args[n] in ("-v", "--verbose", "-q", "--quiet"):
+        n += 1
+    if args[n:n + 1] == ("exec",) and not _wants_help(list(args[n + 1:])):
         return envship_process(*args, cwd=cwd, env=env, timeout=timeout)
     return envship_in_process(*args, cwd=cwd, env=env)
 
@@ -69,6 +76,7 @@ def _process_state(argv: list[str], cwd: Path | None) -> Iterator[None]:
     old_handlers, old_level = root.handlers[:], root.level
     old_state = dict(vars(cli_app.state))
     old_quiet = cli_app.err_console.quiet
+    old_tmp, tempfile.tempdir = tempfile.tempdir, None  # read from $TMPDIR, as a new process
     sys.argv = argv
     if cwd is not None:
         os.chdir(cwd)
@@ -87,6 +95,7 @@ def _process_state(argv: list[str], cwd: Path | None) -> Iterator[None]:
         vars(cli_app.state).clear()
         vars(cli_app.state).update(old_state)
         cli_app.err_console.quiet = old_quiet
+        tempfile.tempdir = old_tmp
 
 
 def envship_in_process(

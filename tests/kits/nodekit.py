@@ -27,6 +27,8 @@ from envship.packing.manifest import (
     canonical_json,
 )
 
+from .support import suite_tmp
+
 HOST_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
 ENVSHIP = str(Path(sys.executable).parent / "envship")
 
@@ -378,6 +380,7 @@ def node_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     for key in NODE_UNSET:
         env.pop(key, None)
+    env["TMPDIR"] = suite_tmp()
     env.update(extra)
     return env
 

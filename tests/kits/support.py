@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import uuid
 from collections.abc import Sequence
@@ -189,3 +192,13 @@ def start_moto_server(timeout: float = 30.0) -> MotoServer:
                 proc.kill()
                 pytest.fail(f"moto_server did not start on {endpoint}")
             time.sleep(0.1)
+
+
+@functools.cache
+def suite_tmp() -> str:
+    """$TMPDIR for the envship runs of the suite: a node cache's fallback area
+    ($TMPDIR/envship-<uid>) that earlier runs left on this machine is never theirs, and
+    `cache ls`/`prune` count only what the tests made. Removed when the suite ends."""
+    path = tempfile.mkdtemp(prefix="envship-suite-tmp-")
+    atexit.register(shutil.rmtree, path, True)
+    return path

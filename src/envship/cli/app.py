@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AsJson", "STORE_DEFAULT_HELP", "app", "console", "default_signals", "err_console",
     "error_console", "human_size", "note", "packed_line", "short_id", "show_progress", "state",
-    "utc_iso", "utc_stamp", "configure", "PASS_THROUGH",
+    "utc_iso", "utc_stamp", "configure", "plural",
 ]
 
 app = typer.Typer(
@@ -81,11 +81,6 @@ err_console = LazyConsole(stderr=True, soft_wrap=True)
 error_console = LazyConsole(stderr=True, soft_wrap=True)  # errors: shown even with --quiet
 # Where no URL is given: the store of `paths.default_store_url`.
 STORE_DEFAULT_HELP = "default: $ENVSHIP_STORE, else $ENVSHIP_HOME/store"
-# Commands whose options after their arguments belong to the program they wrap
-# (`spark-submit -v` is spark-submit's --verbose): -v/-q go before the command name there.
-PASS_THROUGH = frozenset({"exec", "spark-submit", "dask-worker"})
-
-
 class _State:
     verbose: bool = False
     quiet: bool = False

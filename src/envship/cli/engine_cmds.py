@@ -53,6 +53,12 @@ def dask_worker(
 ) -> None:
     """Start a Dask worker inside the env; options after the scheduler go to `dask worker`."""
     from ..dask import worker_launch
+    from ..errors import EngineError
+
+    for given in (env_uri, scheduler):  # an option click did not know, taken as an argument
+        if given.startswith("-") and given != "-":
+            raise EngineError(f"{given}: not an option of envship dask-worker; `dask worker`'s "
+                              "options go after ENV_URI SCHEDULER")
 
     how = worker_launch(
         env_uri, scheduler, node_script_path=node_script, python=python, extra_args=ctx.args

@@ -64,6 +64,9 @@ def exec_cmd(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="One line per fetched layer on stderr.")
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No warnings on stderr (errors still).")
+    ] = False,
 ) -> None:
     """Run CMD inside an env, fetching and verifying its layers into the node cache first.
 
@@ -71,7 +74,7 @@ def exec_cmd(
     """
     from ..node import main as node_main
 
-    args = ["-v"] if verbose or state.verbose else []
+    args = ["-v"] if verbose or state.verbose else ["-q"] if quiet or state.quiet else []
     if cache is not None:
         args += ["--cache", str(cache)]
     if python is not None:

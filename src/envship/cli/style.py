@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from .app import PASS_THROUGH, app, configure
+from .app import app, configure
 
 __all__ = ["command", "command_name"]
 
@@ -21,8 +21,11 @@ def _click_style(cmd: Any, root_opts: list[Any]) -> None:
     ``display_type_rich`` hook is the one newer typer versions ask for (unused by older ones)."""
     for sub in getattr(cmd, "commands", {}).values():
         _click_style(sub, root_opts)
-    if cmd.name not in PASS_THROUGH and not hasattr(cmd, "commands"):
-        for opt in root_opts:
+    own = {name for p in cmd.params for name in getattr(p, "opts", ())}
+    if not hasattr(cmd, "commands"):
+        # the pass-through commands parse options only before their first argument (the
+        # env): -v/-q there are envship's, after it the wrapped program's
+        for opt in (o for o in root_opts if not own & set(o.opts)):
             twin = copy.copy(opt)
             twin.expose_value = False
             twin.is_eager = False

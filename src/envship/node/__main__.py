@@ -12,7 +12,7 @@ from .ref import REF_VAR, packed_env_id, parse_ref, ref_from_environ
 __all__ = ["main", "USAGE"]
 
 USAGE = """\
-usage: {prog} [-v] [--cache DIR] [--python PY] [ENV_REF] -- CMD [ARG...]
+usage: {prog} [-v | -q] [--cache DIR] [--python PY] [ENV_REF] -- CMD [ARG...]
 
 Run CMD inside the env ENV_REF: fetch and verify its layers into the node cache if they are
 not there yet, assemble its view (a small venv), then exec CMD with the view's bin/ first on
@@ -27,6 +27,7 @@ ENV_REF  env URI (<store>/envs/<env-id>.json: local path, file://, http(s)://, o
 
 options:
   -v, --verbose    one line per fetched layer on stderr
+  -q, --quiet      no warnings on stderr (errors still go there)
   --cache DIR      node cache (default: $ENVSHIP_CACHE, else ~/.cache/envship)
   --python PY      interpreter to use when the env has no python layer
                    (default: $ENVSHIP_PYTHON, else python3.X / python3 on PATH)
@@ -42,8 +43,8 @@ class _Help(Exception):
     pass
 
 
-def _parse(argv: list[str]) -> tuple[bool, str | None, str | None, str, list[str]]:
-    verbose, cache_dir, python = False, None, None
+def _parse(argv: list[str]) -> tuple[bool, bool, str | None, str | None, str, list[str]]:
+    verbose, quiet, cache_dir, python = False, False, None, None
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -51,6 +52,8 @@ def _parse(argv: list[str]) -> tuple[bool, str | None, str | None, str, list[str
             raise _Help
         if arg in ("-v", "--verbose"):
             verbose = True
+        elif arg in ("-q", "--quiet"):
+            quiet = True
         elif arg in ("--cache", "--python"):
             if i + 1 >= len(argv):
                 raise _Usage(f"{arg} needs a value")
@@ -69,7 +72,7 @@ def _parse(argv: list[str]) -> tuple[bool, str | None, str | None, str, list[str
                 raise _Usage(f"ENV_REF is missing before '--' (and ${REF_VAR} is not set)")
             if i + 1 >= len(argv):
                 raise _Usage("no command given after --")
-            return verbose, cache_dir, python, ref, argv[i + 1 :]
+            return verbose, quiet, cache_dir, python, ref, argv[i + 1 :]
         elif arg.startswith("-") and arg != "-":
             raise _Usage(f"unknown option {arg}")
         else:
@@ -83,7 +86,7 @@ def _parse(argv: list[str]) -> tuple[bool, str | None, str | None, str, list[str
         cmd = cmd[1:]
     if not cmd:
         raise _Usage("no command given after ENV_REF --")
-    return verbose, cache_dir, python, ref, cmd
+    return verbose, quiet, cache_dir, python, ref, cmd
 
 
 def _quick_env_id(ref: str) -> str | None:
@@ -110,11 +113,14 @@ def _log(message: str) -> None:
     sys.stderr.flush()
 
 
-def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, verbose: bool) -> int:
-    """Prepare *ref* and exec *cmd* in its view; returns only on failure."""
+def run(ref: str, cmd: list[str], cache_dir: str | None, python: str | None, verbose: bool,
+        quiet: bool = False) -> int:
+    """Prepare *ref* and exec *cmd* in its view; returns only on failure. *quiet*: no
+    warning lines (errors still)."""
     root = cache.cache_root(cache_dir)
     env_id = _quick_env_id(ref)
     warn = areas.Warnings()
+    warn.printed = quiet and not verbose  # as if said already: nothing more is
     held = areas.hold_view(root, env_id, warn) if env_id is not None else None
     for _ in range(3):
         if held is not None:
@@ -155,7 +161,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m envship.node") ->
     """Entry point of `envship exec`, `python -m envship.node` and the single-file form."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        verbose, cache_dir, python, ref, cmd = _parse(args)
+        verbose, quiet, cache_dir, python, ref, cmd = _parse(args)
     except NodeError as exc:  # $ENVSHIP_ENV_FILE unreadable or not private
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return 1
@@ -167,7 +173,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m envship.node") ->
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return 2
     try:
-        return run(ref, cmd, cache_dir, python, verbose)
+        return run(ref, cmd, cache_dir, python, verbose, quiet)
     except NodeError as exc:
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return 1
