@@ -500,6 +500,7 @@ def test_same_option_names_everywhere_old_ones_still_work(bare_venv: Path, tmp_p
     assert proc.returncode == 0, proc.stderr
     env_uri = json.loads(proc.stdout)["env_uri"]
     assert "pip" not in _dist_names(tmp_path / "store")
+    (tmp_path / "app.py").write_text("print(1)\n")
     for cache_opt in ("--cache", "--cache-dir"):  # --cache-dir: the old, hidden name
         cmd = envship("spark-submit", env_uri, "--mode", "node-cache", cache_opt, "/x/cache",
                       "--dry-run", "--master", "local[1]", str(tmp_path / "app.py"))

@@ -55,6 +55,15 @@ def test_split_args_errors(args: list[str], message: str) -> None:
         split_args(args, SubmitOptions())
 
 
+@pytest.fixture(autouse=True)
+def _in_a_job_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The application files the commands name (`app.py`, `job.py`), in the directory they
+    run from: spark-submit is refused a job file that is not there."""
+    for name in ("app.py", "job.py"):
+        (tmp_path / name).write_text("print('job')\n")
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def fake_spark_home(tmp_path: Path) -> Path:
     """A SPARK_HOME whose bin/spark-submit records its argv (and the mode and text of its
@@ -151,6 +160,15 @@ def test_cli_dry_run_and_errors(tmp_path: Path, fake_spark_home: Path) -> None:
         env=run_env, capture_output=True, text=True,
     )
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    # what spark-submit would refuse with a Java stack trace, refused in one line (dry run too)
+    for args, said in ((["--master", "spark:/h:7077", "job.py"], "not a Spark master URL"),
+                       (["--master", "nonsense", "job.py"], "not a Spark master URL"),
+                       (["--master", "local[2]", "nojob.py"], "application nojob.py not found"),
+                       (["--mode", "pex", "job.py"], "is an env: drop --mode pex")):
+        refused = subprocess.run([ENVSHIP, "spark-submit", "--dry-run", env.uri, *args],
+                                 env=run_env, capture_output=True, text=True)
+        assert refused.returncode == 1 and said in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
 
 
 def test_list_confs_from_the_users_files_are_kept_beside_envships(

@@ -33,7 +33,21 @@ PEX_NAME_CONF = "spark.envship.pex"  # the PEX file name the session was configu
 def wants_pex(env: object, mode: str) -> bool:
     """Does Spark *mode* with *env* mean "run a PEX": ``mode="pex"``, or a ``.pex`` path/URL
     given in the default (archives) mode."""
+    if mode == PEX_MODE and _names_an_env(env):
+        shown = getattr(env, "uri", env)
+        raise EngineError(f"--mode pex runs a PEX file, and {shown} is an env: drop --mode pex "
+                          "to run the env, or give a .pex (`envship pack -r requirements.txt "
+                          "--format pex`)")
     return mode == PEX_MODE or (mode == "archives" and is_pex(env))
+
+
+def _names_an_env(env: object) -> bool:
+    """An Env, a manifest or tag URI (``….json``), or a packed env directory: not a PEX."""
+    if isinstance(env, os.PathLike):
+        env = os.fspath(env)
+    if not isinstance(env, str):
+        return hasattr(env, "manifest")
+    return urllib.parse.urlsplit(env).path.endswith(".json") or os.path.isdir(env)
 
 
 def is_pex(env: object) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -326,6 +327,25 @@ def submit_command(
     )
 
 
+_MASTER = re.compile(
+    r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]"
+    r"|spark://[^\s,/]+:\d+(,[^\s,/]+:\d+)*|yarn|k8s://\S+|mesos://\S+"
+)
+
+
+def _check_master_and_app(submit: SubmitArgs) -> None:
+    """What spark-submit would refuse with a Java stack trace, refused here in one line (in a
+    dry run too): a master URL of no known form, a local application file that is not there."""
+    if submit.master is not None and not _MASTER.fullmatch(submit.master):
+        raise EngineError(
+            f"--master {submit.master!r} is not a Spark master URL: use local[N], "
+            "spark://HOST:PORT, yarn or k8s://https://HOST:PORT"
+        )
+    if "://" not in submit.app and not os.path.exists(submit.app):
+        raise EngineError(f"application {submit.app} not found (from {os.getcwd()}): give the "
+                          "path of the job's .py file")
+
+
 def plan_submit(argv: Sequence[str]) -> tuple[SubmitCommand, SubmitOptions]:
     """The spark-submit argv for ``envship spark-submit ARGV...`` (see :func:`split_command`):
     open the env (or take the PEX as it is), check that the application's local code matches
@@ -337,6 +357,7 @@ def plan_submit(argv: Sequence[str]) -> tuple[SubmitCommand, SubmitOptions]:
     from .pex import wants_pex
 
     env_ref, submit, options = split_command(list(argv))
+    _check_master_and_app(submit)
     env: EnvRef
     if wants_pex(env_ref, options.mode):
         env = env_ref  # a PEX: no manifest, no code layer to compare
