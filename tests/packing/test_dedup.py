@@ -332,7 +332,7 @@ def test_cli_inspect_and_diff_show_blobs_and_fetch_bytes(packs: dict[str, PackRe
     out = " ".join(differ.stdout.split())
     assert "~ idna 3.7 -> 3.10" in out and "dist idna layer: changed" in out
     new = layer_ref(c, "idna")
-    assert "fetches 1 blobs" in out and f"({new.size} bytes)" in out
+    assert "fetches 1 blob," in out and f"({new.size} bytes)" in out
     data = json.loads(subprocess.run([ENVSHIP, "diff", str(a.output), str(c.output), "--json"],
                                      capture_output=True, text=True).stdout)
     assert data["fetch_bytes"] == new.size
