@@ -41,19 +41,19 @@ _CacheOpt = Annotated[
 )
 def exec_cmd(
     env_ref: Annotated[
-        str,
+        str | None,
         typer.Argument(metavar="ENV_REF",
                        help="Env URI (<store>/envs/<env-id>.json: a path, file://, http(s):// or "
                             "any fsspec URL), tag URI, packed env directory or presigned "
                             "manifest. Leave it out (`envship exec -- CMD`) to read it from "
                             "$ENVSHIP_ENV (or the 0600 file $ENVSHIP_ENV_FILE names), off the "
                             "command line other users can read."),
-    ],
+    ] = None,
     cmd: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(metavar="-- CMD", help="The command to run inside the env, and its "
                                               "arguments."),
-    ],
+    ] = None,
     cache: _CacheOpt = None,
     python: Annotated[
         str | None,
@@ -79,7 +79,8 @@ def exec_cmd(
         args += ["--cache", str(cache)]
     if python is not None:
         args += ["--python", python]
-    sys.exit(node_main([*args, env_ref, *cmd], prog="envship exec"))
+    sys.exit(node_main([*args, *([env_ref] if env_ref else []), *(cmd or [])],
+                       prog="envship exec"))
 
 
 @app.command("node-script")

@@ -51,7 +51,9 @@ def _click_style(cmd: Any, root_opts: list[Any]) -> None:
             if param.metavar is None:
                 param.metavar = param.name.upper()
             piece = param.metavar + ("..." if param.nargs != 1 else "")
-            piece = piece if param.required else f"[{piece}]"
+            # "-- CMD": optional to click (exec reads its env from $ENVSHIP_ENV when the
+            # first argument is left out), never to the user
+            piece = piece if param.required or piece.startswith("-- ") else f"[{piece}]"
             param.get_usage_pieces = lambda *_a, piece=piece, **_k: [piece]
         elif param.metavar is None:
             if getattr(param, "is_flag", False) or getattr(param, "count", False):
