@@ -404,3 +404,64 @@ def test_stale_package_pyc_of_a_same_size_source_is_compiled(
     assert python.digest != packed.a.manifest.layers[0].digest
     others = {lay.digest for lay in result.manifest.layers[1:] if lay.package}
     assert others <= {lay.digest for lay in packed.a.manifest.layers}
+
+
+def test_an_env_changed_by_hand_packs_what_runs_or_says_why(
+    conda_kit: CondaKit, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What users do to conda envs: delete a file, pip-upgrade a conda package, move the
+    prefix, leave out a package, damage a record. Each packs an env that runs at the new place
+    (the prefix moved away first) or is refused in one line."""
+    import shutil
+
+    from envship.errors import PackError
+    from kits.support import uv_bin
+    from kits.wheelkit import write_wheel
+
+    prefix = tmp_path / "env"
+    pkgs = tmp_path / "pkgs"
+    python = install_env(conda_kit, prefix, pkgs)
+    (prefix / "etc" / "foo.conf").unlink()  # holds the install path: in a relocation table
+    wheel = write_wheel(tmp_path / "wheels", "foocli", "2.0", {
+        "foocli/__init__.py": b"", "foocli/main.py": b"def run():\n    print('foocli 2')\n"})
+    subprocess.run([uv_bin(), "pip", "install", "-q", "--no-index", "--python", str(python),
+                    "--break-system-packages", str(wheel)], check=True)  # over the noarch one
+    with caplog.at_level(logging.WARNING, logger="envship"):
+        result = pack(python, output=tmp_path / "store", cache_dir=tmp_path / "cache")
+    missing = [r.getMessage() for r in caplog.records if "etc/foo.conf" in r.getMessage()]
+    assert len(missing) == 1 and "missing" in missing[0]  # said once, not twice
+    libfoo = next(lay for lay in result.manifest.layers
+                  if lay.package and lay.package.name == "libfoo")
+    assert "etc/foo.conf" not in {r.path for r in libfoo.relocations}
+    versions = {d.name: (d.version, d.source) for d in result.manifest.distributions}
+    assert versions["foocli"][0] == "2.0" and versions["foocli"][1] != "conda"
+    assert versions["pyfoo"][1] == "conda"
+    moved = tmp_path / "moved"
+    prefix.rename(moved)
+    ran = _exec(tmp_path / "store", result.env_id, tmp_path / "node", "python", "-c",
+                "import pyfoo, foocli.main; foocli.main.run(); print(pyfoo.DATA)")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.startswith("foocli 2\n") and str(moved) not in ran.stdout
+
+    # moved by hand, its package cache gone: the files still name the old path
+    pkgs.rename(tmp_path / "pkgs-away")
+    with pytest.raises(PackError, match="is not where conda installed it"):
+        pack(moved / "bin" / "python", cache_dir=tmp_path / "cache2")
+    (tmp_path / "pkgs-away").rename(pkgs)  # with the package cache, its own files are taken
+    assert pack(moved / "bin" / "python", cache_dir=tmp_path / "cache2").env_id
+
+    with pytest.raises(PackError, match="installed by a conda package"):
+        pack(moved / "bin" / "python", exclude=["pyfoo"], cache_dir=tmp_path / "cache2")
+    record = next((moved / "conda-meta").glob("pyfoo-*.json"))
+    saved = record.read_text()
+    for bad in ("../outside.txt", None):
+        data = json.loads(saved)
+        data["paths_data"]["paths"].append({"_path": bad} if bad else None)
+        record.write_text(json.dumps(data))
+        with pytest.raises(PackError, match="not a readable conda-meta record"):
+            pack(moved / "bin" / "python", cache_dir=tmp_path / "cache2")
+    record.write_text(saved)
+    shutil.move(str(moved / "conda-meta"), str(tmp_path / "meta-away"))
+    (moved / "conda-meta").mkdir()
+    with pytest.raises(PackError, match="holds no package record"):
+        pack(moved / "bin" / "python", cache_dir=tmp_path / "cache2")

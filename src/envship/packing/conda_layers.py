@@ -7,6 +7,7 @@ copy there is the package's, else read from the prefix with the installer's subs
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import PackError
 from .layers import LayerEntry, LayerPlan, sort_key
 from .sources.conda import CondaFile, CondaPackage, owned_paths, read_conda_meta, unprefix
 from .sources.conda_installer import installer_dir, installer_file
@@ -72,33 +74,47 @@ def _placeholder_entry(prefix: Path, pkg: CondaPackage, f: CondaFile, changed: l
     data = installed.read_bytes()
     if _sha256(installed, unprefix(data, *relocate)) == f.sha256:
         return entry
-    untouched = f.sha256_in_prefix is None or _sha256(installed, data) == f.sha256_in_prefix
-    if pkg.source is not None and untouched:
+    as_written = _sha256(installed, data) == f.sha256_in_prefix
+    if pkg.source is not None and (as_written or f.sha256_in_prefix is None):
         cached = os.path.join(pkg.source, f.arcname)
         try:
             if _sha256(cached) == f.sha256:
                 return LayerEntry(f.arcname, cached, known_hash=f.sha256)
         except OSError:
             pass
+    if as_written:  # exactly what the installer wrote, for a prefix that is not this one
+        raise PackError(
+            f"{prefix} is not where conda installed it: {f.path} still holds the path it was "
+            "installed at. A conda env cannot be moved by hand: pack it where it was "
+            "installed, or keep the package cache its conda-meta records name (link.source)"
+        )
     changed.append(f.path)
     return entry
 
 
 def _package_plan(prefix: Path, pkg: CondaPackage, salt: Sequence[str], dists: Sequence[str],
-                  changed: list[str]) -> LayerPlan:
+                  changed: list[str], pip_owned: set[str]) -> LayerPlan:
     """The package's files; its pycs are not taken as files: the compile workers take each
-    one that is provably its source's (see :mod:`package_pycs`), else compile the source."""
+    one that is provably its source's (see :mod:`package_pycs`), else compile the source.
+    Files missing from the prefix, and files a pip distribution installed over them
+    (*pip_owned*: theirs now, in their own layer), leave the package, and its relocation
+    table with them."""
     entries: list[LayerEntry] = []
+    kept: list[CondaFile] = []
+    missing: list[str] = []
     for f in pkg.files:
         full = prefix / f.path
         if f.arcname.endswith((".pyc", ".pyo")):
+            kept.append(f)  # offered to the compile workers (package_pycs), not packed as is
+            continue
+        if f.path in pip_owned:
+            log.info("%s: installed over conda package %s by pip; packed with that "
+                     "distribution", f.path, pkg.label)
             continue
         if f.symlink and os.path.islink(full):
             entry = _symlink(prefix, f)
         elif not os.path.lexists(full):
-            log.warning("%s: %s of conda package %s is missing (removed after install?); "
-                        "the env will not have it", prefix, f.path, pkg.label)
-            changed.append(f.path)
+            missing.append(f.path)
             continue
         elif f.placeholder is not None:
             entry = _placeholder_entry(prefix, pkg, f, changed)
@@ -106,10 +122,17 @@ def _package_plan(prefix: Path, pkg: CondaPackage, salt: Sequence[str], dists: S
             if f.size is not None and os.stat(full).st_size != f.size:
                 changed.append(f.path)
             entry = LayerEntry(f.arcname, str(full), known_hash=f.sha256)
-        if entry is not None:
-            entries.append(entry)
+        entries.append(entry)
+        kept.append(f)
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3
+                                          else "")
+        log.warning("%s: %d file(s) of conda package %s are missing (removed after install?): "
+                    "%s; the env will not have them", prefix, len(missing), pkg.label, shown)
     entries.sort(key=lambda e: sort_key(e.arcname))
     kind = "python" if pkg.name == "python" else "conda"
+    if len(kept) != len(pkg.files):  # the manifest's relocations: only files the layer has
+        pkg = dataclasses.replace(pkg, files=tuple(kept))
     return LayerPlan(kind, tuple(entries), "record", tuple(salt), tuple(sorted(dists)), pkg)
 
 
@@ -170,20 +193,22 @@ def plan_conda(snapshot: Snapshot, prefix: Path, salt: Sequence[str]) -> CondaPl
     owned_dists: set[str] = set()
     plans: list[LayerPlan] = []
     changed: list[str] = []
+    dists_of: list[list[str]] = []
     for pkg in packages:
         mine = {os.path.dirname(f.path) for f in pkg.files
                 if os.path.dirname(f.path) in by_meta}
-        dists = [f"{by_meta[m].name}=={by_meta[m].version}" for m in sorted(mine)]
-        owned_dists.update(dists)
-        plan = _package_plan(prefix, pkg, salt, dists, changed)
-        if plan.entries:
-            plans.append(plan)
-        else:  # a metapackage (python_abi, _libgcc_mutex, ...): nothing to ship
-            log.info("conda package %s installs no file: no layer", pkg.label)
+        dists_of.append([f"{by_meta[m].name}=={by_meta[m].version}" for m in sorted(mine)])
+        owned_dists.update(dists_of[-1])
     for d in snapshot.distributions:
         if f"{d.name}=={d.version}" not in owned_dists:
             pip_owned.update(os.path.relpath(f.path, prefix).replace(os.sep, "/")
                              for f in d.files)
+    for pkg, dists in zip(packages, dists_of, strict=True):
+        plan = _package_plan(prefix, pkg, salt, dists, changed, pip_owned)
+        if plan.entries:
+            plans.append(plan)
+        else:  # a metapackage (python_abi, _libgcc_mutex, ...): nothing to ship
+            log.info("conda package %s installs no file: no layer", pkg.label)
     stray: list[LayerEntry] = []
     strays, installers = _strays(prefix, owned | pip_owned, site)
     if installers:

@@ -116,7 +116,6 @@ def pack_snapshot(
     shared_cache: SharedCache | None = None,
 ) -> PackResult:
     """:func:`pack` for an already taken snapshot."""
-    selection = select(snapshot, exclude=exclude, only=only, include=include)
     py = snapshot.python
     cache_tag = py.cache_tag or default_cache_tag(py.implementation, py.version)
     compiler = compiler_for(snapshot.executable, cache_tag)
@@ -132,6 +131,10 @@ def pack_snapshot(
 
         found_conda = plan_conda(snapshot, conda, salt)
         conda_owned = found_conda.owned_dists
+    # a conda package's distribution comes with its package: a conda env is packed whole
+    selection = select(snapshot, exclude=exclude, only=only, include=include,
+                       whole=conda_owned)
+    if conda is not None:
         pip = [d for d in selection.kept if f"{d.name}=={d.version}" not in conda_owned]
         plans = list(found_conda.plans) + plan_layers(snapshot, pip, salt)
         if found_conda.stray:

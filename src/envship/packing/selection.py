@@ -50,8 +50,11 @@ def select(
     exclude: Iterable[str] = (),
     only: Iterable[str] = (),
     include: Iterable[str] = (),
+    whole: frozenset[str] = frozenset(),
 ) -> Selection:
-    """Apply the selection options; every distribution left out is returned with its reason."""
+    """Apply the selection options; every distribution left out is returned with its reason.
+    *whole*: ``name==version`` of distributions that cannot be left out (those of conda
+    packages: a conda env is packed with every package); naming one is an error."""
     installed = {d.name for d in snapshot.distributions}
     excl, only_l, incl = _names(exclude), _names(only), _names(include)
     missing = sorted({n for n in only_l + incl if n not in installed})
@@ -74,6 +77,14 @@ def select(
         elif dist.name not in incl and dist.name not in only_l:
             reason = DEFAULT_EXCLUDED.get(dist.name) or (
                 PACKER_ONLY.get(dist.name) if "envship" in installed else None)
+        if reason is not None and f"{dist.name}=={dist.version}" in whole:
+            if reason.startswith(("excluded by", "not selected by")):
+                raise PackError(
+                    f"{dist.name} {dist.version} ({reason}) was installed by a conda package, "
+                    "and a conda env is packed with every package; remove it with conda first "
+                    "to leave it out"
+                )
+            reason = None  # a default exclusion: the conda package brings it anyway
         if reason is None:
             kept.append(dist)
         else:

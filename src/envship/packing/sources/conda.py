@@ -123,7 +123,8 @@ def _record(path: Path, prefix: Path, site: str) -> CondaPackage:
         rec = json.loads(path.read_text(encoding="utf-8"))
         name, version, build = str(rec["name"]), str(rec["version"]), str(rec["build"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise PackError(f"{path}: not a readable conda-meta record ({exc}); repair the env "
+        why = f"no {exc} field" if isinstance(exc, KeyError) else str(exc)
+        raise PackError(f"{path}: not a readable conda-meta record ({why}); repair the env "
                         "(conda install --force-reinstall) and pack again.") from exc
     noarch = _noarch_type(rec)
     link = rec.get("link")
@@ -132,7 +133,15 @@ def _record(path: Path, prefix: Path, site: str) -> CondaPackage:
     paths_data = rec.get("paths_data")
     rows = paths_data.get("paths") if isinstance(paths_data, dict) else None
     if not isinstance(rows, list):  # old records: a file list only, no placeholders known
-        rows = [{"_path": p} for p in rec.get("files", []) if isinstance(p, str)]
+        listed = rec.get("files", [])
+        rows = [{"_path": p} for p in listed if isinstance(p, str)] if isinstance(
+            listed, list) else []
+    for row in rows:  # nothing outside the prefix, whatever the record says
+        rel = row.get("_path") if isinstance(row, dict) else None
+        if not isinstance(rel, str) or not rel or rel.startswith("/") or ".." in rel.split("/"):
+            raise PackError(f"{path}: not a readable conda-meta record (a path entry "
+                            f"{rel if isinstance(rel, str) else row!r:.80}); repair the env "
+                            "(conda install --force-reinstall) and pack again.")
     files: list[CondaFile] = []
     entry_scripts: list[str] = []
     for row in rows:
@@ -164,7 +173,9 @@ def _record(path: Path, prefix: Path, site: str) -> CondaPackage:
         ))
     eps = _entry_points(prefix, source, entry_scripts) if noarch == "python" else ()
     subdir = str(rec.get("subdir") or ("noarch" if noarch else "unknown"))
-    installed = {p for p in rec.get("files", []) if isinstance(p, str)}
+    listed = rec.get("files")
+    installed = {p for p in listed if isinstance(p, str) and p and not p.startswith("/")
+                 and ".." not in p.split("/")} if isinstance(listed, list) else set()
     installed.update(r["_path"] for r in rows if isinstance(r, dict)
                      and isinstance(r.get("_path"), str))
     return CondaPackage(name, version, build, subdir, noarch,
@@ -180,6 +191,9 @@ def read_conda_meta(prefix: Path, site_packages: str) -> list[CondaPackage]:
     """
     meta = prefix / "conda-meta"
     pkgs = [_record(p, prefix, site_packages) for p in sorted(meta.glob("*.json"))]
+    if not pkgs:
+        raise PackError(f"{meta} holds no package record, so which file is whose is not "
+                        "known; re-create the env with conda (or mamba, pixi) and pack again.")
     return sorted(pkgs, key=lambda p: p.name)
 
 
