@@ -85,7 +85,7 @@ class Env:
         """
         from .remote import run
 
-        return run(self.uri, self.manifest, func, *args, **kwargs)
+        return run(self.uri, self.manifest, func, args, kwargs)
 
     def map(
         self, func: Callable[[Any], T], iterable: Iterable[Any], processes: int | None = None

@@ -82,6 +82,60 @@ def test_local_helper_module_is_pickled_by_value(
     assert "helpers" in proc.stderr and "by value" in proc.stderr
 
 
+def test_local_code_reached_indirectly_or_through_arguments_travels_too(
+    shipped_client: ShippedClient, tmp_path: Path
+) -> None:
+    """A __main__ function calling another, a lambda or comprehension inside the function, an
+    argument of a local class: each needs helpers.py on the other side. A keyword the function
+    takes is the function's, whatever its name."""
+    (tmp_path / "helpers.py").write_text(
+        "class Thing:\n    def __init__(self, v):\n        self.v = v\n\n"
+        "def double(x):\n    return 2 * x\n")
+    script = _script(
+        tmp_path,
+        """
+        import helpers
+
+        def via(x):
+            return helpers.double(x)
+
+        def indirect(x):
+            return via(x)
+
+        def nested(xs):
+            f = lambda v: helpers.double(v)
+            return [f(v) for v in xs]
+
+        def value_of(thing):
+            return thing.v
+
+        def own(cache_dir=None):
+            return cache_dir
+
+        def env_only():  # an object of a module this client does not have
+            import types
+            m = types.ModuleType("remoteonly")
+            exec("class R:\\n    pass", m.__dict__)
+            sys.modules["remoteonly"] = m
+            return m.R()
+
+        try:
+            env.run(env_only)
+            said = None
+        except envship.errors.RemoteError as exc:
+            said = str(exc)
+        print(json.dumps([env.run(indirect, 3), env.run(nested, [1, 2]),
+                          env.run(value_of, helpers.Thing(9)),
+                          env.run(own, cache_dir="mine"), os.path.exists("mine"), said]))
+        """,
+    )
+    proc = shipped_client.script(script, shipped_client.env_uri)
+    assert proc.returncode == 0, proc.stderr
+    *values, said = _last_json(proc.stdout)  # type: ignore[misc]
+    assert values == [6, [2, 4], 9, "mine", False]
+    assert "result could not be unpickled here" in said and "remoteonly" in said
+
+
 def test_editable_package_comes_from_the_code_layer(
     shipped_client: ShippedClient, tmp_path: Path
 ) -> None:
@@ -152,6 +206,11 @@ def test_interpreter_mismatch_is_refused_before_pickling() -> None:
     )
     with pytest.raises(RemoteError, match=r"Python 3\.9"):
         check_compatible(manifest)
+    # and before anything is fetched: this env URI names nothing that exists
+    from envship.remote import run
+
+    with pytest.raises(RemoteError, match=r"Python 3\.9"):
+        run(f"/nowhere/envs/{'0' * 64}.json", manifest, len, ("abc",))
 
 
 def test_env_without_cloudpickle_gets_the_clients_copy(

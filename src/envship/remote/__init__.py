@@ -76,7 +76,14 @@ def _execute(cmd: list[str], environ: dict[str, str], payload: Payload) -> Any:
                 f"the env's interpreter exited with code {proc.returncode} before returning a "
                 "result (see its output above)"
             )
-        outcome = cloudpickle.loads(data)
+        try:
+            outcome = cloudpickle.loads(data)
+        except Exception as exc:  # noqa: BLE001 - a type of the env's that this client lacks
+            raise RemoteError(
+                f"the function's result could not be unpickled here ({type(exc).__name__}: "
+                f"{exc}): it holds a type this client does not have; install it here, or "
+                "return plain data"
+            ) from exc
     finally:
         os.unlink(out_path)
     if outcome[0] == "err":
@@ -88,13 +95,17 @@ def run(
     env_uri: str,
     manifest: Manifest,
     func: Callable[..., T],
-    *args: Any,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
     cache_dir: str | None = None,
-    **kwargs: Any,
 ) -> T:
-    """Call ``func(*args, **kwargs)`` in a fresh process inside the env; return its result."""
+    """Call ``func(*args, **kwargs)`` in a fresh process inside the env; return its result.
+    (The call's own arguments are *args* and *kwargs*, never this function's: a keyword
+    named ``cache_dir`` is the function's.)"""
+    check_compatible(manifest)  # before anything is fetched: a mismatch is refused at once
     cmd, environ, cache = _view_command(env_uri, cache_dir)
-    payload = build_payload(manifest, func, (args, kwargs), "call", local_cache=cache)
+    payload = build_payload(manifest, func, (args, kwargs or {}), "call", local_cache=cache)
     return _execute(cmd, environ, payload)  # type: ignore[no-any-return]
 
 
@@ -113,6 +124,7 @@ def map_(
         return []
     n = max(1, min(processes or os.cpu_count() or 1, len(items)))
     chunks = [items[i::n] for i in range(n)]
+    check_compatible(manifest)  # before anything is fetched
     cmd, environ, cache = _view_command(env_uri, cache_dir)
     payloads = [build_payload(manifest, func, c, "map", local_cache=cache) for c in chunks]
     with ThreadPoolExecutor(n) as pool:

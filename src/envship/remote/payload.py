@@ -99,41 +99,82 @@ def _under(path: str, roots: Iterable[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
-def _referenced_modules(obj: Any) -> set[str]:
-    """Top-level names of modules a function, class or module refers to through its globals."""
-    names: set[str] = set()
-    values: list[Any] = []
-    if isinstance(obj, types.ModuleType):
-        values = list(vars(obj).values())
-    else:
-        mod = getattr(obj, "__module__", None)
-        if isinstance(mod, str):
-            names.add(mod)
-        glb = getattr(obj, "__globals__", None)
-        if isinstance(glb, dict):
-            code = getattr(obj, "__code__", None)
-            used = set(code.co_names) if code is not None else set(glb)
-            values = [glb[n] for n in used if n in glb]
-        for cell in getattr(obj, "__closure__", None) or ():
-            with contextlib.suppress(ValueError):
-                values.append(cell.cell_contents)
-    for value in values:
-        if isinstance(value, types.ModuleType):
-            names.add(value.__name__)
-        else:
-            mod = getattr(value, "__module__", None)
-            if isinstance(mod, str):
-                names.add(mod)
+def _code_names(code: types.CodeType) -> set[str]:
+    """Global names *code* uses, its nested functions, lambdas and comprehensions included."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
     return names
 
 
-def local_modules(func: Any) -> list[str]:
-    """Modules reachable from *func* whose files are local code not shipped in the env."""
+def _referenced_modules(obj: Any) -> set[str]:
+    """Top-level names of modules a function, class or module refers to through its globals;
+    through the functions and classes of ``__main__`` it uses too (``__main__`` itself is not
+    walked as a whole: a script's globals are not what one function needs)."""
+    names: set[str] = set()
+    todo: list[Any] = [obj]
+    done: set[int] = set()
+    while todo:
+        current = todo.pop()
+        if id(current) in done:
+            continue
+        done.add(id(current))
+        values: list[Any] = []
+        if isinstance(current, types.ModuleType):
+            values = list(vars(current).values())
+        else:
+            mod = getattr(current, "__module__", None)
+            if isinstance(mod, str):
+                names.add(mod)
+            glb = getattr(current, "__globals__", None)
+            if isinstance(glb, dict):
+                code = getattr(current, "__code__", None)
+                used = _code_names(code) if code is not None else set(glb)
+                values = [glb[n] for n in used if n in glb]
+            for cell in getattr(current, "__closure__", None) or ():
+                with contextlib.suppress(ValueError):
+                    values.append(cell.cell_contents)
+            if isinstance(current, type):  # a __main__ class: what its methods use
+                values.extend(getattr(v, "__func__", v) for v in vars(current).values())
+        for value in values:
+            if isinstance(value, types.ModuleType):
+                names.add(value.__name__)
+                continue
+            mod = getattr(value, "__module__", None)
+            if isinstance(mod, str):
+                names.add(mod)
+                if mod == "__main__" and isinstance(value, (types.FunctionType, type)):
+                    todo.append(value)
+    return names
+
+
+def _argument_modules(items: Any, mode: str) -> set[str]:
+    """Modules of the arguments' types (and of functions passed as arguments), one level into
+    lists, tuples, sets and dicts: an object of a local class needs its module too."""
+    top = [*items[0], *items[1].values()] if mode == "call" else list(items)
+    seen_types: set[type] = set()
+    names: set[str] = set()
+    for value in top:
+        inner = value.values() if isinstance(value, dict) else value if isinstance(
+            value, (list, tuple, set, frozenset)) else ()
+        for v in (value, *inner):
+            if isinstance(v, (types.FunctionType, type)):
+                names |= _referenced_modules(v)
+            elif type(v) not in seen_types:
+                seen_types.add(type(v))
+                names |= _referenced_modules(type(v))
+    return names
+
+
+def local_modules(func: Any, also: Iterable[str] = ()) -> list[str]:
+    """Modules reachable from *func* (and the modules *also* names) whose files are local code
+    not shipped in the env."""
     skip = _excluded_roots()
     editable = _editable_roots()
     found: list[str] = []
     seen: set[str] = set()
-    todo = list(_referenced_modules(func))
+    todo = [*_referenced_modules(func), *also]
     while todo:
         name = todo.pop()
         if name in seen or name == "__main__":
@@ -186,7 +227,7 @@ def build_payload(
     if not callable(func):
         raise RemoteError(f"{func!r} is not callable")
     carry_cloudpickle = check_compatible(manifest)
-    by_value = local_modules(func)
+    by_value = local_modules(func, _argument_modules(items, mode))
     if by_value:
         log.warning("pickling local modules by value: %s", ", ".join(by_value))
     registered = []
