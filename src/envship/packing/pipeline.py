@@ -131,6 +131,9 @@ def pack_snapshot(
 
         found_conda = plan_conda(snapshot, conda, salt)
         conda_owned = found_conda.owned_dists
+        if with_python:
+            log.info("--with-python: a conda env ships its own interpreter anyway (its "
+                     "python package is the python layer)")
     # a conda package's distribution comes with its package: a conda env is packed whole
     selection = select(snapshot, exclude=exclude, only=only, include=include,
                        whole=conda_owned)
