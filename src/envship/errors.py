@@ -14,6 +14,7 @@ __all__ = [
     "EnvNotFound",
     "EngineError",
     "RemoteError",
+    "RemoteTraceback",
 ]
 
 
@@ -47,3 +48,15 @@ class EngineError(EnvshipError):
 
 class RemoteError(EnvshipError):
     """A function could not be shipped to, or run inside, an env."""
+
+
+class RemoteTraceback(Exception):
+    """The traceback text of an exception raised inside an env by ``Env.run`` / ``Env.map``:
+    the ``__cause__`` of the exception re-raised here (not an envship failure itself)."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return f"\n\n{self.tb}"

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import cloudpickle
 
-from ..errors import RemoteError
+from ..errors import RemoteError, RemoteTraceback
 from ..packing.manifest import Manifest
 from .payload import Payload, build_payload, check_compatible, local_modules
 
@@ -28,17 +28,6 @@ __all__ = [
 
 T = TypeVar("T")
 RUNNER = Path(__file__).with_name("_runner.py")
-
-
-class RemoteTraceback(Exception):
-    """Carries the traceback text of an exception raised inside the env."""
-
-    def __init__(self, tb: str) -> None:
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return f"\n\n{self.tb}"
 
 
 def _view_command(env_uri: str, cache_dir: str | None) -> tuple[list[str], dict[str, str], Path]:
