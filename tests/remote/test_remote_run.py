@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -160,6 +161,18 @@ def test_editable_package_comes_from_the_code_layer(
     assert value == 42
     assert where.startswith(shipped_client.environ["ENVSHIP_CACHE"])
     assert str(shipped_client.project) not in where
+    # a script folder of the editable project is not part of its package: sent by value
+    scripts = shipped_client.project / "scripts"
+    scripts.mkdir(exist_ok=True)
+    (scripts / "tools.py").write_text("def triple(x):\n    return 3 * x\n")
+    job = _script(scripts, "import tools\nprint(json.dumps(env.run(tools.triple, 5)))\n",
+                  name="run_tools.py")
+    try:
+        proc = shipped_client.script(job, shipped_client.env_uri)
+    finally:
+        shutil.rmtree(scripts)  # the project is the session's: leave it as it was
+    assert proc.returncode == 0, proc.stderr
+    assert _last_json(proc.stdout) == 15 and "tools" in proc.stderr
 
 
 def test_lambda_closure_over_a_dataframe(shipped_client: ShippedClient, tmp_path: Path) -> None:

@@ -99,6 +99,20 @@ def _under(path: str, roots: Iterable[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
+def _in_editable_package(name: str, real: str, roots: Iterable[str]) -> bool:
+    """Is module *name* (file *real*) one an editable project installs, so in the env's code
+    layer: under the project, as a package or module at its root or in ``src/``? A script
+    folder of the project (``scripts/tools.py``) is not installed."""
+    top = name.partition(".")[0]
+    for root in roots:
+        if not _under(real, [root]):
+            continue
+        for base in (root, os.path.join(root, "src")):
+            if _under(real, [os.path.join(base, top)]) or real == os.path.join(base, top + ".py"):
+                return True
+    return False
+
+
 def _code_names(code: types.CodeType) -> set[str]:
     """Global names *code* uses, its nested functions, lambdas and comprehensions included."""
     names = set(code.co_names)
@@ -185,7 +199,7 @@ def local_modules(func: Any, also: Iterable[str] = ()) -> list[str]:
         if not file:
             continue
         real = os.path.realpath(file)
-        if _under(real, skip) or _under(real, editable):
+        if _under(real, skip) or _in_editable_package(name, real, editable):
             continue
         found.append(name)
         todo.extend(_referenced_modules(mod))
