@@ -129,11 +129,16 @@ def ship_result(
         log.warning("%s", exc)
         packed = pack(**pack_opts)
         result = store.publish(packed.manifest, packed.blobs, progress, provenance=provenance)
-    if shared is not None and packed.shareable:
+    # The team build cache learns what was built now, and what this machine built before
+    # for blobs the store lacked until this publish (a new store, or one a gc emptied).
+    sent = {lay.digest for lay in result.layers if lay.uploaded}
+    mappings = {**{fp: d for fp, d in packed.known_contents.items() if d in sent},
+                **packed.shareable}
+    if shared is not None and mappings:
         sizes = {lay.digest: lay for lay in packed.manifest.layers}
         store.record_builds({
             fp: Blob(d, sizes[d].size, sizes[d].files, None, sizes[d].unpacked or 0)
-            for fp, d in packed.shareable.items() if d in sizes
+            for fp, d in mappings.items() if d in sizes
         })
     tag_uri = _tag(store, tag, packed, result.env_id) if tag is not None else None
     env = Env(result.env_uri, packed.manifest, store.url, dict(store.storage_options))

@@ -175,6 +175,15 @@ def test_store_ls_missing_store_is_an_error_and_damaged_envs_are_listed(
     assert "does not exist" in one_line_error(envship("tag", str(tmp_path / "stor"), "dev"))
     assert "does not exist" in one_line_error(envship("store", "verify", str(tmp_path / "stor")))
     assert "not an envship store" in one_line_error(envship("store", "ls", str(tmp_path)))
+    # a first ship killed after its lease write leaves only that: still a store gc can clear
+    (tmp_path / "leased" / "leases").mkdir(parents=True)
+    (tmp_path / "leased" / "leases" / "x.json").write_text("{}")
+    for cmd in (("store", "ls"), ("store", "verify")):
+        done = envship(*cmd, str(tmp_path / "leased"))
+        assert done.returncode == 0, done.stderr
+    (tmp_path / "swept" / "sweeps").mkdir(parents=True)  # what a killed gc of it leaves
+    done = envship("gc", str(tmp_path / "swept"))
+    assert done.returncode == 0, done.stderr
     (tmp_path / "empty").mkdir()
     empty = envship("store", "ls", str(tmp_path / "empty"))
     assert empty.returncode == 0 and "no envs" in empty.stderr

@@ -17,12 +17,12 @@ from kits.storekit import FixtureEnv
 from kits.support import MotoServer
 
 
-def cli(*args: str, ok: bool = True, env: dict[str, str] | None = None, process: bool = False
-        ) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, ok: bool = True, env: dict[str, str] | None = None, process: bool = False,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """*process*: a process of its own (S3 clients: botocore reads its environment once)."""
     run = envship_process if process else envship
     proc = run(*args, env={"VIRTUAL_ENV": os.environ.get("VIRTUAL_ENV"), **(env or {})},
-               timeout=120)
+               timeout=120, cwd=cwd)
     if ok:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -94,9 +94,14 @@ def test_presign_and_ls_on_s3_with_endpoint_option(
         manifest = Manifest.from_json(resp.read(), presigned=True)
     assert manifest.env_id == env_id and all(lay.url for lay in manifest.layers)
 
-    # AWS_ENDPOINT_URL in the environment works as well as the storage option.
-    out = tmp_path / "env.presigned.json"
-    path = cli("presign", env_uri, "-o", str(out),
-               env={"AWS_ENDPOINT_URL": moto.endpoint}, process=True).stdout.strip()
+    # AWS_ENDPOINT_URL in the environment works as well as the storage option. -o names a
+    # directory (or the file name nodes know a presigned manifest by); the path is absolute.
+    out = tmp_path / f"{env_id}.presigned.json"
+    path = cli("presign", env_uri, "-o", ".", env={"AWS_ENDPOINT_URL": moto.endpoint},
+               process=True, cwd=tmp_path).stdout.strip()
     assert path == str(out)
     assert Manifest.from_json(out.read_bytes(), presigned=True).env_id == env_id
+    wrong = cli("presign", env_uri, "-o", str(tmp_path / "env.json"), ok=False, process=True,
+                env={"AWS_ENDPOINT_URL": moto.endpoint})
+    assert wrong.returncode == 1 and f"name the file {env_id}.presigned.json" in wrong.stderr
+    assert not (tmp_path / "env.json").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from envship.errors import StoreError
-from envship.store import Store, open_store
+from envship.store import Store, Timing, open_store
 from kits.storekit import FixtureEnv, env_from_blobs, make_blob, make_random_blob
 
 WORKER = str(Path(__file__).with_name("publish_worker.py"))
@@ -115,10 +115,18 @@ def test_publisher_killed_mid_upload_leaves_no_visible_env(
         bucket = url.removeprefix("s3://").split("/")[0]
         uploads = s3.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads", [])
         assert any(u["Key"].endswith(f"{deps.hex}.tar.gz") for u in uploads)
-        # gc aborts it once it is older than the grace period.
+        # While the publisher's lease is live, gc cannot tell it from a slow one still
+        # sending: the upload stays, even with no grace period.
+        store.timing = Timing(settle=0.0)
+        store.gc(grace=0)
+        left = s3.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads", [])
+        assert any(u["Key"].endswith(f"{deps.hex}.tar.gz") for u in left)
+        # Once that lease is stale, gc aborts it (older than the grace period).
+        store.timing = Timing(settle=0.0, lease_ttl=0.0, clock_skew=0.0)
         assert store.gc(grace=0).temp_removed >= 1
         left = s3.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads", [])
         assert not any(u["Key"].endswith(f"{deps.hex}.tar.gz") for u in left)
+        store.timing = Timing()
     else:
         assert any(".tmp-" in n for n in files)  # the killed copy stayed under a temp name
 

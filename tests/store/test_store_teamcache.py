@@ -100,3 +100,20 @@ def test_gc_forgets_the_mappings_of_the_blobs_it_deletes(
     result = handle.gc(grace=0)
     assert result.blobs_removed
     assert _entries(store) == {}
+
+
+def test_a_warm_machine_shipping_to_a_new_store_fills_its_team_cache(
+    first: tuple[Path, str], sample_env: SampleEnv, tmp_path: Path
+) -> None:
+    """Machine A built the layers shipping to one store; shipping (warm) to a second store,
+    or to one a gc emptied, must map them there too, or a colleague rebuilds everything."""
+    store, env_id = first
+    manifest = open_store(str(store)).read_manifest(env_id)
+    shared = {lay.digest for lay in manifest.layers if lay.kind in ("python", "conda", "dist")}
+    other = tmp_path / "other-store"
+    warm = ship_result(str(other), python=str(sample_env.python), cache_dir=tmp_path / "cache-a")
+    assert not any(warm.built.values())  # all from A's build cache
+    assert {e["digest"] for e in _entries(other).values()} == shared
+    fresh = ship_result(str(other), python=str(sample_env.python),
+                        cache_dir=tmp_path / "cache-d")
+    assert all(fresh.built[d] is False for d in shared)  # from the store, not rebuilt

@@ -38,6 +38,8 @@ FORMAT_VERSION = "envship.layer/4"
 
 # Where the shapes of layers stored by content are noted (see BuildCache.may_hold_contents).
 SHAPES = "shapes"
+# blob hex -> the content fingerprint it was stored under (what the team cache maps it from)
+CONTENTS = "contents"
 
 # Layers a team build cache maps (code layers change with every edit and weigh kilobytes).
 SHARED_KINDS = ("python", "conda", "dist")
@@ -170,20 +172,35 @@ class BuildCache:
             *FINGERPRINTS).is_dir()
 
     def store_by_content(self, cfp: str, plan: LayerPlan, blob: Blob) -> None:
-        """:meth:`store` under content fingerprint *cfp*, noting *plan*'s shape."""
+        """:meth:`store` under content fingerprint *cfp*, noting *plan*'s shape and, for the
+        blob, *cfp* (:meth:`content_of`)."""
         self.store(cfp, blob)
         try:
             folder = self.root / SHAPES
             folder.mkdir(parents=True, exist_ok=True)
             folder.joinpath(_shape(plan)).touch()
+            contents = self.root / CONTENTS
+            contents.mkdir(exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=contents)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(cfp)
+            os.replace(tmp, contents / blob.digest.partition(":")[2])
         except OSError as exc:
-            log.warning("cannot write build cache entry in %s: %s", self.root / SHAPES, exc)
+            log.warning("cannot write build cache entry in %s: %s", self.root, exc)
+
+    def content_of(self, digest: str) -> str | None:
+        """The content fingerprint *digest*'s blob was stored under here, if it was."""
+        try:
+            cfp = (self.root / CONTENTS / digest.partition(":")[2]).read_text().strip()
+        except OSError:
+            return None
+        return cfp if len(cfp) == 64 else None
 
     def sweep_temp(self, older_than: float = STALE_TEMP_SECONDS) -> int:
         """Remove ``.tmp-*`` leftovers of killed packs; returns how many went."""
         cutoff = time.time() - older_than
         removed = 0
-        for folder in (self.blob_dir, self.root.joinpath(*FINGERPRINTS)):
+        for folder in (self.blob_dir, self.root.joinpath(*FINGERPRINTS), self.root / CONTENTS):
             try:
                 names = [n for n in os.listdir(folder) if n.startswith(".tmp-")]
             except OSError:

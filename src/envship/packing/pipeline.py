@@ -51,6 +51,9 @@ class PackResult:
     env_prefix: str | None = None  # the packed environment's sys.prefix (None: a lock build)
     # content fingerprint -> blob digest, for the team build cache (layers it did not serve)
     shareable: Mapping[str, str] = field(default_factory=dict)
+    # the same for layers this machine's build cache served (built here earlier): worth
+    # recording where the store lacked the blob (a new store, or one a gc emptied)
+    known_contents: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def manifest_path(self) -> Path | None:
@@ -155,6 +158,13 @@ def pack_snapshot(
     by_content: dict[int, str] = {}
     reused: set[int] = set()
     found = _build(plans, cache, compiler, progress, by_content, reused, shared_cache)
+    known_contents: dict[str, str] = {}
+    if shared_cache is not None:  # shipping: what the team cache could learn from us
+        for i, (plan, (blob, now)) in enumerate(zip(plans, found, strict=True)):
+            if not now and i not in by_content and plan.kind in SHARED_KINDS:
+                cfp = cache.content_of(blob.digest)
+                if cfp is not None:
+                    known_contents[cfp] = blob.digest
     refs: list[LayerRef] = []
     layer_of: dict[str, str] = {}
     blobs: dict[str, Path | None] = {}
@@ -215,7 +225,7 @@ def pack_snapshot(
         schema=schema,
     )
     return PackResult(manifest, manifest.env_id, blobs, built, env_prefix=snapshot.prefix,
-                      shareable=shareable)
+                      shareable=shareable, known_contents=known_contents)
 
 
 def _build(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterable
 
-from ..node.formats import BLOBS
+from ..node.formats import BLOBS, blob_key
 from .io import Key, StoreIO, mtime_of
 
 __all__ = ["abort_stale_multipart", "still_old"]
@@ -23,8 +24,11 @@ def still_old(io: StoreIO, key: Key, cutoff: float) -> bool:
     return False
 
 
-def abort_stale_multipart(io: StoreIO, cutoff: float, dry_run: bool) -> int:
-    """S3: abort multipart uploads of blobs started before *cutoff* (killed publishers).
+def abort_stale_multipart(io: StoreIO, cutoff: float, dry_run: bool,
+                          leased: Iterable[str] = ()) -> int:
+    """S3: abort multipart uploads of blobs started before *cutoff* (killed publishers), but
+    never one of a blob a live publisher's lease names (*leased* digests): that upload is
+    still going on, whatever the grace period.
 
     They are invisible (never completed) but their parts cost storage until aborted.
     """
@@ -37,10 +41,11 @@ def abort_stale_multipart(io: StoreIO, cutoff: float, dry_run: bool) -> int:
     except Exception as exc:  # listing uploads may need a permission ship does not
         log.info("cannot list multipart uploads in %s: %s", io.url, io.location.scrub(str(exc)))
         return 0
+    live = {io.path(blob_key(d)).partition("/")[2] for d in leased}
     count = 0
     for upload in uploads.get("Uploads", []):
         started = mtime_of({"LastModified": upload.get("Initiated")})
-        if started is None or started >= cutoff:
+        if started is None or started >= cutoff or upload.get("Key") in live:
             continue
         count += 1
         if not dry_run:

@@ -318,7 +318,9 @@ def collect(
         from .teamcache import forget
 
         forget(io, set(removed))
-    aborted = abort_stale_multipart(io, cutoff, dry_run)
+    now = time.time()  # the leases as they are now: a ship may have started meanwhile
+    uploading = {d for lease in p.list_leases(io) if lease.live(timing, now) for d in lease.blobs}
+    aborted = abort_stale_multipart(io, cutoff, dry_run, uploading)
     freed = sum(candidates[d].size or 0 for d in removed)
     return GcResult(
         removed_envs, tuple(removed), freed, len(temps) + aborted, young, False,

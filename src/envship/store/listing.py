@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EnvshipError, StoreError
-from ..node.formats import BLOBS, ENVS, TAGS, env_key, env_name_id, parse_document, provenance_key
+from ..node.formats import (
+    BLOBS,
+    ENVS,
+    FINGERPRINTS,
+    LEASES,
+    SWEEPS,
+    TAGS,
+    env_key,
+    env_name_id,
+    parse_document,
+    provenance_key,
+)
 from .fetch import read_manifest
 from .io import Entry, StoreIO
 from .tags import list_tags
@@ -88,7 +99,10 @@ def check_store(io: StoreIO) -> None:
             "the first `envship ship` to it)"
         )
     envs, blobs, tags = ENVS[0], BLOBS[0], TAGS[0]
-    if found and not {envs, blobs, tags} & {e.name for e in found}:
+    # a first ship killed early leaves only its lease (a gc, its marker): still a store, and
+    # gc must be able to clear it
+    ours = {envs, blobs, tags, LEASES[0], SWEEPS[0], FINGERPRINTS[0]}
+    if found and not ours & {e.name for e in found}:
         raise StoreError(
             f"{io.url} is not an envship store (no {envs}/, {blobs}/ or {tags}/ in it); "
             "check the path or URL"

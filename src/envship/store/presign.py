@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,13 @@ def presign(io: StoreIO, env_id: str, *, expires: int = 3600, output: Path | Non
     )
     data = signed.to_json()
     if output is not None:
-        output = Path(output)
+        output = Path(os.path.abspath(Path(output).expanduser()))
+        name = presigned_key(env_id)[-1]  # nodes know a presigned manifest by this name
+        if output.is_dir():
+            output = output / name
+        elif output.name != name:
+            raise StoreError(f"-o {output}: name the file {name} (or give a directory): nodes "
+                             "recognise a presigned manifest by its name")
         output.parent.mkdir(parents=True, exist_ok=True)
         tmp = output.with_name(f".{output.name}.tmp")
         tmp.write_bytes(data)
