@@ -218,8 +218,9 @@ def locate_env(
         ids = store.env_ids()
         if len(ids) != 1:
             raise StoreError(
-                f"store {store.url} holds {len(ids)} envs: name one by env id, prefix or tag "
-                "(--env on the command line), or give an env URI"
+                f"store {store.url} holds {len(ids)} envs: give an env URI "
+                f"({store.url}/envs/<env-id>.json, or a tag's), or name one by env id, prefix "
+                "or tag where the command takes --env"
             )
         return store, ids[0]
     store = open_store(store_url, storage_options)

@@ -46,7 +46,7 @@ def test_locate_env_tells_a_store_from_an_env(tmp_path: Path, fixture_env: Fixtu
     assert located == dict.fromkeys(located, first)  # a store holding one env means that one
     other = make_env(tmp_path / "other", code="VALUE = 2\n")
     second = store.publish(other.manifest, other.blobs).env_id
-    with pytest.raises(StoreError, match="holds 2 envs: name one"):
+    with pytest.raises(StoreError, match="holds 2 envs: give an env URI"):
         locate_env(str(tmp_path / "store"))
     found, env_id = locate_env(str(tmp_path / "store"), second[:10])
     assert env_id == second and found.url == store.url
@@ -91,10 +91,12 @@ def test_presigned_env_downloads_without_credentials(
             data = resp.read()
         assert "sha256:" + hashlib.sha256(data).hexdigest() == layer.digest
 
-    out = tmp_path / "p" / "env.presigned.json"
+    out = tmp_path / "p" / f"{result.env_id}.presigned.json"  # the name nodes know it by
     written = store.presign(result.env_id, expires=60, output=out)
     assert written.url == str(out)
     assert json.loads(out.read_text())["layers"][0]["url"].startswith("http")
+    again = store.presign(result.env_id, expires=60, output=tmp_path / "p")  # a directory
+    assert again.url == str(out)
 
 
 def test_node_failures_reach_library_callers_as_envship_errors(

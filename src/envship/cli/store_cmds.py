@@ -281,7 +281,9 @@ def presign(
     ] = 3600,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", metavar="FILE", help="Write it here, not in the store."),
+        typer.Option("--output", "-o", metavar="PATH",
+                     help="Write it in this directory (or as this <env-id>.presigned.json), "
+                          "not in the store."),
     ] = None,
     storage_option: _StoreOpts = None,
 ) -> None:

@@ -94,10 +94,10 @@ def check_store(io: StoreIO) -> None:
         if io.call(lambda: io.fs.exists(bucket), f"looking for the bucket {bucket}"):
             return
     if found is None:
-        raise StoreError(
-            f"store {io.url} does not exist; check the path or URL (a store is created by "
-            "the first `envship ship` to it)"
-        )
+        made = ("the bucket must exist already: create it, then `envship ship` creates the "
+                "store in it" if io.caps.object_store else
+                "a store is created by the first `envship ship` to it")
+        raise StoreError(f"store {io.url} does not exist; check the path or URL ({made})")
     envs, blobs, tags = ENVS[0], BLOBS[0], TAGS[0]
     # a first ship killed early leaves only its lease (a gc, its marker): still a store, and
     # gc must be able to clear it

@@ -23,7 +23,7 @@ def check_tag_name(name: str) -> str:
     if not _TAG_RE.fullmatch(name) or name.endswith(".json"):
         raise StoreError(
             f"bad tag name {name!r}: use letters, digits, '.', '_' and '-' (not first), "
-            "at most 128 characters"
+            "at most 128 characters, not ending in '.json'"
         )
     return name
 
