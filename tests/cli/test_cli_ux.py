@@ -536,6 +536,12 @@ def test_diff_exits_like_diff1(bare_venv: Path, tmp_path: Path) -> None:
     differ = envship("diff", str(tmp_path / "a"), str(tmp_path / "b"))
     assert differ.returncode == 1 and "- pip" in differ.stdout, differ.stderr
     assert envship("diff", str(tmp_path / "a"), str(tmp_path / "b"), "--json").returncode == 1
+    # the same blobs, left out by another option: other env ids, so not "identical"
+    c = envship("pack", "-p", str(bare_venv), "--only", "setuptools,wheel", "-o",
+                str(tmp_path / "c"))
+    assert c.returncode == 0, c.stderr
+    other = envship("diff", str(tmp_path / "b"), str(tmp_path / "c"))
+    assert other.returncode == 1 and "excluded: differ" in other.stdout, other.stdout
     trouble = envship("diff", str(tmp_path / "a"), str(tmp_path / "missing"))
     assert "error:" in one_line_error(trouble, code=2)
 

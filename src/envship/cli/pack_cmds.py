@@ -252,6 +252,9 @@ def diff(
         for label, change in d.layers.items():
             if change != "same":
                 console.print(f"{label} layer: {change}", highlight=False)
+        for field in d.other:  # in the manifest (so the env id), not in any layer
+            console.print(f"{field.replace('_', ' ')}: differ (see `envship inspect`)",
+                          highlight=False)
         for blob in d.blobs_only_b:
             console.print(f"  new blob {short_id(blob.digest[7:])} {human_size(blob.size):>9}  "
                           f"{blob.label}", highlight=False)

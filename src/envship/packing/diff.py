@@ -30,6 +30,7 @@ class EnvDiff:
     python: tuple[str, str] | None  # (A, B) when the interpreter differs
     blobs_only_b: tuple[BlobRef, ...] = ()  # B's blobs that A does not have: what gets fetched
     blobs_only_a: tuple[BlobRef, ...] = ()
+    other: tuple[str, ...] = ()  # other manifest fields that differ: "excluded", "entry_points"
 
     @property
     def fetch_bytes(self) -> int:
@@ -39,7 +40,7 @@ class EnvDiff:
     @property
     def same(self) -> bool:
         return not (
-            self.added or self.removed or self.changed or self.python
+            self.added or self.removed or self.changed or self.python or self.other
             or any(v != "same" for v in self.layers.values())
         )
 
@@ -57,6 +58,7 @@ class EnvDiff:
             "blobs_only_in_b": [blob(b) for b in self.blobs_only_b],
             "blobs_only_in_a": [blob(b) for b in self.blobs_only_a],
             "fetch_bytes": self.fetch_bytes,
+            "other": list(self.other),
         }
 
 
@@ -111,4 +113,5 @@ def diff_manifests(a: Manifest, b: Manifest) -> EnvDiff:
     only_a = tuple(BlobRef(layer_label(lay), lay.digest, lay.size)
                    for lay in a.layers if lay.digest not in in_b)
     python = (_py(a), _py(b)) if _py(a) != _py(b) else None
-    return EnvDiff(added, removed, tuple(changed), layers, python, only_b, only_a)
+    other = tuple(f for f in ("excluded", "entry_points") if getattr(a, f) != getattr(b, f))
+    return EnvDiff(added, removed, tuple(changed), layers, python, only_b, only_a, other)
